@@ -1,0 +1,60 @@
+// Package item defines the unit of data that flows between pipeline stages.
+package item
+
+import (
+	"image"
+
+	"github.com/genpipe/genpipe/sdk"
+)
+
+// Item is one image (or one latent) with its metadata. Host stages work on
+// Image; model stages convert it to and from the tensor contract their plugin
+// declares at the boundary.
+type Item struct {
+	// Index is the item's position in the job's stream, fixed at its source
+	// and kept through every stage (also under --shard).
+	Index int
+	// Name is a stable identifier for output file names and resume: the
+	// source file's path relative to the load root without extension, or the
+	// zero-padded index for generated items.
+	Name string
+	// Source is the file the item was read from ("" for generated items);
+	// for idx files it is "file.idx#N".
+	Source string
+	// Label is the class label (-1: none).
+	Label int
+	// Seed is the seed of the stage currently processing the item, derived
+	// from (pipeline seed, stage id, item index).
+	Seed uint64
+	// Image holds the pixels; nil for a latent item.
+	Image image.Image
+	// Frames holds an animation (a sequence item); Image is then its last frame.
+	Frames []image.Image
+	// Latent holds a 1 x D latent with its Space set; nil for image items.
+	Latent *sdk.Tensor
+	// Prov records every stage that made or changed the item.
+	Prov []Step
+}
+
+// Step is one provenance record.
+type Step struct {
+	Stage   string `json:"stage"`
+	Kind    string `json:"kind"`
+	Plugin  string `json:"plugin,omitempty"`
+	Version string `json:"version,omitempty"`
+	SHA256  string `json:"sha256,omitempty"`
+	Preset  string `json:"preset,omitempty"`
+	Weights string `json:"weights,omitempty"`
+	Seed    uint64 `json:"seed,omitempty"`
+	// Params are the stage's effective parameters.
+	Params map[string]any `json:"params,omitempty"`
+}
+
+// With returns a copy of it with step appended to its provenance; the copy
+// does not share the provenance slice, so fan-out branches stay independent.
+func (it Item) With(step Step) Item {
+	prov := make([]Step, len(it.Prov), len(it.Prov)+1)
+	copy(prov, it.Prov)
+	it.Prov = append(prov, step)
+	return it
+}

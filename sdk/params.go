@@ -1,0 +1,305 @@
+package sdk
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Params holds validated parameter values by name. Values use these Go types:
+// String -> string, Int -> int, Float -> float64, Bool -> bool,
+// List -> []any, Object -> map[string]any.
+type Params map[string]any
+
+// String returns the string parameter name ("" if absent).
+func (p Params) String(name string) string { s, _ := p[name].(string); return s }
+
+// Int returns the int parameter name (0 if absent).
+func (p Params) Int(name string) int { i, _ := p[name].(int); return i }
+
+// Float returns the float parameter name; an int value is converted.
+func (p Params) Float(name string) float64 {
+	switch v := p[name].(type) {
+	case float64:
+		return v
+	case int:
+		return float64(v)
+	}
+	return 0
+}
+
+// Bool returns the bool parameter name (false if absent).
+func (p Params) Bool(name string) bool { b, _ := p[name].(bool); return b }
+
+// Ints returns the list-of-int parameter name (nil if absent or not ints).
+func (p Params) Ints(name string) []int {
+	l, _ := p[name].([]any)
+	var out []int
+	for _, v := range l {
+		i, ok := v.(int)
+		if !ok {
+			return nil
+		}
+		out = append(out, i)
+	}
+	return out
+}
+
+// ParamError is one problem with a parameter value. Path names the value
+// ("threshold", "ops[2].resize.width"); the host maps it to a file position.
+type ParamError struct {
+	Path string
+	Msg  string
+	// Hint is an optional suggestion, such as a "did you mean" name.
+	Hint string
+}
+
+func (e *ParamError) Error() string {
+	s := e.Path + ": " + e.Msg
+	if e.Path == "" {
+		s = e.Msg
+	}
+	if e.Hint != "" {
+		s += " (" + e.Hint + ")"
+	}
+	return s
+}
+
+// CheckParams validates values against specs and returns the values with
+// defaults filled in and numbers normalised to the declared types, together
+// with every problem found (not just the first). Unknown names are errors.
+// Path prefixes error paths (use "" at the top level).
+func CheckParams(specs []Param, values map[string]any, path string) (Params, []*ParamError) {
+	out := Params{}
+	var errs []*ParamError
+	known := map[string]*Param{}
+	for i := range specs {
+		known[specs[i].Name] = &specs[i]
+	}
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		sp, ok := known[k]
+		if !ok {
+			names := make([]string, 0, len(specs))
+			for _, s := range specs {
+				names = append(names, s.Name)
+			}
+			errs = append(errs, &ParamError{Path: join(path, k), Msg: fmt.Sprintf("unknown parameter %q", k), Hint: Suggest(k, names)})
+			continue
+		}
+		v, es := checkValue(sp, values[k], join(path, k))
+		errs = append(errs, es...)
+		if len(es) == 0 {
+			out[k] = v
+		}
+	}
+	for _, sp := range specs {
+		if _, ok := values[sp.Name]; ok {
+			continue
+		}
+		if sp.Required {
+			errs = append(errs, &ParamError{Path: join(path, sp.Name), Msg: fmt.Sprintf("missing required parameter %q (%s)", sp.Name, typeName(&sp))})
+			continue
+		}
+		if sp.Default != nil {
+			out[sp.Name] = sp.Default
+		}
+	}
+	return out, errs
+}
+
+func join(path, k string) string {
+	if path == "" {
+		return k
+	}
+	return path + "." + k
+}
+
+func typeName(sp *Param) string {
+	if sp.Type == List && sp.Elem != nil {
+		return "list of " + typeName(sp.Elem)
+	}
+	return string(sp.Type)
+}
+
+func describeValue(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "nothing"
+	case string:
+		return fmt.Sprintf("string %q", x)
+	case bool:
+		return fmt.Sprintf("bool %v", x)
+	case int, int64, float64:
+		return fmt.Sprintf("number %v", x)
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "a mapping"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+func checkValue(sp *Param, v any, path string) (any, []*ParamError) {
+	bad := func(format string, a ...any) (any, []*ParamError) {
+		return nil, []*ParamError{{Path: path, Msg: fmt.Sprintf(format, a...)}}
+	}
+	switch sp.Type {
+	case String:
+		s, ok := v.(string)
+		if !ok {
+			return bad("expected %s, got %s", typeName(sp), describeValue(v))
+		}
+		if len(sp.Enum) > 0 && !contains(sp.Enum, s) {
+			return nil, []*ParamError{{Path: path, Msg: fmt.Sprintf("%q is not one of %s", s, strings.Join(sp.Enum, ", ")), Hint: Suggest(s, sp.Enum)}}
+		}
+		return s, nil
+	case Bool:
+		b, ok := v.(bool)
+		if !ok {
+			return bad("expected bool, got %s", describeValue(v))
+		}
+		return b, nil
+	case Int, Float:
+		f, ok := number(v)
+		if !ok {
+			return bad("expected %s, got %s", sp.Type, describeValue(v))
+		}
+		if sp.Type == Int && f != math.Trunc(f) {
+			return bad("expected int, got %v", f)
+		}
+		if sp.Min != nil && f < *sp.Min || sp.Max != nil && f > *sp.Max {
+			return bad("%v is out of range %s", v, rangeText(sp))
+		}
+		if sp.Type == Int {
+			return int(f), nil
+		}
+		return f, nil
+	case List:
+		if s, ok := v.(string); ok && len(sp.Enum) > 0 {
+			if contains(sp.Enum, s) {
+				return s, nil
+			}
+			return nil, []*ParamError{{Path: path, Msg: fmt.Sprintf("%q is not a list nor one of %s", s, strings.Join(sp.Enum, ", ")), Hint: Suggest(s, sp.Enum)}}
+		}
+		l, ok := v.([]any)
+		if !ok {
+			l = []any{v} // a single value is a one-element list
+		}
+		if sp.Elem == nil {
+			return l, nil
+		}
+		out := make([]any, 0, len(l))
+		var errs []*ParamError
+		for i, e := range l {
+			ev, es := checkValue(sp.Elem, e, fmt.Sprintf("%s[%d]", path, i))
+			errs = append(errs, es...)
+			out = append(out, ev)
+		}
+		if len(errs) > 0 {
+			return nil, errs
+		}
+		return out, nil
+	case Object:
+		if v == nil {
+			v = map[string]any{}
+		}
+		if s, ok := v.(string); ok && sp.OneOf {
+			v = map[string]any{s: nil} // "- grayscale" means "- grayscale: {}"
+		}
+		m, ok := v.(map[string]any)
+		if !ok {
+			return bad("expected a mapping, got %s", describeValue(v))
+		}
+		if sp.OneOf {
+			if len(m) != 1 {
+				names := make([]string, 0, len(sp.Fields))
+				for _, f := range sp.Fields {
+					names = append(names, f.Name)
+				}
+				return bad("expected exactly one of %s, got %d keys", strings.Join(names, ", "), len(m))
+			}
+		}
+		out, errs := CheckParams(sp.Fields, m, path)
+		if len(errs) > 0 {
+			return nil, errs
+		}
+		return map[string]any(out), nil
+	}
+	return bad("parameter has unknown type %q", sp.Type)
+}
+
+func number(v any) (float64, bool) {
+	switch x := v.(type) {
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case float64:
+		return x, true
+	case float32:
+		return float64(x), true
+	}
+	return 0, false
+}
+
+func rangeText(sp *Param) string {
+	lo, hi := "-inf", "+inf"
+	if sp.Min != nil {
+		lo = strconv.FormatFloat(*sp.Min, 'g', -1, 64)
+	}
+	if sp.Max != nil {
+		hi = strconv.FormatFloat(*sp.Max, 'g', -1, 64)
+	}
+	return "[" + lo + ", " + hi + "]"
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Suggest returns `did you mean "x"?` for the candidate closest to s by edit
+// distance, or "" when none is close enough to be a plausible typo.
+func Suggest(s string, candidates []string) string {
+	best, bestD := "", 1<<30
+	for _, c := range candidates {
+		if d := editDistance(strings.ToLower(s), strings.ToLower(c)); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	if best == "" || bestD > max(2, len(s)/3) {
+		return ""
+	}
+	return fmt.Sprintf("did you mean %q?", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,123 @@
+package sdk
+
+import (
+	"context"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Plugin is the one interface every plugin implements. Describe is static;
+// Load prepares a model for one pipeline stage (one preset or weights file and
+// that stage's validated parameters). The returned model implements the
+// capability interfaces it supports; Serve checks that it has the one asked for.
+type Plugin interface {
+	Describe() Description
+	Load(ctx context.Context, req LoadRequest) (Model, error)
+}
+
+// Model is a loaded model. It implements some of [Encoder], [Generator],
+// [Translator] and [Denoiser], and optionally io.Closer to free resources when
+// the host unloads it.
+type Model any
+
+// LoadRequest asks a plugin to prepare a model for one stage.
+type LoadRequest struct {
+	// Capability is the stage kind the model will serve.
+	Capability Capability
+	// Preset names shipped weights; empty selects the default preset.
+	Preset string
+	// Weights is a path to a weights file; it overrides the preset's weights.
+	Weights string
+	// Params are the stage's parameters, validated against the capability's
+	// declared Params with defaults filled in.
+	Params Params
+	// Logger writes to the plugin's stderr; the host shows it with the
+	// plugin's name.
+	Logger hclog.Logger
+}
+
+// Batch is a batch of items crossing the boundary. Seeds and Labels, when set,
+// have one entry per item along Tensor's leading dimension.
+type Batch struct {
+	// Tensor holds images (NCHW, or NTCHW for frame sequences) or latents (ND).
+	*Tensor
+	// Seeds are per-item seeds derived by the host from (pipeline seed, stage
+	// id, item index): use them, not a batch-level RNG, so results do not
+	// depend on batch size or order.
+	Seeds []uint64
+	// Labels are per-item class labels (-1: none).
+	Labels []int
+}
+
+// GenerateRequest asks for one image per seed.
+type GenerateRequest struct {
+	Seeds []uint64
+	// Labels has one class per item for conditional models (nil otherwise).
+	Labels []int
+	// Latents, when non-nil, are decoded instead of sampling from the prior
+	// (N x D with Space set).
+	Latents *Tensor
+}
+
+// Encoder maps images to latents (N x D tensor with Space set).
+type Encoder interface {
+	Encode(ctx context.Context, in *Batch) (*Tensor, error)
+}
+
+// Generator makes images from noise, labels or latents.
+type Generator interface {
+	Generate(ctx context.Context, req GenerateRequest) (*Tensor, error)
+}
+
+// Translator maps images of one domain to another (pix2pix, CycleGAN, filters).
+type Translator interface {
+	Translate(ctx context.Context, in *Batch) (*Tensor, error)
+}
+
+// Denoiser removes noise from images.
+type Denoiser interface {
+	Denoise(ctx context.Context, in *Batch) (*Tensor, error)
+}
+
+// Trainer is implemented by plugins that can train a model. The host streams
+// data batches in and receives progress and weights back.
+type Trainer interface {
+	Train(ctx context.Context, s TrainSession) error
+}
+
+// TrainSession is the plugin's side of one training run.
+type TrainSession interface {
+	// Request is the training configuration.
+	Request() TrainRequest
+	// Next returns the next batch of training data; io.EOF when the host has
+	// no more (the end of the last epoch it was asked for).
+	Next(ctx context.Context) (*Batch, error)
+	// Report sends progress and metrics to the host.
+	Report(ev TrainEvent) error
+	// Save sends weights to the host: a checkpoint to resume from, or the
+	// final weights when final is true.
+	Save(weights []byte, final bool) error
+	// Logger writes to the plugin's stderr.
+	Logger() hclog.Logger
+}
+
+// TrainRequest configures a training run.
+type TrainRequest struct {
+	// Preset names the architecture/config preset to train (may be empty).
+	Preset string
+	// Params are the train capability's validated parameters.
+	Params Params
+	// Resume holds a checkpoint previously sent with Save (nil: start fresh).
+	Resume []byte
+}
+
+// TrainEvent reports training progress.
+type TrainEvent struct {
+	Epoch, Step int
+	// Total is the number of steps planned (0: unknown).
+	Total int
+	// Metrics are named scalars such as loss terms.
+	Metrics map[string]float64
+	// Message is free text (e.g. a warning about a NaN loss).
+	Message string
+}
