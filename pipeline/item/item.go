@@ -34,6 +34,9 @@ type Item struct {
 	Latent *sdk.Tensor
 	// Prov records every stage that made or changed the item.
 	Prov []Step
+	// Raw is what a source listed for the item before the heavy work of
+	// making it (e.g. a file entry still to decode on a worker); nil after.
+	Raw any
 }
 
 // Step is one provenance record.

@@ -22,7 +22,7 @@ func filter() sdk.Param {
 // and idx names the source (checked by [CheckLoad]).
 var LoadParam = sdk.Param{Name: "load", Type: sdk.Object, Doc: "read images from a folder, a list file, or MNIST-format idx files", Fields: []sdk.Param{
 	{Name: "dir", Type: sdk.String, Doc: "folder to read images from (relative to the pipeline file)"},
-	{Name: "glob", Type: sdk.String, Doc: "pattern matched against each file's path relative to dir; ** matches across folders", Default: "**"},
+	{Name: "glob", Type: sdk.String, Doc: "pattern matched against each file's path relative to dir; ** matches across folders; a pattern without / matches file names in any folder (only files with an image extension are read, hidden ones skipped)", Default: "**"},
 	{Name: "recursive", Type: sdk.Bool, Doc: "descend into sub-folders of dir", Default: true},
 	{Name: "list", Type: sdk.String, Doc: "file with one image path per line (relative to the list file); # starts a comment"},
 	{Name: "idx", Type: sdk.String, Doc: "MNIST-format idx image file (.idx or .idx.gz, e.g. t10k-images-idx3-ubyte.gz)"},
@@ -62,14 +62,14 @@ var PreprocessParam = sdk.Param{Name: "preprocess", Type: sdk.List, Doc: "image 
 		{Name: "type", Type: sdk.String, Doc: "gaussian: N(0, amount) on [0,1] pixels; salt_pepper: fraction amount of pixels set to black or white", Default: "gaussian", Enum: []string{"gaussian", "salt_pepper"}},
 		{Name: "amount", Type: sdk.Float, Doc: "standard deviation (gaussian) or fraction of pixels (salt_pepper)", Default: 0.1, Min: sdk.Bound(0), Max: sdk.Bound(1)}}},
 	{Name: "conform", Type: sdk.Object, Doc: "convert to the size and channels the consuming model declares", Fields: []sdk.Param{
-		{Name: "mode", Type: sdk.String, Doc: "how to reach the declared size", Default: "fill", Enum: []string{"resize", "fit", "fill"}}, filter()}},
+		{Name: "mode", Type: sdk.String, Doc: "how to reach the declared size: fill scales and crops, resize stretches, fit scales to fit and pads with black", Default: "fill", Enum: []string{"resize", "fit", "fill"}}, filter()}},
 }}}
 
 // SaveParam is the spec of a save stage's mapping.
 var SaveParam = sdk.Param{Name: "save", Type: sdk.Object, Doc: "write images (and optionally a grid and an animation) to a folder", Fields: []sdk.Param{
 	{Name: "dir", Type: sdk.String, Doc: "output folder (relative to the pipeline file)", Required: true},
 	{Name: "format", Type: sdk.String, Doc: "image file format", Default: "png", Enum: []string{"png", "jpeg", "gif"}},
-	{Name: "name", Type: sdk.String, Doc: "file-name template without extension: {name}, {index}, {index:05} (zero-padded), {label}, {stage}; may contain / for sub-folders", Default: "{name}"},
+	{Name: "name", Type: sdk.String, Doc: "file-name template without extension: {name}, {index}, {index:05} (zero-padded), {label} (none when unlabelled), {stage} (the stage that made the item); may contain / for sub-folders; items with frames are saved as animated .gif", Default: "{name}"},
 	{Name: "quality", Type: sdk.Int, Doc: "JPEG quality", Default: 95, Min: sdk.Bound(1), Max: sdk.Bound(100)},
 	{Name: "images", Type: sdk.Bool, Doc: "write one file per item (false: only the grid/animation)", Default: true},
 	{Name: "provenance", Type: sdk.String, Doc: "where to record how each image was made: sidecar (name.json), png (text chunk), none", Default: "sidecar", Enum: []string{"sidecar", "png", "none"}},

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/genpipe/genpipe/pipeline/plugins"
+	"github.com/genpipe/genpipe/sdk"
+	"github.com/spf13/cobra"
+)
+
+// newPluginCmd is the hidden command the host re-executes itself with to run
+// a built-in plugin in its own process.
+func newPluginCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:    "plugin",
+		Short:  "Internal: serve a built-in plugin",
+		Hidden: true,
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:  "serve NAME",
+		Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			factory, ok := plugins.Builtin(args[0])
+			if !ok {
+				return &exitError{exitInvalid, fmt.Errorf("plugin serve: no built-in plugin %q", args[0])}
+			}
+			sdk.Serve(factory())
+			return nil
+		},
+	})
+	return cmd
+}
+
+func protocolVersion() int { return int(sdk.Handshake.ProtocolVersion) }

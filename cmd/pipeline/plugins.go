@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/genpipe/genpipe/pipeline/plugins"
+	"github.com/genpipe/genpipe/sdk"
+	"github.com/spf13/cobra"
+)
+
+func newPluginsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "plugins",
+		Short: "List and describe the plugins pipeline can run",
+	}
+	cmd.AddCommand(newPluginsListCmd(), newPluginsDescribeCmd())
+	return cmd
+}
+
+func newPluginsListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List built-in and discovered plugins and where each comes from",
+		Long: `list shows every plugin: the built-ins compiled into pipeline and the
+executables named pipeline-plugin-NAME found in the directories of
+PIPELINE_PLUGIN_PATH, then ` + plugins.DefaultDir() + `.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := newManager(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			infos, err := m.List()
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tKIND\tLOCATION")
+			for _, i := range infos {
+				loc := i.Location
+				if i.Kind == plugins.KindBuiltin {
+					loc = "compiled in (" + loc + " " + strings.Join(i.Args, " ") + ")"
+				}
+				if i.Overrides {
+					loc += " (overrides the built-in)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", i.Name, i.Kind, loc)
+			}
+			tw.Flush()
+			fmt.Fprintf(cmd.OutOrStdout(), "\nsearch path: %s\n", strings.Join(m.Dirs(), ", "))
+			return nil
+		},
+	}
+}
+
+func newPluginsDescribeCmd() *cobra.Command {
+	var path, sha string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "describe NAME",
+		Short: "Show a plugin's capabilities, every parameter and its shipped presets",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := newManager(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			p, err := m.Open(context.Background(), plugins.Ref{Name: args[0], Path: path, SHA256: sha})
+			if err != nil {
+				return err
+			}
+			d := p.Description()
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(d)
+			}
+			info := p.Info()
+			writeDescription(cmd.OutOrStdout(), &d, fmt.Sprintf("%s (%s)", info.Location, info.Kind))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&path, "path", "", "describe the plugin executable at this path")
+	cmd.Flags().StringVar(&sha, "sha256", "", "refuse the executable unless its sha256 is this")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the description as JSON")
+	return cmd
+}
+
+// writeDescription renders a description for people; the same text is the
+// plugin reference in the docs.
+func writeDescription(w io.Writer, d *sdk.Description, from string) {
+	fmt.Fprintf(w, "%s %s\n", d.Name, d.Version)
+	if from != "" {
+		fmt.Fprintf(w, "  from: %s\n", from)
+	}
+	if d.Doc != "" {
+		fmt.Fprintf(w, "  %s\n", d.Doc)
+	}
+	if d.BatchSize > 0 {
+		fmt.Fprintf(w, "  preferred batch: %d\n", d.BatchSize)
+	}
+	for _, c := range d.Capabilities {
+		fmt.Fprintf(w, "\ncapability %s", c.Name)
+		if c.Doc != "" {
+			fmt.Fprintf(w, ": %s", c.Doc)
+		}
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  PARAMETER\tTYPE\tDEFAULT\tALLOWED\tDOC")
+		for _, p := range c.Params {
+			writeParam(tw, "  ", &p)
+		}
+		tw.Flush()
+	}
+	if len(d.Presets) > 0 {
+		fmt.Fprintln(w, "\npresets")
+	}
+	for _, p := range d.Presets {
+		def := ""
+		if p.Default {
+			def = " (default)"
+		}
+		caps := make([]string, len(p.Capabilities))
+		for i, c := range p.Capabilities {
+			caps[i] = string(c)
+		}
+		fmt.Fprintf(w, "  %s%s: %s\n", p.Name, def, strings.Join(caps, ", "))
+		if p.Doc != "" {
+			fmt.Fprintf(w, "    %s\n", p.Doc)
+		}
+		if p.Input != nil {
+			fmt.Fprintf(w, "    input:  %s\n", imageSpecText(p.Input, "any"))
+		}
+		if p.Output != nil {
+			fmt.Fprintf(w, "    output: %s\n", imageSpecText(p.Output, "same as input"))
+		}
+		if p.Latent != nil {
+			fmt.Fprintf(w, "    latent: %d values in space %q\n", p.Latent.Dim, p.Latent.Space)
+		}
+		if p.Classes > 0 {
+			fmt.Fprintf(w, "    labels: 0..%d\n", p.Classes-1)
+		}
+		if p.Weights != "" {
+			fmt.Fprintf(w, "    weights: %s\n", p.Weights)
+		}
+	}
+}
+
+func writeParam(w io.Writer, indent string, p *sdk.Param) {
+	def := ""
+	if p.Required {
+		def = "(required)"
+	} else if p.Default != nil {
+		def = fmt.Sprint(p.Default)
+	}
+	allowed := ""
+	switch {
+	case len(p.Enum) > 0:
+		allowed = strings.Join(p.Enum, "|")
+	case p.Min != nil || p.Max != nil:
+		lo, hi := "", ""
+		if p.Min != nil {
+			lo = fmt.Sprint(*p.Min)
+		}
+		if p.Max != nil {
+			hi = fmt.Sprint(*p.Max)
+		}
+		allowed = lo + ".." + hi
+	}
+	typ := string(p.Type)
+	if p.Type == sdk.List && p.Elem != nil {
+		typ = "list of " + string(p.Elem.Type)
+	}
+	fmt.Fprintf(w, "%s%s\t%s\t%s\t%s\t%s\n", indent, p.Name, typ, def, allowed, p.Doc)
+	for _, f := range p.Fields {
+		f := f
+		writeParam(w, indent+"  ", &f)
+	}
+}
+
+func imageSpecText(s *sdk.ImageSpec, zero string) string {
+	size := zero + " size"
+	if s.Width > 0 && s.Height > 0 {
+		size = fmt.Sprintf("%dx%d", s.Width, s.Height)
+	}
+	ch := zero + " channels"
+	if s.Channels > 0 {
+		ch = fmt.Sprintf("%d channel(s)", s.Channels)
+	}
+	dt := s.DType
+	if dt == 0 {
+		dt = sdk.Uint8
+	}
+	rng := "0..255"
+	if dt == sdk.Float32 {
+		rng = fmt.Sprintf("%g..%g", s.Min, s.Max)
+	}
+	return fmt.Sprintf("%s, %s, %s in %s", size, ch, dt, rng)
+}

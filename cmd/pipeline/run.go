@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/genpipe/genpipe/pipeline/job"
+	"github.com/genpipe/genpipe/pipeline/plan"
+	"github.com/genpipe/genpipe/pipeline/run"
+	"github.com/spf13/cobra"
+)
+
+type runFlags struct {
+	sets       []string
+	seed       uint64
+	onError    string
+	progress   string
+	overwrite  bool
+	shard      string
+	shardCount int
+}
+
+func newRunCmd() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run FILE",
+		Short: "Validate a pipeline, then stream its items through the stages",
+		Long: `run checks the pipeline exactly as validate does, then runs it. Outputs are
+written atomically; outputs that already exist are skipped, so rerunning an
+interrupted job resumes it (--overwrite rewrites them). Exit codes: 0 done,
+1 invalid pipeline or job error, 2 some items failed, 130 interrupted.
+
+Sharding: --shard I/N processes the items whose index modulo N is I, so N
+machines split one job. --shard-count N takes I from JOB_COMPLETION_INDEX
+(Kubernetes Indexed Jobs).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPipeline(cmd, args[0], &f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.sets, "set", nil, "override a stage parameter: STAGE.KEY=VALUE (repeatable)")
+	fl.Uint64Var(&f.seed, "seed", 0, "pipeline seed (default: the file's seed)")
+	fl.StringVar(&f.onError, "on-error", "stop", "what a failed item does: stop (end the job) or skip (report it and go on)")
+	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto (a bar on a terminal), bar, json (events on stdout), none")
+	fl.BoolVar(&f.overwrite, "overwrite", false, "rewrite outputs that already exist instead of skipping them")
+	fl.StringVar(&f.shard, "shard", "", "process only shard I of N: I/N with 0 <= I < N")
+	fl.IntVar(&f.shardCount, "shard-count", 0, "number of shards; the shard index comes from JOB_COMPLETION_INDEX")
+	return cmd
+}
+
+// parseShard reads --shard I/N or --shard-count N with JOB_COMPLETION_INDEX.
+func parseShard(shard string, count int, getenv func(string) string) (int, int, error) {
+	if shard != "" && count > 0 {
+		return 0, 0, errors.New("--shard and --shard-count exclude each other")
+	}
+	if count > 0 {
+		v := getenv("JOB_COMPLETION_INDEX")
+		i, err := strconv.Atoi(v)
+		if err != nil {
+			return 0, 0, fmt.Errorf("--shard-count %d needs JOB_COMPLETION_INDEX set to the shard index, got %q", count, v)
+		}
+		shard = fmt.Sprintf("%d/%d", i, count)
+	}
+	if shard == "" {
+		return 0, 1, nil
+	}
+	is, ns, ok := strings.Cut(shard, "/")
+	i, err1 := strconv.Atoi(is)
+	n, err2 := strconv.Atoi(ns)
+	if !ok || err1 != nil || err2 != nil || n < 1 || i < 0 || i >= n {
+		return 0, 0, fmt.Errorf("shard %q: expected I/N with 0 <= I < N, e.g. 0/4", shard)
+	}
+	return i, n, nil
+}
+
+func runPipeline(cmd *cobra.Command, file string, f *runFlags) error {
+	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	var policy run.Policy
+	switch f.onError {
+	case "stop":
+		policy = run.Stop
+	case "skip":
+		policy = run.Skip
+	default:
+		return &exitError{exitInvalid, fmt.Errorf("--on-error %q: expected stop or skip", f.onError)}
+	}
+	mode := f.progress
+	switch mode {
+	case "auto":
+		mode = "none"
+		if ff, ok := stderr.(*os.File); ok && isTerminal(ff) {
+			mode = "bar"
+		}
+	case "bar", "json", "none":
+	default:
+		return &exitError{exitInvalid, fmt.Errorf("--progress %q: expected auto, bar, json or none", f.progress)}
+	}
+	si, sn, err := parseShard(f.shard, f.shardCount, os.Getenv)
+	if err != nil {
+		return &exitError{exitInvalid, err}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m, err := newManager(stderr)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+
+	var seed *uint64
+	if cmd.Flags().Changed("seed") {
+		seed = &f.seed
+	}
+	p, errs := job.CheckFile(ctx, m, file, f.sets, seed)
+	if len(errs) > 0 {
+		printErrors(stderr, errs)
+		return &exitError{exitInvalid, fmt.Errorf("%s: %d problem(s); nothing was run", file, len(errs))}
+	}
+	sources, sinks := countEnds(p)
+	progressOut := stderr
+	if mode == "json" {
+		progressOut = stdout
+	}
+	pr := newProgress(mode, progressOut, sources, sinks)
+	start := time.Now()
+	res, err := job.Run(ctx, p, m, job.Options{
+		OnError:    policy,
+		Overwrite:  f.overwrite,
+		ShardIndex: si,
+		ShardCount: sn,
+		Progress:   pr.event,
+	})
+	pr.finish()
+	if err != nil && res == nil {
+		return &exitError{exitInvalid, err}
+	}
+	summarize(stderr, p, res, time.Since(start))
+	switch {
+	case err != nil:
+		return &exitError{exitInvalid, err}
+	case res.Interrupted:
+		return &exitError{exitInterrupted, errors.New("interrupted; rerun the same command to resume")}
+	case len(res.Failures) > 0:
+		return &exitError{exitItemsFailed, fmt.Errorf("%d item(s) failed", len(res.Failures))}
+	}
+	return nil
+}
+
+func countEnds(p *plan.Plan) (sources, sinks int) {
+	for _, n := range p.Nodes {
+		if len(n.Inputs) == 0 {
+			sources++
+		}
+		if n.Kind == "save" {
+			sinks++
+		}
+	}
+	return
+}
+
+// summarize prints what the job did and every failed item with its reason.
+func summarize(w io.Writer, p *plan.Plan, res *run.Result, took time.Duration) {
+	fmt.Fprintf(w, "%s: wrote %d, skipped %d already done, failed %d in %s\n",
+		p.Name, res.Written, res.Skipped, len(res.Failures), took.Round(time.Millisecond))
+	for _, f := range res.Failures {
+		fmt.Fprintf(w, "  failed: %s\n", indent(f.String()))
+	}
+	if res.Stopped {
+		fmt.Fprintln(w, "  stopped at the first failure (--on-error stop); rerun with --on-error skip to go on past failed items")
+	}
+}
+
+func indent(s string) string { return strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ") }

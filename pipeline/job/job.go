@@ -1,0 +1,174 @@
+// Package job turns a checked plan into a running job: it opens the plugins a
+// pipeline names, loads one model per model stage, wires host stages and model
+// stages to the executor, and closes everything when the job ends. It is the
+// one place that knows spec, plan, stages, plugins and run together.
+package job
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+
+	"github.com/genpipe/genpipe/pipeline/plan"
+	"github.com/genpipe/genpipe/pipeline/plugins"
+	"github.com/genpipe/genpipe/pipeline/run"
+	"github.com/genpipe/genpipe/pipeline/spec"
+	"github.com/genpipe/genpipe/sdk"
+)
+
+// Check parses and plans a pipeline file, returning every problem at once,
+// sorted by position. Plugins it starts to read their descriptions stay open
+// in m for a following Run; the caller closes m.
+func Check(ctx context.Context, m *plugins.Manager, file string, data []byte, overrides []string, seed *uint64) (*plan.Plan, spec.Errors) {
+	s, errs := spec.Parse(file, data, overrides)
+	if s == nil {
+		errs.Sort()
+		return nil, errs
+	}
+	p, perrs := plan.Build(ctx, s, Describer{M: m}, plan.Options{Seed: seed})
+	errs = append(errs, perrs...)
+	errs.Sort()
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return p, nil
+}
+
+// CheckFile reads file and calls Check; a file that cannot be read is
+// reported as an error at the file.
+func CheckFile(ctx context.Context, m *plugins.Manager, file string, overrides []string, seed *uint64) (*plan.Plan, spec.Errors) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, spec.Errors{spec.Errorf(spec.Pos{File: file}, "", "%v", err)}
+	}
+	return Check(ctx, m, file, data, overrides, seed)
+}
+
+// Describer adapts a plugin manager to the planner: describing a model starts
+// its plugin (once) and asks it.
+type Describer struct{ M *plugins.Manager }
+
+var _ plan.Describer = Describer{}
+
+// Describe starts (or reuses) the plugin and returns its description.
+func (d Describer) Describe(ctx context.Context, model, path, sha string) (*sdk.Description, error) {
+	p, err := d.M.Open(ctx, plugins.Ref{Name: model, Path: path, SHA256: sha})
+	if err != nil {
+		return nil, err
+	}
+	desc := p.Description()
+	return &desc, nil
+}
+
+// Known lists the names of every plugin the manager can find.
+func (d Describer) Known() []string {
+	infos, err := d.M.List()
+	if err != nil {
+		return nil
+	}
+	names := make([]string, 0, len(infos))
+	for _, i := range infos {
+		names = append(names, i.Name)
+	}
+	return names
+}
+
+// Options configure a job run.
+type Options struct {
+	// OnError is the error policy.
+	OnError run.Policy
+	// Overwrite rewrites existing outputs (default: skip them, i.e. resume).
+	Overwrite bool
+	// ShardIndex and ShardCount select a deterministic slice of the items.
+	ShardIndex, ShardCount int
+	// Progress receives executor events.
+	Progress func(run.Event)
+	// Workers sizes host stage worker pools (<= 0: the number of CPUs).
+	Workers int
+	// ModelWorkers is the number of batches in flight per model stage
+	// (<= 0: 2, so one batch crosses the boundary while another computes).
+	ModelWorkers int
+}
+
+// Run executes a plan. Models are loaded before any item moves, so a bad
+// weights file fails the job before it writes anything.
+func Run(ctx context.Context, p *plan.Plan, m *plugins.Manager, opt Options) (*run.Result, error) {
+	if opt.Workers <= 0 {
+		opt.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opt.ModelWorkers <= 0 {
+		opt.ModelWorkers = 2
+	}
+	b := &builder{plan: p, m: m, opt: opt, hashes: map[string]string{}}
+	nodes, err := b.build(ctx)
+	defer b.close()
+	if err != nil {
+		return nil, err
+	}
+	return run.Run(ctx, nodes, run.Options{
+		Seed:       p.Seed,
+		ShardIndex: opt.ShardIndex,
+		ShardCount: opt.ShardCount,
+		OnError:    opt.OnError,
+		Overwrite:  opt.Overwrite,
+		Progress:   opt.Progress,
+	})
+}
+
+type builder struct {
+	plan   *plan.Plan
+	m      *plugins.Manager
+	opt    Options
+	models []*plugins.Model
+
+	mu     sync.Mutex
+	hashes map[string]string // executable path -> sha256, for provenance
+}
+
+func (b *builder) close() {
+	for _, m := range b.models {
+		_ = m.Close()
+	}
+}
+
+func (b *builder) build(ctx context.Context) ([]*run.Node, error) {
+	byID := map[string]*run.Node{}
+	var nodes []*run.Node
+	for _, pn := range b.plan.Nodes {
+		n, err := b.node(ctx, pn)
+		if err != nil {
+			return nil, fmt.Errorf("stage %q: %w", pn.ID, err)
+		}
+		n.ID, n.Kind = pn.ID, string(pn.Kind)
+		for _, in := range pn.Inputs {
+			n.Inputs = append(n.Inputs, byID[in])
+		}
+		byID[pn.ID] = n
+		nodes = append(nodes, n)
+	}
+	return nodes, nil
+}
+
+// fileHash returns the sha256 of an executable, computed once per job.
+func (b *builder) fileHash(path string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if h, ok := b.hashes[path]; ok {
+		return h
+	}
+	h := ""
+	if f, err := os.Open(path); err == nil {
+		sum := sha256.New()
+		if _, err := io.Copy(sum, f); err == nil {
+			h = hex.EncodeToString(sum.Sum(nil))
+		}
+		f.Close()
+	}
+	b.hashes[path] = h
+	return h
+}

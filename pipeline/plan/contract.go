@@ -1,0 +1,294 @@
+package plan
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/genpipe/genpipe/pipeline/spec"
+	"github.com/genpipe/genpipe/pipeline/stages"
+	"github.com/genpipe/genpipe/sdk"
+)
+
+// contract checks what a stage receives against what it accepts and
+// computes what it emits. Stages are visited in topological order, so the
+// inputs' contracts are known; an unknown contract (a broken stage, or a
+// value only known at run time) is never reported as a mismatch.
+func (b *builder) contract(bn *bnode) {
+	if !bn.ok {
+		return
+	}
+	st, n := bn.st, bn.n
+	switch st.Kind {
+	case spec.Load:
+		n.Out.Image = &sdk.ImageSpec{DType: sdk.Uint8, Min: 0, Max: 255}
+	case spec.Save:
+		for i := range bn.inputs {
+			b.needImages(bn, i)
+		}
+	case spec.Preprocess:
+		for i := range bn.inputs {
+			b.needImages(bn, i)
+		}
+		ops, _ := n.Host.([]any)
+		var ambiguous bool
+		n.ConsumerInput, ambiguous = b.consumerInput(bn, ops)
+		errs := stages.CheckPreprocess(ops, n.ConsumerInput)
+		b.paramErrors(st, errs, false)
+		if len(errs) > 0 || ambiguous {
+			return // output unknown: no follow-on mismatch errors
+		}
+		n.Out.Image = stages.PreprocessOutput(ops, mergeImages(bn), n.ConsumerInput)
+	case spec.Encode, spec.Translate, spec.Denoise:
+		m := n.Model
+		var want *sdk.ImageSpec
+		if m.PresetSpec != nil {
+			want = m.PresetSpec.Input
+		}
+		for i := range bn.inputs {
+			if got := b.needImages(bn, i); got != nil && want != nil {
+				b.checkImage(bn, i, want, got)
+			}
+		}
+		if st.Kind == spec.Encode {
+			n.Out.Latent = &sdk.LatentSpec{}
+			if m.PresetSpec != nil && m.PresetSpec.Latent != nil {
+				*n.Out.Latent = *m.PresetSpec.Latent
+			}
+			return
+		}
+		// What the model receives: the input, with what the host can only
+		// learn at run time taken as what the model declares.
+		in := &sdk.ImageSpec{}
+		if merged := mergeImages(bn); merged != nil {
+			in = merged
+		}
+		if want != nil {
+			in.Channels = or(in.Channels, want.Channels)
+			in.Height = or(in.Height, want.Height)
+			in.Width = or(in.Width, want.Width)
+		}
+		n.Out.Image = outputImage(m, in)
+	case spec.Generate:
+		m := n.Model
+		if len(bn.inputs) > 0 {
+			b.latentInputs(bn)
+		}
+		n.Out.Image = outputImage(m, &sdk.ImageSpec{})
+	}
+}
+
+func or(a, b int) int {
+	if a != 0 {
+		return a
+	}
+	return b
+}
+
+// outputImage is a model stage's declared output with "0: same as the
+// input" filled in from in.
+func outputImage(m *ModelStage, in *sdk.ImageSpec) *sdk.ImageSpec {
+	out := &sdk.ImageSpec{}
+	if m.PresetSpec != nil && m.PresetSpec.Output != nil {
+		*out = *m.PresetSpec.Output
+	}
+	out.Channels = or(out.Channels, in.Channels)
+	out.Height = or(out.Height, in.Height)
+	out.Width = or(out.Width, in.Width)
+	return out
+}
+
+// stageText names a stage in contract messages, with its model and preset.
+func stageText(bn *bnode) string {
+	s := "stage " + bn.st.Name()
+	if m := bn.n.Model; m != nil && m.Model != "" {
+		s += fmt.Sprintf(" (model %q%s)", m.Model, presetText(m))
+	}
+	return s
+}
+
+// needImages returns input i's image contract; latents there are an error.
+// It returns nil when the input's contract is unknown or not images.
+func (b *builder) needImages(bn *bnode, i int) *sdk.ImageSpec {
+	in := bn.inputs[i]
+	if l := in.n.Out.Latent; l != nil {
+		hint := "decode them to images with a generate stage first"
+		b.errorf(bn.refs[i], hint, "%s needs images, got %s from %s", stageText(bn), latentText(l), in.st.Name())
+		return nil
+	}
+	return in.n.Out.Image
+}
+
+// checkImage compares a known input image contract with what a model
+// declares it accepts.
+func (b *builder) checkImage(bn *bnode, i int, want, got *sdk.ImageSpec) {
+	differs := func(w, g int) bool { return w > 0 && g > 0 && w != g }
+	sizeBad := differs(want.Width, got.Width) || differs(want.Height, got.Height)
+	chanBad := differs(want.Channels, got.Channels)
+	if !sizeBad && !chanBad {
+		return
+	}
+	in := bn.inputs[i]
+	var alt []string
+	if sizeBad && want.Width > 0 && want.Height > 0 {
+		alt = append(alt, fmt.Sprintf("- resize: {width: %d, height: %d}", want.Width, want.Height))
+	}
+	if chanBad && want.Channels == 1 {
+		alt = append(alt, "- grayscale")
+	}
+	fix := "- conform: {}"
+	if len(alt) > 0 {
+		fix += ", or " + strings.Join(alt, " and ")
+	}
+	hint := "add a preprocess stage before it with " + fix
+	if in.st.Kind == spec.Preprocess {
+		hint = fmt.Sprintf("end preprocess stage %s with %s", in.st.Name(), fix)
+	}
+	b.errorf(bn.refs[i], hint, "%s expects %s, got %s from %s", stageText(bn), imagesText(want), imagesText(got), in.st.Name())
+}
+
+// latentInputs checks generate's inputs: latents of the space its preset
+// decodes.
+func (b *builder) latentInputs(bn *bnode) {
+	m := bn.n.Model
+	for i, in := range bn.inputs {
+		out := in.n.Out
+		if out.Image != nil {
+			b.errorf(bn.refs[i], "set count: N to generate from noise, or encode the images first", "%s decodes latents, got %s from %s", stageText(bn), imagesText(out.Image), in.st.Name())
+			continue
+		}
+		got := out.Latent
+		if got == nil || m.PresetSpec == nil {
+			continue
+		}
+		want := m.PresetSpec.Latent
+		if want == nil {
+			b.errorf(bn.refs[i], "set count: N to generate from noise", "%s cannot decode latents: it declares no latent space", stageText(bn))
+			continue
+		}
+		hint := "encode and decode with the same model and preset"
+		switch {
+		case want.Space != "" && got.Space != "" && want.Space != got.Space:
+			b.errorf(bn.refs[i], hint, "%s decodes latent space %q, got %s from %s", stageText(bn), want.Space, latentText(got), in.st.Name())
+		case want.Dim > 0 && got.Dim > 0 && want.Dim != got.Dim:
+			b.errorf(bn.refs[i], hint, "%s decodes %d-dim latents, got %s from %s", stageText(bn), want.Dim, latentText(got), in.st.Name())
+		}
+	}
+}
+
+// consumerInput returns the image contract declared by the model stages
+// that read preprocess stage bn (nil when none declares one). Readers that
+// declare different contracts make conform ambiguous, which is reported at
+// the conform op.
+func (b *builder) consumerInput(bn *bnode, ops []any) (in *sdk.ImageSpec, ambiguous bool) {
+	var specs []*sdk.ImageSpec
+	var who []string
+	for _, r := range b.readers[bn] {
+		m := r.n.Model
+		if !r.ok || m == nil || m.PresetSpec == nil || m.PresetSpec.Input == nil || r.st.Kind == spec.Generate {
+			continue
+		}
+		in := m.PresetSpec.Input
+		if len(specs) == 0 || !sameShape(specs[0], in) {
+			specs = append(specs, in)
+			who = append(who, fmt.Sprintf("%s wants %s", r.st.Name(), imageText(in)))
+		}
+	}
+	if len(specs) == 0 {
+		return nil, false
+	}
+	if len(specs) > 1 {
+		for i, op := range ops {
+			if isOp(op, "conform") {
+				ambiguous = true
+				b.errorf(bn.st.KeyPos(fmt.Sprintf("[%d]", i)), "use one preprocess stage per consumer", "preprocess[%d].conform: the stages reading this one want different images (%s)", i, strings.Join(who, ", "))
+			}
+		}
+	}
+	return specs[0], ambiguous
+}
+
+func sameShape(a, b *sdk.ImageSpec) bool {
+	return a.Channels == b.Channels && a.Height == b.Height && a.Width == b.Width
+}
+
+func isOp(op any, name string) bool {
+	switch o := op.(type) {
+	case string:
+		return o == name
+	case map[string]any:
+		_, ok := o[name]
+		return ok
+	}
+	return false
+}
+
+// mergeImages is the image contract of all of bn's inputs together: a
+// dimension is known only when every input has the same known value. It is
+// nil when an input's contract is unknown or not images.
+func mergeImages(bn *bnode) *sdk.ImageSpec {
+	var out *sdk.ImageSpec
+	for _, in := range bn.inputs {
+		img := in.n.Out.Image
+		if img == nil {
+			return nil
+		}
+		if out == nil {
+			c := *img
+			out = &c
+			continue
+		}
+		if out.Channels != img.Channels {
+			out.Channels = 0
+		}
+		if out.Height != img.Height {
+			out.Height = 0
+		}
+		if out.Width != img.Width {
+			out.Width = 0
+		}
+	}
+	return out
+}
+
+// imageText describes an image contract: "3-channel 256x256", "28x28",
+// "1-channel", "?x64", or "any" when nothing is known.
+func imageText(s *sdk.ImageSpec) string {
+	var parts []string
+	if s.Channels > 0 {
+		parts = append(parts, fmt.Sprintf("%d-channel", s.Channels))
+	}
+	if s.Width > 0 || s.Height > 0 {
+		parts = append(parts, dimText(s.Width)+"x"+dimText(s.Height))
+	}
+	if len(parts) == 0 {
+		return "any"
+	}
+	return strings.Join(parts, " ")
+}
+
+// imagesText is imageText followed by "images" ("images" alone for any).
+func imagesText(s *sdk.ImageSpec) string {
+	if t := imageText(s); t != "any" {
+		return t + " images"
+	}
+	return "images"
+}
+
+func dimText(d int) string {
+	if d <= 0 {
+		return "?"
+	}
+	return strconv.Itoa(d)
+}
+
+func latentText(l *sdk.LatentSpec) string {
+	s := "latents"
+	if l.Dim > 0 {
+		s = fmt.Sprintf("%d-dim latents", l.Dim)
+	}
+	if l.Space != "" {
+		s += fmt.Sprintf(" of space %q", l.Space)
+	}
+	return s
+}

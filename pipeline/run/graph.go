@@ -1,0 +1,61 @@
+// Package run is the streaming executor: it moves items through a graph of
+// stages over bounded channels, batches model stages, runs host stages on a
+// worker pool, derives per-item seeds, applies the error policy, shards,
+// resumes, and reports progress. It knows stages only through the small
+// interfaces below, so host stages and plugin stages look the same to it.
+package run
+
+import (
+	"context"
+
+	"github.com/genpipe/genpipe/pipeline/item"
+)
+
+// Source emits the items a stage starts from (a folder listing, idx records,
+// or generate's count). Emitting must be cheap: heavy work (decoding, model
+// calls) belongs in the node's Mapper, which runs on workers. Items must be
+// emitted with increasing Index; emit blocks when downstream is full
+// (backpressure) and returns an error when the job is stopping.
+type Source interface {
+	Items(ctx context.Context, emit func(item.Item) error) error
+}
+
+// Mapper transforms a batch of items. It returns one output per input; errs,
+// when non-nil, has one entry per input and a non-nil entry marks that item
+// as failed (its output is ignored). Mappers are called concurrently.
+type Mapper interface {
+	Map(ctx context.Context, in []item.Item) (out []item.Item, errs []error)
+}
+
+// Sink consumes items (save). Write is called concurrently.
+type Sink interface {
+	// Done reports whether the item's outputs already exist, so a rerun
+	// skips it (unless the job overwrites).
+	Done(it item.Item) bool
+	// Write stores the item atomically.
+	Write(ctx context.Context, it item.Item) error
+	// Close finishes outputs that need every item (grids, animations).
+	Close() error
+}
+
+// Node is one stage of the graph.
+type Node struct {
+	// ID is the stage id from the pipeline file; it names the stage in
+	// errors and progress, and seeds its items.
+	ID string
+	// Kind is the stage kind (load, translate, ...), for progress and errors.
+	Kind string
+	// Inputs are the nodes whose items this node consumes (none for a source).
+	Inputs []*Node
+	// Source, when set, makes this a source node. Its items are then passed
+	// through Map (if set) on workers, e.g. enumerate files then decode.
+	Source Source
+	// Map transforms items (nil: pass through).
+	Map Mapper
+	// Sink, when set, consumes the items; a sink node has no outputs.
+	Sink Sink
+	// Batch is the number of items per Map call (<= 0: 1).
+	Batch int
+	// Workers is the number of concurrent Map calls (<= 0: 1).
+	Workers int
+}

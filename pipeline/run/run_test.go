@@ -1,0 +1,284 @@
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/genpipe/genpipe/pipeline/item"
+)
+
+// countSource emits n items; it records the peak number of items emitted but
+// not yet written, to check that memory is bounded by the channels.
+type countSource struct {
+	n       int
+	emitted atomic.Int64
+}
+
+func (s *countSource) Items(ctx context.Context, emit func(item.Item) error) error {
+	for i := 0; i < s.n; i++ {
+		if err := emit(item.Item{Index: i, Name: fmt.Sprintf("%05d", i), Label: -1}); err != nil {
+			return err
+		}
+		s.emitted.Add(1)
+	}
+	return nil
+}
+
+// seedMap records each item's seed as its label; failOn makes items fail.
+type seedMap struct {
+	failOn  map[int]bool
+	panicOn int
+}
+
+func (m *seedMap) Map(ctx context.Context, in []item.Item) ([]item.Item, []error) {
+	errs := make([]error, len(in))
+	out := make([]item.Item, len(in))
+	for i, it := range in {
+		if m.panicOn > 0 && it.Index == m.panicOn {
+			panic("boom")
+		}
+		if m.failOn[it.Index] {
+			errs[i] = fmt.Errorf("bad item %d", it.Index)
+		}
+		it.Name = fmt.Sprintf("%s-%x", it.Name, it.Seed)
+		out[i] = it
+	}
+	return out, errs
+}
+
+type memSink struct {
+	mu      sync.Mutex
+	written map[int]string
+	done    map[int]bool
+	closed  bool
+	src     *countSource
+	peak    int64
+}
+
+func newSink() *memSink { return &memSink{written: map[int]string{}, done: map[int]bool{}} }
+
+func (s *memSink) Done(it item.Item) bool { s.mu.Lock(); defer s.mu.Unlock(); return s.done[it.Index] }
+func (s *memSink) Write(ctx context.Context, it item.Item) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dup := s.written[it.Index]; dup {
+		return fmt.Errorf("item %d written twice", it.Index)
+	}
+	s.written[it.Index] = it.Name
+	if s.src != nil {
+		if inflight := s.src.emitted.Load() - int64(len(s.written)); inflight > s.peak {
+			s.peak = inflight
+		}
+	}
+	return nil
+}
+func (s *memSink) Close() error { s.closed = true; return nil }
+
+func chain(n int, m Mapper, sink Sink, batch, workers int) ([]*Node, *countSource) {
+	src := &countSource{n: n}
+	a := &Node{ID: "src", Kind: "load", Source: src, Workers: workers}
+	b := &Node{ID: "model", Kind: "translate", Inputs: []*Node{a}, Map: m, Batch: batch, Workers: workers}
+	c := &Node{ID: "out", Kind: "save", Inputs: []*Node{b}, Sink: sink, Workers: workers}
+	return []*Node{a, b, c}, src
+}
+
+func TestResultsIndependentOfBatchAndWorkers(t *testing.T) {
+	var ref map[int]string
+	for _, bw := range [][2]int{{1, 1}, {7, 2}, {16, 4}, {100, 3}} {
+		sink := newSink()
+		nodes, _ := chain(200, &seedMap{}, sink, bw[0], bw[1])
+		res, err := Run(context.Background(), nodes, Options{Seed: 42})
+		if err != nil || len(res.Failures) != 0 {
+			t.Fatalf("batch %d workers %d: err %v failures %v", bw[0], bw[1], err, res.Failures)
+		}
+		if len(sink.written) != 200 || !sink.closed || res.Written != 200 {
+			t.Fatalf("batch %d: wrote %d (res %d), closed %v", bw[0], len(sink.written), res.Written, sink.closed)
+		}
+		if ref == nil {
+			ref = sink.written
+			continue
+		}
+		for i, name := range ref {
+			if sink.written[i] != name {
+				t.Fatalf("batch %d workers %d: item %d is %q, want %q", bw[0], bw[1], i, sink.written[i], name)
+			}
+		}
+	}
+	if DeriveSeed(42, "model", 3) == DeriveSeed(42, "other", 3) || DeriveSeed(42, "model", 3) == DeriveSeed(43, "model", 3) {
+		t.Fatal("seeds must depend on stage id and pipeline seed")
+	}
+}
+
+func TestShardsPartitionTheJob(t *testing.T) {
+	seen := map[int]int{}
+	for i := 0; i < 3; i++ {
+		sink := newSink()
+		nodes, _ := chain(100, &seedMap{}, sink, 8, 2)
+		if _, err := Run(context.Background(), nodes, Options{ShardIndex: i, ShardCount: 3}); err != nil {
+			t.Fatal(err)
+		}
+		for idx := range sink.written {
+			seen[idx]++
+		}
+	}
+	for i := 0; i < 100; i++ {
+		if seen[i] != 1 {
+			t.Fatalf("item %d processed %d times across shards", i, seen[i])
+		}
+	}
+}
+
+func TestResumeSkipsDoneItems(t *testing.T) {
+	sink := newSink()
+	for i := 0; i < 50; i += 2 {
+		sink.done[i] = true
+	}
+	nodes, _ := chain(50, &seedMap{}, sink, 4, 2)
+	res, err := Run(context.Background(), nodes, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Skipped != 25 || res.Written != 25 {
+		t.Fatalf("skipped %d written %d, want 25 and 25", res.Skipped, res.Written)
+	}
+	sink2 := newSink()
+	sink2.done = sink.done
+	nodes, _ = chain(50, &seedMap{}, sink2, 4, 2)
+	if res, _ = Run(context.Background(), nodes, Options{Overwrite: true}); res.Written != 50 {
+		t.Fatalf("overwrite wrote %d, want 50", res.Written)
+	}
+}
+
+func TestErrorPolicies(t *testing.T) {
+	fail := map[int]bool{3: true, 17: true, 40: true}
+	sink := newSink()
+	nodes, _ := chain(60, &seedMap{failOn: fail, panicOn: 25}, sink, 1, 2)
+	res, err := Run(context.Background(), nodes, Options{OnError: Skip})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for _, f := range res.Failures {
+		got = append(got, f.Index)
+		if f.Stage != "model" {
+			t.Errorf("failure at stage %q, want model", f.Stage)
+		}
+	}
+	if fmt.Sprint(got) != "[3 17 25 40]" {
+		t.Fatalf("failures %v, want [3 17 25 40]", got)
+	}
+	if !strings.Contains(res.Failures[2].Err.Error(), "panic: boom") {
+		t.Errorf("panic not reported: %v", res.Failures[2].Err)
+	}
+	if len(sink.written) != 56 || !sink.closed {
+		t.Fatalf("skip policy wrote %d items (closed %v), want 56", len(sink.written), sink.closed)
+	}
+
+	sink = newSink()
+	nodes, _ = chain(1000, &seedMap{failOn: map[int]bool{5: true}}, sink, 1, 1)
+	res, err = Run(context.Background(), nodes, Options{OnError: Stop})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Stopped || len(res.Failures) != 1 || res.Failures[0].Index != 5 {
+		t.Fatalf("stop policy: stopped %v failures %v", res.Stopped, res.Failures)
+	}
+	if len(sink.written) >= 1000 || sink.closed {
+		t.Fatalf("stop policy went on: wrote %d, closed %v", len(sink.written), sink.closed)
+	}
+}
+
+func TestMemoryBoundedByChannels(t *testing.T) {
+	sink := newSink()
+	nodes, src := chain(20000, &seedMap{}, sink, 16, 2)
+	sink.src = src
+	if _, err := Run(context.Background(), nodes, Options{Buffer: 4}); err != nil {
+		t.Fatal(err)
+	}
+	// Channels of 4, batches of 16 on 2 workers, a few items per goroutine:
+	// far below the 20000 items of the job.
+	if sink.peak > 200 {
+		t.Fatalf("peak items in flight %d: the executor does not apply backpressure", sink.peak)
+	}
+}
+
+func TestFanOutAndFanIn(t *testing.T) {
+	srcA := &countSource{n: 10}
+	srcB := &countSource{n: 5}
+	a := &Node{ID: "a", Source: srcA}
+	b := &Node{ID: "b", Source: srcB}
+	m := &Node{ID: "m", Inputs: []*Node{a, b}, Map: &seedMap{}}
+	s2 := newSink()
+	// Items of the two sources share indices: collect into lists instead.
+	var mu sync.Mutex
+	var names []string
+	s1w := &funcSink{write: func(it item.Item) { mu.Lock(); names = append(names, it.Name); mu.Unlock() }}
+	n1 := &Node{ID: "s1", Inputs: []*Node{m}, Sink: s1w}
+	n2 := &Node{ID: "s2", Inputs: []*Node{a}, Sink: s2}
+	res, err := Run(context.Background(), []*Node{a, b, m, n1, n2}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 15 || len(s2.written) != 10 || res.Written != 25 {
+		t.Fatalf("fan-in got %d, fan-out got %d, written %d", len(names), len(s2.written), res.Written)
+	}
+}
+
+type funcSink struct{ write func(item.Item) }
+
+func (s *funcSink) Done(item.Item) bool                         { return false }
+func (s *funcSink) Write(_ context.Context, it item.Item) error { s.write(it); return nil }
+func (s *funcSink) Close() error                                { return nil }
+
+type blockingMap struct{ started chan struct{} }
+
+func (m *blockingMap) Map(ctx context.Context, in []item.Item) ([]item.Item, []error) {
+	select {
+	case m.started <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	errs := make([]error, len(in))
+	for i := range errs {
+		errs[i] = ctx.Err()
+	}
+	return in, errs
+}
+
+func TestCancellationStopsCleanly(t *testing.T) {
+	sink := newSink()
+	bm := &blockingMap{started: make(chan struct{}, 1)}
+	nodes, _ := chain(1000, bm, sink, 4, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-bm.started; cancel() }()
+	res, err := Run(ctx, nodes, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Interrupted || len(res.Failures) != 0 || sink.closed || len(sink.written) != 0 {
+		t.Fatalf("interrupted %v failures %d closed %v written %d", res.Interrupted, len(res.Failures), sink.closed, len(sink.written))
+	}
+}
+
+type errSource struct{}
+
+func (errSource) Items(ctx context.Context, emit func(item.Item) error) error {
+	if err := emit(item.Item{Index: 0}); err != nil {
+		return err
+	}
+	return errors.New("listing failed")
+}
+
+func TestSourceErrorEndsJob(t *testing.T) {
+	a := &Node{ID: "a", Source: errSource{}}
+	s := &Node{ID: "s", Inputs: []*Node{a}, Sink: newSink()}
+	_, err := Run(context.Background(), []*Node{a, s}, Options{})
+	if err == nil || !strings.Contains(err.Error(), `stage "a": listing failed`) {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,316 @@
+package run
+
+import (
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/genpipe/genpipe/pipeline/item"
+)
+
+// reachableSinks maps each node to the sinks downstream of it.
+func reachableSinks(nodes []*Node) map[*Node][]*Node {
+	consumers := map[*Node][]*Node{}
+	for _, n := range nodes {
+		for _, in := range n.Inputs {
+			consumers[in] = append(consumers[in], n)
+		}
+	}
+	memo := map[*Node][]*Node{}
+	var visit func(n *Node) []*Node
+	visit = func(n *Node) []*Node {
+		if s, ok := memo[n]; ok {
+			return s
+		}
+		var out []*Node
+		seen := map[*Node]bool{}
+		if n.Sink != nil {
+			out = append(out, n)
+		}
+		for _, c := range consumers[n] {
+			for _, s := range visit(c) {
+				if !seen[s] {
+					seen[s] = true
+					out = append(out, s)
+				}
+			}
+		}
+		memo[n] = out
+		return out
+	}
+	for _, n := range nodes {
+		visit(n)
+	}
+	return memo
+}
+
+// event updates the counters of n and reports an event.
+func (j *job) event(n *Node, typ string, it *item.Item, err error, total int) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	c := j.counts[n]
+	switch typ {
+	case "item":
+		c.Done++
+	case "fail":
+		c.Failed++
+	case "skip":
+		c.Skipped++
+	}
+	if j.progress == nil {
+		return
+	}
+	ev := *c
+	ev.Time = time.Now()
+	ev.Type = typ
+	ev.Total = total
+	if it != nil {
+		ev.Item = it.Name
+	}
+	if err != nil {
+		ev.Error = err.Error()
+	}
+	j.progress(ev)
+}
+
+// fail records a failed item and applies the error policy.
+func (j *job) fail(n *Node, it item.Item, err error) {
+	j.mu.Lock()
+	j.res.Failures = append(j.res.Failures, Failure{Stage: n.ID, Index: it.Index, Item: it.Name, Source: it.Source, Err: err})
+	if j.opt.OnError == Stop && !j.stopped {
+		j.stopped = true
+		j.cancel()
+	}
+	j.mu.Unlock()
+	j.event(n, "fail", &it, err, 0)
+}
+
+// send delivers it to every consumer channel; false when the job is stopping.
+func (j *job) send(outs []chan item.Item, it item.Item) bool {
+	for _, ch := range outs {
+		select {
+		case ch <- it:
+		case <-j.ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// source runs n's Source, applies shard and resume filters, and returns the
+// stream of items to process.
+func (j *job) source(n *Node, sinks []*Node) <-chan item.Item {
+	ch := make(chan item.Item, j.opt.Buffer)
+	go func() {
+		defer close(ch)
+		emitted := 0
+		err := n.Source.Items(j.ctx, func(it item.Item) error {
+			if j.ctx.Err() != nil {
+				return ErrStopped
+			}
+			if j.opt.ShardCount > 1 && it.Index%j.opt.ShardCount != j.opt.ShardIndex {
+				return nil
+			}
+			emitted++
+			if !j.opt.Overwrite && len(sinks) > 0 && allDone(sinks, it) {
+				j.mu.Lock()
+				j.res.Skipped++
+				j.mu.Unlock()
+				j.event(n, "skip", &it, nil, 0)
+				return nil
+			}
+			select {
+			case ch <- it:
+				return nil
+			case <-j.ctx.Done():
+				return ErrStopped
+			}
+		})
+		if err != nil && err != ErrStopped && j.ctx.Err() == nil {
+			j.mu.Lock()
+			j.sourceErr[n] = fmt.Errorf("stage %q: %w", n.ID, err)
+			j.stopped = true
+			j.mu.Unlock()
+			j.cancel()
+			return
+		}
+		j.event(n, "total", nil, nil, emitted)
+	}()
+	return ch
+}
+
+func allDone(sinks []*Node, it item.Item) bool {
+	for _, s := range sinks {
+		if !s.Sink.Done(it) {
+			return false
+		}
+	}
+	return true
+}
+
+// merge joins several input streams into one (fan-in).
+func (j *job) merge(ins []chan item.Item) <-chan item.Item {
+	if len(ins) == 1 {
+		return ins[0]
+	}
+	out := make(chan item.Item, j.opt.Buffer)
+	var wg sync.WaitGroup
+	for _, in := range ins {
+		in := in
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range in {
+				select {
+				case out <- it:
+				case <-j.ctx.Done():
+					for range in {
+					}
+					return
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(out) }()
+	return out
+}
+
+// process batches the stream, runs n.Map on workers and forwards results.
+func (j *job) process(n *Node, in <-chan item.Item, outs []chan item.Item) {
+	batch := max(n.Batch, 1)
+	workers := max(n.Workers, 1)
+	batches := make(chan []item.Item, workers)
+	go func() {
+		defer close(batches)
+		var cur []item.Item
+		for it := range in {
+			if j.ctx.Err() != nil {
+				continue // drain so producers can finish
+			}
+			it.Seed = DeriveSeed(j.opt.Seed, n.ID, it.Index)
+			cur = append(cur, it)
+			if len(cur) == batch {
+				batches <- cur
+				cur = nil
+			}
+		}
+		if len(cur) > 0 && j.ctx.Err() == nil {
+			batches <- cur
+		}
+	}()
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range batches {
+				if j.ctx.Err() != nil {
+					continue
+				}
+				out, errs := j.callMap(n, b)
+				// Errors that arrive after the job began stopping come from
+				// the cancellation, not from the items: drop them.
+				stopping := j.ctx.Err() != nil
+				for i, it := range b {
+					if stopping {
+						break
+					}
+					if errs[i] != nil {
+						j.fail(n, it, errs[i])
+						continue
+					}
+					o := out[i]
+					j.event(n, "item", &o, nil, 0)
+					if !j.send(outs, o) {
+						break
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	j.event(n, "stage-done", nil, nil, 0)
+}
+
+// callMap runs n.Map, turning a panic or a malformed answer into item errors.
+func (j *job) callMap(n *Node, b []item.Item) (out []item.Item, errs []error) {
+	errs = make([]error, len(b))
+	if n.Map == nil {
+		return b, errs
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err := fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+			out = nil
+			for i := range errs {
+				errs[i] = err
+			}
+		}
+	}()
+	o, e := n.Map.Map(j.ctx, b)
+	if e != nil && len(e) != len(b) {
+		err := fmt.Errorf("internal error: %d errors for %d items", len(e), len(b))
+		for i := range errs {
+			errs[i] = err
+		}
+		return nil, errs
+	}
+	copy(errs, e)
+	if len(o) != len(b) {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = fmt.Errorf("internal error: %d outputs for %d items", len(o), len(b))
+			}
+		}
+		return nil, errs
+	}
+	return o, errs
+}
+
+// sink writes items with a worker per CPU-bound share of the machine.
+func (j *job) sink(n *Node, in <-chan item.Item) {
+	workers := max(n.Workers, 1)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for it := range in {
+				if j.ctx.Err() != nil {
+					continue
+				}
+				it.Seed = DeriveSeed(j.opt.Seed, n.ID, it.Index)
+				if !j.opt.Overwrite && n.Sink.Done(it) {
+					j.mu.Lock()
+					j.res.Skipped++
+					j.mu.Unlock()
+					j.event(n, "skip", &it, nil, 0)
+					continue
+				}
+				if err := j.write(n, it); err != nil {
+					if j.ctx.Err() != nil {
+						continue
+					}
+					j.fail(n, it, err)
+					continue
+				}
+				j.mu.Lock()
+				j.res.Written++
+				j.mu.Unlock()
+				j.event(n, "item", &it, nil, 0)
+			}
+		}()
+	}
+	wg.Wait()
+	j.event(n, "stage-done", nil, nil, 0)
+}
+
+func (j *job) write(n *Node, it item.Item) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return n.Sink.Write(j.ctx, it)
+}

@@ -1,0 +1,489 @@
+package stages
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/genpipe/genpipe/pipeline/item"
+	"github.com/genpipe/genpipe/sdk"
+)
+
+// Entry is one image found by a [Loader], before it is decoded.
+type Entry struct {
+	// Index is the position in the load order, from 0.
+	Index int
+	// Name identifies the image in output file names:
+	//   - dir: the path relative to dir, slash-separated, without extension
+	//     ("cats/tom"); when two files of one folder share a stem (a.png,
+	//     a.jpg), the later ones keep their extension ("cats/a.png").
+	//   - list: the path as listed, cleaned and without extension; leading
+	//     "/" and "../" are dropped so the name stays inside a save dir.
+	//   - idx: the record number, zero-padded to at least 5 digits ("00042").
+	Name string
+	// Source is the file to read (the pipeline file's folder joined with the
+	// configured path); for idx records it is "file#N".
+	Source string
+	// Label is the class label, -1 for none.
+	Label int
+	// Pixels holds an idx record's gray pixels (Width x Height, row-major);
+	// nil for files, which are read by [Loader.Decode].
+	Pixels        []byte
+	Width, Height int
+}
+
+// Loader enumerates and decodes the images of one load stage.
+type Loader struct {
+	mode      string // "dir", "list" or "idx"
+	root      string // resolved dir, list file or idx file
+	labelPath string // resolved idx_labels file
+	glob      *glob
+	recursive bool
+	labels    string
+	limit     int
+	maxPixels int
+	classes   []string
+	classIdx  map[string]int
+	rows      int // idx only
+	cols      int
+	count     int
+}
+
+// CheckLoad checks the rules between fields that sdk.CheckParams cannot
+// express. params are the values CheckParams returned for [LoadParam]
+// (defaults filled in). Error paths are field names relative to the stage
+// mapping ("" for the mapping itself).
+func CheckLoad(params map[string]any) []*sdk.ParamError {
+	p := sdk.Params(params)
+	var errs []*sdk.ParamError
+	add := func(path, format string, a ...any) *sdk.ParamError {
+		e := &sdk.ParamError{Path: path, Msg: fmt.Sprintf(format, a...)}
+		errs = append(errs, e)
+		return e
+	}
+	var given []string
+	for _, k := range []string{"dir", "list", "idx"} {
+		if p.String(k) != "" {
+			given = append(given, k)
+		}
+	}
+	switch len(given) {
+	case 0:
+		add("", "one of dir, list or idx is required")
+	case 1:
+	default:
+		add(given[1], "%s and %s are both given; a load reads from exactly one of dir, list or idx", given[0], given[1])
+	}
+	labels := p.String("labels")
+	switch labels {
+	case "idx":
+		if p.String("idx_labels") == "" {
+			add("labels", "labels: idx needs idx_labels (the idx label file)")
+		}
+	case "folders":
+		if p.String("dir") == "" {
+			add("labels", "labels: folders needs dir (labels are its sub-folder names)")
+		} else if b, ok := params["recursive"].(bool); ok && !b {
+			add("recursive", "labels: folders needs recursive: true (the images are in sub-folders)")
+		}
+	}
+	if p.String("idx_labels") != "" {
+		if p.String("idx") == "" {
+			add("idx_labels", "idx_labels is given without idx")
+		} else if labels != "idx" {
+			e := add("idx_labels", "idx_labels is given but labels is %q", labels)
+			e.Hint = "set labels: idx"
+		}
+	}
+	if g, ok := params["glob"].(string); ok && p.String("dir") != "" {
+		if _, err := compileGlob(g); err != nil {
+			add("glob", "%v", err)
+		}
+	}
+	return errs
+}
+
+// NewLoader prepares a load stage from its validated params; relative paths
+// resolve against baseDir (the pipeline file's folder). It checks that the
+// source exists and, for idx, reads the headers (cheap); it reads no image.
+func NewLoader(params map[string]any, baseDir string) (*Loader, error) {
+	if errs := CheckLoad(params); len(errs) > 0 {
+		return nil, fmt.Errorf("load: %w", joinParamErrors(errs))
+	}
+	p := sdk.Params(params)
+	resolve := func(s string) string {
+		if s == "" || filepath.IsAbs(s) {
+			return s
+		}
+		return filepath.Join(baseDir, filepath.FromSlash(s))
+	}
+	l := &Loader{
+		recursive: true,
+		labels:    p.String("labels"),
+		limit:     p.Int("limit"),
+		maxPixels: p.Int("max_pixels"),
+	}
+	if b, ok := params["recursive"].(bool); ok {
+		l.recursive = b
+	}
+	if l.labels == "" {
+		l.labels = "none"
+	}
+	switch {
+	case p.String("dir") != "":
+		l.mode, l.root = "dir", resolve(p.String("dir"))
+		g := p.String("glob")
+		if g == "" {
+			g = "**"
+		}
+		var err error
+		if l.glob, err = compileGlob(g); err != nil {
+			return nil, fmt.Errorf("load: glob: %w", err)
+		}
+		st, err := os.Stat(l.root)
+		if err != nil {
+			return nil, fmt.Errorf("load: dir %s: %w", l.root, unwrapPath(err))
+		}
+		if !st.IsDir() {
+			return nil, fmt.Errorf("load: dir %s is a file, not a folder", l.root)
+		}
+		if l.labels == "folders" {
+			if err := l.readClasses(); err != nil {
+				return nil, err
+			}
+		}
+	case p.String("list") != "":
+		l.mode, l.root = "list", resolve(p.String("list"))
+		st, err := os.Stat(l.root)
+		if err != nil {
+			return nil, fmt.Errorf("load: list %s: %w", l.root, unwrapPath(err))
+		}
+		if st.IsDir() {
+			return nil, fmt.Errorf("load: list %s is a folder, expected a file with one path per line", l.root)
+		}
+	default:
+		l.mode, l.root = "idx", resolve(p.String("idx"))
+		if l.labels == "idx" {
+			l.labelPath = resolve(p.String("idx_labels"))
+		}
+		if err := l.readIdxHeaders(); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+func joinParamErrors(errs []*sdk.ParamError) error {
+	es := make([]error, len(errs))
+	for i, e := range errs {
+		es[i] = e
+	}
+	return errors.Join(es...)
+}
+
+// readClasses numbers dir's sub-folders (sorted, hidden ones skipped) from 0.
+func (l *Loader) readClasses() error {
+	ents, err := os.ReadDir(l.root)
+	if err != nil {
+		return fmt.Errorf("load: dir %s: %w", l.root, unwrapPath(err))
+	}
+	l.classIdx = map[string]int{}
+	for _, e := range ents {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			l.classIdx[e.Name()] = len(l.classes)
+			l.classes = append(l.classes, e.Name())
+		}
+	}
+	if len(l.classes) == 0 {
+		return fmt.Errorf("load: dir %s has no sub-folders to take labels from (labels: folders)", l.root)
+	}
+	return nil
+}
+
+func (l *Loader) readIdxHeaders() error {
+	img, err := openIdx(l.root, 3)
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	img.Close()
+	l.count, l.rows, l.cols = img.dims[0], img.dims[1], img.dims[2]
+	if l.rows == 0 || l.cols == 0 {
+		return fmt.Errorf("load: idx file %s: images are %dx%d, expected at least 1x1", l.root, l.cols, l.rows)
+	}
+	if px := l.rows * l.cols; l.maxPixels > 0 && px > l.maxPixels {
+		return fmt.Errorf("load: idx file %s: %dx%d is %d pixels, more than max_pixels %d", l.root, l.cols, l.rows, px, l.maxPixels)
+	}
+	if l.labelPath == "" {
+		return nil
+	}
+	lab, err := openIdx(l.labelPath, 1)
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	lab.Close()
+	if lab.dims[0] != l.count {
+		return fmt.Errorf("load: idx file %s has %d labels, but %s has %d images", l.labelPath, lab.dims[0], l.root, l.count)
+	}
+	return nil
+}
+
+// Classes returns the class names of labels: folders, label i being
+// Classes()[i]; nil for other label sources.
+func (l *Loader) Classes() []string { return l.classes }
+
+// Output is the image spec the load produces as far as it is known before
+// reading: 8-bit pixels; for idx also one channel and the record size.
+func (l *Loader) Output() *sdk.ImageSpec {
+	s := &sdk.ImageSpec{DType: sdk.Uint8, Min: 0, Max: 255}
+	if l.mode == "idx" {
+		s.Channels, s.Height, s.Width = 1, l.rows, l.cols
+	}
+	return s
+}
+
+// errLimit stops a walk when limit entries were produced.
+var errLimit = errors.New("limit reached")
+
+// Enumerate calls fn for each image in load order (sorted walk of dir, list
+// file order, idx record order), stopping after limit entries, at the first
+// error fn returns (which Enumerate returns unchanged) or when ctx is done.
+// It never decodes an image, and it holds at most one folder listing, one
+// list line or one idx record at a time.
+func (l *Loader) Enumerate(ctx context.Context, fn func(Entry) error) error {
+	n := 0
+	emit := func(e Entry) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		e.Index = n
+		n++
+		if err := fn(e); err != nil {
+			return err
+		}
+		if l.limit > 0 && n >= l.limit {
+			return errLimit
+		}
+		return nil
+	}
+	var err error
+	switch l.mode {
+	case "dir":
+		err = l.walkDir(emit)
+	case "list":
+		err = l.readList(emit)
+	case "idx":
+		err = l.readIdx(emit)
+	}
+	if err == errLimit {
+		return nil
+	}
+	return err
+}
+
+func (l *Loader) walkDir(emit func(Entry) error) error {
+	// stems holds the stems used per folder, for the folders on the path to
+	// the current one only (WalkDir may come back to a folder after one of
+	// its sub-folders), so it stays as small as the folder depth.
+	stems := map[string]map[string]bool{}
+	return filepath.WalkDir(l.root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, errLimit) {
+				return err
+			}
+			return fmt.Errorf("load: %s: %w", p, unwrapPath(err))
+		}
+		if p == l.root {
+			return nil
+		}
+		hidden := strings.HasPrefix(d.Name(), ".")
+		if d.IsDir() {
+			if hidden || !l.recursive {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if hidden || !isImageFile(d.Name()) {
+			return nil
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
+				return nil
+			}
+		} else if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(l.root, p)
+		if err != nil {
+			return fmt.Errorf("load: %s: %w", p, err)
+		}
+		rel = filepath.ToSlash(rel)
+		if !l.glob.match(rel) {
+			return nil
+		}
+		dir, file := path.Split(rel)
+		stem := strings.TrimSuffix(file, path.Ext(file))
+		for k := range stems {
+			if !strings.HasPrefix(dir, k) { // a finished folder
+				delete(stems, k)
+			}
+		}
+		used := stems[dir]
+		if used == nil {
+			used = map[string]bool{}
+			stems[dir] = used
+		}
+		name := dir + stem
+		if used[stem] {
+			name = rel
+		}
+		used[stem] = true
+		label := -1
+		if l.labels == "folders" {
+			if i := strings.IndexByte(rel, '/'); i > 0 {
+				if c, ok := l.classIdx[rel[:i]]; ok {
+					label = c
+				}
+			}
+		}
+		return emit(Entry{Name: name, Source: p, Label: label})
+	})
+}
+
+func (l *Loader) readList(emit func(Entry) error) error {
+	f, err := os.Open(l.root)
+	if err != nil {
+		return fmt.Errorf("load: list %s: %w", l.root, unwrapPath(err))
+	}
+	defer f.Close()
+	base := filepath.Dir(l.root)
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		s := listEntry(sc.Text())
+		if s == "" {
+			continue
+		}
+		src := filepath.FromSlash(s)
+		if !filepath.IsAbs(src) {
+			src = filepath.Join(base, src)
+		}
+		if err := emit(Entry{Name: listName(s), Source: src, Label: -1}); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("load: list %s: line %d: %w", l.root, line+1, err)
+	}
+	return nil
+}
+
+// listEntry strips a list line of blanks and of a comment: a "#" at the
+// start of the line or after a blank (so "a#1.png" is still a file name).
+func listEntry(s string) string {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, "#") {
+		return ""
+	}
+	for i := 1; i < len(s); i++ {
+		if s[i] == '#' && (s[i-1] == ' ' || s[i-1] == '\t') {
+			s = strings.TrimSpace(s[:i])
+			break
+		}
+	}
+	return s
+}
+
+// listName is the entry's name: the listed path, cleaned, slash-separated,
+// without extension, with leading "/" and "../" dropped.
+func listName(s string) string {
+	s = path.Clean(filepath.ToSlash(s))
+	if v := filepath.VolumeName(s); v != "" {
+		s = s[len(v):]
+	}
+	for {
+		switch {
+		case strings.HasPrefix(s, "/"):
+			s = s[1:]
+		case strings.HasPrefix(s, "../"):
+			s = s[3:]
+		default:
+			return strings.TrimSuffix(s, path.Ext(s))
+		}
+	}
+}
+
+func (l *Loader) readIdx(emit func(Entry) error) error {
+	img, err := openIdx(l.root, 3)
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	defer img.Close()
+	var lab *idxFile
+	if l.labelPath != "" {
+		if lab, err = openIdx(l.labelPath, 1); err != nil {
+			return fmt.Errorf("load: %w", err)
+		}
+		defer lab.Close()
+	}
+	rows, cols := img.dims[1], img.dims[2]
+	width := max(5, len(fmt.Sprint(img.dims[0]-1)))
+	var lb [1]byte
+	for i := 0; i < img.dims[0]; i++ {
+		px := make([]byte, rows*cols)
+		if err := img.read(px, i); err != nil {
+			return fmt.Errorf("load: %w", err)
+		}
+		label := -1
+		if lab != nil {
+			if err := lab.read(lb[:], i); err != nil {
+				return fmt.Errorf("load: %w", err)
+			}
+			label = int(lb[0])
+		}
+		e := Entry{
+			Name:   fmt.Sprintf("%0*d", width, i),
+			Source: fmt.Sprintf("%s#%d", l.root, i),
+			Label:  label,
+			Pixels: px, Width: cols, Height: rows,
+		}
+		if err := emit(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Decode reads the entry's image; errors name the file and say what is
+// wrong with it (missing, empty, truncated, not an image, too many pixels).
+func (l *Loader) Decode(e Entry) (image.Image, error) {
+	if e.Pixels != nil {
+		if len(e.Pixels) != e.Width*e.Height {
+			return nil, fmt.Errorf("load: %s: %d pixel bytes, expected %dx%d", e.Source, len(e.Pixels), e.Width, e.Height)
+		}
+		return &image.Gray{Pix: e.Pixels, Stride: e.Width, Rect: image.Rect(0, 0, e.Width, e.Height)}, nil
+	}
+	img, err := DecodeFile(e.Source, l.maxPixels)
+	if err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	return img, nil
+}
+
+// Item decodes the entry and returns it as an item (Seed and Prov are the
+// executor's to set).
+func (l *Loader) Item(e Entry) (item.Item, error) {
+	img, err := l.Decode(e)
+	if err != nil {
+		return item.Item{}, err
+	}
+	return item.Item{Index: e.Index, Name: e.Name, Source: e.Source, Label: e.Label, Image: img}, nil
+}

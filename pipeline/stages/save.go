@@ -1,0 +1,660 @@
+package stages
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/color/palette"
+	"image/draw"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/genpipe/genpipe/pipeline/item"
+	"github.com/genpipe/genpipe/sdk"
+)
+
+// ProvenanceInfo describes the run that made the images; it is recorded
+// with every saved image.
+type ProvenanceInfo struct {
+	// Name is the pipeline's name.
+	Name string `json:"name,omitempty"`
+	// File is the pipeline file's path and SHA256 the hex digest of its bytes.
+	File   string `json:"file,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
+	// Seed is the pipeline seed (after --seed).
+	Seed uint64 `json:"seed"`
+	// Host is the host program and version (e.g. "pipeline v0.1.0").
+	Host string `json:"host,omitempty"`
+}
+
+// SaveOptions are the run-level settings of a save stage.
+type SaveOptions struct {
+	// Overwrite rewrites existing outputs; without it [Saver.Done] reports
+	// items whose outputs all exist, so a rerun resumes.
+	Overwrite bool
+	// Stage is the save stage's id; {stage} falls back to it for items
+	// without provenance.
+	Stage string
+	// Provenance is recorded with every image.
+	Provenance ProvenanceInfo
+}
+
+// ProvenanceRecord is what a sidecar NAME.json (or the PNG tEXt chunk with
+// keyword [ProvenanceKeyword]) holds for one saved image.
+type ProvenanceRecord struct {
+	Pipeline ProvenanceInfo `json:"pipeline"`
+	// SaveStage is the id of the save stage that wrote the file.
+	SaveStage string `json:"save_stage,omitempty"`
+	// File is the image's path relative to the save dir.
+	File   string `json:"file"`
+	Index  int    `json:"index"`
+	Name   string `json:"name"`
+	Source string `json:"source,omitempty"`
+	// Label is absent for items without a label.
+	Label *int `json:"label,omitempty"`
+	// Stages are the item's provenance steps in order: each stage's kind,
+	// plugin name/version/sha256, preset, weights, seed and parameters.
+	Stages []item.Step `json:"stages"`
+}
+
+// ProvenanceKeyword is the tEXt keyword of the provenance chunk in PNGs
+// saved with provenance: png.
+const ProvenanceKeyword = "genpipe:provenance"
+
+// Saver writes the items of one save stage. Write may be called from many
+// goroutines at once.
+type Saver struct {
+	dir     string
+	format  string // png, jpeg or gif
+	tmpl    *nameTemplate
+	quality int
+	images  bool
+	prov    string // sidecar, png or none
+	grid    *gridSpec
+	anim    *animSpec
+	seqAnim animSpec // delay and loop of sequence items' GIFs
+	opt     SaveOptions
+
+	mu      sync.Mutex
+	owners  map[string]int // output path -> index of the item writing it (-1: grid/animation)
+	records []record
+	closed  bool
+}
+
+type gridSpec struct {
+	columns, padding int
+	file             string
+	bg               color.NRGBA
+}
+
+type animSpec struct {
+	file  string
+	delay int
+	// loop uses image/gif's LoopCount convention, as the YAML does: 0
+	// forever, -1 once, n restarts n times.
+	loop int
+}
+
+// record is one item for the grid and animation: its image when images are
+// not written, else the file to read back at Close.
+type record struct {
+	index int
+	name  string
+	file  string
+	img   image.Image
+}
+
+var formatExt = map[string]string{"png": ".png", "jpeg": ".jpg", "gif": ".gif"}
+
+// CheckSave checks what sdk.CheckParams cannot: the name template's syntax
+// and whether its literal parts leave dir, the grid and animation file names,
+// provenance: png with a non-PNG format, and a save that writes nothing.
+// params are CheckParams' output for [SaveParam]; error paths are relative
+// to the stage mapping ("name", "grid.file").
+func CheckSave(params map[string]any) []*sdk.ParamError {
+	_, errs := parseSave(params)
+	return errs
+}
+
+func parseSave(params map[string]any) (*Saver, []*sdk.ParamError) {
+	p := sdk.Params(params)
+	var errs []*sdk.ParamError
+	add := func(path, format string, a ...any) *sdk.ParamError {
+		e := &sdk.ParamError{Path: path, Msg: fmt.Sprintf(format, a...)}
+		errs = append(errs, e)
+		return e
+	}
+	s := &Saver{
+		format:  orDefault(p.String("format"), "png"),
+		quality: 95,
+		images:  true,
+		prov:    orDefault(p.String("provenance"), "sidecar"),
+		seqAnim: animSpec{delay: 10},
+	}
+	if _, ok := params["quality"]; ok {
+		s.quality = p.Int("quality")
+	}
+	if b, ok := params["images"].(bool); ok {
+		s.images = b
+	}
+	if p.String("dir") == "" {
+		add("dir", "dir is empty; name the output folder")
+	}
+	if _, ok := formatExt[s.format]; !ok {
+		add("format", "unknown format %q, expected png, jpeg or gif", s.format)
+	}
+	tmpl, err := parseTemplate(orDefault(p.String("name"), "{name}"))
+	var he *hintError
+	switch {
+	case errors.As(err, &he):
+		add("name", "%s", he.msg).Hint = he.hint
+	case err != nil:
+		add("name", "%v", err)
+	default:
+		if _, err := tmpl.render(tmplValues{name: "x", stage: "x"}); err != nil {
+			add("name", "the file name %v", err).Hint = "file names are relative to dir and stay inside it"
+		}
+	}
+	s.tmpl = tmpl
+	if s.prov == "png" && s.format != "png" {
+		add("provenance", "provenance: png needs format: png, got format %q", s.format).Hint = "use provenance: sidecar"
+	}
+	if g, ok := params["grid"].(map[string]any); ok {
+		gp := sdk.Params(g)
+		gs := &gridSpec{columns: 8, padding: 2, file: orDefault(gp.String("file"), "grid.png")}
+		if _, ok := g["columns"]; ok {
+			gs.columns = max(1, gp.Int("columns"))
+		}
+		if _, ok := g["padding"]; ok {
+			gs.padding = max(0, gp.Int("padding"))
+		}
+		if f, err := cleanRel(gs.file); err != nil {
+			add("grid.file", "%v", err).Hint = "a file name inside dir"
+		} else if _, ok := extFormat(f); !ok {
+			add("grid.file", "%q: expected a .png, .jpg or .gif file name", f)
+		} else {
+			gs.file = f
+		}
+		if gs.bg, err = parseColor(orDefault(gp.String("background"), "#ffffff")); err != nil {
+			add("grid.background", "%v", err)
+		}
+		s.grid = gs
+	}
+	if a, ok := params["animation"].(map[string]any); ok {
+		ap := sdk.Params(a)
+		as := &animSpec{file: orDefault(ap.String("file"), "animation.gif"), delay: 10}
+		if _, ok := a["delay"]; ok {
+			as.delay = ap.Int("delay")
+		}
+		as.loop = ap.Int("loop")
+		if f, err := cleanRel(as.file); err != nil {
+			add("animation.file", "%v", err).Hint = "a file name inside dir"
+		} else if path.Ext(strings.ToLower(f)) != ".gif" {
+			add("animation.file", "%q: expected a .gif file name", f)
+		} else {
+			as.file = f
+		}
+		s.anim = as
+		s.seqAnim = animSpec{delay: as.delay, loop: as.loop}
+	}
+	if s.grid != nil && s.anim != nil && s.grid.file == s.anim.file {
+		add("animation.file", "%q is also the grid file", s.anim.file)
+	}
+	if !s.images && s.grid == nil && s.anim == nil {
+		add("images", "save writes nothing: images is false and there is no grid or animation").Hint = "set images: true, or add grid: {} or animation: {}"
+	}
+	return s, errs
+}
+
+func extFormat(name string) (string, bool) {
+	switch strings.ToLower(path.Ext(name)) {
+	case ".png":
+		return "png", true
+	case ".jpg", ".jpeg":
+		return "jpeg", true
+	case ".gif":
+		return "gif", true
+	}
+	return "", false
+}
+
+// NewSaver prepares a save stage from its validated params; dir resolves
+// against baseDir (the pipeline file's folder) and is created.
+func NewSaver(params map[string]any, baseDir string, opt SaveOptions) (*Saver, error) {
+	s, errs := parseSave(params)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("save: %w", joinParamErrors(errs))
+	}
+	s.opt = opt
+	s.dir = filepath.FromSlash(sdk.Params(params).String("dir"))
+	if !filepath.IsAbs(s.dir) {
+		s.dir = filepath.Join(baseDir, s.dir)
+	}
+	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("save: dir %s: %w", s.dir, unwrapPath(err))
+	}
+	s.owners = map[string]int{}
+	if s.grid != nil {
+		s.owners[s.abs(s.grid.file)] = -1
+	}
+	if s.anim != nil {
+		s.owners[s.abs(s.anim.file)] = -1
+	}
+	return s, nil
+}
+
+// Dir is the resolved output folder.
+func (s *Saver) Dir() string { return s.dir }
+
+func (s *Saver) abs(rel string) string { return filepath.Join(s.dir, filepath.FromSlash(rel)) }
+
+func (s *Saver) collects() bool { return s.grid != nil || s.anim != nil }
+
+// Path returns the file an item is written to. A sequence item (with Frames)
+// is always an animated .gif, whatever the format.
+func (s *Saver) Path(it item.Item) (string, error) {
+	rel, err := s.rel(it)
+	if err != nil {
+		return "", err
+	}
+	return s.abs(rel), nil
+}
+
+func (s *Saver) rel(it item.Item) (string, error) {
+	stage := s.opt.Stage
+	if n := len(it.Prov); n > 0 && it.Prov[n-1].Stage != "" {
+		stage = it.Prov[n-1].Stage
+	}
+	name, err := s.tmpl.render(tmplValues{name: it.Name, index: it.Index, label: it.Label, stage: stage})
+	if err != nil {
+		return "", fmt.Errorf("save: %s: file name %v", describe(&it), err)
+	}
+	ext := formatExt[s.format]
+	if len(it.Frames) > 0 {
+		ext = ".gif"
+	}
+	return name + ext, nil
+}
+
+// sidecar reports whether the item's provenance goes to NAME.json: always
+// for provenance: sidecar, and for provenance: png when the file is a GIF.
+func (s *Saver) sidecar(file string) bool {
+	return s.prov == "sidecar" || s.prov == "png" && !strings.HasSuffix(file, ".png")
+}
+
+func sidecarPath(file string) string {
+	return strings.TrimSuffix(file, filepath.Ext(file)) + ".json"
+}
+
+// Done reports whether all of the item's outputs exist (and Overwrite is
+// off), so the executor can skip it. When it does, the item is recorded for
+// the grid and animation, which Close then reads back from its file. With
+// images: false nothing is ever done (the grid needs the pixels).
+func (s *Saver) Done(it item.Item) bool {
+	if s.opt.Overwrite || !s.images {
+		return false
+	}
+	rel, err := s.rel(it)
+	if err != nil {
+		return false
+	}
+	file := s.abs(rel)
+	if !exists(file) || s.sidecar(file) && !exists(sidecarPath(file)) {
+		return false
+	}
+	if s.collects() {
+		s.mu.Lock()
+		s.records = append(s.records, record{index: it.Index, name: it.Name, file: file})
+		s.mu.Unlock()
+	}
+	return true
+}
+
+func exists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// Write saves one item: its image file and provenance, each atomically
+// (temporary file in the same folder, then rename), creating sub-folders.
+// Two items whose names render to the same file are an error.
+func (s *Saver) Write(it item.Item) error {
+	if it.Image == nil && len(it.Frames) == 0 {
+		return fmt.Errorf("save: %s has no image (a latent item?)", describe(&it))
+	}
+	if !s.images {
+		if s.collects() {
+			img := it.Image
+			if img == nil {
+				img = it.Frames[len(it.Frames)-1]
+			}
+			s.mu.Lock()
+			s.records = append(s.records, record{index: it.Index, name: it.Name, img: img})
+			s.mu.Unlock()
+		}
+		return nil
+	}
+	rel, err := s.rel(it)
+	if err != nil {
+		return err
+	}
+	file := s.abs(rel)
+	s.mu.Lock()
+	owner, taken := s.owners[file]
+	if !taken {
+		s.owners[file] = it.Index
+	}
+	s.mu.Unlock()
+	if taken && owner != it.Index {
+		if owner < 0 {
+			return fmt.Errorf("save: %s: file name %s is the grid or animation file", describe(&it), rel)
+		}
+		return fmt.Errorf("save: %s: file name %s is already used by item %d (make the name template unique, e.g. with {index})",
+			describe(&it), rel, owner)
+	}
+	data, err := s.encode(it)
+	if err != nil {
+		return fmt.Errorf("save: %s: %w", describe(&it), err)
+	}
+	if s.prov == "png" && !s.sidecar(file) {
+		js, err := json.Marshal(s.provenance(it, rel))
+		if err != nil {
+			return fmt.Errorf("save: %s: provenance: %w", describe(&it), err)
+		}
+		if data, err = insertPNGText(data, ProvenanceKeyword, string(asciiJSON(js))); err != nil {
+			return fmt.Errorf("save: %s: %w", describe(&it), err)
+		}
+	}
+	if err := writeAtomic(file, data); err != nil {
+		return fmt.Errorf("save: %s: %w", describe(&it), err)
+	}
+	if s.sidecar(file) {
+		js, err := json.MarshalIndent(s.provenance(it, rel), "", "  ")
+		if err != nil {
+			return fmt.Errorf("save: %s: provenance: %w", describe(&it), err)
+		}
+		if err := writeAtomic(sidecarPath(file), append(js, '\n')); err != nil {
+			return fmt.Errorf("save: %s: %w", describe(&it), err)
+		}
+	}
+	if s.collects() {
+		s.mu.Lock()
+		s.records = append(s.records, record{index: it.Index, name: it.Name, file: file})
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+func (s *Saver) provenance(it item.Item, rel string) *ProvenanceRecord {
+	r := &ProvenanceRecord{
+		Pipeline:  s.opt.Provenance,
+		SaveStage: s.opt.Stage,
+		File:      rel,
+		Index:     it.Index,
+		Name:      it.Name,
+		Source:    it.Source,
+		Stages:    it.Prov,
+	}
+	if it.Label >= 0 {
+		l := it.Label
+		r.Label = &l
+	}
+	if r.Stages == nil {
+		r.Stages = []item.Step{}
+	}
+	return r
+}
+
+func (s *Saver) encode(it item.Item) ([]byte, error) {
+	var buf bytes.Buffer
+	if len(it.Frames) > 0 {
+		g := &gif.GIF{LoopCount: s.seqAnim.loop}
+		for _, f := range it.Frames {
+			g.Image = append(g.Image, toPaletted(f))
+			g.Delay = append(g.Delay, s.seqAnim.delay)
+			g.Disposal = append(g.Disposal, gif.DisposalBackground)
+		}
+		if err := gif.EncodeAll(&buf, g); err != nil {
+			return nil, fmt.Errorf("encode gif: %w", err)
+		}
+		return buf.Bytes(), nil
+	}
+	if err := encodeImage(&buf, it.Image, s.format, s.quality); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func encodeImage(buf *bytes.Buffer, img image.Image, format string, quality int) error {
+	var err error
+	switch format {
+	case "jpeg":
+		err = jpeg.Encode(buf, img, &jpeg.Options{Quality: quality})
+	case "gif":
+		err = gif.Encode(buf, toPaletted(img), nil)
+	default:
+		err = png.Encode(buf, img)
+	}
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", format, err)
+	}
+	return nil
+}
+
+var grayPalette = func() color.Palette {
+	p := make(color.Palette, 256)
+	for i := range p {
+		p[i] = color.Gray{Y: uint8(i)}
+	}
+	return p
+}()
+
+// toPaletted converts img for GIF: gray images exactly onto a 256-gray
+// palette, others onto the Plan 9 palette with Floyd-Steinberg dithering.
+func toPaletted(img image.Image) *image.Paletted {
+	if p, ok := img.(*image.Paletted); ok {
+		return p
+	}
+	b := img.Bounds()
+	r := image.Rect(0, 0, b.Dx(), b.Dy())
+	if isGray(img) {
+		g := item.ToGray(img)
+		p := image.NewPaletted(r, grayPalette)
+		for y := 0; y < r.Dy(); y++ {
+			copy(p.Pix[y*p.Stride:(y+1)*p.Stride], g.Pix[y*g.Stride:])
+		}
+		return p
+	}
+	p := image.NewPaletted(r, palette.Plan9)
+	draw.FloydSteinberg.Draw(p, r, img, b.Min)
+	return p
+}
+
+// writeAtomic writes data to a hidden temporary file next to file and
+// renames it into place, so file is either absent, the old version or
+// complete. (A crash can leave a ".NAME.*.tmp" file behind, never a partial
+// NAME; loads skip hidden files.)
+func writeAtomic(file string, data []byte) (err error) {
+	dir := filepath.Dir(file)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create folder %s: %w", dir, unwrapPath(err))
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(file)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", file, unwrapPath(err))
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", file, unwrapPath(err))
+	}
+	if err = f.Chmod(0o644); err != nil {
+		return fmt.Errorf("write %s: %w", file, unwrapPath(err))
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", file, unwrapPath(err))
+	}
+	if err = os.Rename(f.Name(), file); err != nil {
+		return fmt.Errorf("write %s: %w", file, unwrapPath(err))
+	}
+	return nil
+}
+
+// Close writes the grid and the animation of all items in index order, each
+// atomically. Items skipped as Done are read back from their files, so a
+// resumed run's grid is complete. Close is a no-op the second time.
+func (s *Saver) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	recs := s.records
+	s.records = nil
+	s.mu.Unlock()
+	if !s.collects() || len(recs) == 0 {
+		return nil
+	}
+	sort.SliceStable(recs, func(i, j int) bool {
+		if recs[i].index != recs[j].index {
+			return recs[i].index < recs[j].index
+		}
+		return recs[i].name < recs[j].name
+	})
+	recs = dedupe(recs)
+	sizes := make([]image.Point, len(recs))
+	cell := image.Point{}
+	for i, r := range recs {
+		if r.img != nil {
+			sizes[i] = r.img.Bounds().Size()
+		} else {
+			cfg, err := decodeConfigFile(r.file)
+			if err != nil {
+				return fmt.Errorf("save: grid: %w", err)
+			}
+			sizes[i] = image.Pt(cfg.Width, cfg.Height)
+		}
+		cell.X, cell.Y = max(cell.X, sizes[i].X), max(cell.Y, sizes[i].Y)
+	}
+	var canvas *image.NRGBA
+	var cols int
+	if s.grid != nil {
+		cols = min(s.grid.columns, len(recs))
+		rows := (len(recs) + cols - 1) / cols
+		pad := s.grid.padding
+		canvas = image.NewNRGBA(image.Rect(0, 0, cols*cell.X+(cols-1)*pad, rows*cell.Y+(rows-1)*pad))
+		draw.Draw(canvas, canvas.Bounds(), image.NewUniform(s.grid.bg), image.Point{}, draw.Src)
+	}
+	var anim *gif.GIF
+	if s.anim != nil {
+		anim = &gif.GIF{LoopCount: s.anim.loop, Config: image.Config{Width: cell.X, Height: cell.Y}}
+	}
+	for i, r := range recs {
+		img := r.img
+		if img == nil {
+			var err error
+			if img, err = readBack(r.file); err != nil {
+				return fmt.Errorf("save: grid: %w", err)
+			}
+		}
+		if canvas != nil {
+			pad := s.grid.padding
+			b := img.Bounds()
+			corner := image.Pt((i%cols)*(cell.X+pad), (i/cols)*(cell.Y+pad))
+			at := corner.Add(cell.Sub(b.Size()).Div(2))
+			r := image.Rectangle{at, at.Add(b.Size())}.Intersect(image.Rectangle{corner, corner.Add(cell)})
+			draw.Draw(canvas, r, img, b.Min.Add(r.Min.Sub(at)), draw.Over)
+		}
+		if anim != nil {
+			p := toPaletted(img)
+			if anim.Config.ColorModel == nil {
+				anim.Config.ColorModel = p.Palette
+			}
+			anim.Image = append(anim.Image, p)
+			anim.Delay = append(anim.Delay, s.anim.delay)
+			anim.Disposal = append(anim.Disposal, gif.DisposalBackground)
+		}
+	}
+	var errs []error
+	if canvas != nil {
+		format, _ := extFormat(s.grid.file)
+		var buf bytes.Buffer
+		if err := encodeImage(&buf, canvas, format, s.quality); err != nil {
+			errs = append(errs, fmt.Errorf("save: grid: %w", err))
+		} else if err := writeAtomic(s.abs(s.grid.file), buf.Bytes()); err != nil {
+			errs = append(errs, fmt.Errorf("save: grid: %w", err))
+		}
+	}
+	if anim != nil {
+		var buf bytes.Buffer
+		if err := gif.EncodeAll(&buf, anim); err != nil {
+			errs = append(errs, fmt.Errorf("save: animation: encode gif: %w", err))
+		} else if err := writeAtomic(s.abs(s.anim.file), buf.Bytes()); err != nil {
+			errs = append(errs, fmt.Errorf("save: animation: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// dedupe drops repeated records of one file (an item both reported Done
+// and written), keeping the first.
+func dedupe(recs []record) []record {
+	seen := map[string]bool{}
+	out := recs[:0]
+	for _, r := range recs {
+		if r.file != "" {
+			if seen[r.file] {
+				continue
+			}
+			seen[r.file] = true
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func decodeConfigFile(file string) (image.Config, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return image.Config{}, fmt.Errorf("%s: %w", file, unwrapPath(err))
+	}
+	defer f.Close()
+	cfg, _, err := image.DecodeConfig(f)
+	if err != nil {
+		return image.Config{}, fmt.Errorf("%s: %w", file, err)
+	}
+	return cfg, nil
+}
+
+// readBack decodes a saved image; for an animated GIF (a sequence item) it
+// returns the last frame, as the item's Image is.
+func readBack(file string) (image.Image, error) {
+	if strings.HasSuffix(file, ".gif") {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, unwrapPath(err))
+		}
+		defer f.Close()
+		g, err := gif.DecodeAll(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		return g.Image[len(g.Image)-1], nil
+	}
+	return DecodeFile(file, 0)
+}

@@ -1,0 +1,395 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/genpipe/genpipe/sdk/proto"
+)
+
+// Errors a [Client] call may wrap; test with errors.Is.
+var (
+	// ErrConnection: the plugin process could not be reached or the
+	// connection broke during the call (typically: the process died).
+	ErrConnection = errors.New("connection to the plugin lost")
+	// ErrInvalid: the plugin's SDK refused the request at the boundary (bad
+	// parameters, shapes, seeds or labels); the implementation was not called.
+	ErrInvalid = errors.New("invalid request")
+	// ErrPanic: the implementation panicked; the plugin process survives.
+	ErrPanic = errors.New("plugin panicked")
+	// ErrTooLarge: a message exceeded MaxMessageBytes.
+	ErrTooLarge = errors.New("message too large")
+)
+
+// Handle identifies a model loaded in one plugin process. It is not valid in
+// another process (e.g. after a restart).
+type Handle uint64
+
+// Client is the host's side of one plugin connection. It is safe for
+// concurrent use. Large batches are split so that no message exceeds
+// ChunkBytes, and the parts' results are joined again.
+type Client struct {
+	rpc pb.PluginClient
+
+	mu      sync.Mutex
+	desc    *Description
+	handles map[Handle]*handleInfo
+}
+
+type handleInfo struct {
+	cap    Capability
+	preset *Preset
+}
+
+// NewClient wraps a gRPC connection to a plugin. Hosts normally get a Client
+// from [Dispense]; the connection's dial options should include
+// [DialOptions].
+func NewClient(cc grpc.ClientConnInterface) *Client {
+	return &Client{rpc: pb.NewPluginClient(cc), handles: map[Handle]*handleInfo{}}
+}
+
+func (c *Client) prefix(call string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.desc != nil {
+		return fmt.Sprintf("plugin %s: %s: ", c.desc.Name, call)
+	}
+	return fmt.Sprintf("plugin: %s: ", call)
+}
+
+// remoteError is an error produced by the plugin's side of the boundary; its
+// message already names the plugin and call.
+type remoteError struct {
+	msg  string
+	code codes.Code
+}
+
+func (e *remoteError) Error() string { return e.msg }
+
+func (e *remoteError) Is(target error) bool {
+	switch target {
+	case ErrInvalid:
+		return e.code == codes.InvalidArgument || e.code == codes.NotFound
+	case ErrPanic:
+		return e.code == codes.Internal
+	}
+	return false
+}
+
+// rpcErr turns a gRPC error into a plain error: the plugin's own message when
+// it made one, otherwise a prefixed description that wraps one of the
+// sentinel errors or the context's error.
+func (c *Client) rpcErr(ctx context.Context, call string, err error) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s%w", c.prefix(call), ctx.Err())
+		}
+		return fmt.Errorf("%s%w", c.prefix(call), err)
+	}
+	switch st.Code() {
+	case codes.Canceled:
+		return fmt.Errorf("%s%w", c.prefix(call), context.Canceled)
+	case codes.DeadlineExceeded:
+		return fmt.Errorf("%s%w", c.prefix(call), context.DeadlineExceeded)
+	case codes.Unavailable:
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s%w", c.prefix(call), ctx.Err())
+		}
+		return fmt.Errorf("%s%w: %s", c.prefix(call), ErrConnection, st.Message())
+	case codes.ResourceExhausted:
+		return fmt.Errorf("%s%w: %s", c.prefix(call), ErrTooLarge, st.Message())
+	}
+	if msg := st.Message(); strings.HasPrefix(msg, "plugin ") {
+		return &remoteError{msg: msg, code: st.Code()}
+	}
+	return fmt.Errorf("%s%s", c.prefix(call), st.Message())
+}
+
+// Describe returns the plugin's description. The first successful answer is
+// cached; callers must not modify it.
+func (c *Client) Describe(ctx context.Context) (Description, error) {
+	c.mu.Lock()
+	d := c.desc
+	c.mu.Unlock()
+	if d != nil {
+		return *d, nil
+	}
+	resp, err := c.rpc.Describe(ctx, &pb.DescribeRequest{})
+	if err != nil {
+		return Description{}, c.rpcErr(ctx, "describe", err)
+	}
+	desc := descriptionFromProto(resp)
+	c.mu.Lock()
+	if c.desc == nil {
+		c.desc = &desc
+	}
+	d = c.desc
+	c.mu.Unlock()
+	return *d, nil
+}
+
+// Load prepares a model for one stage. req.Logger is ignored (the plugin
+// logs to its own stderr).
+func (c *Client) Load(ctx context.Context, req LoadRequest) (Handle, error) {
+	desc, err := c.Describe(ctx)
+	if err != nil {
+		return 0, err
+	}
+	params, err := paramsToProto(req.Params)
+	if err != nil {
+		return 0, fmt.Errorf("%s%v", c.prefix("load"), err)
+	}
+	resp, err := c.rpc.Load(ctx, &pb.LoadRequest{
+		Capability: string(req.Capability),
+		Preset:     req.Preset,
+		Weights:    req.Weights,
+		Params:     params,
+	})
+	if err != nil {
+		return 0, c.rpcErr(ctx, "load", err)
+	}
+	info := &handleInfo{cap: req.Capability}
+	if p := desc.Preset(req.Preset); p != nil {
+		cp := *p
+		info.preset = &cp
+	}
+	h := Handle(resp.Handle)
+	c.mu.Lock()
+	c.handles[h] = info
+	c.mu.Unlock()
+	return h, nil
+}
+
+// Unload frees a model (the plugin closes it if it implements io.Closer).
+func (c *Client) Unload(ctx context.Context, h Handle) error {
+	c.mu.Lock()
+	delete(c.handles, h)
+	c.mu.Unlock()
+	_, err := c.rpc.Unload(ctx, &pb.UnloadRequest{Handle: uint64(h)})
+	return c.rpcErr(ctx, "unload", err)
+}
+
+func (c *Client) info(h Handle) *handleInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.handles[h]
+}
+
+// Encode maps images to latents.
+func (c *Client) Encode(ctx context.Context, h Handle, in *Batch) (*Tensor, error) {
+	return c.batchCall(ctx, CapEncode, h, in, c.rpc.Encode)
+}
+
+// Translate maps images to images.
+func (c *Client) Translate(ctx context.Context, h Handle, in *Batch) (*Tensor, error) {
+	return c.batchCall(ctx, CapTranslate, h, in, c.rpc.Translate)
+}
+
+// Denoise removes noise from images.
+func (c *Client) Denoise(ctx context.Context, h Handle, in *Batch) (*Tensor, error) {
+	return c.batchCall(ctx, CapDenoise, h, in, c.rpc.Denoise)
+}
+
+type batchRPC func(context.Context, *pb.BatchRequest, ...grpc.CallOption) (*pb.TensorResponse, error)
+
+func (c *Client) batchCall(ctx context.Context, cap Capability, h Handle, in *Batch, rpc batchRPC) (*Tensor, error) {
+	call := string(cap)
+	if in == nil || in.Tensor == nil {
+		return nil, fmt.Errorf("%s%w: no input tensor", c.prefix(call), ErrInvalid)
+	}
+	if err := in.Check(); err != nil {
+		return nil, fmt.Errorf("%s%w: input: %v", c.prefix(call), ErrInvalid, err)
+	}
+	if len(in.Shape) == 0 {
+		return nil, fmt.Errorf("%s%w: input is a scalar, expected a batch", c.prefix(call), ErrInvalid)
+	}
+	n := in.Len()
+	if len(in.Seeds) != 0 && len(in.Seeds) != n {
+		return nil, fmt.Errorf("%s%w: %d seeds for %d items", c.prefix(call), ErrInvalid, len(in.Seeds), n)
+	}
+	if len(in.Labels) != 0 && len(in.Labels) != n {
+		return nil, fmt.Errorf("%s%w: %d labels for %d items", c.prefix(call), ErrInvalid, len(in.Labels), n)
+	}
+	item := max(in.ItemBytes(), c.outItemBytes(h, cap, in.Tensor))
+	per, err := itemsPerCall(item)
+	if err != nil {
+		return nil, fmt.Errorf("%s%w: %v", c.prefix(call), ErrTooLarge, err)
+	}
+	return c.split(ctx, call, n, per, func(i, j int) (*Tensor, error) {
+		req := &pb.BatchRequest{Handle: uint64(h), Tensor: tensorToProto(in.Tensor.Slice(i, j))}
+		if len(in.Seeds) > 0 {
+			req.Seeds = in.Seeds[i:j]
+		}
+		if len(in.Labels) > 0 {
+			req.Labels = labelsToProto(in.Labels[i:j])
+		}
+		resp, err := rpc(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return tensorFromProto(resp.Tensor)
+	})
+}
+
+// Generate makes one image per seed (or per latent when only latents are
+// given).
+func (c *Client) Generate(ctx context.Context, h Handle, req GenerateRequest) (*Tensor, error) {
+	const call = "generate"
+	n := len(req.Seeds)
+	latItem := 0
+	if req.Latents != nil {
+		if err := req.Latents.Check(); err != nil || len(req.Latents.Shape) == 0 {
+			return nil, fmt.Errorf("%s%w: latents: %v (shape %v)", c.prefix(call), ErrInvalid, err, req.Latents.Shape)
+		}
+		if n == 0 {
+			n = req.Latents.Len()
+		}
+		if req.Latents.Len() != n {
+			return nil, fmt.Errorf("%s%w: %d latents for %d seeds", c.prefix(call), ErrInvalid, req.Latents.Len(), n)
+		}
+		latItem = req.Latents.ItemBytes()
+	}
+	if len(req.Labels) != 0 && len(req.Labels) != n {
+		return nil, fmt.Errorf("%s%w: %d labels for %d seeds", c.prefix(call), ErrInvalid, len(req.Labels), n)
+	}
+	per := MaxGenerateItems
+	if out := c.outItemBytes(h, CapGenerate, nil); out > 0 || latItem > 0 {
+		var err error
+		if per, err = itemsPerCall(max(out, latItem)); err != nil {
+			return nil, fmt.Errorf("%s%w: %v", c.prefix(call), ErrTooLarge, err)
+		}
+		if out == 0 {
+			per = min(per, MaxGenerateItems)
+		}
+	}
+	return c.split(ctx, call, n, per, func(i, j int) (*Tensor, error) {
+		r := &pb.GenerateRequest{Handle: uint64(h)}
+		if len(req.Seeds) > 0 {
+			r.Seeds = req.Seeds[i:j]
+		}
+		if len(req.Labels) > 0 {
+			r.Labels = labelsToProto(req.Labels[i:j])
+		}
+		if req.Latents != nil {
+			r.Latents = tensorToProto(req.Latents.Slice(i, j))
+		}
+		resp, err := c.rpc.Generate(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		return tensorFromProto(resp.Tensor)
+	})
+}
+
+// maxItemBytes is the largest single item a call can carry: the message
+// limit less room for the rest of the message.
+const maxItemBytes = MaxMessageBytes - 1<<20
+
+func itemsPerCall(item int) (int, error) {
+	if item > maxItemBytes {
+		return 0, fmt.Errorf("one item is %d bytes, more than the %d bytes one call can carry", item, maxItemBytes)
+	}
+	return max(1, ChunkBytes/max(item, 1)), nil
+}
+
+// outItemBytes estimates the bytes of one output item from the preset's
+// Output spec; zero sizes mean "same as the input". It returns 0 when unknown.
+func (c *Client) outItemBytes(h Handle, cap Capability, in *Tensor) int {
+	info := c.info(h)
+	if info == nil || info.preset == nil {
+		return 0
+	}
+	if cap == CapEncode {
+		if l := info.preset.Latent; l != nil {
+			return l.Dim * 4
+		}
+		return 0
+	}
+	out := info.preset.Output
+	if out == nil {
+		return 0
+	}
+	dims := []int{out.Channels, out.Height, out.Width}
+	size := out.DType.Size()
+	frames := 1
+	if in != nil && len(in.Shape) >= 4 {
+		r := len(in.Shape)
+		for i, d := range in.Shape[r-3:] {
+			if dims[i] == 0 {
+				dims[i] = d
+			}
+		}
+		if size == 0 {
+			size = in.DType.Size()
+		}
+		if r == 5 {
+			frames = in.Shape[1]
+		}
+	}
+	if dims[0] == 0 || dims[1] == 0 || dims[2] == 0 || size == 0 {
+		return 0
+	}
+	return frames * dims[0] * dims[1] * dims[2] * size
+}
+
+// split runs fn over [0,n) in parts of at most per items and joins the
+// results. A part whose response turns out larger than the limit is halved
+// and retried.
+func (c *Client) split(ctx context.Context, call string, n, per int, fn func(i, j int) (*Tensor, error)) (*Tensor, error) {
+	var parts []*Tensor
+	var run func(i, j int) error
+	run = func(i, j int) error {
+		t, err := fn(i, j)
+		if status.Code(err) == codes.ResourceExhausted && j-i > 1 && ctx.Err() == nil {
+			mid := i + (j-i)/2
+			if err := run(i, mid); err != nil {
+				return err
+			}
+			return run(mid, j)
+		}
+		if err != nil {
+			return c.rpcErr(ctx, call, err)
+		}
+		if t == nil || t.Len() != j-i {
+			return fmt.Errorf("%sreturned %v items for %d", c.prefix(call), shapeOf(t), j-i)
+		}
+		parts = append(parts, t)
+		return nil
+	}
+	if n == 0 {
+		if err := run(0, 0); err != nil {
+			return nil, err
+		}
+	}
+	for i := 0; i < n; i += per {
+		if err := run(i, min(i+per, n)); err != nil {
+			return nil, err
+		}
+	}
+	if len(parts) == 1 {
+		return parts[0], nil
+	}
+	out, err := Concat(parts...)
+	if err != nil {
+		return nil, fmt.Errorf("%sjoining the parts of a split batch: %v", c.prefix(call), err)
+	}
+	return out, nil
+}
+
+func shapeOf(t *Tensor) any {
+	if t == nil {
+		return "no"
+	}
+	return t.Shape
+}

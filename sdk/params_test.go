@@ -1,0 +1,101 @@
+package sdk
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+var testSpecs = []Param{
+	{Name: "method", Type: String, Default: "canny", Enum: []string{"canny", "sobel"}},
+	{Name: "sigma", Type: Float, Default: 1.0, Min: Bound(0), Max: Bound(10)},
+	{Name: "steps", Type: Int, Default: 4, Min: Bound(1)},
+	{Name: "invert", Type: Bool, Default: false},
+	{Name: "labels", Type: List, Elem: &Param{Type: Int, Min: Bound(0), Max: Bound(9)}, Enum: []string{"each"}},
+	{Name: "name", Type: String, Required: true},
+	{Name: "ops", Type: List, Elem: &Param{Type: Object, OneOf: true, Fields: []Param{
+		{Name: "blur", Type: Object, Fields: []Param{{Name: "sigma", Type: Float, Required: true}}},
+		{Name: "grayscale", Type: Object},
+	}}},
+}
+
+func TestCheckParams(t *testing.T) {
+	tests := []struct {
+		name string
+		in   map[string]any
+		want Params
+		errs []string
+	}{
+		{"defaults", map[string]any{"name": "x"},
+			Params{"method": "canny", "sigma": 1.0, "steps": 4, "invert": false, "name": "x"}, nil},
+		{"ints become floats and back", map[string]any{"name": "x", "sigma": 2, "steps": 3.0},
+			Params{"method": "canny", "sigma": 2.0, "steps": 3, "invert": false, "name": "x"}, nil},
+		{"single value is a list", map[string]any{"name": "x", "labels": 3},
+			Params{"method": "canny", "sigma": 1.0, "steps": 4, "invert": false, "name": "x", "labels": []any{3}}, nil},
+		{"list special value", map[string]any{"name": "x", "labels": "each"},
+			Params{"method": "canny", "sigma": 1.0, "steps": 4, "invert": false, "name": "x", "labels": "each"}, nil},
+		{"ops", map[string]any{"name": "x", "ops": []any{"grayscale", map[string]any{"blur": map[string]any{"sigma": 1}}}},
+			Params{"method": "canny", "sigma": 1.0, "steps": 4, "invert": false, "name": "x",
+				"ops": []any{map[string]any{"grayscale": map[string]any{}}, map[string]any{"blur": map[string]any{"sigma": 1.0}}}}, nil},
+		{"every error at once", map[string]any{"methd": "canny", "sigma": 11, "steps": 1.5, "invert": "yes", "labels": []any{1, 12}, "ops": []any{map[string]any{"blur": map[string]any{}, "grayscale": nil}}},
+			nil, []string{
+				`invert: expected bool, got string "yes"`,
+				`labels[1]: 12 is out of range [0, 9]`,
+				`methd: unknown parameter "methd" (did you mean "method"?)`,
+				`ops[0]: expected exactly one of blur, grayscale, got 2 keys`,
+				`sigma: 11 is out of range [0, 10]`,
+				`steps: expected int, got 1.5`,
+				`name: missing required parameter "name" (string)`,
+			}},
+		{"enum with hint", map[string]any{"name": "x", "method": "cany"}, nil, []string{`method: "cany" is not one of canny, sobel (did you mean "canny"?)`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, errs := CheckParams(testSpecs, tt.in, "")
+			var msgs []string
+			for _, e := range errs {
+				msgs = append(msgs, e.Error())
+			}
+			if strings.Join(msgs, "\n") != strings.Join(tt.errs, "\n") {
+				t.Fatalf("errors:\n%s\nwant:\n%s", strings.Join(msgs, "\n"), strings.Join(tt.errs, "\n"))
+			}
+			if tt.errs == nil && !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %#v\nwant %#v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSuggest(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"cyclegn", `did you mean "cyclegan"?`},
+		{"VAE", `did you mean "vae"?`},
+		{"zzzzzz", ""},
+	} {
+		if got := Suggest(tt.in, []string{"cyclegan", "vae", "gan"}); got != tt.want {
+			t.Errorf("Suggest(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestTensor(t *testing.T) {
+	a := FromFloat32([]float32{1, 2, 3, 4, 5, 6}, 3, 2)
+	if err := a.Check(); err != nil {
+		t.Fatal(err)
+	}
+	b := a.Slice(1, 3)
+	if got := b.Float32s(); !reflect.DeepEqual(got, []float32{3, 4, 5, 6}) || b.Len() != 2 {
+		t.Fatalf("slice = %v", got)
+	}
+	c, err := Concat(a.Slice(0, 1), b)
+	if err != nil || !reflect.DeepEqual(c.Float32s(), a.Float32s()) {
+		t.Fatalf("concat = %v, %v", c, err)
+	}
+	if _, err := Concat(a, FromFloat32([]float32{1, 2, 3}, 1, 3)); err == nil {
+		t.Fatal("concat of mismatched shapes must fail")
+	}
+	bad := &Tensor{Shape: []int{2, 2}, DType: Uint8, Data: []byte{1, 2, 3}}
+	if err := bad.Check(); err == nil || !strings.Contains(err.Error(), "needs 4 bytes, got 3") {
+		t.Fatalf("check = %v", err)
+	}
+}

@@ -1,0 +1,247 @@
+package sdktest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/genpipe/genpipe/sdk"
+)
+
+// serveEnv makes the test binary serve a plugin instead of running tests, so
+// the tests launch real plugin processes without a separate build.
+const serveEnv = "SDKTEST_TEST_SERVE"
+
+func TestMain(m *testing.M) {
+	if mode := os.Getenv(serveEnv); mode != "" {
+		sdk.Serve(pluginFor(mode))
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func selfConfig(t testing.TB, mode string) Config {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Config{Command: []string{exe}, Env: []string{serveEnv + "=" + mode}, Timeout: 30 * time.Second}
+}
+
+func TestConformanceOfTestPlugin(t *testing.T) {
+	Run(t, selfConfig(t, "good"))
+}
+
+func TestConformanceBuiltFromPackage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a plugin with go build")
+	}
+	Run(t, Config{Package: "./testdata/plugin", TrainParams: map[string]any{"rate": 0.5}})
+}
+
+// TestChecksCanFail runs single checks against deliberately broken plugins
+// and expects each to fail with a message that names the problem.
+func TestChecksCanFail(t *testing.T) {
+	tests := []struct {
+		mode, check, want string
+	}{
+		{"baddesc", "describe", `default 50 fails its own spec`},
+		{"nondeterministic", "determinism", "two calls with the same inputs and seeds gave different outputs"},
+		{"batchdependent", "determinism", "differs from the same item in a batch"},
+		{"badrange", "capabilities", "outside the declared range"},
+		{"notrain", "train", "without saving final weights"},
+		{"lostparams", "params", "refused the declared enum value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			p := Start(t, selfConfig(t, tt.mode))
+			h := newHarness(t, p, Config{Timeout: 30 * time.Second})
+			ft := runFake(t, func(tb testing.TB) { findCheck(t, tt.check).fn(tb, h) })
+			if !ft.Failed() {
+				t.Fatalf("check %s passed on the %s plugin", tt.check, tt.mode)
+			}
+			if !strings.Contains(ft.output(), tt.want) {
+				t.Errorf("check %s failed without %q:\n%s", tt.check, tt.want, ft.output())
+			}
+		})
+	}
+}
+
+// TestGoodPluginPassesEachCheck runs the checks through the fake TB too, so
+// the fake is known not to fail on its own.
+func TestGoodPluginPassesEachCheck(t *testing.T) {
+	p := Start(t, selfConfig(t, "good"))
+	h := newHarness(t, p, Config{Timeout: 30 * time.Second})
+	for _, c := range checks {
+		ft := runFake(t, func(tb testing.TB) { c.fn(tb, h) })
+		if ft.Failed() {
+			t.Errorf("check %s failed on the good plugin:\n%s", c.name, ft.output())
+		}
+	}
+}
+
+func TestStartRejectsNonPlugin(t *testing.T) {
+	ft := runFake(t, func(tb testing.TB) {
+		Start(tb, Config{Command: []string{"/bin/sh", "-c", "echo hello"}, Timeout: 10 * time.Second})
+	})
+	if !ft.Failed() || !strings.Contains(ft.output(), "did not complete the plugin handshake") {
+		t.Errorf("Start of a non-plugin: %s", ft.output())
+	}
+}
+
+func findCheck(t *testing.T, name string) check {
+	for _, c := range checks {
+		if c.name == name {
+			return c
+		}
+	}
+	t.Fatalf("no check %q", name)
+	return check{}
+}
+
+// pluginFor returns the test plugin or a broken variant of it.
+func pluginFor(mode string) sdk.Plugin {
+	good := NewTestPlugin("testplug").(*testPlugin)
+	if mode == "good" {
+		return good
+	}
+	return &brokenPlugin{testPlugin: good, mode: mode}
+}
+
+// brokenPlugin breaks one rule of the contract, per mode.
+type brokenPlugin struct {
+	*testPlugin
+	mode string
+}
+
+func (b *brokenPlugin) Describe() sdk.Description {
+	d := b.testPlugin.Describe()
+	if b.mode == "baddesc" {
+		p := &d.Capability(sdk.CapTranslate).Params[1]
+		p.Default = 50.0 // above its max of 10
+	}
+	return d
+}
+
+func (b *brokenPlugin) Load(ctx context.Context, req sdk.LoadRequest) (sdk.Model, error) {
+	if b.mode == "lostparams" && req.Params.String("op") == "invert" {
+		return nil, fmt.Errorf("op invert is not implemented")
+	}
+	m, err := b.testPlugin.Load(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return &brokenModel{testModel: m.(*testModel), mode: b.mode}, nil
+}
+
+func (b *brokenPlugin) Train(ctx context.Context, s sdk.TrainSession) error {
+	if b.mode == "notrain" {
+		_, _ = s.Next(ctx)
+		return nil
+	}
+	return b.testPlugin.Train(ctx, s)
+}
+
+type brokenModel struct {
+	*testModel
+	mode string
+}
+
+func (m *brokenModel) Translate(ctx context.Context, in *sdk.Batch) (*sdk.Tensor, error) {
+	out, err := m.testModel.Translate(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	switch m.mode {
+	case "nondeterministic":
+		out.Data[0] ^= byte(time.Now().UnixNano()) | 1
+	case "batchdependent":
+		out.Data[len(out.Data)-1] ^= byte(in.Len())
+	case "badrange":
+		if out.DType == sdk.Float32 {
+			return sdk.FromFloat32(make2(out.NumElements()), out.Shape...), nil
+		}
+	}
+	return out, nil
+}
+
+func make2(n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = 2
+	}
+	return v
+}
+
+// fakeTB records failures instead of failing the test, to prove that checks
+// can fail. Fatal and Skip end the goroutine, like testing.T's.
+type fakeTB struct {
+	testing.TB
+	t *testing.T
+
+	mu       sync.Mutex
+	msgs     []string
+	failed   bool
+	cleanups []func()
+}
+
+func runFake(t *testing.T, fn func(tb testing.TB)) *fakeTB {
+	ft := &fakeTB{t: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() {
+			for i := len(ft.cleanups) - 1; i >= 0; i-- {
+				ft.cleanups[i]()
+			}
+		}()
+		fn(ft)
+	}()
+	<-done
+	return ft
+}
+
+func (f *fakeTB) record(fail bool, s string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.msgs = append(f.msgs, s)
+	f.failed = f.failed || fail
+}
+
+func (f *fakeTB) output() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return strings.Join(f.msgs, "\n")
+}
+
+func (f *fakeTB) Helper()                        {}
+func (f *fakeTB) Name() string                   { return f.t.Name() + "/fake" }
+func (f *fakeTB) TempDir() string                { return f.t.TempDir() }
+func (f *fakeTB) Cleanup(fn func())              { f.cleanups = append(f.cleanups, fn) }
+func (f *fakeTB) Log(a ...any)                   { f.record(false, fmt.Sprint(a...)) }
+func (f *fakeTB) Logf(format string, a ...any)   { f.record(false, fmt.Sprintf(format, a...)) }
+func (f *fakeTB) Error(a ...any)                 { f.record(true, fmt.Sprint(a...)) }
+func (f *fakeTB) Errorf(format string, a ...any) { f.record(true, fmt.Sprintf(format, a...)) }
+func (f *fakeTB) Fatal(a ...any)                 { f.record(true, fmt.Sprint(a...)); runtime.Goexit() }
+func (f *fakeTB) Fatalf(format string, a ...any) {
+	f.record(true, fmt.Sprintf(format, a...))
+	runtime.Goexit()
+}
+func (f *fakeTB) Skip(a ...any) { f.record(false, fmt.Sprint(a...)); runtime.Goexit() }
+func (f *fakeTB) Skipf(format string, a ...any) {
+	f.record(false, fmt.Sprintf(format, a...))
+	runtime.Goexit()
+}
+func (f *fakeTB) SkipNow() { runtime.Goexit() }
+func (f *fakeTB) FailNow() { f.record(true, "FailNow"); runtime.Goexit() }
+func (f *fakeTB) Fail()    { f.record(true, "Fail") }
+func (f *fakeTB) Failed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failed
+}
