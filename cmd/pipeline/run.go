@@ -123,6 +123,11 @@ func runPipeline(cmd *cobra.Command, file string, f *runFlags) error {
 	}
 	p, errs := job.CheckFile(ctx, m, file, f.sets, seed)
 	if len(errs) > 0 {
+		if ctx.Err() != nil {
+			// What went wrong is that plugins were stopped half-started;
+			// their errors would only mislead.
+			return &exitError{exitInterrupted, errors.New("interrupted while checking the pipeline; nothing was run")}
+		}
 		printErrors(stderr, errs)
 		return &exitError{exitInvalid, fmt.Errorf("%s: %d problem(s); nothing was run", file, len(errs))}
 	}
@@ -142,14 +147,18 @@ func runPipeline(cmd *cobra.Command, file string, f *runFlags) error {
 	})
 	pr.finish()
 	if err != nil && res == nil {
+		if ctx.Err() != nil {
+			return &exitError{exitInterrupted, errors.New("interrupted while starting the job; nothing was run")}
+		}
 		return &exitError{exitInvalid, err}
 	}
 	summarize(stderr, p, res, time.Since(start))
 	switch {
+	case res.Interrupted || ctx.Err() != nil:
+		// Errors of an interrupted job are mostly its cancellation.
+		return &exitError{exitInterrupted, errors.New("interrupted; rerun the same command to resume")}
 	case err != nil:
 		return &exitError{exitInvalid, err}
-	case res.Interrupted:
-		return &exitError{exitInterrupted, errors.New("interrupted; rerun the same command to resume")}
 	case len(res.Failures) > 0:
 		return &exitError{exitItemsFailed, fmt.Errorf("%d item(s) failed", len(res.Failures))}
 	}

@@ -6,10 +6,7 @@ package job
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"runtime"
 	"sync"
@@ -154,21 +151,15 @@ func (b *builder) build(ctx context.Context) ([]*run.Node, error) {
 	return nodes, nil
 }
 
-// fileHash returns the sha256 of an executable, computed once per job.
+// fileHash returns the sha256 of an executable, computed once per job
+// ("" when it cannot be read: provenance then omits it).
 func (b *builder) fileHash(path string) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if h, ok := b.hashes[path]; ok {
-		return h
+	h, ok := b.hashes[path]
+	if !ok {
+		h, _ = plugins.FileSHA256(path)
+		b.hashes[path] = h
 	}
-	h := ""
-	if f, err := os.Open(path); err == nil {
-		sum := sha256.New()
-		if _, err := io.Copy(sum, f); err == nil {
-			h = hex.EncodeToString(sum.Sum(nil))
-		}
-		f.Close()
-	}
-	b.hashes[path] = h
 	return h
 }
