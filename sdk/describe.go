@@ -20,25 +20,25 @@ var Capabilities = []Capability{CapEncode, CapGenerate, CapTranslate, CapDenoise
 // `pipeline plugins describe`, docs and the JSON Schema from this one value.
 type Description struct {
 	// Name is the plugin's name as used by `model:` in a pipeline.
-	Name string
+	Name string `json:"name,omitempty"`
 	// Version is the plugin's own version (semver recommended).
-	Version string
+	Version string `json:"version,omitempty"`
 	// Doc is a one-paragraph description.
-	Doc string
+	Doc string `json:"doc,omitempty"`
 	// Capabilities lists what the plugin can do, each with its parameters.
-	Capabilities []CapabilitySpec
+	Capabilities []CapabilitySpec `json:"capabilities,omitempty"`
 	// Presets are the named weights (or configurations) the plugin ships.
 	// A stage that names no preset uses the one marked Default, else the first.
-	Presets []Preset
+	Presets []Preset `json:"presets,omitempty"`
 	// BatchSize is the preferred number of items per call (0: the host picks).
-	BatchSize int
+	BatchSize int `json:"batch_size,omitempty"`
 }
 
 // CapabilitySpec declares one capability and the stage parameters it takes.
 type CapabilitySpec struct {
-	Name   Capability
-	Doc    string
-	Params []Param
+	Name   Capability `json:"name,omitempty"`
+	Doc    string     `json:"doc,omitempty"`
+	Params []Param    `json:"params,omitempty"`
 }
 
 // Capability returns the spec of capability c, or nil.
@@ -76,22 +76,22 @@ func (d *Description) Preset(name string) *Preset {
 // Preset is a named set of shipped weights (or a fixed configuration) with its
 // input/output contract, which the planner checks against neighbouring stages.
 type Preset struct {
-	Name string
-	Doc  string
+	Name string `json:"name,omitempty"`
+	Doc  string `json:"doc,omitempty"`
 	// Default marks the preset used when a stage names none.
-	Default bool
+	Default bool `json:"default,omitempty"`
 	// Capabilities this preset supports (a subset of the plugin's).
-	Capabilities []Capability
+	Capabilities []Capability `json:"capabilities,omitempty"`
 	// Input is the image contract of encode, translate and denoise.
-	Input *ImageSpec
+	Input *ImageSpec `json:"input,omitempty"`
 	// Output is the image contract of generate, translate and denoise.
-	Output *ImageSpec
+	Output *ImageSpec `json:"output,omitempty"`
 	// Latent is the latent space of encode output and generate input.
-	Latent *LatentSpec
+	Latent *LatentSpec `json:"latent,omitempty"`
 	// Classes is the number of labels a conditional model accepts (0: none).
-	Classes int
+	Classes int `json:"classes,omitempty"`
 	// Weights describes the shipped weights (e.g. "embedded, sha256:...").
-	Weights string
+	Weights string `json:"weights,omitempty"`
 }
 
 // Has reports whether the preset supports capability c.
@@ -108,17 +108,18 @@ func (p *Preset) Has(c Capability) bool {
 // Height or Width means "any" on an input and "same as the input" on an
 // output. Min and Max give the value range (0 and 255 for uint8 pixels).
 type ImageSpec struct {
-	Channels int
-	Height   int
-	Width    int
-	DType    DType
-	Min, Max float32
+	Channels int     `json:"channels,omitempty"`
+	Height   int     `json:"height,omitempty"`
+	Width    int     `json:"width,omitempty"`
+	DType    DType   `json:"dtype,omitempty"`
+	Min      float32 `json:"min"`
+	Max      float32 `json:"max"`
 }
 
 // LatentSpec is a latent-space contract: vectors of Dim values in Space.
 type LatentSpec struct {
-	Space string
-	Dim   int
+	Space string `json:"space,omitempty"`
+	Dim   int    `json:"dim,omitempty"`
 }
 
 // Type is the type of a [Param] value.
@@ -139,25 +140,26 @@ const (
 // Param declares one parameter: its type, default, allowed range or enum, and
 // documentation. Declared once, it drives validation, docs and JSON Schema.
 type Param struct {
-	Name string
-	Type Type
-	Doc  string
+	Name string `json:"name,omitempty"`
+	Type Type   `json:"type,omitempty"`
+	Doc  string `json:"doc,omitempty"`
 	// Default is used when the parameter is absent (nil: no default).
 	// Its Go type follows the value mapping of [Params].
-	Default any
+	Default any `json:"default,omitempty"`
 	// Required parameters have no default and must be given.
-	Required bool
+	Required bool `json:"required,omitempty"`
 	// Min and Max bound an Int or Float (inclusive); nil means unbounded.
-	Min, Max *float64
+	Min *float64 `json:"min,omitempty"`
+	Max *float64 `json:"max,omitempty"`
 	// Enum lists the allowed values of a String. On a List it lists special
 	// string values accepted instead of a list (e.g. "each").
-	Enum []string
+	Enum []string `json:"enum,omitempty"`
 	// Elem is the element type of a List.
-	Elem *Param
+	Elem *Param `json:"elem,omitempty"`
 	// Fields are the members of an Object.
-	Fields []Param
+	Fields []Param `json:"fields,omitempty"`
 	// OneOf makes an Object a choice: exactly one of Fields must be set.
-	OneOf bool
+	OneOf bool `json:"one_of,omitempty"`
 }
 
 // Bound returns a pointer to v, for Param.Min and Param.Max literals.

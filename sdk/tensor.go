@@ -179,3 +179,19 @@ func sameDims(a, b []int) bool {
 	}
 	return true
 }
+
+// MarshalText writes the dtype's name, so JSON descriptions say "uint8".
+func (d DType) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText reads a dtype name written by MarshalText.
+func (d *DType) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "uint8":
+		*d = Uint8
+	case "float32":
+		*d = Float32
+	default:
+		return fmt.Errorf("unknown dtype %q (want uint8 or float32)", b)
+	}
+	return nil
+}

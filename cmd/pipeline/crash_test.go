@@ -252,7 +252,7 @@ func firstKeys(m map[string]bool, n int) []string {
 	return out
 }
 
-var summaryRE = regexp.MustCompile(`(?m)^crash: wrote (\d+), skipped (\d+) already done, failed (\d+) in `)
+var summaryRE = regexp.MustCompile(`(?m)^crash: wrote (\d+) outputs, skipped (\d+) already done, failed (\d+) items in `)
 
 // summary reads the counts of the job's summary line.
 func summary(t *testing.T, stderr string) (wrote, skipped, failed int) {

@@ -179,7 +179,7 @@ func countEnds(p *plan.Plan) (sources, sinks int) {
 
 // summarize prints what the job did and every failed item with its reason.
 func summarize(w io.Writer, p *plan.Plan, res *run.Result, took time.Duration) {
-	fmt.Fprintf(w, "%s: wrote %d, skipped %d already done, failed %d in %s\n",
+	fmt.Fprintf(w, "%s: wrote %d outputs, skipped %d already done, failed %d items in %s\n",
 		p.Name, res.Written, res.Skipped, len(res.Failures), took.Round(time.Millisecond))
 	for _, f := range res.Failures {
 		fmt.Fprintf(w, "  failed: %s\n", indent(f.String()))

@@ -30,9 +30,14 @@ func (b *builder) node(ctx context.Context, pn *plan.Node) (*run.Node, error) {
 		}
 		return &run.Node{Map: preprocess{p, pn.ID, ops}, Workers: b.opt.Workers}, nil
 	case spec.Save:
+		shard := ""
+		if b.opt.ShardCount > 1 {
+			shard = fmt.Sprintf("%d-of-%d", b.opt.ShardIndex, b.opt.ShardCount)
+		}
 		s, err := stages.NewSaver(pn.Host.(map[string]any), b.plan.BaseDir, stages.SaveOptions{
 			Overwrite: b.opt.Overwrite,
 			Stage:     pn.ID,
+			Shard:     shard,
 			Provenance: stages.ProvenanceInfo{
 				Name: b.plan.Name, File: b.plan.File, SHA256: b.plan.SHA256, Seed: b.plan.Seed,
 			},

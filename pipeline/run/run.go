@@ -80,8 +80,8 @@ func (f Failure) String() string {
 
 // Result summarises a job.
 type Result struct {
-	// Written counts items written by sinks; Skipped counts items skipped
-	// because their outputs existed.
+	// Written counts outputs written, one per item and sink (save stage);
+	// Skipped counts outputs that existed already, in the same unit.
 	Written, Skipped int
 	// Failures lists every failed item, ordered by stage then index.
 	Failures []Failure

@@ -115,7 +115,7 @@ func (j *job) source(n *Node, sinks []*Node) <-chan item.Item {
 			emitted++
 			if !j.opt.Overwrite && len(sinks) > 0 && allDone(sinks, it) {
 				j.mu.Lock()
-				j.res.Skipped++
+				j.res.Skipped += len(sinks)
 				j.mu.Unlock()
 				j.event(n, "skip", &it, nil, 0)
 				return nil

@@ -579,6 +579,9 @@ func (p *parser) plugins(s *Spec, v *yaml.Node) {
 			case "sha256":
 				sum, ok := p.str(f.value, "plugins."+pl.Name+".sha256")
 				pl.SHA256Pos = p.pos(f.value)
+				// "sha256:HEX" is accepted too, as --sha256 and the
+				// manager take it.
+				sum = strings.TrimPrefix(sum, "sha256:")
 				if ok && !hexRE.MatchString(sum) {
 					p.errorf(f.value, "as printed by sha256sum", "plugins.%s.sha256: expected 64 hex digits, got %d characters", pl.Name, len(sum))
 					break

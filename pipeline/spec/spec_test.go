@@ -265,3 +265,15 @@ stages:
 		t.Errorf("value %s, want %s", g, w)
 	}
 }
+
+func TestPluginPinWithPrefix(t *testing.T) {
+	hex := strings.Repeat("ab", 32)
+	src := "version: 1\nname: p\nplugins:\n  edges: {path: x, sha256: \"sha256:" + strings.ToUpper(hex) + "\"}\nstages:\n  - id: a\n    load: {dir: d}\n"
+	s, errs := Parse("p.yaml", []byte(src), nil)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if got := s.Plugin("edges").SHA256; got != hex {
+		t.Fatalf("pin %q, want %q", got, hex)
+	}
+}

@@ -47,6 +47,10 @@ type SaveOptions struct {
 	Stage string
 	// Provenance is recorded with every image.
 	Provenance ProvenanceInfo
+	// Shard, when set (e.g. "1-of-3"), is added to the grid and animation
+	// file names: each shard holds only its own items, and shards often
+	// share one output folder, so one file name would keep just the last.
+	Shard string
 }
 
 // ProvenanceRecord is what a sidecar NAME.json (or the PNG tEXt chunk with
@@ -243,6 +247,14 @@ func NewSaver(params map[string]any, baseDir string, opt SaveOptions) (*Saver, e
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("save: dir %s: %w", s.dir, unwrapPath(err))
 	}
+	if opt.Shard != "" {
+		if s.grid != nil {
+			s.grid.file = shardName(s.grid.file, opt.Shard)
+		}
+		if s.anim != nil {
+			s.anim.file = shardName(s.anim.file, opt.Shard)
+		}
+	}
 	s.owners = map[string]int{}
 	if s.grid != nil {
 		s.owners[s.abs(s.grid.file)] = -1
@@ -251,6 +263,12 @@ func NewSaver(params map[string]any, baseDir string, opt SaveOptions) (*Saver, e
 		s.owners[s.abs(s.anim.file)] = -1
 	}
 	return s, nil
+}
+
+// shardName turns "grid.png" into "grid.shard-1-of-3.png".
+func shardName(file, shard string) string {
+	ext := path.Ext(file)
+	return strings.TrimSuffix(file, ext) + ".shard-" + shard + ext
 }
 
 // Dir is the resolved output folder.

@@ -472,3 +472,32 @@ func TestTemplateRender(t *testing.T) {
 		t.Errorf("render = %q, %v", got, err)
 	}
 }
+
+// Shards of one job share the output folder: each writes its own grid and
+// animation file instead of overwriting the others'.
+func TestSaveShardNamesGrid(t *testing.T) {
+	dir := t.TempDir()
+	for shard := 0; shard < 2; shard++ {
+		raw := map[string]any{"dir": dir, "grid": map[string]any{"columns": 2}, "animation": map[string]any{}}
+		s, err := NewSaver(checked(t, SaveParam, raw), "/unused", SaveOptions{Stage: "out", Shard: fmt.Sprintf("%d-of-2", shard)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := shard; i < 6; i += 2 {
+			if err := s.Write(testItem(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"grid.shard-0-of-2.png", "grid.shard-1-of-2.png", "animation.shard-0-of-2.gif", "animation.shard-1-of-2.gif"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "grid.png")); err == nil {
+		t.Error("a shard wrote the unsharded grid name")
+	}
+}
