@@ -1,11 +1,13 @@
 package sdk
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -34,9 +36,12 @@ type Handle uint64
 
 // Client is the host's side of one plugin connection. It is safe for
 // concurrent use. Large batches are split so that no message exceeds
-// ChunkBytes, and the parts' results are joined again.
+// ChunkBytes, and the parts' results are joined again. Tensor bytes travel
+// in the gRPC messages unless [Client.UseSharedMemory] turned the
+// shared-memory data plane on. Tensors a call returns are the caller's own.
 type Client struct {
 	rpc pb.PluginClient
+	shm atomic.Pointer[SharedMemory]
 
 	mu      sync.Mutex
 	desc    *Description
@@ -139,6 +144,58 @@ func (c *Client) Describe(ctx context.Context) (Description, error) {
 	return *d, nil
 }
 
+// UseSharedMemory sends tensor bytes through m from now on, if the plugin
+// process mapped it: m must have been attached to the command that started
+// this client's process. It reports whether the plugin did (a plugin built
+// with an older SDK, on another OS or with GENPIPE_SHM=off did not, and the
+// client stays inline). The caller keeps ownership of m and closes it after
+// the process has exited.
+func (c *Client) UseSharedMemory(ctx context.Context, m *SharedMemory) (bool, error) {
+	resp, err := c.rpc.Describe(ctx, &pb.DescribeRequest{})
+	if err != nil {
+		return false, c.rpcErr(ctx, "describe", err)
+	}
+	c.mu.Lock()
+	if c.desc == nil {
+		desc := descriptionFromProto(resp)
+		c.desc = &desc
+	}
+	c.mu.Unlock()
+	if m == nil || resp.ShmSize != uint64(m.Size()) || !bytes.Equal(resp.ShmToken, m.token[:]) {
+		return false, nil
+	}
+	c.shm.Store(m)
+	return true, nil
+}
+
+// SharedMemoryStats returns the counters of the shared memory the client
+// uses; ok is false when its tensors go inline.
+func (c *Client) SharedMemoryStats() (stats SharedMemoryStats, ok bool) {
+	m := c.shm.Load()
+	if m == nil {
+		return SharedMemoryStats{}, false
+	}
+	return m.Stats(), true
+}
+
+// lease takes shared memory for a call with the given input tensor (nil:
+// none) and expected output bytes (0: unknown), or returns nil when the call
+// goes inline: no shared memory, too few bytes to gain from it, or no room.
+func (c *Client) lease(in *Tensor, outBytes int) *shmLease {
+	m := c.shm.Load()
+	if m == nil {
+		return nil
+	}
+	inBytes := 0
+	if in != nil {
+		inBytes = len(in.Data)
+	}
+	if inBytes+outBytes < shmMinBytes {
+		return nil
+	}
+	return m.lease(inBytes, outBytes)
+}
+
 // Load prepares a model for one stage. req.Logger is ignored (the plugin
 // logs to its own stderr).
 func (c *Client) Load(ctx context.Context, req LoadRequest) (Handle, error) {
@@ -221,24 +278,37 @@ func (c *Client) batchCall(ctx context.Context, cap Capability, h Handle, in *Ba
 	if len(in.Labels) != 0 && len(in.Labels) != n {
 		return nil, fmt.Errorf("%s%w: %d labels for %d items", c.prefix(call), ErrInvalid, len(in.Labels), n)
 	}
-	item := max(in.ItemBytes(), c.outItemBytes(h, cap, in.Tensor))
-	per, err := itemsPerCall(item)
+	outItem := c.outItemBytes(h, cap, in.Tensor)
+	per, err := itemsPerCall(max(in.ItemBytes(), outItem))
 	if err != nil {
 		return nil, fmt.Errorf("%s%w: %v", c.prefix(call), ErrTooLarge, err)
 	}
+	if outItem == 0 {
+		// Unknown output size: offer as much room as the input takes,
+		// which fits image-to-image calls; a larger answer goes inline.
+		outItem = in.ItemBytes()
+	}
 	return c.split(ctx, call, n, per, func(i, j int) (*Tensor, error) {
-		req := &pb.BatchRequest{Handle: uint64(h), Tensor: tensorToProto(in.Tensor.Slice(i, j))}
+		part := in.Tensor.Slice(i, j)
+		req := &pb.BatchRequest{Handle: uint64(h)}
 		if len(in.Seeds) > 0 {
 			req.Seeds = in.Seeds[i:j]
 		}
 		if len(in.Labels) > 0 {
 			req.Labels = labelsToProto(in.Labels[i:j])
 		}
-		resp, err := rpc(ctx, req)
+		l := c.lease(part, outItem*(j-i))
+		if l == nil {
+			req.Tensor = tensorToProto(part)
+		} else {
+			defer l.release()
+			req.Tensor, req.Shm = l.tensorIn(part), l.call()
+		}
+		resp, err := rpc(ctx, req, callOptions...)
 		if err != nil {
 			return nil, err
 		}
-		return tensorFromProto(resp.Tensor)
+		return tensorFromLease(resp.Tensor, l)
 	})
 }
 
@@ -264,12 +334,13 @@ func (c *Client) Generate(ctx context.Context, h Handle, req GenerateRequest) (*
 		return nil, fmt.Errorf("%s%w: %d labels for %d seeds", c.prefix(call), ErrInvalid, len(req.Labels), n)
 	}
 	per := MaxGenerateItems
-	if out := c.outItemBytes(h, CapGenerate, nil); out > 0 || latItem > 0 {
+	outItem := c.outItemBytes(h, CapGenerate, nil)
+	if outItem > 0 || latItem > 0 {
 		var err error
-		if per, err = itemsPerCall(max(out, latItem)); err != nil {
+		if per, err = itemsPerCall(max(outItem, latItem)); err != nil {
 			return nil, fmt.Errorf("%s%w: %v", c.prefix(call), ErrTooLarge, err)
 		}
-		if out == 0 {
+		if outItem == 0 {
 			per = min(per, MaxGenerateItems)
 		}
 	}
@@ -281,10 +352,26 @@ func (c *Client) Generate(ctx context.Context, h Handle, req GenerateRequest) (*
 		if len(req.Labels) > 0 {
 			r.Labels = labelsToProto(req.Labels[i:j])
 		}
+		var lat *Tensor
 		if req.Latents != nil {
-			r.Latents = tensorToProto(req.Latents.Slice(i, j))
+			lat = req.Latents.Slice(i, j)
+			r.Latents = tensorToProto(lat)
 		}
-		resp, err := c.rpc.Generate(ctx, r)
+		// With an unknown output size (outItem 0) no room is offered and
+		// the images come back inline.
+		if l := c.lease(lat, outItem*(j-i)); l != nil {
+			defer l.release()
+			r.Shm = l.call()
+			if lat != nil {
+				r.Latents = l.tensorIn(lat)
+			}
+			resp, err := c.rpc.Generate(ctx, r, callOptions...)
+			if err != nil {
+				return nil, err
+			}
+			return tensorFromLease(resp.Tensor, l)
+		}
+		resp, err := c.rpc.Generate(ctx, r, callOptions...)
 		if err != nil {
 			return nil, err
 		}

@@ -89,6 +89,9 @@ func TestLargeBatchRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(out.Shape, in.Shape) || out.DType != in.DType || string(out.Data) != string(in.Data) {
 		t.Fatalf("identity translate of %v changed the batch: got %v %s", in.Shape, out.Shape, out.DType)
 	}
+	if st, ok := p.Client.SharedMemoryStats(); sharedMemoryExpected() && (!ok || st.Calls < 3 || st.Fallbacks > 0) {
+		t.Errorf("the 48 MiB batch did not go through shared memory in 3 calls: %+v (in use: %v)", st, ok)
+	}
 
 	he := load(t, p, sdk.CapEncode, "rgb", nil)
 	lat, err := p.Client.Encode(ctx(t), he, &sdk.Batch{Tensor: in})

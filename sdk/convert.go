@@ -27,6 +27,11 @@ func tensorFromProto(t *pb.Tensor) (*Tensor, error) {
 	if t == nil {
 		return nil, nil
 	}
+	if t.Shm != nil {
+		// Only the calls that lease shared memory resolve references
+		// (see shm.go); anywhere else one is a peer's mistake.
+		return nil, fmt.Errorf("%w: a tensor in shared memory where only inline data is allowed", ErrSharedMemory)
+	}
 	shape := make([]int, len(t.Shape))
 	for i, d := range t.Shape {
 		if d < 0 || d > math.MaxInt32 {

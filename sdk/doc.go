@@ -11,6 +11,12 @@
 // authors never import go-plugin or gRPC themselves. Images cross the boundary as
 // [Tensor] values in NCHW layout with little-endian bytes.
 //
+// On Linux the tensor bytes of a call do not travel in the gRPC messages but
+// through memory the host shares with each plugin process (see
+// [SharedMemory]; GENPIPE_SHM=off switches it off). For plugin authors this
+// changes one rule: the input Data a model method receives is valid only
+// until the method returns (see [Batch]).
+//
 // This package must not import gorgonia: a plugin author's dependency on it stays
 // light, and the host runtime knows models only through it.
 package sdk

@@ -38,6 +38,14 @@ type LoadRequest struct {
 
 // Batch is a batch of items crossing the boundary. Seeds and Labels, when set,
 // have one entry per item along Tensor's leading dimension.
+//
+// In a plugin, the Data of the batch passed to Encode, Translate or Denoise
+// (and of GenerateRequest.Latents) may point into memory shared with the
+// host, which reuses it for other calls: it is valid only until the method
+// returns. Do not retain Data (nor a tensor sharing it) after the call;
+// copy what must outlive it. Writing to it during the call, and returning
+// the input tensor itself, are fine: the SDK copies the result before the
+// call ends.
 type Batch struct {
 	// Tensor holds images (NCHW, or NTCHW for frame sequences) or latents (ND).
 	*Tensor

@@ -53,6 +53,16 @@ func Serve(p Plugin) {
 		os.Exit(1)
 	}
 	log = srv.log
+	shm, err := mapSharedMemoryFromEnv()
+	switch {
+	case err != nil:
+		log.Warn("shared memory offered by the host cannot be used; tensors go inline", "error", err.Error())
+	case shm != nil:
+		srv.shm = shm
+		srv.descPB.ShmToken = shm.token
+		srv.descPB.ShmSize = uint64(len(shm.mem))
+		log.Debug("tensors go through shared memory", "bytes", len(shm.mem))
+	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: {PluginKey: &GRPCPlugin{Impl: p, server: srv}}},
@@ -85,6 +95,8 @@ type server struct {
 	desc   Description
 	descPB *pb.Description
 	log    hclog.Logger
+	// shm is the host's shared memory, nil when tensors go inline.
+	shm *shmPeer
 
 	mu     sync.Mutex
 	next   uint64
@@ -279,11 +291,18 @@ func (s *server) Denoise(ctx context.Context, req *pb.BatchRequest) (*pb.TensorR
 func (s *server) batchCall(ctx context.Context, c Capability, req *pb.BatchRequest) (_ *pb.TensorResponse, err error) {
 	call := string(c)
 	defer s.guard(call, &err)
+	sc, err := s.shm.beginCall(req.Shm)
+	if err != nil {
+		return nil, s.fail(call, codes.InvalidArgument, "%v", err)
+	}
+	// Deferred after guard, so it also runs first on a panic: nothing
+	// touches the call's shared memory after it.
+	defer sc.done()
 	l, err := s.lookup(c, req.Handle)
 	if err != nil {
 		return nil, err
 	}
-	b, err := batchFromProto(req)
+	b, err := batchFromProto(req, sc)
 	if err != nil {
 		return nil, s.fail(call, codes.InvalidArgument, "%v", err)
 	}
@@ -312,19 +331,24 @@ func (s *server) batchCall(ctx context.Context, c Capability, req *pb.BatchReque
 	if err := s.checkOutput(c, l, b.Len(), out, b.Tensor); err != nil {
 		return nil, s.fail(call, codes.Unknown, "%v", err)
 	}
-	return &pb.TensorResponse{Tensor: tensorToProto(out)}, nil
+	return sc.response(out), nil
 }
 
 func (s *server) Generate(ctx context.Context, req *pb.GenerateRequest) (_ *pb.TensorResponse, err error) {
 	const call = "generate"
 	defer s.guard(call, &err)
+	sc, err := s.shm.beginCall(req.Shm)
+	if err != nil {
+		return nil, s.fail(call, codes.InvalidArgument, "%v", err)
+	}
+	defer sc.done()
 	l, err := s.lookup(CapGenerate, req.Handle)
 	if err != nil {
 		return nil, err
 	}
 	g := GenerateRequest{Seeds: req.Seeds, Labels: labelsFromProto(req.Labels)}
 	if req.Latents != nil {
-		if g.Latents, err = tensorFromProto(req.Latents); err != nil {
+		if g.Latents, err = sc.tensorIn("the latents", req.Latents); err != nil {
 			return nil, s.fail(call, codes.InvalidArgument, "latents: %v", err)
 		}
 	}
@@ -357,7 +381,7 @@ func (s *server) Generate(ctx context.Context, req *pb.GenerateRequest) (_ *pb.T
 	if err := s.checkOutput(CapGenerate, l, n, out, nil); err != nil {
 		return nil, s.fail(call, codes.Unknown, "%v", err)
 	}
-	return &pb.TensorResponse{Tensor: tensorToProto(out)}, nil
+	return sc.response(out), nil
 }
 
 func (s *server) checkLabels(l *loaded, labels []int) error {
@@ -409,13 +433,21 @@ func (s *server) checkOutput(c Capability, l *loaded, n int, out, in *Tensor) er
 	return nil
 }
 
-func batchFromProto(req *pb.BatchRequest) (*Batch, error) {
+// batchFromProto converts a request; sc resolves shared-memory references
+// (nil: none are allowed).
+func batchFromProto(req *pb.BatchRequest, sc *shmCall) (*Batch, error) {
 	if req.Tensor == nil {
 		return nil, errors.New("no input tensor")
 	}
-	t, err := tensorFromProto(req.Tensor)
+	var t *Tensor
+	var err error
+	if sc != nil {
+		t, err = sc.tensorIn("the tensor", req.Tensor)
+	} else {
+		t, err = tensorFromProto(req.Tensor)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("input: %v", err)
+		return nil, fmt.Errorf("input: %w", err)
 	}
 	if len(t.Shape) == 0 {
 		return nil, errors.New("input: scalar tensor, expected a batch")

@@ -128,7 +128,7 @@ func (t *trainSession) Next(ctx context.Context) (*Batch, error) {
 		}
 		switch x := m.msg.Msg.(type) {
 		case *pb.TrainInput_Batch:
-			b, err := batchFromProto(x.Batch)
+			b, err := batchFromProto(x.Batch, nil)
 			if err != nil {
 				return nil, fmt.Errorf("train: batch from the host: %v", err)
 			}

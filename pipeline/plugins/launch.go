@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,8 @@ type proc struct {
 	pid    int
 	gen    int
 	stderr *stderrTail
+	// shm carries the tensor bytes of calls; nil when they go inline.
+	shm *sdk.SharedMemory
 
 	killOnce sync.Once
 }
@@ -35,8 +38,16 @@ type proc struct {
 // exited reports whether the process is gone.
 func (p *proc) exited() bool { return p.client.Exited() }
 
-// kill stops the process (gracefully if it still answers) and waits for it.
-func (p *proc) kill() { p.killOnce.Do(p.client.Kill) }
+// kill stops the process (gracefully if it still answers) and waits for it,
+// then releases its shared memory (once calls still copying are done).
+func (p *proc) kill() {
+	p.killOnce.Do(func() {
+		p.client.Kill()
+		if p.shm != nil {
+			_ = p.shm.Close()
+		}
+	})
+}
 
 // StartError reports a plugin that could not be started or did not complete
 // the handshake.
@@ -124,13 +135,22 @@ func (m *Manager) launch(info Info, pin string, gen int) (*proc, error) {
 	tail := newStderrTail(m.opts.StderrLines)
 	log := m.log.Named("plugin")
 	named := log.Named(info.Name)
+	// A fresh memory per process: a call still running in a dead process
+	// can then never touch the memory of its successor.
+	shm := m.newSharedMemory(info.Name)
 	cc := sdk.NewClientConfig(nil)
 	cc.Cmd = nil
 	cc.RunnerFunc = func(l hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
 		cmd := exec.Command(info.Location, info.Args...)
 		// spec carries the host's environment and go-plugin's handshake
-		// variables; the manager's own settings go last so they win.
-		cmd.Env = append(spec.Env, m.env()...)
+		// variables; the manager's own settings go last so they win. A
+		// memory named in the host's own environment is not passed on.
+		cmd.Env = slices.DeleteFunc(append(spec.Env, m.env()...), func(kv string) bool {
+			return strings.HasPrefix(kv, "GENPIPE_SHM_FD=") || strings.HasPrefix(kv, "GENPIPE_SHM_SIZE=")
+		})
+		if shm != nil {
+			shm.Attach(cmd)
+		}
 		cmd.Stdin = nil
 		setParentDeathSignal(cmd)
 		return newThreadRunner(info.Name, cmd)
@@ -145,10 +165,49 @@ func (m *Manager) launch(info Info, pin string, gen int) (*proc, error) {
 	rpc, err := sdk.Dispense(pc)
 	if err != nil {
 		pc.Kill()
+		if shm != nil {
+			_ = shm.Close()
+		}
 		return nil, startError(info, err, tail.Lines(), m.opts.StartTimeout.String())
 	}
 	pid, _ := strconv.Atoi(pc.ID())
-	return &proc{client: pc, rpc: rpc, pid: pid, gen: gen, stderr: tail}, nil
+	pr := &proc{client: pc, rpc: rpc, pid: pid, gen: gen, stderr: tail}
+	if shm != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.opts.StartTimeout)
+		ok, err := rpc.UseSharedMemory(ctx, shm)
+		cancel()
+		switch {
+		case ok:
+			pr.shm = shm
+		case err != nil:
+			// The next call finds out what happened to the process.
+			named.Debug("cannot ask the plugin about shared memory; tensors go inline", "error", err.Error())
+			_ = shm.Close()
+		default:
+			// An older SDK, or the plugin refused it: inline, as before.
+			named.Debug("the plugin does not use shared memory; tensors go inline")
+			_ = shm.Close()
+		}
+	}
+	return pr, nil
+}
+
+// newSharedMemory creates the memory for one plugin process, or returns nil
+// when tensors go inline (switched off, or not supported here).
+func (m *Manager) newSharedMemory(name string) *sdk.SharedMemory {
+	size := m.opts.SharedMemoryBytes
+	if size < 0 || !sdk.SharedMemoryEnabled() {
+		return nil
+	}
+	if size == 0 {
+		size = sdk.DefaultSharedMemoryBytes
+	}
+	shm, err := sdk.NewSharedMemory(size)
+	if err != nil {
+		m.log.Named("plugin").Named(name).Debug("no shared memory; tensors go inline", "error", err.Error())
+		return nil
+	}
+	return shm
 }
 
 // env is the environment the manager adds for plugin processes.

@@ -35,6 +35,11 @@ type Options struct {
 	// StderrLines is how many of a plugin's last stderr lines error
 	// reports include (default 20).
 	StderrLines int
+	// SharedMemoryBytes is the size of the memory shared with each plugin
+	// process to carry tensor bytes (Linux; default
+	// sdk.DefaultSharedMemoryBytes). A call that finds no room goes inline.
+	// Negative switches shared memory off, as GENPIPE_SHM=off does.
+	SharedMemoryBytes int
 }
 
 // Manager finds, starts and supervises plugins. It is safe for concurrent
@@ -153,7 +158,7 @@ func (m *Manager) Resolve(ref Ref) (Info, error) {
 			m.noticed[ref.Name] = true
 			m.mu.Unlock()
 			if first {
-				m.log.Info("external plugin overrides the built-in of the same name", "plugin", ref.Name, "path", path)
+				m.log.Warn("external plugin overrides the built-in of the same name", "plugin", ref.Name, "path", path)
 			}
 		}
 		return Info{Name: ref.Name, Kind: KindExternal, Location: path, Overrides: isBuiltin}, nil
@@ -174,6 +179,8 @@ func (m *Manager) Resolve(ref Ref) (Info, error) {
 
 // Open returns the running plugin for ref, starting it on first use. Plugins
 // are shared per (name, path, pin): a second Open returns the same *Plugin.
+// Concurrent Opens of one plugin wait for a single start and share its
+// result; a failed start is not remembered, so a later Open tries again.
 func (m *Manager) Open(ctx context.Context, ref Ref) (*Plugin, error) {
 	key := ref.Name + "\x00" + ref.Path + "\x00" + ref.SHA256
 	m.mu.Lock()
@@ -185,19 +192,10 @@ func (m *Manager) Open(ctx context.Context, ref Ref) (*Plugin, error) {
 		m.mu.Unlock()
 		select {
 		case <-e.done:
-			if e.err == nil {
-				return e.p, nil
-			}
-			// A failed start is not cached: fall through and try again.
+			return e.p, e.err
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		m.mu.Lock()
-		if cur, ok := m.plugins[key]; ok && cur != e {
-			m.mu.Unlock()
-			return m.Open(ctx, ref)
-		}
-		delete(m.plugins, key)
 	}
 	e := &openEntry{done: make(chan struct{})}
 	m.plugins[key] = e
@@ -206,9 +204,7 @@ func (m *Manager) Open(ctx context.Context, ref Ref) (*Plugin, error) {
 	e.p, e.err = m.open(ctx, ref)
 	if e.err != nil {
 		m.mu.Lock()
-		if m.plugins[key] == e {
-			delete(m.plugins, key)
-		}
+		delete(m.plugins, key)
 		m.mu.Unlock()
 	}
 	close(e.done)
@@ -302,6 +298,19 @@ func (p *Plugin) Pid() int {
 		return 0
 	}
 	return p.cur.pid
+}
+
+// SharedMemoryStats returns the counters of the memory the current process
+// shares with the host; ok is false when its tensors go inline (or no
+// process runs).
+func (p *Plugin) SharedMemoryStats() (stats sdk.SharedMemoryStats, ok bool) {
+	p.mu.Lock()
+	cur := p.cur
+	p.mu.Unlock()
+	if cur == nil {
+		return sdk.SharedMemoryStats{}, false
+	}
+	return cur.rpc.SharedMemoryStats()
 }
 
 // Restarts counts the processes started after the first.

@@ -87,15 +87,23 @@ func (s *syncBuffer) String() string {
 
 func newManager(t testing.TB, dirs ...string) (*plugins.Manager, *syncBuffer) {
 	t.Helper()
+	return newManagerWith(t, plugins.Options{SearchDirs: append([]string{}, dirs...)})
+}
+
+// newManagerWith makes a manager from opts, with a test logger and start
+// timeout and no search directories unless opts sets them.
+func newManagerWith(t testing.TB, opts plugins.Options) (*plugins.Manager, *syncBuffer) {
+	t.Helper()
 	logs := &syncBuffer{}
-	m := plugins.New(plugins.Options{
-		Logger:       hclog.New(&hclog.LoggerOptions{Name: "host", Level: hclog.Info, Output: logs}),
-		SearchDirs:   append([]string{}, dirs...),
-		StartTimeout: 20 * time.Second,
-	})
+	opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "host", Level: hclog.Info, Output: logs})
+	opts.StartTimeout = 20 * time.Second
+	if opts.SearchDirs == nil {
+		opts.SearchDirs = []string{}
+	}
+	m := plugins.New(opts)
 	t.Cleanup(func() {
 		m.Close()
-		if t.Failed() || os.Getenv("SHOWLOG") != "" {
+		if t.Failed() {
 			t.Logf("host log:\n%s", logs.String())
 		}
 	})

@@ -148,11 +148,14 @@ func (*DescribeRequest) Descriptor() ([]byte, []int) {
 }
 
 type Tensor struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Shape         []int64                `protobuf:"varint,1,rep,packed,name=shape,proto3" json:"shape,omitempty"`
-	Dtype         DType                  `protobuf:"varint,2,opt,name=dtype,proto3,enum=genpipe.sdk.v1.DType" json:"dtype,omitempty"`
-	Data          []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`   // row-major, little-endian
-	Space         string                 `protobuf:"bytes,4,opt,name=space,proto3" json:"space,omitempty"` // latent-space id, empty for images
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Shape []int64                `protobuf:"varint,1,rep,packed,name=shape,proto3" json:"shape,omitempty"`
+	Dtype DType                  `protobuf:"varint,2,opt,name=dtype,proto3,enum=genpipe.sdk.v1.DType" json:"dtype,omitempty"`
+	Data  []byte                 `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`   // row-major, little-endian
+	Space string                 `protobuf:"bytes,4,opt,name=space,proto3" json:"space,omitempty"` // latent-space id, empty for images
+	// shm, when set, says the bytes are in the shared memory the host mapped
+	// for this plugin process instead of in data (which is then empty).
+	Shm           *ShmRegion `protobuf:"bytes,5,opt,name=shm,proto3" json:"shm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -215,6 +218,124 @@ func (x *Tensor) GetSpace() string {
 	return ""
 }
 
+func (x *Tensor) GetShm() *ShmRegion {
+	if x != nil {
+		return x.Shm
+	}
+	return nil
+}
+
+// ShmRegion is a byte range of the shared memory of one plugin process.
+type ShmRegion struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Offset        uint64                 `protobuf:"varint,1,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length        uint64                 `protobuf:"varint,2,opt,name=length,proto3" json:"length,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShmRegion) Reset() {
+	*x = ShmRegion{}
+	mi := &file_plugin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShmRegion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShmRegion) ProtoMessage() {}
+
+func (x *ShmRegion) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShmRegion.ProtoReflect.Descriptor instead.
+func (*ShmRegion) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ShmRegion) GetOffset() uint64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ShmRegion) GetLength() uint64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+// ShmCall lets the plugin answer one call through shared memory.
+type ShmCall struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// out is where the plugin may write the response tensor's bytes (it
+	// answers inline when they do not fit).
+	Out *ShmRegion `protobuf:"bytes,1,opt,name=out,proto3" json:"out,omitempty"`
+	// state is the offset of the call's 4-byte state word: the host sets it
+	// to 1 before the call, the plugin sets it to 2 when it no longer touches
+	// the call's regions, so the host can reuse them after a cancelled call.
+	State         uint64 `protobuf:"varint,2,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShmCall) Reset() {
+	*x = ShmCall{}
+	mi := &file_plugin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShmCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShmCall) ProtoMessage() {}
+
+func (x *ShmCall) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShmCall.ProtoReflect.Descriptor instead.
+func (*ShmCall) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ShmCall) GetOut() *ShmRegion {
+	if x != nil {
+		return x.Out
+	}
+	return nil
+}
+
+func (x *ShmCall) GetState() uint64 {
+	if x != nil {
+		return x.State
+	}
+	return 0
+}
+
 type Param struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -235,7 +356,7 @@ type Param struct {
 
 func (x *Param) Reset() {
 	*x = Param{}
-	mi := &file_plugin_proto_msgTypes[3]
+	mi := &file_plugin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -247,7 +368,7 @@ func (x *Param) String() string {
 func (*Param) ProtoMessage() {}
 
 func (x *Param) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[3]
+	mi := &file_plugin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -260,7 +381,7 @@ func (x *Param) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Param.ProtoReflect.Descriptor instead.
 func (*Param) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{3}
+	return file_plugin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Param) GetName() string {
@@ -358,7 +479,7 @@ type CapabilitySpec struct {
 
 func (x *CapabilitySpec) Reset() {
 	*x = CapabilitySpec{}
-	mi := &file_plugin_proto_msgTypes[4]
+	mi := &file_plugin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -370,7 +491,7 @@ func (x *CapabilitySpec) String() string {
 func (*CapabilitySpec) ProtoMessage() {}
 
 func (x *CapabilitySpec) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[4]
+	mi := &file_plugin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -383,7 +504,7 @@ func (x *CapabilitySpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CapabilitySpec.ProtoReflect.Descriptor instead.
 func (*CapabilitySpec) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{4}
+	return file_plugin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CapabilitySpec) GetName() string {
@@ -421,7 +542,7 @@ type ImageSpec struct {
 
 func (x *ImageSpec) Reset() {
 	*x = ImageSpec{}
-	mi := &file_plugin_proto_msgTypes[5]
+	mi := &file_plugin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -433,7 +554,7 @@ func (x *ImageSpec) String() string {
 func (*ImageSpec) ProtoMessage() {}
 
 func (x *ImageSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[5]
+	mi := &file_plugin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -446,7 +567,7 @@ func (x *ImageSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageSpec.ProtoReflect.Descriptor instead.
 func (*ImageSpec) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{5}
+	return file_plugin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ImageSpec) GetChannels() int32 {
@@ -501,7 +622,7 @@ type LatentSpec struct {
 
 func (x *LatentSpec) Reset() {
 	*x = LatentSpec{}
-	mi := &file_plugin_proto_msgTypes[6]
+	mi := &file_plugin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -513,7 +634,7 @@ func (x *LatentSpec) String() string {
 func (*LatentSpec) ProtoMessage() {}
 
 func (x *LatentSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[6]
+	mi := &file_plugin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -526,7 +647,7 @@ func (x *LatentSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LatentSpec.ProtoReflect.Descriptor instead.
 func (*LatentSpec) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{6}
+	return file_plugin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LatentSpec) GetSpace() string {
@@ -560,7 +681,7 @@ type Preset struct {
 
 func (x *Preset) Reset() {
 	*x = Preset{}
-	mi := &file_plugin_proto_msgTypes[7]
+	mi := &file_plugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -572,7 +693,7 @@ func (x *Preset) String() string {
 func (*Preset) ProtoMessage() {}
 
 func (x *Preset) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[7]
+	mi := &file_plugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -585,7 +706,7 @@ func (x *Preset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Preset.ProtoReflect.Descriptor instead.
 func (*Preset) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{7}
+	return file_plugin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Preset) GetName() string {
@@ -660,14 +781,19 @@ type Description struct {
 	Presets      []*Preset              `protobuf:"bytes,5,rep,name=presets,proto3" json:"presets,omitempty"`
 	BatchSize    int32                  `protobuf:"varint,6,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
 	// sdk_version is the version of the sdk module the plugin was built with.
-	SdkVersion    string `protobuf:"bytes,7,opt,name=sdk_version,json=sdkVersion,proto3" json:"sdk_version,omitempty"`
+	SdkVersion string `protobuf:"bytes,7,opt,name=sdk_version,json=sdkVersion,proto3" json:"sdk_version,omitempty"`
+	// shm_token echoes the token in the header of the shared memory the host
+	// passed to this process, and shm_size its size, when the plugin mapped
+	// it; the host then sends tensor bytes through it. Empty otherwise.
+	ShmToken      []byte `protobuf:"bytes,8,opt,name=shm_token,json=shmToken,proto3" json:"shm_token,omitempty"`
+	ShmSize       uint64 `protobuf:"varint,9,opt,name=shm_size,json=shmSize,proto3" json:"shm_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Description) Reset() {
 	*x = Description{}
-	mi := &file_plugin_proto_msgTypes[8]
+	mi := &file_plugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -679,7 +805,7 @@ func (x *Description) String() string {
 func (*Description) ProtoMessage() {}
 
 func (x *Description) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[8]
+	mi := &file_plugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -692,7 +818,7 @@ func (x *Description) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Description.ProtoReflect.Descriptor instead.
 func (*Description) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{8}
+	return file_plugin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Description) GetName() string {
@@ -744,6 +870,20 @@ func (x *Description) GetSdkVersion() string {
 	return ""
 }
 
+func (x *Description) GetShmToken() []byte {
+	if x != nil {
+		return x.ShmToken
+	}
+	return nil
+}
+
+func (x *Description) GetShmSize() uint64 {
+	if x != nil {
+		return x.ShmSize
+	}
+	return 0
+}
+
 type LoadRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Capability    string                 `protobuf:"bytes,1,opt,name=capability,proto3" json:"capability,omitempty"`
@@ -756,7 +896,7 @@ type LoadRequest struct {
 
 func (x *LoadRequest) Reset() {
 	*x = LoadRequest{}
-	mi := &file_plugin_proto_msgTypes[9]
+	mi := &file_plugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -768,7 +908,7 @@ func (x *LoadRequest) String() string {
 func (*LoadRequest) ProtoMessage() {}
 
 func (x *LoadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[9]
+	mi := &file_plugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -781,7 +921,7 @@ func (x *LoadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadRequest.ProtoReflect.Descriptor instead.
 func (*LoadRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{9}
+	return file_plugin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LoadRequest) GetCapability() string {
@@ -821,7 +961,7 @@ type LoadResponse struct {
 
 func (x *LoadResponse) Reset() {
 	*x = LoadResponse{}
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -833,7 +973,7 @@ func (x *LoadResponse) String() string {
 func (*LoadResponse) ProtoMessage() {}
 
 func (x *LoadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -846,7 +986,7 @@ func (x *LoadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadResponse.ProtoReflect.Descriptor instead.
 func (*LoadResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{10}
+	return file_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LoadResponse) GetHandle() uint64 {
@@ -865,7 +1005,7 @@ type UnloadRequest struct {
 
 func (x *UnloadRequest) Reset() {
 	*x = UnloadRequest{}
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -877,7 +1017,7 @@ func (x *UnloadRequest) String() string {
 func (*UnloadRequest) ProtoMessage() {}
 
 func (x *UnloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -890,7 +1030,7 @@ func (x *UnloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnloadRequest.ProtoReflect.Descriptor instead.
 func (*UnloadRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{11}
+	return file_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UnloadRequest) GetHandle() uint64 {
@@ -906,13 +1046,14 @@ type BatchRequest struct {
 	Tensor        *Tensor                `protobuf:"bytes,2,opt,name=tensor,proto3" json:"tensor,omitempty"`
 	Seeds         []uint64               `protobuf:"varint,3,rep,packed,name=seeds,proto3" json:"seeds,omitempty"`
 	Labels        []int64                `protobuf:"varint,4,rep,packed,name=labels,proto3" json:"labels,omitempty"`
+	Shm           *ShmCall               `protobuf:"bytes,5,opt,name=shm,proto3" json:"shm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BatchRequest) Reset() {
 	*x = BatchRequest{}
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1065,7 @@ func (x *BatchRequest) String() string {
 func (*BatchRequest) ProtoMessage() {}
 
 func (x *BatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1078,7 @@ func (x *BatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRequest.ProtoReflect.Descriptor instead.
 func (*BatchRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{12}
+	return file_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *BatchRequest) GetHandle() uint64 {
@@ -968,19 +1109,27 @@ func (x *BatchRequest) GetLabels() []int64 {
 	return nil
 }
 
+func (x *BatchRequest) GetShm() *ShmCall {
+	if x != nil {
+		return x.Shm
+	}
+	return nil
+}
+
 type GenerateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
 	Seeds         []uint64               `protobuf:"varint,2,rep,packed,name=seeds,proto3" json:"seeds,omitempty"`
 	Labels        []int64                `protobuf:"varint,3,rep,packed,name=labels,proto3" json:"labels,omitempty"`
 	Latents       *Tensor                `protobuf:"bytes,4,opt,name=latents,proto3" json:"latents,omitempty"`
+	Shm           *ShmCall               `protobuf:"bytes,5,opt,name=shm,proto3" json:"shm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerateRequest) Reset() {
 	*x = GenerateRequest{}
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1141,7 @@ func (x *GenerateRequest) String() string {
 func (*GenerateRequest) ProtoMessage() {}
 
 func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1154,7 @@ func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateRequest.ProtoReflect.Descriptor instead.
 func (*GenerateRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{13}
+	return file_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GenerateRequest) GetHandle() uint64 {
@@ -1036,6 +1185,13 @@ func (x *GenerateRequest) GetLatents() *Tensor {
 	return nil
 }
 
+func (x *GenerateRequest) GetShm() *ShmCall {
+	if x != nil {
+		return x.Shm
+	}
+	return nil
+}
+
 type TensorResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Tensor        *Tensor                `protobuf:"bytes,1,opt,name=tensor,proto3" json:"tensor,omitempty"`
@@ -1045,7 +1201,7 @@ type TensorResponse struct {
 
 func (x *TensorResponse) Reset() {
 	*x = TensorResponse{}
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1057,7 +1213,7 @@ func (x *TensorResponse) String() string {
 func (*TensorResponse) ProtoMessage() {}
 
 func (x *TensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1070,7 +1226,7 @@ func (x *TensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TensorResponse.ProtoReflect.Descriptor instead.
 func (*TensorResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{14}
+	return file_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TensorResponse) GetTensor() *Tensor {
@@ -1091,7 +1247,7 @@ type TrainConfig struct {
 
 func (x *TrainConfig) Reset() {
 	*x = TrainConfig{}
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1103,7 +1259,7 @@ func (x *TrainConfig) String() string {
 func (*TrainConfig) ProtoMessage() {}
 
 func (x *TrainConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1116,7 +1272,7 @@ func (x *TrainConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainConfig.ProtoReflect.Descriptor instead.
 func (*TrainConfig) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{15}
+	return file_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TrainConfig) GetPreset() string {
@@ -1154,7 +1310,7 @@ type TrainInput struct {
 
 func (x *TrainInput) Reset() {
 	*x = TrainInput{}
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1322,7 @@ func (x *TrainInput) String() string {
 func (*TrainInput) ProtoMessage() {}
 
 func (x *TrainInput) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1335,7 @@ func (x *TrainInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainInput.ProtoReflect.Descriptor instead.
 func (*TrainInput) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16}
+	return file_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TrainInput) GetMsg() isTrainInput_Msg {
@@ -1252,7 +1408,7 @@ type TrainEvent struct {
 
 func (x *TrainEvent) Reset() {
 	*x = TrainEvent{}
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1264,7 +1420,7 @@ func (x *TrainEvent) String() string {
 func (*TrainEvent) ProtoMessage() {}
 
 func (x *TrainEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1277,7 +1433,7 @@ func (x *TrainEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainEvent.ProtoReflect.Descriptor instead.
 func (*TrainEvent) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{17}
+	return file_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TrainEvent) GetEpoch() int64 {
@@ -1327,7 +1483,7 @@ type Weights struct {
 
 func (x *Weights) Reset() {
 	*x = Weights{}
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1495,7 @@ func (x *Weights) String() string {
 func (*Weights) ProtoMessage() {}
 
 func (x *Weights) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1508,7 @@ func (x *Weights) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Weights.ProtoReflect.Descriptor instead.
 func (*Weights) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{18}
+	return file_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Weights) GetChunk() []byte {
@@ -1390,7 +1546,7 @@ type TrainOutput struct {
 
 func (x *TrainOutput) Reset() {
 	*x = TrainOutput{}
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1402,7 +1558,7 @@ func (x *TrainOutput) String() string {
 func (*TrainOutput) ProtoMessage() {}
 
 func (x *TrainOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1415,7 +1571,7 @@ func (x *TrainOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainOutput.ProtoReflect.Descriptor instead.
 func (*TrainOutput) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{19}
+	return file_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TrainOutput) GetMsg() isTrainOutput_Msg {
@@ -1481,12 +1637,19 @@ const file_plugin_proto_rawDesc = "" +
 	"\n" +
 	"\fplugin.proto\x12\x0egenpipe.sdk.v1\x1a\x1cgoogle/protobuf/struct.proto\"\a\n" +
 	"\x05Empty\"\x11\n" +
-	"\x0fDescribeRequest\"u\n" +
+	"\x0fDescribeRequest\"\xa2\x01\n" +
 	"\x06Tensor\x12\x14\n" +
 	"\x05shape\x18\x01 \x03(\x03R\x05shape\x12+\n" +
 	"\x05dtype\x18\x02 \x01(\x0e2\x15.genpipe.sdk.v1.DTypeR\x05dtype\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\fR\x04data\x12\x14\n" +
-	"\x05space\x18\x04 \x01(\tR\x05space\"\xf3\x02\n" +
+	"\x05space\x18\x04 \x01(\tR\x05space\x12+\n" +
+	"\x03shm\x18\x05 \x01(\v2\x19.genpipe.sdk.v1.ShmRegionR\x03shm\";\n" +
+	"\tShmRegion\x12\x16\n" +
+	"\x06offset\x18\x01 \x01(\x04R\x06offset\x12\x16\n" +
+	"\x06length\x18\x02 \x01(\x04R\x06length\"L\n" +
+	"\aShmCall\x12+\n" +
+	"\x03out\x18\x01 \x01(\v2\x19.genpipe.sdk.v1.ShmRegionR\x03out\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\x04R\x05state\"\xf3\x02\n" +
 	"\x05Param\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x10\n" +
@@ -1528,7 +1691,7 @@ const file_plugin_proto_rawDesc = "" +
 	"\x06output\x18\x06 \x01(\v2\x19.genpipe.sdk.v1.ImageSpecR\x06output\x122\n" +
 	"\x06latent\x18\a \x01(\v2\x1a.genpipe.sdk.v1.LatentSpecR\x06latent\x12\x18\n" +
 	"\aclasses\x18\b \x01(\x05R\aclasses\x12\x18\n" +
-	"\aweights\x18\t \x01(\tR\aweights\"\x83\x02\n" +
+	"\aweights\x18\t \x01(\tR\aweights\"\xbb\x02\n" +
 	"\vDescription\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x10\n" +
@@ -1538,7 +1701,9 @@ const file_plugin_proto_rawDesc = "" +
 	"\n" +
 	"batch_size\x18\x06 \x01(\x05R\tbatchSize\x12\x1f\n" +
 	"\vsdk_version\x18\a \x01(\tR\n" +
-	"sdkVersion\"\x90\x01\n" +
+	"sdkVersion\x12\x1b\n" +
+	"\tshm_token\x18\b \x01(\fR\bshmToken\x12\x19\n" +
+	"\bshm_size\x18\t \x01(\x04R\ashmSize\"\x90\x01\n" +
 	"\vLoadRequest\x12\x1e\n" +
 	"\n" +
 	"capability\x18\x01 \x01(\tR\n" +
@@ -1549,17 +1714,19 @@ const file_plugin_proto_rawDesc = "" +
 	"\fLoadResponse\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\"'\n" +
 	"\rUnloadRequest\x12\x16\n" +
-	"\x06handle\x18\x01 \x01(\x04R\x06handle\"\x84\x01\n" +
+	"\x06handle\x18\x01 \x01(\x04R\x06handle\"\xaf\x01\n" +
 	"\fBatchRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12.\n" +
 	"\x06tensor\x18\x02 \x01(\v2\x16.genpipe.sdk.v1.TensorR\x06tensor\x12\x14\n" +
 	"\x05seeds\x18\x03 \x03(\x04R\x05seeds\x12\x16\n" +
-	"\x06labels\x18\x04 \x03(\x03R\x06labels\"\x89\x01\n" +
+	"\x06labels\x18\x04 \x03(\x03R\x06labels\x12)\n" +
+	"\x03shm\x18\x05 \x01(\v2\x17.genpipe.sdk.v1.ShmCallR\x03shm\"\xb4\x01\n" +
 	"\x0fGenerateRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05seeds\x18\x02 \x03(\x04R\x05seeds\x12\x16\n" +
 	"\x06labels\x18\x03 \x03(\x03R\x06labels\x120\n" +
-	"\alatents\x18\x04 \x01(\v2\x16.genpipe.sdk.v1.TensorR\alatents\"@\n" +
+	"\alatents\x18\x04 \x01(\v2\x16.genpipe.sdk.v1.TensorR\alatents\x12)\n" +
+	"\x03shm\x18\x05 \x01(\v2\x17.genpipe.sdk.v1.ShmCallR\x03shm\"@\n" +
 	"\x0eTensorResponse\x12.\n" +
 	"\x06tensor\x18\x01 \x01(\v2\x16.genpipe.sdk.v1.TensorR\x06tensor\"n\n" +
 	"\vTrainConfig\x12\x16\n" +
@@ -1618,78 +1785,84 @@ func file_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_plugin_proto_goTypes = []any{
 	(DType)(0),              // 0: genpipe.sdk.v1.DType
 	(*Empty)(nil),           // 1: genpipe.sdk.v1.Empty
 	(*DescribeRequest)(nil), // 2: genpipe.sdk.v1.DescribeRequest
 	(*Tensor)(nil),          // 3: genpipe.sdk.v1.Tensor
-	(*Param)(nil),           // 4: genpipe.sdk.v1.Param
-	(*CapabilitySpec)(nil),  // 5: genpipe.sdk.v1.CapabilitySpec
-	(*ImageSpec)(nil),       // 6: genpipe.sdk.v1.ImageSpec
-	(*LatentSpec)(nil),      // 7: genpipe.sdk.v1.LatentSpec
-	(*Preset)(nil),          // 8: genpipe.sdk.v1.Preset
-	(*Description)(nil),     // 9: genpipe.sdk.v1.Description
-	(*LoadRequest)(nil),     // 10: genpipe.sdk.v1.LoadRequest
-	(*LoadResponse)(nil),    // 11: genpipe.sdk.v1.LoadResponse
-	(*UnloadRequest)(nil),   // 12: genpipe.sdk.v1.UnloadRequest
-	(*BatchRequest)(nil),    // 13: genpipe.sdk.v1.BatchRequest
-	(*GenerateRequest)(nil), // 14: genpipe.sdk.v1.GenerateRequest
-	(*TensorResponse)(nil),  // 15: genpipe.sdk.v1.TensorResponse
-	(*TrainConfig)(nil),     // 16: genpipe.sdk.v1.TrainConfig
-	(*TrainInput)(nil),      // 17: genpipe.sdk.v1.TrainInput
-	(*TrainEvent)(nil),      // 18: genpipe.sdk.v1.TrainEvent
-	(*Weights)(nil),         // 19: genpipe.sdk.v1.Weights
-	(*TrainOutput)(nil),     // 20: genpipe.sdk.v1.TrainOutput
-	nil,                     // 21: genpipe.sdk.v1.TrainEvent.MetricsEntry
-	(*structpb.Value)(nil),  // 22: google.protobuf.Value
-	(*structpb.Struct)(nil), // 23: google.protobuf.Struct
+	(*ShmRegion)(nil),       // 4: genpipe.sdk.v1.ShmRegion
+	(*ShmCall)(nil),         // 5: genpipe.sdk.v1.ShmCall
+	(*Param)(nil),           // 6: genpipe.sdk.v1.Param
+	(*CapabilitySpec)(nil),  // 7: genpipe.sdk.v1.CapabilitySpec
+	(*ImageSpec)(nil),       // 8: genpipe.sdk.v1.ImageSpec
+	(*LatentSpec)(nil),      // 9: genpipe.sdk.v1.LatentSpec
+	(*Preset)(nil),          // 10: genpipe.sdk.v1.Preset
+	(*Description)(nil),     // 11: genpipe.sdk.v1.Description
+	(*LoadRequest)(nil),     // 12: genpipe.sdk.v1.LoadRequest
+	(*LoadResponse)(nil),    // 13: genpipe.sdk.v1.LoadResponse
+	(*UnloadRequest)(nil),   // 14: genpipe.sdk.v1.UnloadRequest
+	(*BatchRequest)(nil),    // 15: genpipe.sdk.v1.BatchRequest
+	(*GenerateRequest)(nil), // 16: genpipe.sdk.v1.GenerateRequest
+	(*TensorResponse)(nil),  // 17: genpipe.sdk.v1.TensorResponse
+	(*TrainConfig)(nil),     // 18: genpipe.sdk.v1.TrainConfig
+	(*TrainInput)(nil),      // 19: genpipe.sdk.v1.TrainInput
+	(*TrainEvent)(nil),      // 20: genpipe.sdk.v1.TrainEvent
+	(*Weights)(nil),         // 21: genpipe.sdk.v1.Weights
+	(*TrainOutput)(nil),     // 22: genpipe.sdk.v1.TrainOutput
+	nil,                     // 23: genpipe.sdk.v1.TrainEvent.MetricsEntry
+	(*structpb.Value)(nil),  // 24: google.protobuf.Value
+	(*structpb.Struct)(nil), // 25: google.protobuf.Struct
 }
 var file_plugin_proto_depIdxs = []int32{
 	0,  // 0: genpipe.sdk.v1.Tensor.dtype:type_name -> genpipe.sdk.v1.DType
-	22, // 1: genpipe.sdk.v1.Param.default:type_name -> google.protobuf.Value
-	4,  // 2: genpipe.sdk.v1.Param.elem:type_name -> genpipe.sdk.v1.Param
-	4,  // 3: genpipe.sdk.v1.Param.fields:type_name -> genpipe.sdk.v1.Param
-	4,  // 4: genpipe.sdk.v1.CapabilitySpec.params:type_name -> genpipe.sdk.v1.Param
-	0,  // 5: genpipe.sdk.v1.ImageSpec.dtype:type_name -> genpipe.sdk.v1.DType
-	6,  // 6: genpipe.sdk.v1.Preset.input:type_name -> genpipe.sdk.v1.ImageSpec
-	6,  // 7: genpipe.sdk.v1.Preset.output:type_name -> genpipe.sdk.v1.ImageSpec
-	7,  // 8: genpipe.sdk.v1.Preset.latent:type_name -> genpipe.sdk.v1.LatentSpec
-	5,  // 9: genpipe.sdk.v1.Description.capabilities:type_name -> genpipe.sdk.v1.CapabilitySpec
-	8,  // 10: genpipe.sdk.v1.Description.presets:type_name -> genpipe.sdk.v1.Preset
-	23, // 11: genpipe.sdk.v1.LoadRequest.params:type_name -> google.protobuf.Struct
-	3,  // 12: genpipe.sdk.v1.BatchRequest.tensor:type_name -> genpipe.sdk.v1.Tensor
-	3,  // 13: genpipe.sdk.v1.GenerateRequest.latents:type_name -> genpipe.sdk.v1.Tensor
-	3,  // 14: genpipe.sdk.v1.TensorResponse.tensor:type_name -> genpipe.sdk.v1.Tensor
-	23, // 15: genpipe.sdk.v1.TrainConfig.params:type_name -> google.protobuf.Struct
-	16, // 16: genpipe.sdk.v1.TrainInput.config:type_name -> genpipe.sdk.v1.TrainConfig
-	13, // 17: genpipe.sdk.v1.TrainInput.batch:type_name -> genpipe.sdk.v1.BatchRequest
-	1,  // 18: genpipe.sdk.v1.TrainInput.end:type_name -> genpipe.sdk.v1.Empty
-	21, // 19: genpipe.sdk.v1.TrainEvent.metrics:type_name -> genpipe.sdk.v1.TrainEvent.MetricsEntry
-	18, // 20: genpipe.sdk.v1.TrainOutput.event:type_name -> genpipe.sdk.v1.TrainEvent
-	19, // 21: genpipe.sdk.v1.TrainOutput.weights:type_name -> genpipe.sdk.v1.Weights
-	1,  // 22: genpipe.sdk.v1.TrainOutput.need:type_name -> genpipe.sdk.v1.Empty
-	2,  // 23: genpipe.sdk.v1.Plugin.Describe:input_type -> genpipe.sdk.v1.DescribeRequest
-	10, // 24: genpipe.sdk.v1.Plugin.Load:input_type -> genpipe.sdk.v1.LoadRequest
-	12, // 25: genpipe.sdk.v1.Plugin.Unload:input_type -> genpipe.sdk.v1.UnloadRequest
-	13, // 26: genpipe.sdk.v1.Plugin.Encode:input_type -> genpipe.sdk.v1.BatchRequest
-	14, // 27: genpipe.sdk.v1.Plugin.Generate:input_type -> genpipe.sdk.v1.GenerateRequest
-	13, // 28: genpipe.sdk.v1.Plugin.Translate:input_type -> genpipe.sdk.v1.BatchRequest
-	13, // 29: genpipe.sdk.v1.Plugin.Denoise:input_type -> genpipe.sdk.v1.BatchRequest
-	17, // 30: genpipe.sdk.v1.Plugin.Train:input_type -> genpipe.sdk.v1.TrainInput
-	9,  // 31: genpipe.sdk.v1.Plugin.Describe:output_type -> genpipe.sdk.v1.Description
-	11, // 32: genpipe.sdk.v1.Plugin.Load:output_type -> genpipe.sdk.v1.LoadResponse
-	1,  // 33: genpipe.sdk.v1.Plugin.Unload:output_type -> genpipe.sdk.v1.Empty
-	15, // 34: genpipe.sdk.v1.Plugin.Encode:output_type -> genpipe.sdk.v1.TensorResponse
-	15, // 35: genpipe.sdk.v1.Plugin.Generate:output_type -> genpipe.sdk.v1.TensorResponse
-	15, // 36: genpipe.sdk.v1.Plugin.Translate:output_type -> genpipe.sdk.v1.TensorResponse
-	15, // 37: genpipe.sdk.v1.Plugin.Denoise:output_type -> genpipe.sdk.v1.TensorResponse
-	20, // 38: genpipe.sdk.v1.Plugin.Train:output_type -> genpipe.sdk.v1.TrainOutput
-	31, // [31:39] is the sub-list for method output_type
-	23, // [23:31] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	4,  // 1: genpipe.sdk.v1.Tensor.shm:type_name -> genpipe.sdk.v1.ShmRegion
+	4,  // 2: genpipe.sdk.v1.ShmCall.out:type_name -> genpipe.sdk.v1.ShmRegion
+	24, // 3: genpipe.sdk.v1.Param.default:type_name -> google.protobuf.Value
+	6,  // 4: genpipe.sdk.v1.Param.elem:type_name -> genpipe.sdk.v1.Param
+	6,  // 5: genpipe.sdk.v1.Param.fields:type_name -> genpipe.sdk.v1.Param
+	6,  // 6: genpipe.sdk.v1.CapabilitySpec.params:type_name -> genpipe.sdk.v1.Param
+	0,  // 7: genpipe.sdk.v1.ImageSpec.dtype:type_name -> genpipe.sdk.v1.DType
+	8,  // 8: genpipe.sdk.v1.Preset.input:type_name -> genpipe.sdk.v1.ImageSpec
+	8,  // 9: genpipe.sdk.v1.Preset.output:type_name -> genpipe.sdk.v1.ImageSpec
+	9,  // 10: genpipe.sdk.v1.Preset.latent:type_name -> genpipe.sdk.v1.LatentSpec
+	7,  // 11: genpipe.sdk.v1.Description.capabilities:type_name -> genpipe.sdk.v1.CapabilitySpec
+	10, // 12: genpipe.sdk.v1.Description.presets:type_name -> genpipe.sdk.v1.Preset
+	25, // 13: genpipe.sdk.v1.LoadRequest.params:type_name -> google.protobuf.Struct
+	3,  // 14: genpipe.sdk.v1.BatchRequest.tensor:type_name -> genpipe.sdk.v1.Tensor
+	5,  // 15: genpipe.sdk.v1.BatchRequest.shm:type_name -> genpipe.sdk.v1.ShmCall
+	3,  // 16: genpipe.sdk.v1.GenerateRequest.latents:type_name -> genpipe.sdk.v1.Tensor
+	5,  // 17: genpipe.sdk.v1.GenerateRequest.shm:type_name -> genpipe.sdk.v1.ShmCall
+	3,  // 18: genpipe.sdk.v1.TensorResponse.tensor:type_name -> genpipe.sdk.v1.Tensor
+	25, // 19: genpipe.sdk.v1.TrainConfig.params:type_name -> google.protobuf.Struct
+	18, // 20: genpipe.sdk.v1.TrainInput.config:type_name -> genpipe.sdk.v1.TrainConfig
+	15, // 21: genpipe.sdk.v1.TrainInput.batch:type_name -> genpipe.sdk.v1.BatchRequest
+	1,  // 22: genpipe.sdk.v1.TrainInput.end:type_name -> genpipe.sdk.v1.Empty
+	23, // 23: genpipe.sdk.v1.TrainEvent.metrics:type_name -> genpipe.sdk.v1.TrainEvent.MetricsEntry
+	20, // 24: genpipe.sdk.v1.TrainOutput.event:type_name -> genpipe.sdk.v1.TrainEvent
+	21, // 25: genpipe.sdk.v1.TrainOutput.weights:type_name -> genpipe.sdk.v1.Weights
+	1,  // 26: genpipe.sdk.v1.TrainOutput.need:type_name -> genpipe.sdk.v1.Empty
+	2,  // 27: genpipe.sdk.v1.Plugin.Describe:input_type -> genpipe.sdk.v1.DescribeRequest
+	12, // 28: genpipe.sdk.v1.Plugin.Load:input_type -> genpipe.sdk.v1.LoadRequest
+	14, // 29: genpipe.sdk.v1.Plugin.Unload:input_type -> genpipe.sdk.v1.UnloadRequest
+	15, // 30: genpipe.sdk.v1.Plugin.Encode:input_type -> genpipe.sdk.v1.BatchRequest
+	16, // 31: genpipe.sdk.v1.Plugin.Generate:input_type -> genpipe.sdk.v1.GenerateRequest
+	15, // 32: genpipe.sdk.v1.Plugin.Translate:input_type -> genpipe.sdk.v1.BatchRequest
+	15, // 33: genpipe.sdk.v1.Plugin.Denoise:input_type -> genpipe.sdk.v1.BatchRequest
+	19, // 34: genpipe.sdk.v1.Plugin.Train:input_type -> genpipe.sdk.v1.TrainInput
+	11, // 35: genpipe.sdk.v1.Plugin.Describe:output_type -> genpipe.sdk.v1.Description
+	13, // 36: genpipe.sdk.v1.Plugin.Load:output_type -> genpipe.sdk.v1.LoadResponse
+	1,  // 37: genpipe.sdk.v1.Plugin.Unload:output_type -> genpipe.sdk.v1.Empty
+	17, // 38: genpipe.sdk.v1.Plugin.Encode:output_type -> genpipe.sdk.v1.TensorResponse
+	17, // 39: genpipe.sdk.v1.Plugin.Generate:output_type -> genpipe.sdk.v1.TensorResponse
+	17, // 40: genpipe.sdk.v1.Plugin.Translate:output_type -> genpipe.sdk.v1.TensorResponse
+	17, // 41: genpipe.sdk.v1.Plugin.Denoise:output_type -> genpipe.sdk.v1.TensorResponse
+	22, // 42: genpipe.sdk.v1.Plugin.Train:output_type -> genpipe.sdk.v1.TrainOutput
+	35, // [35:43] is the sub-list for method output_type
+	27, // [27:35] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -1697,13 +1870,13 @@ func file_plugin_proto_init() {
 	if File_plugin_proto != nil {
 		return
 	}
-	file_plugin_proto_msgTypes[3].OneofWrappers = []any{}
-	file_plugin_proto_msgTypes[16].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[5].OneofWrappers = []any{}
+	file_plugin_proto_msgTypes[18].OneofWrappers = []any{
 		(*TrainInput_Config)(nil),
 		(*TrainInput_Batch)(nil),
 		(*TrainInput_End)(nil),
 	}
-	file_plugin_proto_msgTypes[19].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[21].OneofWrappers = []any{
 		(*TrainOutput_Event)(nil),
 		(*TrainOutput_Weights)(nil),
 		(*TrainOutput_Need)(nil),
@@ -1714,7 +1887,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   21,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -2,15 +2,14 @@ package sdktest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -32,6 +31,13 @@ type Process struct {
 
 	pc   *plugin.Client
 	logs *lineBuffer
+}
+
+// SharedMemory reports whether the process's tensors go through shared
+// memory (as with the pipeline host on Linux) rather than inline.
+func (p *Process) SharedMemory() bool {
+	_, ok := p.Client.SharedMemoryStats()
+	return ok
 }
 
 // Logs returns everything the plugin wrote to stderr so far (its hclog lines
@@ -57,6 +63,15 @@ func Start(tb testing.TB, cfg Config) *Process {
 	logs := &lineBuffer{}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), cfg.Env...)
+	// Like the pipeline host, offer shared memory for tensor bytes, so the
+	// plugin is tested on the path it runs on.
+	var shm *sdk.SharedMemory
+	if sdk.SharedMemoryEnabled() {
+		shm, _ = sdk.NewSharedMemory(sdk.DefaultSharedMemoryBytes)
+	}
+	if shm != nil {
+		shm.Attach(cmd)
+	}
 	cc := sdk.NewClientConfig(cmd)
 	// cmd.Env already holds the host's environment; go-plugin appending it
 	// again would let it override cfg.Env.
@@ -67,6 +82,9 @@ func Start(tb testing.TB, cfg Config) *Process {
 	pc := plugin.NewClient(cc)
 	tb.Cleanup(func() {
 		pc.Kill()
+		if shm != nil {
+			_ = shm.Close()
+		}
 		if tb.Failed() {
 			tb.Logf("sdktest: plugin %s log:\n%s", argv[0], logs.String())
 		}
@@ -76,6 +94,15 @@ func Start(tb testing.TB, cfg Config) *Process {
 		tb.Fatalf("sdktest: %s did not complete the plugin handshake: %v\n"+
 			"(a plugin's main must call sdk.Serve and print nothing to stdout; its stderr:\n%s)", argv[0], err, logs.String())
 		return nil
+	}
+	if shm != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout())
+		_, err := client.UseSharedMemory(ctx, shm)
+		cancel()
+		if err != nil {
+			tb.Fatalf("sdktest: %s: %v", argv[0], err)
+			return nil
+		}
 	}
 	pid, _ := strconv.Atoi(pc.ID())
 	return &Process{Client: client, Pid: pid, Path: argv[0], Version: pc.NegotiatedVersion(), pc: pc, logs: logs}
@@ -136,17 +163,3 @@ func (b *lineBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return cond()
-}
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
