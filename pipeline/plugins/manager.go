@@ -217,9 +217,32 @@ func (m *Manager) open(ctx context.Context, ref Ref) (*Plugin, error) {
 		return nil, err
 	}
 	p := &Plugin{m: m, info: info, pin: ref.SHA256, models: map[*Model]struct{}{}}
-	pr, err := p.ensure()
-	if err != nil {
-		return nil, err
+	// go-plugin's start does not take a context: wait for it aside, so a
+	// Ctrl-C during a slow or hung handshake returns at once. The process,
+	// if it does come up, is then stopped (and dies with the host anyway).
+	type started struct {
+		pr  *proc
+		err error
+	}
+	ch := make(chan started, 1)
+	go func() {
+		pr, err := p.ensure()
+		ch <- started{pr, err}
+	}()
+	var pr *proc
+	select {
+	case s := <-ch:
+		if s.err != nil {
+			return nil, s.err
+		}
+		pr = s.pr
+	case <-ctx.Done():
+		go func() {
+			if s := <-ch; s.err == nil {
+				p.Close()
+			}
+		}()
+		return nil, fmt.Errorf("plugin %s: start: %w", info.Name, ctx.Err())
 	}
 	desc, err := pr.rpc.Describe(ctx)
 	if err != nil {
