@@ -167,6 +167,9 @@ type builder struct {
 	nodes   []*bnode // in file order
 	descs   map[string]*descResult
 	readers map[*bnode][]*bnode
+	// badPath holds plugins whose path: was already reported missing, so
+	// the stages using them do not report it a second time.
+	badPath map[string]bool
 }
 
 type descResult struct {
@@ -269,7 +272,13 @@ func (b *builder) checkPlugins() {
 			b.errorf(pl.PathPos, relHint, "plugin %q: executable %q not found", pl.Name, pl.Path)
 		case fi.IsDir():
 			b.errorf(pl.PathPos, "", "plugin %q: %q is a folder, expected an executable", pl.Name, pl.Path)
+		default:
+			continue
 		}
+		if b.badPath == nil {
+			b.badPath = map[string]bool{}
+		}
+		b.badPath[pl.Name] = true
 	}
 }
 

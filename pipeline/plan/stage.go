@@ -162,6 +162,10 @@ func (b *builder) modelStage(bn *bnode) {
 		bn.ok = false
 		return
 	}
+	if b.badPath[m.Model] {
+		bn.ok = false // its path: is reported already
+		return
+	}
 	desc, err, first := b.describe(m.Model)
 	if err != nil {
 		if first { // once per model, not once per stage using it
