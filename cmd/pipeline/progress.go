@@ -25,7 +25,6 @@ type progressPrinter struct {
 	totals   map[string]int // per source stage, once known
 	sinkDone map[string]int // per sink stage: written + skipped
 	failed   int
-	drawn    bool
 	sources  int
 	sinks    int
 }
@@ -101,7 +100,6 @@ func (p *progressPrinter) draw() {
 		fmt.Fprintf(&b, " %d failed", p.failed)
 	}
 	fmt.Fprintf(p.w, "\r\033[K%s", b.String())
-	p.drawn = true
 }
 
 // finish ends the bar's line.
