@@ -1,0 +1,537 @@
+package nn
+
+import (
+	"fmt"
+	"hash"
+	"hash/fnv"
+	"math"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// opBase holds what every custom op here shares: results are fresh values
+// (or the machine's preallocated one), never aliases of an input.
+type opBase struct{}
+
+func (opBase) ReturnsPtr() bool     { return false }
+func (opBase) CallsExtern() bool    { return false }
+func (opBase) OverwritesInput() int { return -1 }
+
+func hashOf(s fmt.Stringer) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(s.String()))
+	return h.Sum32()
+}
+
+func tt(dims int) hm.Type { return G.TensorType{Dims: dims, Of: G.Float32} }
+
+// f32 returns the float32 data of a value, with an error that names the op
+// when the value is not a float32 tensor.
+func f32(op fmt.Stringer, v G.Value) ([]float32, error) {
+	d, ok := v.(*tensor.Dense)
+	if !ok {
+		return nil, fmt.Errorf("%v: want a float32 tensor, got %T", op, v)
+	}
+	s, ok := d.Data().([]float32)
+	if !ok {
+		return nil, fmt.Errorf("%v: want float32 data, got %v", op, d.Dtype())
+	}
+	return s, nil
+}
+
+// out returns prealloc when it has the wanted shape, else a new tensor: the
+// tape machine hands back the previous run's value, so steady-state steps
+// allocate nothing.
+func out(prealloc G.Value, shape []int) (*tensor.Dense, []float32) {
+	if d, ok := prealloc.(*tensor.Dense); ok && d.Dtype() == tensor.Float32 && d.Shape().Eq(tensor.Shape(shape)) {
+		if s, ok := d.Data().([]float32); ok {
+			return d, s
+		}
+	}
+	d := tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32))
+	return d, d.Data().([]float32)
+}
+
+func checkShape(op fmt.Stringer, what string, got tensor.Shape, want []int) error {
+	if !got.Eq(tensor.Shape(want)) {
+		return fmt.Errorf("%v: %s: expected shape %v, got %v", op, what, want, got)
+	}
+	return nil
+}
+
+func shapeOf(v G.Value) tensor.Shape { return v.Shape() }
+
+// convKind selects which of the three bilinear maps of a convolution an op
+// computes. They are closed under differentiation: the derivative of each
+// with respect to either input is another of them.
+type convKind int
+
+const (
+	kConv  convKind = iota // (x, w) -> y
+	kConvT                 // (y, w) -> x
+	kConvW                 // (x, y) -> w
+)
+
+var convNames = [...]string{"Conv2d", "ConvTranspose2d", "Conv2dWeightGrad"}
+
+// convOp is one of the convolution maps on a fixed geometry.
+type convOp struct {
+	opBase
+	kind convKind
+	g    ConvGeom
+}
+
+func (op convOp) String() string {
+	g := op.g
+	return fmt.Sprintf("%s(n%d c%d %dx%d -> c%d %dx%d k%dx%d s%dx%d p%dx%d)", convNames[op.kind], g.Batch, g.In, g.H, g.W, g.Out, g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW)
+}
+func (op convOp) Arity() int            { return 2 }
+func (op convOp) Type() hm.Type         { return hm.NewFnType(tt(4), tt(4), tt(4)) }
+func (op convOp) WriteHash(h hash.Hash) { h.Write([]byte(op.String())) }
+func (op convOp) Hashcode() uint32      { return hashOf(op) }
+func (op convOp) DiffWRT(int) []bool    { return []bool{true, true} }
+func (op convOp) shapes() (a, b, o []int) {
+	switch op.kind {
+	case kConv:
+		return op.g.InShape(), op.g.WeightShape(), op.g.OutShape()
+	case kConvT:
+		return op.g.OutShape(), op.g.WeightShape(), op.g.InShape()
+	default:
+		return op.g.InShape(), op.g.OutShape(), op.g.WeightShape()
+	}
+}
+
+func (op convOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	_, _, o := op.shapes()
+	return tensor.Shape(o), nil
+}
+
+func (op convOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+
+func (op convOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	if len(in) != 2 {
+		return nil, fmt.Errorf("%v: expected 2 inputs, got %d", op, len(in))
+	}
+	as, bs, os := op.shapes()
+	if err := checkShape(op, "input 0", shapeOf(in[0]), as); err != nil {
+		return nil, err
+	}
+	if err := checkShape(op, "input 1", shapeOf(in[1]), bs); err != nil {
+		return nil, err
+	}
+	a, err := f32(op, in[0])
+	if err != nil {
+		return nil, err
+	}
+	b, err := f32(op, in[1])
+	if err != nil {
+		return nil, err
+	}
+	d, o := out(prealloc, os)
+	switch op.kind {
+	case kConv:
+		op.g.convForward(a, b, o)
+	case kConvT:
+		op.g.convTranspose(a, b, o)
+	default:
+		op.g.convWeight(a, b, o)
+	}
+	return d, nil
+}
+
+func (op convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	a, b := inputs[0], inputs[1]
+	mk := func(k convKind, x, y *G.Node) (*G.Node, error) { return G.ApplyOp(convOp{kind: k, g: op.g}, x, y) }
+	var da, db *G.Node
+	var err error
+	switch op.kind {
+	case kConv: // y = conv(x, w)
+		if da, err = mk(kConvT, grad, b); err == nil {
+			db, err = mk(kConvW, a, grad)
+		}
+	case kConvT: // x = convT(y, w)
+		if da, err = mk(kConv, grad, b); err == nil {
+			db, err = mk(kConvW, grad, a)
+		}
+	default: // w = convW(x, y)
+		if da, err = mk(kConvT, b, grad); err == nil {
+			db, err = mk(kConv, a, grad)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{da, db}, nil
+}
+
+// mmOp is C = op(A)·op(B) for 2-D float32 tensors. Its derivatives are
+// mmOps too.
+type mmOp struct {
+	opBase
+	tA, tB  bool
+	m, n, k int
+}
+
+func (op mmOp) String() string {
+	return fmt.Sprintf("MatMul(%dx%d, tA=%v, tB=%v, k=%d)", op.m, op.n, op.tA, op.tB, op.k)
+}
+func (op mmOp) Arity() int            { return 2 }
+func (op mmOp) Type() hm.Type         { return hm.NewFnType(tt(2), tt(2), tt(2)) }
+func (op mmOp) WriteHash(h hash.Hash) { h.Write([]byte(op.String())) }
+func (op mmOp) Hashcode() uint32      { return hashOf(op) }
+func (op mmOp) DiffWRT(int) []bool    { return []bool{true, true} }
+func (op mmOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape{op.m, op.n}, nil
+}
+
+func (op mmOp) aShape() []int {
+	if op.tA {
+		return []int{op.k, op.m}
+	}
+	return []int{op.m, op.k}
+}
+
+func (op mmOp) bShape() []int {
+	if op.tB {
+		return []int{op.n, op.k}
+	}
+	return []int{op.k, op.n}
+}
+
+func (op mmOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+
+func (op mmOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	if len(in) != 2 {
+		return nil, fmt.Errorf("%v: expected 2 inputs, got %d", op, len(in))
+	}
+	if err := checkShape(op, "A", shapeOf(in[0]), op.aShape()); err != nil {
+		return nil, err
+	}
+	if err := checkShape(op, "B", shapeOf(in[1]), op.bShape()); err != nil {
+		return nil, err
+	}
+	a, err := f32(op, in[0])
+	if err != nil {
+		return nil, err
+	}
+	b, err := f32(op, in[1])
+	if err != nil {
+		return nil, err
+	}
+	d, c := out(prealloc, []int{op.m, op.n})
+	lda, ldb := op.aShape()[1], op.bShape()[1]
+	sgemm(op.tA, op.tB, op.m, op.n, op.k, 1, a, lda, b, ldb, 0, c, op.n)
+	return d, nil
+}
+
+func (op mmOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	A, B := inputs[0], inputs[1]
+	var da, db *G.Node
+	var err error
+	// dop(A) = G·op(B)ᵀ and dop(B) = op(A)ᵀ·G, transposed back when the
+	// input entered transposed.
+	if op.tA {
+		da, err = G.ApplyOp(mmOp{tA: op.tB, tB: true, m: op.k, n: op.m, k: op.n}, B, grad)
+	} else {
+		da, err = G.ApplyOp(mmOp{tA: false, tB: !op.tB, m: op.m, n: op.k, k: op.n}, grad, B)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if op.tB {
+		db, err = G.ApplyOp(mmOp{tA: true, tB: op.tA, m: op.n, n: op.k, k: op.m}, grad, A)
+	} else {
+		db, err = G.ApplyOp(mmOp{tA: !op.tA, tB: false, m: op.k, n: op.n, k: op.m}, A, grad)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{da, db}, nil
+}
+
+// chanOp covers the per-channel maps on an [N, C, rest...] tensor: adding a
+// bias vector [C], summing over everything but the channel axis, and
+// broadcasting a [C] vector to the full shape. Their derivatives are each
+// other.
+type chanOp struct {
+	opBase
+	kind  chanKind
+	shape []int // the full [N, C, ...] shape
+}
+
+type chanKind int
+
+const (
+	kBias  chanKind = iota // (x, b) -> x + b
+	kSum                   // x -> Σ over all axes but 1
+	kBcast                 // b -> broadcast to shape
+)
+
+var chanNames = [...]string{"BiasAdd", "ChannelSum", "ChannelBroadcast"}
+
+func (op chanOp) String() string        { return fmt.Sprintf("%s%v", chanNames[op.kind], op.shape) }
+func (op chanOp) WriteHash(h hash.Hash) { h.Write([]byte(op.String())) }
+func (op chanOp) Hashcode() uint32      { return hashOf(op) }
+func (op chanOp) Arity() int {
+	if op.kind == kBias {
+		return 2
+	}
+	return 1
+}
+
+func (op chanOp) Type() hm.Type {
+	full, vec := tt(len(op.shape)), tt(1)
+	switch op.kind {
+	case kBias:
+		return hm.NewFnType(full, vec, full)
+	case kSum:
+		return hm.NewFnType(full, vec)
+	default:
+		return hm.NewFnType(vec, full)
+	}
+}
+
+func (op chanOp) DiffWRT(n int) []bool {
+	r := make([]bool, n)
+	for i := range r {
+		r[i] = true
+	}
+	return r
+}
+
+func (op chanOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	if op.kind == kSum {
+		return tensor.Shape{op.shape[1]}, nil
+	}
+	return tensor.Shape(append([]int(nil), op.shape...)), nil
+}
+
+// geometry: n outer blocks of c channels of inner elements.
+func (op chanOp) dims() (n, c, inner int) {
+	n, c, inner = op.shape[0], op.shape[1], 1
+	for _, d := range op.shape[2:] {
+		inner *= d
+	}
+	return
+}
+
+func (op chanOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+
+func (op chanOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	if len(in) != op.Arity() {
+		return nil, fmt.Errorf("%v: expected %d inputs, got %d", op, op.Arity(), len(in))
+	}
+	n, c, inner := op.dims()
+	switch op.kind {
+	case kBias:
+		if err := checkShape(op, "x", shapeOf(in[0]), op.shape); err != nil {
+			return nil, err
+		}
+		if err := checkShape(op, "bias", shapeOf(in[1]), []int{c}); err != nil {
+			return nil, err
+		}
+		x, err := f32(op, in[0])
+		if err != nil {
+			return nil, err
+		}
+		b, err := f32(op, in[1])
+		if err != nil {
+			return nil, err
+		}
+		d, y := out(prealloc, op.shape)
+		for i := 0; i < n; i++ {
+			for j := 0; j < c; j++ {
+				off := (i*c + j) * inner
+				bj := b[j]
+				src, dst := x[off:off+inner], y[off:off+inner]
+				for k := range dst {
+					dst[k] = src[k] + bj
+				}
+			}
+		}
+		return d, nil
+	case kSum:
+		if err := checkShape(op, "x", shapeOf(in[0]), op.shape); err != nil {
+			return nil, err
+		}
+		x, err := f32(op, in[0])
+		if err != nil {
+			return nil, err
+		}
+		d, s := out(prealloc, []int{c})
+		clear(s)
+		for i := 0; i < n; i++ {
+			for j := 0; j < c; j++ {
+				off := (i*c + j) * inner
+				var acc float32
+				for _, v := range x[off : off+inner] {
+					acc += v
+				}
+				s[j] += acc
+			}
+		}
+		return d, nil
+	default:
+		if err := checkShape(op, "vector", shapeOf(in[0]), []int{c}); err != nil {
+			return nil, err
+		}
+		b, err := f32(op, in[0])
+		if err != nil {
+			return nil, err
+		}
+		d, y := out(prealloc, op.shape)
+		for i := 0; i < n; i++ {
+			for j := 0; j < c; j++ {
+				off := (i*c + j) * inner
+				bj := b[j]
+				dst := y[off : off+inner]
+				for k := range dst {
+					dst[k] = bj
+				}
+			}
+		}
+		return d, nil
+	}
+}
+
+func (op chanOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	switch op.kind {
+	case kBias:
+		db, err := G.ApplyOp(chanOp{kind: kSum, shape: op.shape}, grad)
+		if err != nil {
+			return nil, err
+		}
+		return G.Nodes{grad, db}, nil
+	case kSum:
+		dx, err := G.ApplyOp(chanOp{kind: kBcast, shape: op.shape}, grad)
+		if err != nil {
+			return nil, err
+		}
+		return G.Nodes{dx}, nil
+	default:
+		db, err := G.ApplyOp(chanOp{kind: kSum, shape: op.shape}, grad)
+		if err != nil {
+			return nil, err
+		}
+		return G.Nodes{db}, nil
+	}
+}
+
+// bceOp is the binary cross-entropy of logits l against targets t in [0,1],
+// summed over every element: Σ softplus(l) - t·l, computed stably. Its
+// derivative in l is (sigmoid(l) - t)·g (bceGradOp); targets are data, so
+// it is not differentiated in t.
+type bceOp struct {
+	opBase
+	shape []int
+}
+
+func (op bceOp) String() string        { return fmt.Sprintf("BCEWithLogitsSum%v", op.shape) }
+func (op bceOp) WriteHash(h hash.Hash) { h.Write([]byte(op.String())) }
+func (op bceOp) Hashcode() uint32      { return hashOf(op) }
+func (op bceOp) Arity() int            { return 2 }
+func (op bceOp) Type() hm.Type {
+	return hm.NewFnType(tt(len(op.shape)), tt(len(op.shape)), G.Float32)
+}
+func (op bceOp) DiffWRT(int) []bool { return []bool{true, false} }
+func (op bceOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.ScalarShape(), nil
+}
+
+func (op bceOp) Do(in ...G.Value) (G.Value, error) {
+	if len(in) != 2 {
+		return nil, fmt.Errorf("%v: expected 2 inputs, got %d", op, len(in))
+	}
+	for i, what := range []string{"logits", "targets"} {
+		if err := checkShape(op, what, shapeOf(in[i]), op.shape); err != nil {
+			return nil, err
+		}
+	}
+	l, err := f32(op, in[0])
+	if err != nil {
+		return nil, err
+	}
+	t, err := f32(op, in[1])
+	if err != nil {
+		return nil, err
+	}
+	var acc float64
+	for i, x := range l {
+		acc += softplus(float64(x)) - float64(t[i])*float64(x)
+	}
+	return G.NewF32(float32(acc)), nil
+}
+
+func softplus(x float64) float64 {
+	if x > 0 {
+		return x + math.Log1p(math.Exp(-x))
+	}
+	return math.Log1p(math.Exp(x))
+}
+
+func (op bceOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	dl, err := G.ApplyOp(bceGradOp{shape: op.shape}, inputs[0], inputs[1], grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dl, nil}, nil
+}
+
+// bceGradOp is (sigmoid(l) - t)·g for a scalar g.
+type bceGradOp struct {
+	opBase
+	shape []int
+}
+
+func (op bceGradOp) String() string        { return fmt.Sprintf("BCEWithLogitsGrad%v", op.shape) }
+func (op bceGradOp) WriteHash(h hash.Hash) { h.Write([]byte(op.String())) }
+func (op bceGradOp) Hashcode() uint32      { return hashOf(op) }
+func (op bceGradOp) Arity() int            { return 3 }
+func (op bceGradOp) Type() hm.Type {
+	return hm.NewFnType(tt(len(op.shape)), tt(len(op.shape)), G.Float32, tt(len(op.shape)))
+}
+func (op bceGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape(append([]int(nil), op.shape...)), nil
+}
+func (op bceGradOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op bceGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	if len(in) != 3 {
+		return nil, fmt.Errorf("%v: expected 3 inputs, got %d", op, len(in))
+	}
+	l, err := f32(op, in[0])
+	if err != nil {
+		return nil, err
+	}
+	t, err := f32(op, in[1])
+	if err != nil {
+		return nil, err
+	}
+	g, err := scalar(op, in[2])
+	if err != nil {
+		return nil, err
+	}
+	d, o := out(prealloc, op.shape)
+	for i, x := range l {
+		o[i] = (sigmoid32(x) - t[i]) * g
+	}
+	return d, nil
+}
+
+func sigmoid32(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
+
+func scalar(op fmt.Stringer, v G.Value) (float32, error) {
+	switch s := v.(type) {
+	case *G.F32:
+		return float32(*s), nil
+	case *tensor.Dense:
+		if f, ok := s.Data().(float32); ok {
+			return f, nil
+		}
+		if f, ok := s.Data().([]float32); ok && len(f) == 1 {
+			return f[0], nil
+		}
+	}
+	return 0, fmt.Errorf("%v: want a float32 scalar, got %T", op, v)
+}
