@@ -416,3 +416,67 @@ func TestTrainErrors(t *testing.T) {
 		t.Fatal("plugin died")
 	}
 }
+
+// TestTrainEval feeds held-out data through TrainRequest.Eval: the test
+// plugin makes two passes and fails unless both see the same items, so the
+// host's pass must restart after io.EOF. Checkpoints come every
+// CheckpointEvery steps, and a run without Eval gets no held-out data.
+func TestTrainEval(t *testing.T) {
+	p := start(t)
+	const batches = 4
+	train := func(eval func(context.Context) (*sdk.Batch, error)) (sdktest.Stats, int) {
+		t.Helper()
+		sent := 0
+		next := func(context.Context) (*sdk.Batch, error) {
+			if sent == batches {
+				return nil, io.EOF
+			}
+			sent++
+			return &sdk.Batch{Tensor: randomUint8(2, 1, 28, 28, uint64(sent)), Seeds: []uint64{uint64(sent), 100}}, nil
+		}
+		var final []byte
+		checkpoints := 0
+		req := sdk.TrainRequest{Params: sdk.Params{"eval_passes": 2}, Epochs: 1, Steps: batches, CheckpointEvery: 2, Eval: eval}
+		err := p.Client.Train(ctx(t), req, next, nil, func(w []byte, isFinal bool) {
+			if isFinal {
+				final = w
+			} else {
+				checkpoints++
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st sdktest.Stats
+		if err := json.Unmarshal(final, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st, checkpoints
+	}
+
+	// 3 held-out batches of 2 gray images of constant value 51 (0.2).
+	pos, calls := 0, 0
+	eval := func(context.Context) (*sdk.Batch, error) {
+		calls++
+		if pos == 3 {
+			pos = 0 // the next call starts a new pass
+			return nil, io.EOF
+		}
+		pos++
+		b := sdk.NewTensor(sdk.Uint8, 2, 1, 28, 28)
+		for i := range b.Data {
+			b.Data[i] = 51
+		}
+		return &sdk.Batch{Tensor: b}, nil
+	}
+	st, checkpoints := train(eval)
+	if st.EvalItems != 6 || len(st.EvalMean) != 1 || math.Abs(st.EvalMean[0]-0.2) > 1e-6 || calls != 8 {
+		t.Errorf("held-out: %d items of mean %v in %d calls, want 6 items of mean [0.2] in 8 calls (two passes)", st.EvalItems, st.EvalMean, calls)
+	}
+	if checkpoints != batches/2 || st.Steps != batches {
+		t.Errorf("%d checkpoints over %d steps, want %d over %d", checkpoints, st.Steps, batches/2, batches)
+	}
+	if st, _ := train(nil); st.EvalItems != 0 || st.Items != 2*batches {
+		t.Errorf("without Eval: %d held-out items, %d training items; want 0 and %d", st.EvalItems, st.Items, 2*batches)
+	}
+}

@@ -98,8 +98,17 @@ type TrainSession interface {
 	// Request is the training configuration.
 	Request() TrainRequest
 	// Next returns the next batch of training data; io.EOF when the host has
-	// no more (the end of the last epoch it was asked for).
+	// no more (the end of the last epoch it was asked for). The host counts
+	// the batches it hands out: a checkpoint sent with Save records that
+	// count, so save between Next calls, after training on the batches
+	// received so far (a plugin that reads ahead would lose them on resume).
 	Next(ctx context.Context) (*Batch, error)
+	// Eval returns the next batch of held-out data, for metrics: one pass
+	// over the held-out set in a fixed order, then io.EOF; the call after
+	// io.EOF starts a new pass, so a plugin can evaluate as often as it
+	// likes (say after each epoch). It returns io.EOF at once when the run
+	// has no held-out data. Eval does not advance Next.
+	Eval(ctx context.Context) (*Batch, error)
 	// Report sends progress and metrics to the host.
 	Report(ev TrainEvent) error
 	// Save sends weights to the host: a checkpoint to resume from, or the
@@ -117,6 +126,25 @@ type TrainRequest struct {
 	Params Params
 	// Resume holds a checkpoint previously sent with Save (nil: start fresh).
 	Resume []byte
+	// Seed is the run's seed (the pipeline file's seed:): seed weight
+	// initialisation and any other randomness not tied to an item from it,
+	// so that a run is reproducible. Per-item randomness should use the
+	// batch's Seeds.
+	Seed uint64
+	// Epochs and Steps say how much data the host will send: Steps counts
+	// the batches of all Epochs from the start of training, also when
+	// resuming (use it as TrainEvent.Total, or for a learning-rate
+	// schedule). 0 means unknown.
+	Epochs, Steps int
+	// CheckpointEvery asks the plugin to Save a checkpoint every so many
+	// steps (0: only when it likes). The host writes each checkpoint to disk
+	// and resumes from the last one after an interruption.
+	CheckpointEvery int
+	// Eval, on the host side, supplies held-out batches to the plugin's
+	// TrainSession.Eval: a pass in order ending with io.EOF, restarting on
+	// the call after that (nil: no held-out data). It is not sent; in a
+	// plugin it is the session's Eval.
+	Eval func(ctx context.Context) (*Batch, error)
 }
 
 // TrainEvent reports training progress.

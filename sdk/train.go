@@ -47,13 +47,18 @@ func (s *server) Train(stream pb.Plugin_TrainServer) (err error) {
 		return s.fail(call, codes.InvalidArgument, "invalid parameters: %s", joinParamErrors(perrs))
 	}
 	sess := &trainSession{
-		req:    TrainRequest{Preset: cfg.Preset, Params: params, Resume: cfg.Resume},
-		stream: stream,
-		ctx:    ctx,
-		log:    s.log.With("call", "train", "preset", cfg.Preset),
-		inbox:  make(chan recvMsg, 1),
-		done:   make(chan struct{}),
+		req: TrainRequest{
+			Preset: cfg.Preset, Params: params, Resume: cfg.Resume, Seed: cfg.Seed,
+			Epochs: int(cfg.Epochs), Steps: int(cfg.Steps), CheckpointEvery: int(cfg.CheckpointEvery),
+		},
+		hasEval: cfg.HasEval,
+		stream:  stream,
+		ctx:     ctx,
+		log:     s.log.With("call", "train", "preset", cfg.Preset),
+		inbox:   make(chan recvMsg, 1),
+		done:    make(chan struct{}),
 	}
+	sess.req.Eval = sess.Eval
 	defer close(sess.done)
 	go sess.recvLoop()
 	if err := tr.Train(ctx, sess); err != nil {
@@ -70,16 +75,21 @@ type recvMsg struct {
 // trainSession implements TrainSession over the stream. Sends are
 // serialised because a trainer may report from several goroutines.
 type trainSession struct {
-	req    TrainRequest
-	stream pb.Plugin_TrainServer
-	ctx    context.Context
-	log    hclog.Logger
-	inbox  chan recvMsg
-	done   chan struct{}
+	req     TrainRequest
+	hasEval bool
+	stream  pb.Plugin_TrainServer
+	ctx     context.Context
+	log     hclog.Logger
+	inbox   chan recvMsg
+	done    chan struct{}
 
 	sendMu sync.Mutex
-	nextMu sync.Mutex
-	ended  bool
+	// askMu makes each request (need, need_eval) and its answer one unit,
+	// so answers match their requests when Next and Eval run concurrently.
+	askMu sync.Mutex
+	ended bool
+	// recvEnded is set when the host's side of the stream closed.
+	recvEnded bool
 }
 
 var _ TrainSession = (*trainSession)(nil)
@@ -108,41 +118,64 @@ func (t *trainSession) Request() TrainRequest { return t.req }
 func (t *trainSession) Logger() hclog.Logger  { return t.log }
 
 func (t *trainSession) Next(ctx context.Context) (*Batch, error) {
-	t.nextMu.Lock()
-	defer t.nextMu.Unlock()
+	t.askMu.Lock()
+	defer t.askMu.Unlock()
 	if t.ended {
 		return nil, io.EOF
 	}
-	if err := t.send(&pb.TrainOutput{Msg: &pb.TrainOutput_Need{Need: &pb.Empty{}}}); err != nil {
-		return nil, fmt.Errorf("train: asking for the next batch: %w", err)
+	b, end, err := t.ask(ctx, &pb.TrainOutput{Msg: &pb.TrainOutput_Need{Need: &pb.Empty{}}}, "batch")
+	if end {
+		t.ended = true
+	}
+	return b, err
+}
+
+func (t *trainSession) Eval(ctx context.Context) (*Batch, error) {
+	t.askMu.Lock()
+	defer t.askMu.Unlock()
+	if !t.hasEval || t.recvEnded {
+		return nil, io.EOF
+	}
+	b, _, err := t.ask(ctx, &pb.TrainOutput{Msg: &pb.TrainOutput_NeedEval{NeedEval: &pb.Empty{}}}, "held-out batch")
+	return b, err
+}
+
+// ask sends a request for data and waits for its answer: a batch, or
+// io.EOF with end set when the answer is the end of the data.
+func (t *trainSession) ask(ctx context.Context, req *pb.TrainOutput, what string) (*Batch, bool, error) {
+	if err := t.send(req); err != nil {
+		return nil, false, fmt.Errorf("train: asking for the next %s: %w", what, err)
 	}
 	select {
 	case m := <-t.inbox:
 		if m.err != nil {
 			if m.err == io.EOF {
-				// The host closed its side without `end`: no more data.
-				t.ended = true
-				return nil, io.EOF
+				// The host closed its side: no more data of any kind.
+				t.recvEnded = true
+				return nil, true, io.EOF
 			}
-			return nil, fmt.Errorf("train: receiving a batch: %w", m.err)
+			return nil, false, fmt.Errorf("train: receiving a %s: %w", what, m.err)
 		}
+		var pbb *pb.BatchRequest
 		switch x := m.msg.Msg.(type) {
 		case *pb.TrainInput_Batch:
-			b, err := batchFromProto(x.Batch, nil)
-			if err != nil {
-				return nil, fmt.Errorf("train: batch from the host: %v", err)
-			}
-			return b, nil
-		case *pb.TrainInput_End:
-			t.ended = true
-			return nil, io.EOF
+			pbb = x.Batch
+		case *pb.TrainInput_EvalBatch:
+			pbb = x.EvalBatch
+		case *pb.TrainInput_End, *pb.TrainInput_EvalEnd:
+			return nil, true, io.EOF
 		default:
-			return nil, fmt.Errorf("train: unexpected message %T from the host", x)
+			return nil, false, fmt.Errorf("train: unexpected message %T from the host", x)
 		}
+		b, err := batchFromProto(pbb, nil)
+		if err != nil {
+			return nil, false, fmt.Errorf("train: %s from the host: %v", what, err)
+		}
+		return b, false, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, false, ctx.Err()
 	case <-t.ctx.Done():
-		return nil, t.ctx.Err()
+		return nil, false, t.ctx.Err()
 	}
 }
 
@@ -165,7 +198,8 @@ func (t *trainSession) Save(weights []byte, final bool) error {
 }
 
 // Train runs a training run in the plugin. next supplies data batches on
-// demand (io.EOF: no more data); onEvent receives progress; onWeights
+// demand (io.EOF: no more data), req.Eval held-out ones (see
+// [TrainRequest]); onEvent receives progress; onWeights
 // receives each checkpoint and, with final set, the final weights, whole.
 // Callbacks run on the calling goroutine; next runs on another one. Train
 // returns when the plugin's Train returns, or with the first error.
@@ -185,7 +219,11 @@ func (c *Client) Train(ctx context.Context, req TrainRequest, next func(context.
 	if err != nil {
 		return c.rpcErr(parent, call, err)
 	}
-	cfg := &pb.TrainInput{Msg: &pb.TrainInput_Config{Config: &pb.TrainConfig{Preset: req.Preset, Params: params, Resume: req.Resume}}}
+	cfg := &pb.TrainInput{Msg: &pb.TrainInput_Config{Config: &pb.TrainConfig{
+		Preset: req.Preset, Params: params, Resume: req.Resume, Seed: req.Seed,
+		Epochs: int64(req.Epochs), Steps: int64(req.Steps), CheckpointEvery: int64(req.CheckpointEvery),
+		HasEval: req.Eval != nil,
+	}}}
 	if err := stream.Send(cfg); err != nil && err != io.EOF {
 		return c.rpcErr(parent, call, err)
 	}
@@ -193,34 +231,40 @@ func (c *Client) Train(ctx context.Context, req TrainRequest, next func(context.
 	// The sender runs in its own goroutine so that the receive loop below
 	// keeps draining events while next() produces data; otherwise HTTP/2
 	// flow control can stall both sides.
-	needs := make(chan struct{}, 64)
+	// needs carries the plugin's requests in order: false for a training
+	// batch, true for a held-out one.
+	needs := make(chan bool, 64)
 	var sendErr error
 	senderDone := make(chan struct{})
 	go func() {
 		defer close(senderDone)
+		ended := false
 		for {
+			var eval bool
 			select {
-			case <-needs:
+			case eval = <-needs:
 			case <-ctx.Done():
 				return
 			}
-			b, err := next(ctx)
-			if errors.Is(err, io.EOF) {
-				_ = stream.Send(&pb.TrainInput{Msg: &pb.TrainInput_End{End: &pb.Empty{}}})
-				_ = stream.CloseSend()
-				return
-			}
-			if err == nil {
-				err = checkTrainBatch(b)
+			var msg *pb.TrainInput
+			var err error
+			switch {
+			case eval:
+				msg, err = c.trainData(ctx, req.Eval, true)
+			case ended:
+				msg = &pb.TrainInput{Msg: &pb.TrainInput_End{End: &pb.Empty{}}}
+			default:
+				msg, err = c.trainData(ctx, next, false)
+				_, ended = msg.GetMsg().(*pb.TrainInput_End)
 			}
 			if err != nil {
-				sendErr = fmt.Errorf("%snext batch: %w", c.prefix(call), err)
+				sendErr = err
 				cancel()
 				return
 			}
-			msg := &pb.TrainInput{Msg: &pb.TrainInput_Batch{Batch: &pb.BatchRequest{
-				Tensor: tensorToProto(b.Tensor), Seeds: seedsOrNil(b.Seeds), Labels: labelsToProto(b.Labels),
-			}}}
+			// The stream stays open after the end of the training data:
+			// the plugin may still evaluate. It ends when the plugin's
+			// Train returns.
 			if err := stream.Send(msg); err != nil {
 				return // the receive loop reports the stream's error
 			}
@@ -239,9 +283,10 @@ func (c *Client) Train(ctx context.Context, req TrainRequest, next func(context.
 			break
 		}
 		switch m := out.Msg.(type) {
-		case *pb.TrainOutput_Need:
+		case *pb.TrainOutput_Need, *pb.TrainOutput_NeedEval:
+			_, eval := m.(*pb.TrainOutput_NeedEval)
 			select {
-			case needs <- struct{}{}:
+			case needs <- eval:
 			case <-ctx.Done():
 			}
 		case *pb.TrainOutput_Event:
@@ -267,6 +312,35 @@ func (c *Client) Train(ctx context.Context, req TrainRequest, next func(context.
 		return c.rpcErr(parent, call, recvErr)
 	}
 	return nil
+}
+
+// trainData gets the answer to one request for data from fn: a batch, or
+// the end of the data (also when fn is nil).
+func (c *Client) trainData(ctx context.Context, fn func(context.Context) (*Batch, error), eval bool) (*pb.TrainInput, error) {
+	end := &pb.TrainInput{Msg: &pb.TrainInput_End{End: &pb.Empty{}}}
+	what := "next batch"
+	if eval {
+		end = &pb.TrainInput{Msg: &pb.TrainInput_EvalEnd{EvalEnd: &pb.Empty{}}}
+		what = "next held-out batch"
+	}
+	if fn == nil {
+		return end, nil
+	}
+	b, err := fn(ctx)
+	if errors.Is(err, io.EOF) {
+		return end, nil
+	}
+	if err == nil {
+		err = checkTrainBatch(b)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s%s: %w", c.prefix("train"), what, err)
+	}
+	br := &pb.BatchRequest{Tensor: tensorToProto(b.Tensor), Seeds: seedsOrNil(b.Seeds), Labels: labelsToProto(b.Labels)}
+	if eval {
+		return &pb.TrainInput{Msg: &pb.TrainInput_EvalBatch{EvalBatch: br}}, nil
+	}
+	return &pb.TrainInput{Msg: &pb.TrainInput_Batch{Batch: br}}, nil
 }
 
 func checkTrainBatch(b *Batch) error {

@@ -3,10 +3,12 @@ package main
 import (
 	"github.com/genpipe/genpipe/pipeline/plugins"
 	"github.com/genpipe/genpipe/plugins/classic"
+	"github.com/genpipe/genpipe/plugins/vae"
 )
 
 // The built-in model families. They are linked into this binary but still run
 // out of process: the host re-executes itself as `pipeline plugin serve NAME`.
 func init() {
 	plugins.RegisterBuiltin("classic", classic.New)
+	plugins.RegisterBuiltin("vae", vae.New)
 }

@@ -19,6 +19,7 @@ var topParams = []sdk.Param{
 	{Name: "seed", Type: sdk.Int, Default: 0, Doc: "pipeline seed; per-item seeds derive from (seed, stage id, item index); --seed overrides"},
 	{Name: "plugins", Type: sdk.Object, Doc: "where external plugins are: NAME: {path: FILE, sha256: HEX}; path is relative to the pipeline file, sha256 pins the executable"},
 	{Name: "stages", Type: sdk.List, Required: true, Doc: "the stages, in order; each has an id and exactly one kind key"},
+	{Name: "train", Type: sdk.Object, Doc: "what `pipeline train FILE` trains (see `train` below); `pipeline run` ignores it"},
 }
 
 func newDocsCmd() *cobra.Command {
@@ -71,6 +72,10 @@ func writeReference(w io.Writer) {
 			paramTable(w, p.Fields)
 		}
 	}
+	tp := plan.TrainParam()
+	fmt.Fprintf(w, "### `train`\n\n")
+	fmt.Fprintf(w, "%s%s; `--set train.KEY=VALUE` overrides a key.\n\n", strings.ToUpper(tp.Doc[:1]), tp.Doc[1:])
+	paramTable(w, tp.Fields)
 }
 
 func paramTable(w io.Writer, params []sdk.Param) {

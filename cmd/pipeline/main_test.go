@@ -22,6 +22,9 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/genpipe/genpipe/sdk"
+	"github.com/genpipe/genpipe/sdk/sdktest"
 )
 
 // Set by setupM.Run before any test runs.
@@ -42,6 +45,9 @@ const markEnv = "GENPIPE_TEST_MARK"
 func TestMain(m *testing.M) {
 	testscript.Main(setupM{m}, map[string]func(){
 		"pipeline": main,
+		// The SDK's test plugin, as an external plugin: it can train
+		// (per-channel statistics), checkpoint, evaluate and crash on demand.
+		"pipeline-plugin-testplug": func() { sdk.Serve(sdktest.NewTestPlugin("testplug")) },
 		// A plugin that never completes the handshake.
 		"pipeline-plugin-hang": func() {
 			fmt.Fprintln(os.Stderr, "hang: not answering")

@@ -36,7 +36,7 @@ as an out-of-process plugin that speaks one SDK contract.`,
 		SilenceErrors: true,
 	}
 	addLogFlag(root)
-	root.AddCommand(newRunCmd(), newValidateCmd(), newPluginsCmd(), newSchemaCmd(), newVersionCmd(), newDocsCmd(), newPluginCmd())
+	root.AddCommand(newRunCmd(), newTrainCmd(), newValidateCmd(), newPluginsCmd(), newSchemaCmd(), newVersionCmd(), newDocsCmd(), newPluginCmd())
 	return root
 }
 

@@ -131,6 +131,11 @@ func runPipeline(cmd *cobra.Command, file string, f *runFlags) error {
 		printErrors(stderr, errs)
 		return &exitError{exitInvalid, fmt.Errorf("%s: %d problem(s); nothing was run", file, len(errs))}
 	}
+	if p.Train != nil {
+		// Documented: run runs the stages (say, a save that previews the
+		// training data) and leaves training to the train command.
+		fmt.Fprintf(stderr, "%s: run ignores the train: section; train with 'pipeline train %s'\n", p.Name, file)
+	}
 	sources, sinks := countEnds(p)
 	progressOut := stderr
 	if mode == "json" {

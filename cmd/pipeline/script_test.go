@@ -27,6 +27,7 @@ import (
 //	EDGES_DIR  its directory, for PIPELINE_PLUGIN_PATH
 //	REPO       the repository root (examples/ lives there)
 //	PIPELINE_EXE  the pipeline command (this test binary, linked)
+//	TESTPLUG   the SDK's test plugin (pipeline-plugin-testplug), which trains
 //
 // Update the golden files embedded in scripts with
 //
@@ -53,6 +54,11 @@ func scriptParams() testscript.Params {
 				return err
 			}
 			env.Setenv("PIPELINE_EXE", exe)
+			testplug, err := exec.LookPath("pipeline-plugin-testplug")
+			if err != nil {
+				return err
+			}
+			env.Setenv("TESTPLUG", testplug)
 			// The work directory is unique to the script.
 			mark := env.WorkDir
 			env.Setenv(markEnv, mark)

@@ -31,6 +31,9 @@ func (b *builder) contract(bn *bnode) {
 			b.needImages(bn, i)
 		}
 		ops, _ := n.Host.([]any)
+		if b.feedsBrokenTrain(bn) {
+			return // what training wants is unknown; the train section says why
+		}
 		var ambiguous bool
 		n.ConsumerInput, ambiguous = b.consumerInput(bn, ops)
 		errs := stages.CheckPreprocess(ops, n.ConsumerInput)
@@ -183,6 +186,10 @@ func (b *builder) latentInputs(bn *bnode) {
 func (b *builder) consumerInput(bn *bnode, ops []any) (in *sdk.ImageSpec, ambiguous bool) {
 	var specs []*sdk.ImageSpec
 	var who []string
+	if in := b.trainConsumer(bn); in != nil {
+		specs = append(specs, in)
+		who = append(who, fmt.Sprintf("train wants %s", imageText(in)))
+	}
 	for _, r := range b.readers[bn] {
 		m := r.n.Model
 		if !r.ok || m == nil || m.PresetSpec == nil || m.PresetSpec.Input == nil || r.st.Kind == spec.Generate {

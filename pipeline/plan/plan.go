@@ -57,6 +57,8 @@ type Plan struct {
 	Nodes []*Node
 	// Spec is the parsed file, for positions.
 	Spec *spec.Spec
+	// Train is the checked train: section, nil when the file has none.
+	Train *Training
 }
 
 // Node returns the node of stage id, or nil.
@@ -170,6 +172,15 @@ type builder struct {
 	// badPath holds plugins whose path: was already reported missing, so
 	// the stages using them do not report it a second time.
 	badPath map[string]bool
+	// train is the train: section being checked (nil: none), and trainOK
+	// false once a problem with it was reported.
+	train   *Training
+	trainOK bool
+	// trainModelFailed is set when the train section's model or preset
+	// could not be resolved; trainBadData holds its keys (input, eval)
+	// whose stage cannot feed training.
+	trainModelFailed bool
+	trainBadData     map[string]bool
 }
 
 type descResult struct {
@@ -196,7 +207,7 @@ func Build(ctx context.Context, s *spec.Spec, d Describer, opts Options) (*Plan,
 	if s == nil {
 		return nil, spec.Errors{{Msg: "plan: no pipeline (the file could not be read)"}}
 	}
-	b := &builder{ctx: ctx, s: s, d: d, opts: opts, descs: map[string]*descResult{}, baseDir: baseDir(s.File)}
+	b := &builder{ctx: ctx, s: s, d: d, opts: opts, descs: map[string]*descResult{}, baseDir: baseDir(s.File), trainBadData: map[string]bool{}}
 	b.checkPlugins()
 	for _, st := range s.Stages {
 		bn := &bnode{st: st, n: &Node{ID: st.ID, Kind: st.Kind, Stage: st}, ok: !st.Bad}
@@ -211,15 +222,17 @@ func Build(ctx context.Context, s *spec.Spec, d Describer, opts Options) (*Plan,
 		}
 	}
 	b.resolveInputs()
+	b.trainSection()
 	order := b.order()
 	for _, bn := range order {
 		b.contract(bn)
 	}
+	b.trainContract()
 	if len(b.errs) > 0 {
 		b.errs.Sort()
 		return nil, b.errs
 	}
-	p := &Plan{Name: s.Name, File: s.File, BaseDir: b.baseDir, SHA256: s.SHA256, Overrides: s.Overrides, Seed: s.Seed, Spec: s}
+	p := &Plan{Name: s.Name, File: s.File, BaseDir: b.baseDir, SHA256: s.SHA256, Overrides: s.Overrides, Seed: s.Seed, Spec: s, Train: b.train}
 	if opts.Seed != nil {
 		p.Seed = *opts.Seed
 	}

@@ -68,10 +68,56 @@ func Schema(descs []*sdk.Description) ([]byte, error) {
 				},
 			},
 			"stages": obj{"type": "array", "minItems": 1, "items": obj{"$ref": "#/$defs/stage"}, "description": "the stages; each reads the previous one unless input: names others"},
+			"train":  trainSchema(descs),
 		},
 		"$defs": defs,
 	}
 	return json.MarshalIndent(root, "", "  ")
+}
+
+// trainSchema is the schema of the train: section: its declared keys, and
+// per plugin that can train (if/then on model) its presets that can and its
+// train parameters under params.
+func trainSchema(descs []*sdk.Description) obj {
+	tp := TrainParam()
+	s := paramSchema(tp)
+	s["type"] = "object"
+	props := s["properties"].(obj)
+	props["params"] = obj{"type": []string{"object", "null"}, "description": props["params"].(obj)["description"]}
+	var names []string
+	var branches []any
+	for _, d := range descs {
+		cs := d.Capability(sdk.CapTrain)
+		if cs == nil {
+			continue
+		}
+		names = append(names, d.Name)
+		then := obj{}
+		tprops := obj{}
+		var presets []string
+		for _, p := range d.Presets {
+			if p.Has(sdk.CapTrain) {
+				presets = append(presets, p.Name)
+			}
+		}
+		if len(presets) > 0 {
+			tprops["preset"] = obj{"type": "string", "enum": presets}
+		}
+		pp := paramSchema(sdk.Param{Name: "params", Type: sdk.Object, Fields: cs.Params})
+		tprops["params"] = pp
+		then["properties"] = tprops
+		branches = append(branches, obj{
+			"if":   obj{"properties": obj{"model": obj{"const": d.Name}}, "required": []string{"model"}},
+			"then": then,
+		})
+	}
+	if len(names) > 0 {
+		props["model"].(obj)["enum"] = names
+	}
+	if len(branches) > 0 {
+		s["allOf"] = branches
+	}
+	return s
 }
 
 func kindList() string {

@@ -9,17 +9,28 @@ import (
 )
 
 // applyOverrides applies --set STAGE.KEY=VALUE flags to the stages' kind
-// values (KEY "input" sets the stage's input: instead). Nodes made from a
-// flag are positioned at the flag, so a bad value given on the command line
-// is reported there.
+// values (KEY "input" sets the stage's input: instead), and --set
+// train.KEY=VALUE to the train: section. Nodes made from a flag are
+// positioned at the flag, so a bad value given on the command line is
+// reported there.
 func (p *parser) applyOverrides(s *Spec, overrides []string) {
-	cloned := map[*Stage]bool{}
+	cloned := map[*yaml.Node]bool{}
 	for _, arg := range overrides {
 		key, val, ok := strings.Cut(arg, "=")
 		flag := "--set " + key
 		stageID, path, dotted := strings.Cut(key, ".")
 		if !ok || !dotted || stageID == "" || path == "" {
 			p.flagErr(flag, "for example --set out.format=jpeg", "expected STAGE.KEY=VALUE")
+			continue
+		}
+		if stageID == "train" && s.Train != nil {
+			if s.Stage("train") != nil {
+				p.flagErr(flag, "rename the stage", "ambiguous: the file has a train: section and a stage with id \"train\"")
+				continue
+			}
+			if !s.Train.Bad {
+				p.setKey(&s.Train.Node, cloned, flag, key, "train", path, val)
+			}
 			continue
 		}
 		st := s.Stage(stageID)
@@ -52,46 +63,50 @@ func (p *parser) applyOverrides(s *Spec, overrides []string) {
 			p.flagErr(flag, "", "stage %q is a %s stage whose value is %s: --set can only set keys of a mapping", stageID, st.Kind, describe(st.Node))
 			continue
 		}
-		value, err := parseFlagValue(val)
-		if err != nil {
-			p.flagErr(flag, "quote strings that YAML would misread", "invalid value %q: %v", val, err)
-			continue
+		p.setKey(&st.Node, cloned, flag, key, stageID, path, val)
+	}
+}
+
+// setKey sets the dotted path in the mapping *node (a stage's kind value or
+// the train section) to the YAML value val, cloning the mapping first so
+// that anchored nodes shared with other parts of the file do not change.
+func (p *parser) setKey(node **yaml.Node, cloned map[*yaml.Node]bool, flag, key, owner, path, val string) {
+	value, err := parseFlagValue(val)
+	if err != nil {
+		p.flagErr(flag, "quote strings that YAML would misread", "invalid value %q: %v", val, err)
+		return
+	}
+	if !cloned[*node] {
+		// The value may share anchored nodes with other stages; an
+		// override must change this one only.
+		*node = clone(*node)
+		cloned[*node] = true
+	}
+	p.mark(value, flag)
+	m := deref(*node)
+	segs := strings.Split(path, ".")
+	for i, seg := range segs {
+		if seg == "" {
+			p.flagErr(flag, "", "empty key in %q", key)
+			return
 		}
-		if !cloned[st] {
-			// The kind value may share anchored nodes with other stages;
-			// an override must change this stage only.
-			st.Node = clone(st.Node)
-			cloned[st] = true
+		if i == len(segs)-1 {
+			set(m, seg, value, p.markKey(seg, flag))
+			return
 		}
-		p.mark(value, flag)
-		m := deref(st.Node)
-		segs := strings.Split(path, ".")
-		for i, seg := range segs {
-			if seg == "" {
-				p.flagErr(flag, "", "empty key in %q", key)
-				break
-			}
-			if i == len(segs)-1 {
-				set(m, seg, value, p.markKey(seg, flag))
-				break
-			}
-			next := find(m, seg)
-			switch {
-			case next == nil:
-				next = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-				p.origin[next] = flag
-				set(m, seg, next, p.markKey(seg, flag))
-			case isNull(next):
-				next.Kind, next.Tag, next.Value = yaml.MappingNode, "!!map", ""
-			case next.Kind != yaml.MappingNode:
-				p.flagErr(flag, "", "%s.%s is not a mapping (it is %s), so it has no key %q", stageID, strings.Join(segs[:i+1], "."), describe(next), segs[i+1])
-				next = nil
-			}
-			if next == nil {
-				break
-			}
-			m = next
+		next := find(m, seg)
+		switch {
+		case next == nil:
+			next = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+			p.origin[next] = flag
+			set(m, seg, next, p.markKey(seg, flag))
+		case isNull(next):
+			next.Kind, next.Tag, next.Value = yaml.MappingNode, "!!map", ""
+		case next.Kind != yaml.MappingNode:
+			p.flagErr(flag, "", "%s.%s is not a mapping (it is %s), so it has no key %q", owner, strings.Join(segs[:i+1], "."), describe(next), segs[i+1])
+			return
 		}
+		m = next
 	}
 }
 

@@ -74,7 +74,7 @@ func kindNames() []string {
 
 // Top-level keys and stage keys (besides the kind) of the file format.
 var (
-	TopKeys   = []string{"version", "name", "seed", "plugins", "stages"}
+	TopKeys   = []string{"version", "name", "seed", "plugins", "stages", "train"}
 	StageKeys = []string{"id", "input"}
 )
 
@@ -98,6 +98,40 @@ type Spec struct {
 	Plugins []*Plugin
 	// Stages are the stages in file order, including ones with errors.
 	Stages []*Stage
+	// Train is the train: section, nil when the file has none.
+	Train *Train
+}
+
+// Train is the train: section of a pipeline file: what `pipeline train`
+// trains, on which stage's items, and where the weights go. Like a stage's
+// kind value, its keys are kept as plain values with their positions; the
+// planner checks what they mean.
+type Train struct {
+	// Pos is the position of the train: key.
+	Pos Pos
+	// Value is the section as plain Go values (see [Stage.Value]); nil when
+	// Bad.
+	Value map[string]any
+	// Node is the section's YAML value.
+	Node *yaml.Node
+	// Bad marks a section that is not a mapping (an error was reported).
+	Bad bool
+
+	paths positions
+}
+
+// KeyPos returns the position of the key at path within the section
+// ("epochs", "checkpoint.every", "" for the train: key); a path that does
+// not exist yields its nearest existing parent. See [Stage.KeyPos].
+func (t *Train) KeyPos(path string) Pos { return t.paths.lookup(path, t.Pos).key }
+
+// ValuePos is like [Train.KeyPos] but returns the position of the value.
+func (t *Train) ValuePos(path string) Pos { return t.paths.lookup(path, t.Pos).value }
+
+// HasPath reports whether path exists in the section.
+func (t *Train) HasPath(path string) bool {
+	_, ok := t.paths[strings.TrimPrefix(path, ".")]
+	return ok
 }
 
 // Stage returns the first stage with the given id, or nil.
@@ -171,7 +205,7 @@ type Stage struct {
 	// reported and later checks should skip it.
 	Bad bool
 
-	paths map[string]nodePos
+	paths positions
 }
 
 // Name is how messages name the stage: its id, or its number when it has
@@ -194,6 +228,30 @@ type Ref struct {
 
 type nodePos struct{ key, value Pos }
 
+// positions maps the paths of a value's keys and list items ("grid.columns",
+// "[2].resize") to where they are written.
+type positions map[string]nodePos
+
+// lookup returns the position of path, or of its nearest existing parent;
+// root is the position of the whole value's key.
+func (ps positions) lookup(path string, root Pos) nodePos {
+	path = strings.TrimPrefix(path, ".")
+	for {
+		if p, ok := ps[path]; ok {
+			return p
+		}
+		if path == "" {
+			return nodePos{root, root}
+		}
+		i := max(strings.LastIndexByte(path, '.'), strings.LastIndexByte(path, '['))
+		if i < 0 {
+			path = ""
+		} else {
+			path = path[:i]
+		}
+	}
+}
+
 // KeyPos returns the position of the key (or list item) at path within the
 // stage's kind value: "" is the kind key itself, "grid.columns" a nested key,
 // "[2].resize.width" a key inside a list item; paths use the syntax of
@@ -211,23 +269,7 @@ func (st *Stage) HasPath(path string) bool {
 	return ok
 }
 
-func (st *Stage) lookup(path string) nodePos {
-	path = strings.TrimPrefix(path, ".")
-	for {
-		if p, ok := st.paths[path]; ok {
-			return p
-		}
-		if path == "" {
-			return nodePos{st.KindPos, st.KindPos}
-		}
-		i := max(strings.LastIndexByte(path, '.'), strings.LastIndexByte(path, '['))
-		if i < 0 {
-			path = ""
-		} else {
-			path = path[:i]
-		}
-	}
-}
+func (st *Stage) lookup(path string) nodePos { return st.paths.lookup(path, st.KindPos) }
 
 // Parse reads a pipeline file. file names it in positions; data is its
 // content; overrides are --set flags (STAGE.KEY=VALUE) applied before the
@@ -247,13 +289,20 @@ func Parse(file string, data []byte, overrides []string) (*Spec, Errors) {
 	p.top(s, root)
 	p.applyOverrides(s, overrides)
 	for _, st := range s.Stages {
-		st.paths = map[string]nodePos{}
+		st.paths = positions{}
 		if st.Node == nil || st.Bad {
 			continue
 		}
 		v := deref(st.Node)
 		st.paths[""] = nodePos{st.KindPos, p.pos(v)}
-		st.Value = p.value(st.Node, "", st)
+		st.Value = p.value(st.Node, "", st.paths)
+	}
+	if t := s.Train; t != nil {
+		t.paths = positions{}
+		if !t.Bad {
+			t.paths[""] = nodePos{t.Pos, p.pos(deref(t.Node))}
+			t.Value, _ = p.value(t.Node, "", t.paths).(map[string]any)
+		}
 	}
 	p.errs.Sort()
 	return s, p.errs
@@ -501,6 +550,12 @@ func (p *parser) top(s *Spec, root *yaml.Node) {
 			p.plugins(s, v)
 		case "stages":
 			p.stages(s, v)
+		case "train":
+			s.Train = &Train{Pos: p.pos(e.key), Node: v}
+			if deref(v).Kind != yaml.MappingNode {
+				p.errorf(v, "", "train: expected a mapping such as {model: NAME, input: STAGE, output: FILE}, got %s", describe(v))
+				s.Train.Bad = true
+			}
 		default:
 			hint := sdk.Suggest(k, TopKeys)
 			if hint == "" {
@@ -735,7 +790,7 @@ func (p *parser) kindValue(st *Stage) {
 
 // value converts n to plain Go values, recording the position of every key
 // and item under path.
-func (p *parser) value(v *yaml.Node, path string, st *Stage) any {
+func (p *parser) value(v *yaml.Node, path string, paths positions) any {
 	n := deref(v)
 	switch n.Kind {
 	case yaml.MappingNode:
@@ -745,8 +800,8 @@ func (p *parser) value(v *yaml.Node, path string, st *Stage) any {
 			if path != "" {
 				cp = path + "." + cp
 			}
-			st.paths[cp] = nodePos{p.pos(e.key), p.pos(deref(e.value))}
-			m[e.key.Value] = p.value(e.value, cp, st)
+			paths[cp] = nodePos{p.pos(e.key), p.pos(deref(e.value))}
+			m[e.key.Value] = p.value(e.value, cp, paths)
 		}
 		return m
 	case yaml.SequenceNode:
@@ -754,8 +809,8 @@ func (p *parser) value(v *yaml.Node, path string, st *Stage) any {
 		for i, x := range n.Content {
 			cp := fmt.Sprintf("%s[%d]", path, i)
 			xp := p.pos(deref(x))
-			st.paths[cp] = nodePos{xp, xp}
-			l[i] = p.value(x, cp, st)
+			paths[cp] = nodePos{xp, xp}
+			l[i] = p.value(x, cp, paths)
 		}
 		return l
 	case yaml.ScalarNode:

@@ -11,11 +11,11 @@ import (
 var benchArch = Arch{Variant: VAE, Channels: 1, Size: 28, Width: 32, Latent: 16}
 
 func BenchmarkTrainStep(b *testing.B) {
-	m, err := New(benchArch, nn.NewRNG(1))
+	m, err := NewModel(benchArch, nn.NewRNG(1))
 	if err != nil {
 		b.Fatal(err)
 	}
-	tg, err := m.buildTrain(64)
+	tg, err := m.buildLoss(64, true, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func BenchmarkTrainStep(b *testing.B) {
 }
 
 func BenchmarkInference(b *testing.B) {
-	m, err := New(benchArch, nn.NewRNG(1))
+	m, err := NewModel(benchArch, nn.NewRNG(1))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -7,25 +7,27 @@ import (
 	G "gorgonia.org/gorgonia"
 )
 
-// trainGraph is the compiled training step for one batch size. Inputs are
+// trainGraph is a compiled loss program for one batch size: a training
+// step (forward, backward) or, without gradients, an evaluation. Inputs are
 // filled in place before each run: x is the (possibly corrupted) input, t
-// the clean target in [0,1], eps the VAE's N(0, I) noise.
+// the clean target in [0,1], eps the VAE's N(0, I) noise. The *Out fields
+// are the output indexes of each value (-1: absent).
 type trainGraph struct {
-	prog      *nn.Program
-	x, t, eps *G.Node
-	n         int
+	prog                             *nn.Program
+	x, t, eps                        *G.Node
+	n                                int
+	reconOut, klOut, pixOut, codeOut int
 }
 
-// Outputs of a training program after the loss (output 0).
-const (
-	outRecon = 1 // Σ BCE / N: reconstruction, nats per image
-	outKL    = 2 // KL(q(z|x) || N(0, I)) / N, VAE only
-)
-
-func (m *Model) buildTrain(n int) (*trainGraph, error) {
+// buildLoss builds the loss on a batch of n: reconstruction as summed
+// binary cross-entropy per image and, for a VAE, the KL term, so that
+// recon + KL is the negative ELBO in nats per image. With train, gradients
+// of recon + kl_weight·KL are added; otherwise the decoded pixels are an
+// output instead.
+func (m *Model) buildLoss(n int, train bool, klWeight float64) (*trainGraph, error) {
 	a := m.Arch
 	b := nn.NewBuilder()
-	tg := &trainGraph{n: n}
+	tg := &trainGraph{n: n, reconOut: -1, klOut: -1, pixOut: -1, codeOut: -1}
 	tg.x = b.Input("x", n, a.Channels, a.Size, a.Size)
 	tg.t = b.Input("target", n, a.Channels, a.Size, a.Size)
 	mu, logvar := m.encode(b, tg.x)
@@ -82,15 +84,45 @@ func (m *Model) buildTrain(n int) (*trainGraph, error) {
 	logits := m.decode(b, z)
 	bce := b.BCEWithLogitsSum(logits, tg.t)
 	recon := b.Apply("recon", func() (*G.Node, error) { return G.Mul(bce, G.NewConstant(float32(1/float64(n)))) })
-	loss := recon
 	outs := []*G.Node{recon}
 	if kl != nil {
-		loss = b.Apply("loss", func() (*G.Node, error) { return G.Add(recon, kl) })
 		outs = append(outs, kl)
+	}
+	var loss *G.Node
+	if train {
+		loss = recon
+		if kl != nil {
+			loss = b.Apply("loss", func() (*G.Node, error) {
+				wkl, err := G.Mul(kl, G.NewConstant(float32(klWeight)))
+				if err != nil {
+					return nil, err
+				}
+				return G.Add(recon, wkl)
+			})
+		}
+		if a.Variant != VAE {
+			outs = append(outs, mu)
+		}
+	} else {
+		outs = append(outs, b.Sigmoid(logits))
 	}
 	prog, err := nn.Compile(b, loss, m.Params.Trainable(), outs...)
 	if err != nil {
-		return nil, fmt.Errorf("build training graph: %w", err)
+		return nil, fmt.Errorf("build loss graph: %w", err)
+	}
+	i := 0
+	if train {
+		i = 1 // the loss
+	}
+	tg.reconOut, i = i, i+1
+	if kl != nil {
+		tg.klOut, i = i, i+1
+	}
+	if train && a.Variant != VAE {
+		tg.codeOut = i
+	}
+	if !train {
+		tg.pixOut = i
 	}
 	tg.prog = prog
 	return tg, nil

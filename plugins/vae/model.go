@@ -1,7 +1,10 @@
 package vae
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
+	"strings"
 
 	"github.com/genpipe/genpipe/nn"
 	G "gorgonia.org/gorgonia"
@@ -66,8 +69,8 @@ type Model struct {
 
 func (a Arch) flat() int { return 2 * a.Width * (a.Size / 4) * (a.Size / 4) }
 
-// New creates a model initialised like PyTorch's default layers, from rng.
-func New(a Arch, rng *nn.RNG) (*Model, error) {
+// NewModel creates a model initialised like PyTorch's default layers, from rng.
+func NewModel(a Arch, rng *nn.RNG) (*Model, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
@@ -97,8 +100,43 @@ func New(a Arch, rng *nn.RNG) (*Model, error) {
 	linear("decoder_fc", a.flat(), a.Latent)
 	convT("decoder.0", 2*w, w, 4)
 	convT("decoder.2", w, a.Channels, 4)
+	if a.Variant != VAE {
+		// An autoencoder has no prior to sample from; generate uses the
+		// diagonal Gaussian of its training codes, tracked during training.
+		ps.AddBuffer("latent_mean", a.Latent)
+		std := ps.AddBuffer("latent_std", a.Latent)
+		for i := range std.Data() {
+			std.Data()[i] = 1
+		}
+	}
 	return &Model{Arch: a, Params: ps}, nil
 }
+
+// latentStats returns the autoencoder's code statistics (nil for a VAE).
+func (m *Model) latentStats() (mean, std []float32) {
+	if p := m.Params.Get("latent_mean"); p != nil {
+		return p.Data(), m.Params.Get("latent_std").Data()
+	}
+	return nil, nil
+}
+
+// JSON is the architecture as recorded in weights metadata ("arch").
+func (a Arch) JSON() string {
+	b, _ := json.Marshal(a)
+	return string(b)
+}
+
+func parseArch(s string) (Arch, error) {
+	var a Arch
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&a); err != nil {
+		return a, err
+	}
+	return a, a.Validate()
+}
+
+func expHalf(logvar float32) float64 { return math.Exp(0.5 * float64(logvar)) }
 
 // encode builds the encoder on x [N, C, S, S]: the latent mean and, for a
 // VAE, the log-variance.

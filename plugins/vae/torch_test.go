@@ -21,7 +21,7 @@ func TestPyTorchWeights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := New(Arch{Variant: VAE, Channels: 1, Size: 28, Width: 8, Latent: 4}, nn.NewRNG(1))
+	m, err := NewModel(Arch{Variant: VAE, Channels: 1, Size: 28, Width: 8, Latent: 4}, nn.NewRNG(1))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1237,10 +1237,21 @@ func (x *TensorResponse) GetTensor() *Tensor {
 }
 
 type TrainConfig struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Preset        string                 `protobuf:"bytes,1,opt,name=preset,proto3" json:"preset,omitempty"`
-	Params        *structpb.Struct       `protobuf:"bytes,2,opt,name=params,proto3" json:"params,omitempty"`
-	Resume        []byte                 `protobuf:"bytes,3,opt,name=resume,proto3" json:"resume,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Preset string                 `protobuf:"bytes,1,opt,name=preset,proto3" json:"preset,omitempty"`
+	Params *structpb.Struct       `protobuf:"bytes,2,opt,name=params,proto3" json:"params,omitempty"`
+	Resume []byte                 `protobuf:"bytes,3,opt,name=resume,proto3" json:"resume,omitempty"`
+	// seed is the training run's seed (the pipeline file's seed:).
+	Seed uint64 `protobuf:"varint,4,opt,name=seed,proto3" json:"seed,omitempty"`
+	// epochs and steps are what the host plans to send: steps counts the
+	// batches of all epochs, from the start (also when resuming); 0: unknown.
+	Epochs int64 `protobuf:"varint,5,opt,name=epochs,proto3" json:"epochs,omitempty"`
+	Steps  int64 `protobuf:"varint,6,opt,name=steps,proto3" json:"steps,omitempty"`
+	// checkpoint_every asks for a checkpoint every so many steps (0: never).
+	CheckpointEvery int64 `protobuf:"varint,7,opt,name=checkpoint_every,json=checkpointEvery,proto3" json:"checkpoint_every,omitempty"`
+	// has_eval says the host answers need_eval with held-out data; a plugin
+	// talking to a host without it gets no eval data (Eval returns io.EOF).
+	HasEval       bool `protobuf:"varint,8,opt,name=has_eval,json=hasEval,proto3" json:"has_eval,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1296,6 +1307,41 @@ func (x *TrainConfig) GetResume() []byte {
 	return nil
 }
 
+func (x *TrainConfig) GetSeed() uint64 {
+	if x != nil {
+		return x.Seed
+	}
+	return 0
+}
+
+func (x *TrainConfig) GetEpochs() int64 {
+	if x != nil {
+		return x.Epochs
+	}
+	return 0
+}
+
+func (x *TrainConfig) GetSteps() int64 {
+	if x != nil {
+		return x.Steps
+	}
+	return 0
+}
+
+func (x *TrainConfig) GetCheckpointEvery() int64 {
+	if x != nil {
+		return x.CheckpointEvery
+	}
+	return 0
+}
+
+func (x *TrainConfig) GetHasEval() bool {
+	if x != nil {
+		return x.HasEval
+	}
+	return false
+}
+
 type TrainInput struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -1303,6 +1349,8 @@ type TrainInput struct {
 	//	*TrainInput_Config
 	//	*TrainInput_Batch
 	//	*TrainInput_End
+	//	*TrainInput_EvalBatch
+	//	*TrainInput_EvalEnd
 	Msg           isTrainInput_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1372,6 +1420,24 @@ func (x *TrainInput) GetEnd() *Empty {
 	return nil
 }
 
+func (x *TrainInput) GetEvalBatch() *BatchRequest {
+	if x != nil {
+		if x, ok := x.Msg.(*TrainInput_EvalBatch); ok {
+			return x.EvalBatch
+		}
+	}
+	return nil
+}
+
+func (x *TrainInput) GetEvalEnd() *Empty {
+	if x != nil {
+		if x, ok := x.Msg.(*TrainInput_EvalEnd); ok {
+			return x.EvalEnd
+		}
+	}
+	return nil
+}
+
 type isTrainInput_Msg interface {
 	isTrainInput_Msg()
 }
@@ -1389,11 +1455,26 @@ type TrainInput_End struct {
 	End *Empty `protobuf:"bytes,3,opt,name=end,proto3,oneof"`
 }
 
+type TrainInput_EvalBatch struct {
+	// eval_batch answers need_eval with the next held-out batch; eval_end
+	// ends one pass over the held-out data (Eval returns io.EOF), after
+	// which the next need_eval starts a new pass.
+	EvalBatch *BatchRequest `protobuf:"bytes,4,opt,name=eval_batch,json=evalBatch,proto3,oneof"`
+}
+
+type TrainInput_EvalEnd struct {
+	EvalEnd *Empty `protobuf:"bytes,5,opt,name=eval_end,json=evalEnd,proto3,oneof"`
+}
+
 func (*TrainInput_Config) isTrainInput_Msg() {}
 
 func (*TrainInput_Batch) isTrainInput_Msg() {}
 
 func (*TrainInput_End) isTrainInput_Msg() {}
+
+func (*TrainInput_EvalBatch) isTrainInput_Msg() {}
+
+func (*TrainInput_EvalEnd) isTrainInput_Msg() {}
 
 type TrainEvent struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1539,6 +1620,7 @@ type TrainOutput struct {
 	//	*TrainOutput_Event
 	//	*TrainOutput_Weights
 	//	*TrainOutput_Need
+	//	*TrainOutput_NeedEval
 	Msg           isTrainOutput_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1608,6 +1690,15 @@ func (x *TrainOutput) GetNeed() *Empty {
 	return nil
 }
 
+func (x *TrainOutput) GetNeedEval() *Empty {
+	if x != nil {
+		if x, ok := x.Msg.(*TrainOutput_NeedEval); ok {
+			return x.NeedEval
+		}
+	}
+	return nil
+}
+
 type isTrainOutput_Msg interface {
 	isTrainOutput_Msg()
 }
@@ -1625,11 +1716,19 @@ type TrainOutput_Need struct {
 	Need *Empty `protobuf:"bytes,3,opt,name=need,proto3,oneof"`
 }
 
+type TrainOutput_NeedEval struct {
+	// need_eval asks for the next held-out batch (only when the config has
+	// has_eval).
+	NeedEval *Empty `protobuf:"bytes,4,opt,name=need_eval,json=needEval,proto3,oneof"`
+}
+
 func (*TrainOutput_Event) isTrainOutput_Msg() {}
 
 func (*TrainOutput_Weights) isTrainOutput_Msg() {}
 
 func (*TrainOutput_Need) isTrainOutput_Msg() {}
+
+func (*TrainOutput_NeedEval) isTrainOutput_Msg() {}
 
 var File_plugin_proto protoreflect.FileDescriptor
 
@@ -1728,16 +1827,24 @@ const file_plugin_proto_rawDesc = "" +
 	"\alatents\x18\x04 \x01(\v2\x16.genpipe.sdk.v1.TensorR\alatents\x12)\n" +
 	"\x03shm\x18\x05 \x01(\v2\x17.genpipe.sdk.v1.ShmCallR\x03shm\"@\n" +
 	"\x0eTensorResponse\x12.\n" +
-	"\x06tensor\x18\x01 \x01(\v2\x16.genpipe.sdk.v1.TensorR\x06tensor\"n\n" +
+	"\x06tensor\x18\x01 \x01(\v2\x16.genpipe.sdk.v1.TensorR\x06tensor\"\xf6\x01\n" +
 	"\vTrainConfig\x12\x16\n" +
 	"\x06preset\x18\x01 \x01(\tR\x06preset\x12/\n" +
 	"\x06params\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x06params\x12\x16\n" +
-	"\x06resume\x18\x03 \x01(\fR\x06resume\"\xab\x01\n" +
+	"\x06resume\x18\x03 \x01(\fR\x06resume\x12\x12\n" +
+	"\x04seed\x18\x04 \x01(\x04R\x04seed\x12\x16\n" +
+	"\x06epochs\x18\x05 \x01(\x03R\x06epochs\x12\x14\n" +
+	"\x05steps\x18\x06 \x01(\x03R\x05steps\x12)\n" +
+	"\x10checkpoint_every\x18\a \x01(\x03R\x0fcheckpointEvery\x12\x19\n" +
+	"\bhas_eval\x18\b \x01(\bR\ahasEval\"\x9e\x02\n" +
 	"\n" +
 	"TrainInput\x125\n" +
 	"\x06config\x18\x01 \x01(\v2\x1b.genpipe.sdk.v1.TrainConfigH\x00R\x06config\x124\n" +
 	"\x05batch\x18\x02 \x01(\v2\x1c.genpipe.sdk.v1.BatchRequestH\x00R\x05batch\x12)\n" +
-	"\x03end\x18\x03 \x01(\v2\x15.genpipe.sdk.v1.EmptyH\x00R\x03endB\x05\n" +
+	"\x03end\x18\x03 \x01(\v2\x15.genpipe.sdk.v1.EmptyH\x00R\x03end\x12=\n" +
+	"\n" +
+	"eval_batch\x18\x04 \x01(\v2\x1c.genpipe.sdk.v1.BatchRequestH\x00R\tevalBatch\x122\n" +
+	"\beval_end\x18\x05 \x01(\v2\x15.genpipe.sdk.v1.EmptyH\x00R\aevalEndB\x05\n" +
 	"\x03msg\"\xe5\x01\n" +
 	"\n" +
 	"TrainEvent\x12\x14\n" +
@@ -1752,11 +1859,12 @@ const file_plugin_proto_rawDesc = "" +
 	"\aWeights\x12\x14\n" +
 	"\x05chunk\x18\x01 \x01(\fR\x05chunk\x12\x12\n" +
 	"\x04last\x18\x02 \x01(\bR\x04last\x12\x14\n" +
-	"\x05final\x18\x03 \x01(\bR\x05final\"\xaa\x01\n" +
+	"\x05final\x18\x03 \x01(\bR\x05final\"\xe0\x01\n" +
 	"\vTrainOutput\x122\n" +
 	"\x05event\x18\x01 \x01(\v2\x1a.genpipe.sdk.v1.TrainEventH\x00R\x05event\x123\n" +
 	"\aweights\x18\x02 \x01(\v2\x17.genpipe.sdk.v1.WeightsH\x00R\aweights\x12+\n" +
-	"\x04need\x18\x03 \x01(\v2\x15.genpipe.sdk.v1.EmptyH\x00R\x04needB\x05\n" +
+	"\x04need\x18\x03 \x01(\v2\x15.genpipe.sdk.v1.EmptyH\x00R\x04need\x124\n" +
+	"\tneed_eval\x18\x04 \x01(\v2\x15.genpipe.sdk.v1.EmptyH\x00R\bneedEvalB\x05\n" +
 	"\x03msg*6\n" +
 	"\x05DType\x12\x15\n" +
 	"\x11DTYPE_UNSPECIFIED\x10\x00\x12\t\n" +
@@ -1838,31 +1946,34 @@ var file_plugin_proto_depIdxs = []int32{
 	18, // 20: genpipe.sdk.v1.TrainInput.config:type_name -> genpipe.sdk.v1.TrainConfig
 	15, // 21: genpipe.sdk.v1.TrainInput.batch:type_name -> genpipe.sdk.v1.BatchRequest
 	1,  // 22: genpipe.sdk.v1.TrainInput.end:type_name -> genpipe.sdk.v1.Empty
-	23, // 23: genpipe.sdk.v1.TrainEvent.metrics:type_name -> genpipe.sdk.v1.TrainEvent.MetricsEntry
-	20, // 24: genpipe.sdk.v1.TrainOutput.event:type_name -> genpipe.sdk.v1.TrainEvent
-	21, // 25: genpipe.sdk.v1.TrainOutput.weights:type_name -> genpipe.sdk.v1.Weights
-	1,  // 26: genpipe.sdk.v1.TrainOutput.need:type_name -> genpipe.sdk.v1.Empty
-	2,  // 27: genpipe.sdk.v1.Plugin.Describe:input_type -> genpipe.sdk.v1.DescribeRequest
-	12, // 28: genpipe.sdk.v1.Plugin.Load:input_type -> genpipe.sdk.v1.LoadRequest
-	14, // 29: genpipe.sdk.v1.Plugin.Unload:input_type -> genpipe.sdk.v1.UnloadRequest
-	15, // 30: genpipe.sdk.v1.Plugin.Encode:input_type -> genpipe.sdk.v1.BatchRequest
-	16, // 31: genpipe.sdk.v1.Plugin.Generate:input_type -> genpipe.sdk.v1.GenerateRequest
-	15, // 32: genpipe.sdk.v1.Plugin.Translate:input_type -> genpipe.sdk.v1.BatchRequest
-	15, // 33: genpipe.sdk.v1.Plugin.Denoise:input_type -> genpipe.sdk.v1.BatchRequest
-	19, // 34: genpipe.sdk.v1.Plugin.Train:input_type -> genpipe.sdk.v1.TrainInput
-	11, // 35: genpipe.sdk.v1.Plugin.Describe:output_type -> genpipe.sdk.v1.Description
-	13, // 36: genpipe.sdk.v1.Plugin.Load:output_type -> genpipe.sdk.v1.LoadResponse
-	1,  // 37: genpipe.sdk.v1.Plugin.Unload:output_type -> genpipe.sdk.v1.Empty
-	17, // 38: genpipe.sdk.v1.Plugin.Encode:output_type -> genpipe.sdk.v1.TensorResponse
-	17, // 39: genpipe.sdk.v1.Plugin.Generate:output_type -> genpipe.sdk.v1.TensorResponse
-	17, // 40: genpipe.sdk.v1.Plugin.Translate:output_type -> genpipe.sdk.v1.TensorResponse
-	17, // 41: genpipe.sdk.v1.Plugin.Denoise:output_type -> genpipe.sdk.v1.TensorResponse
-	22, // 42: genpipe.sdk.v1.Plugin.Train:output_type -> genpipe.sdk.v1.TrainOutput
-	35, // [35:43] is the sub-list for method output_type
-	27, // [27:35] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	15, // 23: genpipe.sdk.v1.TrainInput.eval_batch:type_name -> genpipe.sdk.v1.BatchRequest
+	1,  // 24: genpipe.sdk.v1.TrainInput.eval_end:type_name -> genpipe.sdk.v1.Empty
+	23, // 25: genpipe.sdk.v1.TrainEvent.metrics:type_name -> genpipe.sdk.v1.TrainEvent.MetricsEntry
+	20, // 26: genpipe.sdk.v1.TrainOutput.event:type_name -> genpipe.sdk.v1.TrainEvent
+	21, // 27: genpipe.sdk.v1.TrainOutput.weights:type_name -> genpipe.sdk.v1.Weights
+	1,  // 28: genpipe.sdk.v1.TrainOutput.need:type_name -> genpipe.sdk.v1.Empty
+	1,  // 29: genpipe.sdk.v1.TrainOutput.need_eval:type_name -> genpipe.sdk.v1.Empty
+	2,  // 30: genpipe.sdk.v1.Plugin.Describe:input_type -> genpipe.sdk.v1.DescribeRequest
+	12, // 31: genpipe.sdk.v1.Plugin.Load:input_type -> genpipe.sdk.v1.LoadRequest
+	14, // 32: genpipe.sdk.v1.Plugin.Unload:input_type -> genpipe.sdk.v1.UnloadRequest
+	15, // 33: genpipe.sdk.v1.Plugin.Encode:input_type -> genpipe.sdk.v1.BatchRequest
+	16, // 34: genpipe.sdk.v1.Plugin.Generate:input_type -> genpipe.sdk.v1.GenerateRequest
+	15, // 35: genpipe.sdk.v1.Plugin.Translate:input_type -> genpipe.sdk.v1.BatchRequest
+	15, // 36: genpipe.sdk.v1.Plugin.Denoise:input_type -> genpipe.sdk.v1.BatchRequest
+	19, // 37: genpipe.sdk.v1.Plugin.Train:input_type -> genpipe.sdk.v1.TrainInput
+	11, // 38: genpipe.sdk.v1.Plugin.Describe:output_type -> genpipe.sdk.v1.Description
+	13, // 39: genpipe.sdk.v1.Plugin.Load:output_type -> genpipe.sdk.v1.LoadResponse
+	1,  // 40: genpipe.sdk.v1.Plugin.Unload:output_type -> genpipe.sdk.v1.Empty
+	17, // 41: genpipe.sdk.v1.Plugin.Encode:output_type -> genpipe.sdk.v1.TensorResponse
+	17, // 42: genpipe.sdk.v1.Plugin.Generate:output_type -> genpipe.sdk.v1.TensorResponse
+	17, // 43: genpipe.sdk.v1.Plugin.Translate:output_type -> genpipe.sdk.v1.TensorResponse
+	17, // 44: genpipe.sdk.v1.Plugin.Denoise:output_type -> genpipe.sdk.v1.TensorResponse
+	22, // 45: genpipe.sdk.v1.Plugin.Train:output_type -> genpipe.sdk.v1.TrainOutput
+	38, // [38:46] is the sub-list for method output_type
+	30, // [30:38] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -1875,11 +1986,14 @@ func file_plugin_proto_init() {
 		(*TrainInput_Config)(nil),
 		(*TrainInput_Batch)(nil),
 		(*TrainInput_End)(nil),
+		(*TrainInput_EvalBatch)(nil),
+		(*TrainInput_EvalEnd)(nil),
 	}
 	file_plugin_proto_msgTypes[21].OneofWrappers = []any{
 		(*TrainOutput_Event)(nil),
 		(*TrainOutput_Weights)(nil),
 		(*TrainOutput_Need)(nil),
+		(*TrainOutput_NeedEval)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/genpipe/genpipe/sdk"
+	"github.com/genpipe/genpipe/sdk/safetensors"
 )
 
 // Fault-injection seeds understood by the plugin of [NewTestPlugin]. A batch
@@ -80,6 +81,10 @@ func (p *testPlugin) Describe() sdk.Description {
 			{Name: sdk.CapTrain, Doc: "Learns per-channel statistics.", Params: []sdk.Param{
 				{Name: "rate", Type: sdk.Float, Default: 1.0, Min: sdk.Bound(0.001), Max: sdk.Bound(1), Doc: "Running-average rate (1: exact mean)."},
 				{Name: "pad_bytes", Type: sdk.Int, Default: 0, Min: sdk.Bound(0), Max: sdk.Bound(64 << 20), Doc: "Padding appended to the weights, to test large transfers."},
+				{Name: "format", Type: sdk.String, Default: "json", Enum: []string{"json", "safetensors"}, Doc: "Final weights as JSON stats, or as safetensors (tensors mean and std, with metadata)."},
+				{Name: "eval_passes", Type: sdk.Int, Default: 1, Min: sdk.Bound(0), Max: sdk.Bound(10), Doc: "Passes over the held-out data at the end; each must see the same data."},
+				{Name: "exit_after", Type: sdk.Int, Default: 0, Min: sdk.Bound(0), Doc: "Exit the process with status 3 after this many steps of a run that did not resume (0: never), to test crash recovery."},
+				{Name: "step_delay_ms", Type: sdk.Int, Default: 0, Min: sdk.Bound(0), Max: sdk.Bound(10000), Doc: "Sleep per step, to simulate a slow model."},
 			}},
 		},
 		Presets: []sdk.Preset{
@@ -97,12 +102,21 @@ func (p *testPlugin) Describe() sdk.Description {
 	}
 }
 
-// Stats are the weights the test plugin trains.
+// Stats are the weights the test plugin trains. Order fingerprints the
+// sequence of training items (their seeds and labels, in the order they
+// came), so tests can check that a resumed run saw the same data in the same
+// order as an uninterrupted one. Eval* describe the held-out data.
 type Stats struct {
-	Mean  []float64 `json:"mean"`
-	Std   []float64 `json:"std"`
-	Items int       `json:"items"`
-	Pad   []byte    `json:"pad,omitempty"`
+	Mean      []float64 `json:"mean"`
+	Std       []float64 `json:"std"`
+	Items     int       `json:"items"`
+	Steps     int       `json:"steps,omitempty"`
+	Order     uint64    `json:"order,omitempty"`
+	EvalItems int       `json:"eval_items,omitempty"`
+	EvalMean  []float64 `json:"eval_mean,omitempty"`
+	Pad       []byte    `json:"pad,omitempty"`
+	// SumSq is the running mean square per channel (checkpoints only).
+	SumSq []float64 `json:"sum_sq,omitempty"`
 }
 
 func (p *testPlugin) Load(_ context.Context, req sdk.LoadRequest) (sdk.Model, error) {
@@ -134,7 +148,9 @@ func (p *testPlugin) Load(_ context.Context, req sdk.LoadRequest) (sdk.Model, er
 }
 
 // Train learns per-channel mean and standard deviation from every batch the
-// host sends, reporting after each batch and saving the final stats.
+// host sends, reporting after each batch, saving a checkpoint every
+// Request().CheckpointEvery steps and, after a pass over the held-out data,
+// the final stats.
 func (p *testPlugin) Train(ctx context.Context, s sdk.TrainSession) error {
 	req := s.Request()
 	rate := req.Params.Float("rate")
@@ -143,12 +159,18 @@ func (p *testPlugin) Train(ctx context.Context, s sdk.TrainSession) error {
 		if err := json.Unmarshal(req.Resume, &st); err != nil {
 			return fmt.Errorf("resume: %w", err)
 		}
+		s.Logger().Info("resuming", "step", st.Steps, "items", st.Items)
 	}
-	var sumSq []float64
-	for c := range st.Mean {
-		sumSq = append(sumSq, st.Std[c]*st.Std[c]+st.Mean[c]*st.Mean[c])
+	sumSq := st.SumSq
+	if len(sumSq) != len(st.Mean) {
+		sumSq = make([]float64, len(st.Mean))
+		for c := range st.Mean {
+			sumSq[c] = st.Std[c]*st.Std[c] + st.Mean[c]*st.Mean[c]
+		}
 	}
-	for step := 1; ; step++ {
+	st.SumSq = nil // kept in sumSq; only checkpoints carry it
+	stepsThisRun := 0
+	for {
 		b, err := s.Next(ctx)
 		if errors.Is(err, io.EOF) {
 			break
@@ -159,6 +181,14 @@ func (p *testPlugin) Train(ctx context.Context, s sdk.TrainSession) error {
 		if err := fault(ctx, s.Logger(), b.Seeds); err != nil {
 			return err
 		}
+		if d := req.Params.Int("step_delay_ms"); d > 0 {
+			select {
+			case <-time.After(time.Duration(d) * time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		step := st.Steps + 1
 		mean, sq := channelMoments(b.Tensor)
 		if st.Mean == nil {
 			st.Mean, st.Std, sumSq = make([]float64, len(mean)), make([]float64, len(mean)), make([]float64, len(mean))
@@ -180,8 +210,49 @@ func (p *testPlugin) Train(ctx context.Context, s sdk.TrainSession) error {
 			st.Std[c] = math.Sqrt(math.Max(0, sumSq[c]-st.Mean[c]*st.Mean[c]))
 			change += math.Abs(st.Mean[c] - old)
 		}
+		st.Order = fingerprint(st.Order, b)
 		st.Items += n
-		if err := s.Report(sdk.TrainEvent{Epoch: 1, Step: step, Metrics: map[string]float64{"mean_change": change, "items": float64(st.Items)}}); err != nil {
+		st.Steps = step
+		stepsThisRun++
+		epoch := 1
+		if req.Epochs > 0 && req.Steps > 0 {
+			epoch = 1 + (step-1)/max(1, req.Steps/req.Epochs)
+		}
+		if err := s.Report(sdk.TrainEvent{Epoch: epoch, Step: step, Total: req.Steps, Metrics: map[string]float64{"mean_change": change, "items": float64(st.Items)}}); err != nil {
+			return err
+		}
+		if every := req.CheckpointEvery; every > 0 && step%every == 0 {
+			ck := st
+			ck.SumSq = sumSq
+			w, err := json.Marshal(ck)
+			if err != nil {
+				return err
+			}
+			if err := s.Save(w, false); err != nil {
+				return err
+			}
+		}
+		if x := req.Params.Int("exit_after"); x > 0 && req.Resume == nil && stepsThisRun == x {
+			s.Logger().Error("injected crash after steps: exiting with status 3", "steps", x)
+			os.Exit(3)
+		}
+	}
+	for pass := 0; pass < req.Params.Int("eval_passes"); pass++ {
+		items, mean, err := evalPass(ctx, s)
+		if err != nil {
+			return err
+		}
+		if pass > 0 && (items != st.EvalItems || fmt.Sprint(mean) != fmt.Sprint(st.EvalMean)) {
+			return fmt.Errorf("eval pass %d saw %d items of mean %v, pass 1 saw %d of mean %v", pass+1, items, mean, st.EvalItems, st.EvalMean)
+		}
+		st.EvalItems, st.EvalMean = items, mean
+	}
+	if st.EvalItems > 0 {
+		m := map[string]float64{"eval_items": float64(st.EvalItems)}
+		for c, v := range st.EvalMean {
+			m[fmt.Sprintf("eval_mean%d", c)] = v
+		}
+		if err := s.Report(sdk.TrainEvent{Step: st.Steps, Total: req.Steps, Metrics: m, Message: fmt.Sprintf("held-out: %d items", st.EvalItems)}); err != nil {
 			return err
 		}
 	}
@@ -191,12 +262,96 @@ func (p *testPlugin) Train(ctx context.Context, s sdk.TrainSession) error {
 			st.Pad[i] = byte(i)
 		}
 	}
-	w, err := json.Marshal(st)
+	var w []byte
+	var err error
+	if req.Params.String("format") == "safetensors" {
+		w, err = st.safetensors(p.name, req.Preset)
+	} else {
+		w, err = json.Marshal(st)
+	}
 	if err != nil {
 		return err
 	}
 	s.Logger().Info("trained", "items", st.Items, "mean", fmt.Sprint(st.Mean))
 	return s.Save(w, true)
+}
+
+// evalPass reads one pass of held-out data and returns its item count and
+// per-channel mean.
+func evalPass(ctx context.Context, s sdk.TrainSession) (int, []float64, error) {
+	items := 0
+	var sum []float64
+	for {
+		b, err := s.Eval(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		mean, _ := channelMoments(b.Tensor)
+		if sum == nil {
+			sum = make([]float64, len(mean))
+		}
+		for c := range mean {
+			if c < len(sum) {
+				sum[c] += mean[c] * float64(b.Len())
+			}
+		}
+		items += b.Len()
+	}
+	for c := range sum {
+		sum[c] /= float64(items)
+	}
+	return items, sum, nil
+}
+
+// fingerprint folds a batch's seeds and labels into h (FNV-1a).
+func fingerprint(h uint64, b *sdk.Batch) uint64 {
+	if h == 0 {
+		h = 14695981039346656037
+	}
+	mix := func(x uint64) {
+		for i := 0; i < 8; i++ {
+			h ^= x & 0xff
+			h *= 1099511628211
+			x >>= 8
+		}
+	}
+	for _, s := range b.Seeds {
+		mix(s)
+	}
+	for _, l := range b.Labels {
+		mix(uint64(int64(l)))
+	}
+	return h
+}
+
+// safetensors encodes the stats as a safetensors file (F32 tensors mean and
+// std) whose metadata, like a real model's, records the architecture and the
+// measured held-out metric.
+func (st Stats) safetensors(name, preset string) ([]byte, error) {
+	f32 := func(v []float64) []float32 {
+		out := make([]float32, len(v))
+		for i, x := range v {
+			out[i] = float32(x)
+		}
+		return out
+	}
+	meta := map[string]string{
+		"format": "pt",
+		"arch":   name + "/" + preset,
+		"items":  fmt.Sprint(st.Items),
+		"order":  fmt.Sprint(st.Order),
+	}
+	if st.EvalItems > 0 {
+		meta["test_mean"] = fmt.Sprint(st.EvalMean)
+	}
+	f := &safetensors.File{Metadata: meta, Tensors: []safetensors.Tensor{
+		safetensors.F32("mean", []int{len(st.Mean)}, f32(st.Mean)),
+		safetensors.F32("std", []int{len(st.Std)}, f32(st.Std)),
+	}}
+	return f.Encode()
 }
 
 // channelMoments returns each channel's mean and mean square in [0,1] units.

@@ -1,0 +1,314 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/genpipe/genpipe/pipeline/job"
+	"github.com/genpipe/genpipe/pipeline/plan"
+	"github.com/spf13/cobra"
+)
+
+type trainFlags struct {
+	sets     []string
+	seed     uint64
+	fresh    bool
+	progress string
+	every    time.Duration
+}
+
+func newTrainCmd() *cobra.Command {
+	var f trainFlags
+	cmd := &cobra.Command{
+		Use:   "train FILE",
+		Short: "Validate a pipeline file, then train the model its train: section names",
+		Long: `train checks the file exactly as validate does, then trains: it streams the
+items of the train: section's input stage, shuffled each epoch from the file's
+seed, in batches to the plugin, which reports its losses and sends back
+checkpoints and the final weights. The weights are written atomically to
+output; safetensors weights get genpipe.* metadata keys recording the
+training config, the dataset, the seed, the file and its sha256, the code
+version and the date.
+
+The plugin asks for a checkpoint every checkpoint.every steps; train writes
+it atomically (to output + .ckpt unless checkpoint.path says otherwise) with
+the position in the data stream. Rerunning the same command resumes from
+it, with the batches already seen skipped, so an interrupted run ends with
+the same data order as an uninterrupted one; --fresh starts over. When the
+output exists and no checkpoint does, training finished earlier and train
+does nothing (--fresh trains again). Only the stages that feed training run;
+'pipeline run' runs the others and ignores the train: section.
+
+Exit codes: 0 done, 1 invalid file or training failed (the last checkpoint
+is kept), 130 interrupted (the last checkpoint is kept; rerun to resume).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return trainFile(cmd, args[0], &f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringArrayVar(&f.sets, "set", nil, "override a value: train.KEY=VALUE for the train: section (e.g. train.epochs=1), STAGE.KEY=VALUE for a stage (repeatable)")
+	fl.Uint64Var(&f.seed, "seed", 0, "seed of the run: data order, augmentation and the plugin's initialisation (default: the file's seed)")
+	fl.BoolVar(&f.fresh, "fresh", false, "ignore and remove an existing checkpoint and train from the start, replacing the output")
+	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto (a live line on a terminal, else plain lines), bar, plain, json (events on stdout), none")
+	fl.DurationVar(&f.every, "progress-every", 10*time.Second, "how often plain progress lines are printed")
+	return cmd
+}
+
+func trainFile(cmd *cobra.Command, file string, f *trainFlags) error {
+	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	mode := f.progress
+	switch mode {
+	case "auto":
+		mode = "plain"
+		if ff, ok := stderr.(*os.File); ok && isTerminal(ff) {
+			mode = "bar"
+		}
+	case "bar", "plain", "json", "none":
+	default:
+		return &exitError{exitInvalid, fmt.Errorf("--progress %q: expected auto, bar, plain, json or none", f.progress)}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m, err := newManager(stderr)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+
+	var seed *uint64
+	if cmd.Flags().Changed("seed") {
+		seed = &f.seed
+	}
+	p, errs := job.CheckFile(ctx, m, file, f.sets, seed)
+	if len(errs) > 0 {
+		if ctx.Err() != nil {
+			return &exitError{exitInterrupted, errors.New("interrupted while checking the file; nothing was trained")}
+		}
+		printErrors(stderr, errs)
+		return &exitError{exitInvalid, fmt.Errorf("%s: %d problem(s); nothing was trained", file, len(errs))}
+	}
+	if p.Train == nil {
+		return &exitError{exitInvalid, fmt.Errorf("%s has no train: section; add one (see README, Training), or run the pipeline with 'pipeline run %s'", file, file)}
+	}
+	if idle := idleStages(p); len(idle) > 0 {
+		fmt.Fprintf(stderr, "%s: stages not feeding training are not run by train: %s (pipeline run runs them)\n", p.Name, strings.Join(idle, ", "))
+	}
+	out := stderr
+	if mode == "json" {
+		out = stdout
+	}
+	pr := &trainProgress{mode: mode, w: out, every: f.every}
+	res, err := job.Train(ctx, p, m, job.TrainOptions{Fresh: f.fresh, Version: buildVersion(), Progress: pr.event})
+	pr.finish()
+	return trainSummary(stderr, p, res, err, ctx.Err() != nil)
+}
+
+// idleStages lists the stages that neither train.input nor train.eval
+// reads, directly or through others.
+func idleStages(p *plan.Plan) []string {
+	used := map[string]bool{}
+	var mark func(id string)
+	mark = func(id string) {
+		if id == "" || used[id] {
+			return
+		}
+		used[id] = true
+		if n := p.Node(id); n != nil {
+			for _, in := range n.Inputs {
+				mark(in)
+			}
+		}
+	}
+	mark(p.Train.Input)
+	mark(p.Train.Eval)
+	var idle []string
+	for _, n := range p.Nodes {
+		if !used[n.ID] {
+			idle = append(idle, n.ID)
+		}
+	}
+	return idle
+}
+
+// trainSummary prints what the run did and returns the command's error.
+func trainSummary(w io.Writer, p *plan.Plan, res *job.TrainResult, err error, interrupted bool) error {
+	tr := p.Train
+	kept := ""
+	if res != nil && res.CheckpointStep >= 0 {
+		kept = fmt.Sprintf("the checkpoint of step %d is kept in %s: rerun the same command to resume", res.CheckpointStep, relPath(p, res.Checkpoint))
+	} else {
+		kept = "no checkpoint was written yet: a rerun starts from the beginning"
+	}
+	switch {
+	case interrupted:
+		step := 0
+		if res != nil {
+			step = res.Step
+		}
+		return &exitError{exitInterrupted, fmt.Errorf("interrupted at step %d; %s", step, kept)}
+	case err != nil && res == nil:
+		return &exitError{exitInvalid, err}
+	case err != nil:
+		return &exitError{exitInvalid, fmt.Errorf("%w\n%s", err, kept)}
+	case res.AlreadyDone:
+		fmt.Fprintf(w, "%s: %s exists and there is no checkpoint: training finished earlier (--fresh trains again)\n", p.Name, relPath(p, res.Output))
+		return nil
+	}
+	preset := ""
+	if tr.Preset != "" {
+		preset = " preset " + tr.Preset
+	}
+	resumed := ""
+	if res.ResumedAt > 0 {
+		resumed = fmt.Sprintf(", resumed at step %d", res.ResumedAt)
+	}
+	fmt.Fprintf(w, "%s: trained %s%s for %d epoch(s): %d steps over %d items%s, in %s\n",
+		p.Name, tr.Model, preset, res.Epochs, res.Step, res.Examples, resumed, res.Took.Round(time.Millisecond))
+	if len(res.Metrics) > 0 {
+		fmt.Fprintf(w, "  final metrics: %s\n", metricsText(res.Metrics, 0))
+	}
+	fmt.Fprintf(w, "  wrote %s (sha256 %s)\n", relPath(p, res.Output), res.OutputSHA256)
+	return nil
+}
+
+// relPath shows a path written by training relative to the working
+// directory when it is below it.
+func relPath(p *plan.Plan, path string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return path
+	}
+	if rel, ok := strings.CutPrefix(path, wd+string(os.PathSeparator)); ok {
+		return rel
+	}
+	return path
+}
+
+// metricsText formats metrics sorted by name, at most max of them (0: all).
+func metricsText(m map[string]float64, max int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if max > 0 && len(keys) > max {
+		keys = keys[:max]
+	}
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %.4g", k, m[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+// trainProgress renders training events: a live line on a terminal (bar),
+// a line every few seconds otherwise (plain), JSON lines, or nothing.
+// Plugin messages get lines of their own.
+type trainProgress struct {
+	mode  string
+	w     io.Writer
+	every time.Duration
+
+	mu    sync.Mutex
+	enc   *json.Encoder
+	start time.Time
+	base  int // the step this process started at
+	last  time.Time
+	ev    job.TrainEvent
+	drawn bool
+}
+
+func (p *trainProgress) event(ev job.TrainEvent) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch p.mode {
+	case "none":
+		return
+	case "json":
+		if p.enc == nil {
+			p.enc = json.NewEncoder(p.w)
+		}
+		_ = p.enc.Encode(ev)
+		return
+	}
+	if ev.Type == "start" {
+		p.start, p.base = ev.Time, ev.Step
+	}
+	if ev.Metrics == nil {
+		ev.Metrics = p.ev.Metrics
+	}
+	p.ev = ev
+	if ev.Message != "" {
+		p.clear()
+		fmt.Fprintf(p.w, "%s\n", ev.Message)
+	}
+	interval := 100 * time.Millisecond
+	if p.mode == "plain" {
+		interval = p.every
+	}
+	if ev.Type == "start" || ev.Time.Sub(p.last) >= interval {
+		p.last = ev.Time
+		p.draw()
+	}
+}
+
+// clear removes the live line before other output.
+func (p *trainProgress) clear() {
+	if p.mode == "bar" && p.drawn {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.drawn = false
+	}
+}
+
+func (p *trainProgress) draw() {
+	ev := p.ev
+	var b strings.Builder
+	fmt.Fprintf(&b, "epoch %d/%d step %d/%d", ev.Epoch, ev.Epochs, ev.Step, ev.Steps)
+	if ev.Steps > 0 {
+		fmt.Fprintf(&b, " %3.0f%%", 100*float64(ev.Step)/float64(ev.Steps))
+	}
+	if len(ev.Metrics) > 0 {
+		b.WriteString(" " + metricsText(ev.Metrics, 6))
+	}
+	elapsed := ev.Time.Sub(p.start).Seconds()
+	if done := ev.Step - p.base; elapsed > 0 && done > 0 {
+		fmt.Fprintf(&b, " %.1f items/s", float64(ev.Items)/elapsed)
+		if left := ev.Steps - ev.Step; left > 0 {
+			eta := time.Duration(float64(left) / (float64(done) / elapsed) * float64(time.Second))
+			fmt.Fprintf(&b, " eta %s", eta.Round(time.Second))
+		}
+	}
+	if p.mode == "bar" {
+		fmt.Fprintf(p.w, "\r\033[K%s", b.String())
+		p.drawn = true
+		return
+	}
+	fmt.Fprintln(p.w, b.String())
+}
+
+// finish draws the last state and ends the live line.
+func (p *trainProgress) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mode != "bar" && p.mode != "plain" || p.ev.Type == "" {
+		return
+	}
+	if p.mode == "plain" && p.last.Equal(p.ev.Time) {
+		return // already printed
+	}
+	p.draw()
+	if p.mode == "bar" {
+		fmt.Fprintln(p.w)
+	}
+}

@@ -1,0 +1,119 @@
+package job
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// checkpointMagic starts a training checkpoint file. The layout is the
+// magic, an 8-byte little-endian header length, the JSON header
+// ([checkpointState]), then the plugin's bytes, opaque to the host.
+const checkpointMagic = "genpipe-checkpoint\n"
+
+// checkpointState is the host's part of a checkpoint: where in the data
+// stream the plugin's state was taken, and what that stream depends on.
+type checkpointState struct {
+	Version int `json:"version"`
+	// File and FileSHA256 are the pipeline file the run was started from.
+	File       string `json:"file"`
+	FileSHA256 string `json:"file_sha256"`
+	Model      string `json:"model"`
+	Preset     string `json:"preset,omitempty"`
+	// Seed, Shuffle, Items and Batch fix the order of the data: a resume
+	// with other values would not continue the same stream.
+	Seed    uint64 `json:"seed"`
+	Shuffle bool   `json:"shuffle"`
+	Items   int    `json:"items"`
+	Batch   int    `json:"batch"`
+	Epochs  int    `json:"epochs"`
+	// Step is the number of batches the plugin had received when it saved
+	// the state; Epoch (from 0) and EpochBatches say the same per epoch.
+	Step         int    `json:"step"`
+	Epoch        int    `json:"epoch"`
+	EpochBatches int    `json:"epoch_batches"`
+	Time         string `json:"time"`
+}
+
+// writeCheckpoint writes the checkpoint atomically: a crash leaves the
+// previous one or this one, never a mix.
+func writeCheckpoint(path string, st checkpointState, plugin []byte) error {
+	head, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	buf.WriteString(checkpointMagic)
+	var n [8]byte
+	binary.LittleEndian.PutUint64(n[:], uint64(len(head)))
+	buf.Write(n[:])
+	buf.Write(head)
+	buf.Write(plugin)
+	return writeAtomic(path, buf.Bytes())
+}
+
+// readCheckpoint reads a checkpoint; a missing file is os.ErrNotExist.
+func readCheckpoint(path string) (checkpointState, []byte, error) {
+	var st checkpointState
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return st, nil, err
+	}
+	rest, ok := bytes.CutPrefix(b, []byte(checkpointMagic))
+	if !ok || len(rest) < 8 {
+		return st, nil, fmt.Errorf("checkpoint %s: not a genpipe training checkpoint", path)
+	}
+	n := binary.LittleEndian.Uint64(rest)
+	rest = rest[8:]
+	if n > uint64(len(rest)) {
+		return st, nil, fmt.Errorf("checkpoint %s: truncated (header of %d bytes, %d left)", path, n, len(rest))
+	}
+	if err := json.Unmarshal(rest[:n], &st); err != nil {
+		return st, nil, fmt.Errorf("checkpoint %s: header: %w", path, err)
+	}
+	if st.Version != 1 {
+		return st, nil, fmt.Errorf("checkpoint %s: version %d, this program reads version 1", path, st.Version)
+	}
+	return st, rest[n:], nil
+}
+
+// writeAtomic writes b to path through a temporary file in the same folder
+// and a rename, creating the folder.
+func writeAtomic(path string, b []byte) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err = f.Write(b); err != nil {
+		return err
+	}
+	if err = f.Chmod(0o644); err != nil { // CreateTemp makes it private
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil || !errors.Is(err, os.ErrNotExist)
+}

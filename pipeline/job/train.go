@@ -1,0 +1,359 @@
+package job
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/genpipe/genpipe/pipeline/plan"
+	"github.com/genpipe/genpipe/pipeline/plugins"
+	"github.com/genpipe/genpipe/sdk"
+	"github.com/genpipe/genpipe/sdk/safetensors"
+)
+
+// MetadataPrefix starts the safetensors metadata keys the host adds to
+// trained weights; the plugin's own keys are left as they are.
+const MetadataPrefix = "genpipe."
+
+// TrainOptions configure a training run.
+type TrainOptions struct {
+	// Fresh ignores (and removes) an existing checkpoint and trains from
+	// the start, replacing the output if it exists.
+	Fresh bool
+	// Workers decode and preprocess items (<= 0: the number of CPUs).
+	Workers int
+	// Version is the code version recorded in the weights' metadata.
+	Version string
+	// Progress receives events; it is called from one goroutine at a time.
+	Progress func(TrainEvent)
+}
+
+// TrainEvent is a training progress event.
+type TrainEvent struct {
+	// Type is "start", "step" (the plugin reported progress), "message" (it
+	// sent text), "checkpoint" (a checkpoint was written) or "done".
+	Type string    `json:"type"`
+	Time time.Time `json:"time"`
+	// Epoch (from 1) and Step count what the host has handed out, from the
+	// start of training (also when resuming); Steps and Epochs are the
+	// plan. Items counts the items handed out by this process, for rates.
+	Epoch  int `json:"epoch"`
+	Epochs int `json:"epochs"`
+	Step   int `json:"step"`
+	Steps  int `json:"steps"`
+	Items  int `json:"items"`
+	// Metrics are the plugin's last reported scalars (loss terms, ...).
+	Metrics map[string]float64 `json:"metrics,omitempty"`
+	Message string             `json:"message,omitempty"`
+	// Path is the checkpoint written, for "checkpoint".
+	Path string `json:"path,omitempty"`
+}
+
+// TrainResult says what a training run did.
+type TrainResult struct {
+	// AlreadyDone is set when the output existed without a checkpoint:
+	// nothing was trained (TrainOptions.Fresh trains again).
+	AlreadyDone bool
+	// ResumedAt is the step the run resumed from (0: from the start).
+	ResumedAt int
+	// Step is the number of batches handed out from the start of training;
+	// Steps and Epochs the plan; Items the items this process handed out.
+	Step, Steps, Epochs, Items int
+	// Examples is the number of items of the training stage, EvalExamples
+	// of the eval stage (0: none).
+	Examples, EvalExamples int
+	// Metrics are the plugin's last reported scalars.
+	Metrics map[string]float64
+	// Checkpoints counts the checkpoints this process wrote; Checkpoint is
+	// the path, and CheckpointStep the step of the one on disk (-1: none).
+	Checkpoints    int
+	Checkpoint     string
+	CheckpointStep int
+	// Output is the weights file written and OutputSHA256 its checksum
+	// ("" when the run did not finish).
+	Output, OutputSHA256 string
+	// Took is the wall time of this process's training.
+	Took time.Duration
+}
+
+// Train runs the train: section of a plan: it lists the input (and eval)
+// stage's items, streams shuffled batches of them to the plugin, writes
+// the checkpoints it sends and, at the end, the final weights. It resumes
+// from the checkpoint file unless opt.Fresh. On an error the last
+// checkpoint is kept, so a rerun resumes.
+func Train(ctx context.Context, p *plan.Plan, m *plugins.Manager, opt TrainOptions) (*TrainResult, error) {
+	tr := p.Train
+	if tr == nil {
+		return nil, fmt.Errorf("%s has no train: section", p.File)
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = runtime.GOMAXPROCS(0)
+	}
+	res := &TrainResult{Checkpoint: tr.Checkpoint, CheckpointStep: -1, Epochs: tr.Epochs}
+	emit := func(ev TrainEvent) {
+		if opt.Progress != nil {
+			ev.Time = time.Now()
+			opt.Progress(ev)
+		}
+	}
+	if opt.Fresh {
+		if err := os.Remove(tr.Checkpoint); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("train: removing the old checkpoint: %w", err)
+		}
+	} else if exists(tr.Output) && !exists(tr.Checkpoint) {
+		res.AlreadyDone = true
+		res.Output = tr.Output
+		return res, nil
+	}
+
+	var spec *sdk.ImageSpec
+	if tr.PresetSpec != nil {
+		spec = tr.PresetSpec.Input
+	}
+	data, err := newDataset(ctx, p, tr.Input, spec, opt.Workers)
+	if err != nil {
+		return nil, fmt.Errorf("train.input: %w", err)
+	}
+	res.Examples = data.Len()
+	var eval *evalSource
+	if tr.Eval != "" {
+		ed, err := newDataset(ctx, p, tr.Eval, spec, opt.Workers)
+		if err != nil {
+			return nil, fmt.Errorf("train.eval: %w", err)
+		}
+		eval = &evalSource{d: ed, batch: tr.Batch, seed: p.Seed ^ 0x6576616c} // "eval"
+		res.EvalExamples = ed.Len()
+	}
+	per := stepsPerEpoch(data.Len(), tr.Batch)
+	res.Steps = per * tr.Epochs
+
+	state := checkpointState{
+		Version: 1, File: filepath.Base(p.File), FileSHA256: p.SHA256, Model: tr.Model, Preset: tr.Preset,
+		Seed: p.Seed, Shuffle: tr.Shuffle, Items: data.Len(), Batch: tr.Batch, Epochs: tr.Epochs,
+	}
+	req := sdk.TrainRequest{
+		Preset: tr.Preset, Params: tr.Params, Seed: p.Seed,
+		Epochs: tr.Epochs, Steps: res.Steps, CheckpointEvery: tr.CheckpointEvery,
+	}
+	if eval != nil {
+		req.Eval = eval.Eval
+	}
+	start := 0
+	if !opt.Fresh {
+		old, resume, err := readCheckpoint(tr.Checkpoint)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return nil, fmt.Errorf("train: %w (--fresh starts over)", err)
+		default:
+			if why := old.mismatch(state); why != "" {
+				return nil, fmt.Errorf("train: checkpoint %s cannot be resumed: %s; --fresh starts over", tr.Checkpoint, why)
+			}
+			if old.FileSHA256 != state.FileSHA256 {
+				emit(TrainEvent{Type: "message", Message: fmt.Sprintf("%s changed since checkpoint %s was written; resuming with the file as it is now", p.File, filepath.Base(tr.Checkpoint))})
+			}
+			start, req.Resume = old.Step, resume
+			res.ResumedAt, res.CheckpointStep = start, start
+		}
+	}
+
+	plug, err := m.Open(ctx, plugins.Ref{Name: tr.Model, Path: tr.Path, SHA256: tr.SHA256})
+	if err != nil {
+		return nil, err
+	}
+	f := newFeed(ctx, data, tr.Batch, tr.Epochs, tr.Shuffle, p.Seed, start)
+	defer f.close()
+
+	began := time.Now()
+	var (
+		mu       sync.Mutex
+		metrics  = map[string]float64{}
+		final    bool
+		writeErr error
+	)
+	position := func() TrainEvent {
+		step, items := f.position()
+		epoch := min(tr.Epochs, 1+step/per)
+		if step == 0 {
+			epoch = 1
+		}
+		return TrainEvent{Epoch: epoch, Epochs: tr.Epochs, Step: step, Steps: res.Steps, Items: items}
+	}
+	ev := position()
+	ev.Type = "start"
+	if start > 0 {
+		ev.Message = fmt.Sprintf("resuming from %s at step %d/%d", tr.Checkpoint, start, res.Steps)
+	}
+	emit(ev)
+
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	onEvent := func(e sdk.TrainEvent) {
+		mu.Lock()
+		maps.Copy(metrics, e.Metrics)
+		snapshot := maps.Clone(metrics)
+		mu.Unlock()
+		ev := position()
+		ev.Metrics = snapshot
+		if len(e.Metrics) > 0 {
+			ev.Type = "step"
+			emit(ev)
+		}
+		if e.Message != "" {
+			ev.Type, ev.Message = "message", e.Message
+			emit(ev)
+		}
+	}
+	onWeights := func(w []byte, isFinal bool) {
+		if writeErr != nil {
+			return
+		}
+		if isFinal {
+			out, err := addMetadata(w, p, data, eval, res, opt.Version)
+			if err == nil {
+				err = writeAtomic(tr.Output, out)
+			}
+			if err != nil {
+				writeErr = fmt.Errorf("train: writing the weights %s: %w", tr.Output, err)
+				cancel()
+				return
+			}
+			sum := sha256.Sum256(out)
+			res.OutputSHA256 = hex.EncodeToString(sum[:])
+			final = true
+			return
+		}
+		st := state
+		// The plugin saved after training on the batches it received: the
+		// count handed out so far (its next request comes after this
+		// message on the stream).
+		st.Step, _ = f.position()
+		st.Epoch, st.EpochBatches = st.Step/per, st.Step%per
+		st.Time = time.Now().UTC().Format(time.RFC3339)
+		if err := writeCheckpoint(tr.Checkpoint, st, w); err != nil {
+			writeErr = fmt.Errorf("train: writing checkpoint %s: %w", tr.Checkpoint, err)
+			cancel()
+			return
+		}
+		res.Checkpoints++
+		res.CheckpointStep = st.Step
+		ev := position()
+		ev.Type, ev.Path = "checkpoint", tr.Checkpoint
+		emit(ev)
+	}
+	err = plug.Train(tctx, req, f.Next, onEvent, onWeights)
+	res.Step, res.Items = f.position()
+	res.Metrics = metrics
+	res.Took = time.Since(began)
+	switch {
+	case writeErr != nil:
+		return res, writeErr
+	case ctx.Err() != nil:
+		return res, ctx.Err()
+	case err != nil:
+		f.mu.Lock()
+		dataErr := f.failed
+		f.mu.Unlock()
+		if dataErr != nil {
+			return res, fmt.Errorf("train: reading training data: %w", dataErr)
+		}
+		var ce *plugins.CrashError
+		if errors.As(err, &ce) {
+			msg := fmt.Sprintf("train: plugin %s died during training, after step %d", ce.Plugin, res.Step)
+			if len(ce.Stderr) > 0 {
+				msg += "; its stderr ended with:\n    " + strings.Join(ce.Stderr, "\n    ")
+			}
+			return res, fmt.Errorf("%s\n  (%w)", msg, ce.Err)
+		}
+		return res, fmt.Errorf("train: %w", err)
+	case !final:
+		return res, fmt.Errorf("train: plugin %s returned without sending final weights (TrainSession.Save(w, true))", tr.Model)
+	}
+	res.Output = tr.Output
+	if err := os.Remove(tr.Checkpoint); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return res, fmt.Errorf("train: removing the checkpoint after training: %w", err)
+	}
+	ev = position()
+	ev.Type, ev.Metrics = "done", maps.Clone(metrics)
+	emit(ev)
+	return res, nil
+}
+
+// mismatch says why a checkpoint written with state c cannot continue the
+// data stream of a run with state now ("" when it can).
+func (c checkpointState) mismatch(now checkpointState) string {
+	switch {
+	case c.Model != now.Model || c.Preset != now.Preset:
+		return fmt.Sprintf("it was written for model %q preset %q, the file trains %q preset %q", c.Model, c.Preset, now.Model, now.Preset)
+	case c.Seed != now.Seed:
+		return fmt.Sprintf("it was written with seed %d, the run has seed %d", c.Seed, now.Seed)
+	case c.Shuffle != now.Shuffle:
+		return fmt.Sprintf("it was written with shuffle %v, the run has shuffle %v", c.Shuffle, now.Shuffle)
+	case c.Items != now.Items:
+		return fmt.Sprintf("it was written for %d training items, the input now has %d", c.Items, now.Items)
+	case c.Batch != now.Batch:
+		return fmt.Sprintf("it was written with batch %d, the run has batch %d", c.Batch, now.Batch)
+	}
+	return ""
+}
+
+// addMetadata records the training in the metadata of safetensors weights
+// (keys starting with MetadataPrefix; the plugin's own keys are kept).
+// Other weights are returned as they are.
+func addMetadata(w []byte, p *plan.Plan, data *dataset, eval *evalSource, res *TrainResult, version string) ([]byte, error) {
+	f, err := safetensors.Decode(w)
+	if err != nil {
+		return w, nil // not safetensors: the plugin's own format
+	}
+	tr := p.Train
+	config, err := json.Marshal(tr.Config)
+	if err != nil {
+		return nil, err
+	}
+	ds := map[string]any{"stage": data.stage, "load": data.source, "items": data.Len()}
+	if eval != nil {
+		ds["eval"] = map[string]any{"stage": eval.d.stage, "load": eval.d.source, "items": eval.d.Len()}
+	}
+	dataset, err := json.Marshal(ds)
+	if err != nil {
+		return nil, err
+	}
+	if f.Metadata == nil {
+		f.Metadata = map[string]string{}
+	}
+	meta := map[string]string{
+		"train_config": string(config),
+		"dataset":      string(dataset),
+		"seed":         strconv.FormatUint(p.Seed, 10),
+		"file":         filepath.Base(p.File),
+		"file_sha256":  p.SHA256,
+		"version":      version,
+		"date":         time.Now().UTC().Format(time.RFC3339),
+		"model":        tr.Model,
+		"preset":       tr.Preset,
+		"steps":        strconv.Itoa(res.Steps),
+	}
+	if len(p.Overrides) > 0 {
+		// train_config has their effect; this says they were flags.
+		o, err := json.Marshal(p.Overrides)
+		if err != nil {
+			return nil, err
+		}
+		meta["overrides"] = string(o)
+	}
+	for k, v := range meta {
+		f.Metadata[MetadataPrefix+k] = v
+	}
+	return f.Encode()
+}

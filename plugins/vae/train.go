@@ -1,0 +1,503 @@
+package vae
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/genpipe/genpipe/nn"
+	"github.com/genpipe/genpipe/sdk"
+	"github.com/genpipe/genpipe/sdk/safetensors"
+)
+
+// Noise kinds a denoising autoencoder trains on.
+const (
+	NoiseGaussian   = "gaussian"
+	NoiseSaltPepper = "salt_pepper"
+	NoiseMixed      = "mixed"
+)
+
+// TrainParams are the training hyperparameters (the architecture comes
+// from the preset):
+//
+//	| param        | default | meaning                                                   |
+//	|--------------|---------|-----------------------------------------------------------|
+//	| lr           | 1e-3    | Adam learning rate (betas 0.9, 0.999)                      |
+//	| schedule     | cosine  | constant, or cosine decay to lr/10 over the planned steps  |
+//	| kl_weight    | 1       | VAE: weight of the KL term (beta-VAE; 1 is the ELBO)       |
+//	| noise        | mixed   | DAE: gaussian, salt_pepper, or mixed (half of each batch)  |
+//	| noise_std    | 0.5     | DAE: Gaussian noise std, in [0,1] pixel units              |
+//	| noise_amount | 0.2     | DAE: fraction of pixels set to 0 or 1 by salt-and-pepper   |
+//	| log_every    | 50      | steps between progress events                              |
+var TrainParams = []sdk.Param{
+	{Name: "lr", Type: sdk.Float, Default: 1e-3, Min: sdk.Bound(1e-6), Max: sdk.Bound(1), Doc: "Adam learning rate"},
+	{Name: "schedule", Type: sdk.String, Default: "cosine", Enum: []string{"constant", "cosine"},
+		Doc: "learning-rate schedule: constant, or cosine decay to lr/10 over the planned steps"},
+	{Name: "kl_weight", Type: sdk.Float, Default: 1.0, Min: sdk.Bound(0), Max: sdk.Bound(100),
+		Doc: "vae: weight of the KL term (1 trains on the ELBO; other values give a beta-VAE)"},
+	{Name: "noise", Type: sdk.String, Default: NoiseMixed, Enum: []string{NoiseGaussian, NoiseSaltPepper, NoiseMixed},
+		Doc: "dae: corruption of the training inputs: gaussian, salt_pepper, or mixed (half of each batch each)"},
+	{Name: "noise_std", Type: sdk.Float, Default: 0.5, Min: sdk.Bound(0), Max: sdk.Bound(2),
+		Doc: "dae: standard deviation of Gaussian noise, in [0,1] pixel units (inputs are clipped to [0,1])"},
+	{Name: "noise_amount", Type: sdk.Float, Default: 0.2, Min: sdk.Bound(0), Max: sdk.Bound(1),
+		Doc: "dae: fraction of pixels set to black or white by salt-and-pepper noise"},
+	{Name: "log_every", Type: sdk.Int, Default: 50, Min: sdk.Bound(1), Max: sdk.Bound(100000),
+		Doc: "steps between progress events"},
+}
+
+// trainer is one training run's state; all of it is in the checkpoint.
+type trainer struct {
+	preset *preset
+	m      *Model
+	opt    *nn.Adam
+	rng    *nn.RNG
+	params sdk.Params
+	step   int
+	steps  int // planned total (0: unknown)
+	graphs map[int]*trainGraph
+	evals  map[int]*trainGraph
+}
+
+// Train trains a preset's architecture on the batches the host streams,
+// evaluates on the held-out data after every epoch and at the end, and
+// sends checkpoints and the final weights (safetensors with the
+// architecture and test metrics in the metadata).
+func (*Plugin) Train(ctx context.Context, s sdk.TrainSession) error {
+	req := s.Request()
+	p := findPreset(req.Preset)
+	if p == nil {
+		return fmt.Errorf("unknown preset %q", req.Preset)
+	}
+	rng := nn.NewRNG(req.Seed)
+	m, err := NewModel(p.arch, rng)
+	if err != nil {
+		return err
+	}
+	t := &trainer{preset: p, m: m, opt: nn.NewAdam(req.Params.Float("lr")), rng: rng, params: req.Params,
+		steps: req.Steps, graphs: map[int]*trainGraph{}, evals: map[int]*trainGraph{}}
+	if req.Resume != nil {
+		if err := t.restore(req.Resume); err != nil {
+			return fmt.Errorf("resume: %w", err)
+		}
+		s.Logger().Info("resumed", "step", t.step)
+	}
+	perEpoch := 0
+	if req.Epochs > 0 && req.Steps > 0 {
+		perEpoch = req.Steps / req.Epochs
+	}
+	logEvery := req.Params.Int("log_every")
+	var sum [3]float64
+	var items, count int
+	start := time.Now()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		b, err := s.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		loss, recon, kl, err := t.trainStep(b)
+		if err != nil {
+			return fmt.Errorf("step %d: %w", t.step+1, err)
+		}
+		t.step++
+		sum[0] += loss
+		sum[1] += recon
+		sum[2] += kl
+		count++
+		items += b.Len()
+		epoch := 0
+		if perEpoch > 0 {
+			epoch = (t.step-1)/perEpoch + 1
+		}
+		if t.step%logEvery == 0 || (perEpoch > 0 && t.step%perEpoch == 0) {
+			met := map[string]float64{"loss": sum[0] / float64(count), "recon": sum[1] / float64(count),
+				"lr": t.lr(), "items_per_s": float64(items) / time.Since(start).Seconds()}
+			if p.arch.Variant == VAE {
+				met["kl"] = sum[2] / float64(count)
+			}
+			if err := s.Report(sdk.TrainEvent{Epoch: epoch, Step: t.step, Total: t.steps, Metrics: met}); err != nil {
+				return err
+			}
+			sum, count, items, start = [3]float64{}, 0, 0, time.Now()
+		}
+		if req.CheckpointEvery > 0 && t.step%req.CheckpointEvery == 0 {
+			ck, err := t.checkpoint()
+			if err != nil {
+				return err
+			}
+			if err := s.Save(ck, false); err != nil {
+				return err
+			}
+		}
+		if perEpoch > 0 && t.step%perEpoch == 0 && t.step < t.steps {
+			met, err := t.evaluate(ctx, s.Eval)
+			if err != nil {
+				return err
+			}
+			if met != nil {
+				if err := s.Report(sdk.TrainEvent{Epoch: epoch, Step: t.step, Total: t.steps, Metrics: met, Message: "held-out metrics"}); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	met, err := t.evaluate(ctx, s.Eval)
+	if err != nil {
+		return err
+	}
+	if met != nil {
+		if err := s.Report(sdk.TrainEvent{Step: t.step, Total: t.steps, Metrics: met, Message: "final held-out metrics"}); err != nil {
+			return err
+		}
+	}
+	w, err := t.weights(met)
+	if err != nil {
+		return err
+	}
+	return s.Save(w, true)
+}
+
+// lr is the learning rate at the current step.
+func (t *trainer) lr() float64 {
+	lr := t.params.Float("lr")
+	if t.params.String("schedule") == "cosine" && t.steps > 0 {
+		f := math.Min(float64(t.step)/float64(t.steps), 1)
+		return lr * (0.1 + 0.9*0.5*(1+math.Cos(math.Pi*f)))
+	}
+	return lr
+}
+
+func (t *trainer) graph(n int, train bool) (*trainGraph, error) {
+	cache := t.evals
+	if train {
+		cache = t.graphs
+	}
+	if g, ok := cache[n]; ok {
+		return g, nil
+	}
+	g, err := t.m.buildLoss(n, train, t.params.Float("kl_weight"))
+	if err != nil {
+		return nil, err
+	}
+	cache[n] = g
+	return g, nil
+}
+
+// pixels converts a uint8 NCHW batch to [0,1] floats in dst.
+func (t *trainer) pixels(b *sdk.Batch, dst []float32) error {
+	a := t.m.Arch
+	if len(b.Shape) != 4 || b.Shape[1] != a.Channels || b.Shape[2] != a.Size || b.Shape[3] != a.Size || b.DType != sdk.Uint8 {
+		return fmt.Errorf("batch: expected uint8 [N %d %d %d], got %s %v", a.Channels, a.Size, a.Size, b.DType, b.Shape)
+	}
+	for i, v := range b.Data {
+		dst[i] = float32(v) / 255
+	}
+	return nil
+}
+
+func (t *trainer) trainStep(b *sdk.Batch) (loss, recon, kl float64, err error) {
+	g, err := t.graph(b.Len(), true)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	target := nn.Data(g.t)
+	if err := t.pixels(b, target); err != nil {
+		return 0, 0, 0, err
+	}
+	x := nn.Data(g.x)
+	copy(x, target)
+	if t.m.Arch.Variant == DAE {
+		t.corrupt(x, b.Len())
+	}
+	if g.eps != nil {
+		t.rng.Normal(nn.Data(g.eps), 1)
+	}
+	if err := g.prog.Run(); err != nil {
+		return 0, 0, 0, err
+	}
+	loss, recon = g.prog.Scalar(0), g.prog.Scalar(g.reconOut)
+	if g.eps != nil {
+		kl = g.prog.Scalar(g.klOut)
+	}
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return 0, 0, 0, fmt.Errorf("loss is %v (lower lr?)", loss)
+	}
+	ps := t.m.Params.Trainable()
+	grads := make([][]float32, len(ps))
+	for i := range ps {
+		grads[i] = g.prog.Grad(i)
+	}
+	t.opt.LR = t.lr()
+	t.opt.Step(ps, grads)
+	if mean, std := t.m.latentStats(); mean != nil {
+		t.trackCodes(g.prog.Output(g.codeOut), b.Len(), mean, std)
+	}
+	return loss, recon, kl, nil
+}
+
+// trackCodes keeps exponential moving averages of the autoencoder's code
+// mean and standard deviation, the Gaussian its generate samples from.
+func (t *trainer) trackCodes(z []float32, n int, mean, std []float32) {
+	d := len(mean)
+	const mom = 0.01
+	for j := 0; j < d; j++ {
+		var s, s2 float64
+		for i := 0; i < n; i++ {
+			v := float64(z[i*d+j])
+			s += v
+			s2 += v * v
+		}
+		mu := s / float64(n)
+		sd := math.Sqrt(math.Max(s2/float64(n)-mu*mu, 1e-8))
+		if t.step == 1 {
+			mean[j], std[j] = float32(mu), float32(sd)
+			continue
+		}
+		mean[j] += mom * (float32(mu) - mean[j])
+		std[j] += mom * (float32(sd) - std[j])
+	}
+}
+
+// corrupt applies the configured noise in place to n images in x.
+func (t *trainer) corrupt(x []float32, n int) {
+	per := len(x) / n
+	kind := t.params.String("noise")
+	for i := 0; i < n; i++ {
+		img := x[i*per : (i+1)*per]
+		k := kind
+		if k == NoiseMixed {
+			k = NoiseGaussian
+			if i%2 == 1 {
+				k = NoiseSaltPepper
+			}
+		}
+		Corrupt(img, k, t.params.Float("noise_std"), t.params.Float("noise_amount"), t.rng)
+	}
+}
+
+// Corrupt adds noise of the given kind to one image with values in [0,1]:
+// Gaussian with standard deviation std (clipped to [0,1]), or
+// salt-and-pepper setting a fraction amount of the pixels to 0 or 1.
+func Corrupt(img []float32, kind string, std, amount float64, rng *nn.RNG) {
+	switch kind {
+	case NoiseGaussian:
+		noise := make([]float32, len(img))
+		rng.Normal(noise, std)
+		for j := range img {
+			img[j] = clamp01(img[j] + noise[j])
+		}
+	case NoiseSaltPepper:
+		for j := range img {
+			if float64(rng.Float32()) < amount {
+				if rng.Float32() < 0.5 {
+					img[j] = 0
+				} else {
+					img[j] = 1
+				}
+			}
+		}
+	}
+}
+
+// evaluate runs one pass over the held-out data: the negative ELBO (VAE),
+// reconstruction error (all) and, for a DAE, PSNR before and after
+// denoising at the trained noise. Randomness comes from a fixed seed so
+// successive evaluations are comparable. It returns nil without data.
+func (t *trainer) evaluate(ctx context.Context, next func(context.Context) (*sdk.Batch, error)) (map[string]float64, error) {
+	if next == nil {
+		return nil, nil
+	}
+	rng := nn.NewRNG(12345)
+	var n int
+	var bce, kl, sqErr float64
+	var noisyPSNR, denPSNR [2]float64
+	var noisyN [2]int
+	for {
+		b, err := next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		k := b.Len()
+		g, err := t.graph(k, false)
+		if err != nil {
+			return nil, err
+		}
+		clean := nn.Data(g.t)
+		if err := t.pixels(b, clean); err != nil {
+			return nil, err
+		}
+		copy(nn.Data(g.x), clean)
+		if g.eps != nil {
+			rng.Normal(nn.Data(g.eps), 1)
+		}
+		if err := g.prog.Run(); err != nil {
+			return nil, err
+		}
+		bce += g.prog.Scalar(g.reconOut) * float64(k)
+		if g.eps != nil {
+			kl += g.prog.Scalar(g.klOut) * float64(k)
+		}
+		px := g.prog.Output(g.pixOut)
+		for i, v := range px {
+			d := float64(v - clean[i])
+			sqErr += d * d
+		}
+		n += k
+		if t.m.Arch.Variant != DAE {
+			continue
+		}
+		per := len(clean) / k
+		x := nn.Data(g.x)
+		for ni, kind := range []string{NoiseGaussian, NoiseSaltPepper} {
+			copy(x, clean)
+			for i := 0; i < k; i++ {
+				Corrupt(x[i*per:(i+1)*per], kind, t.params.Float("noise_std"), t.params.Float("noise_amount"), rng)
+			}
+			for i := 0; i < k; i++ {
+				noisyPSNR[ni] += PSNR(x[i*per:(i+1)*per], clean[i*per:(i+1)*per])
+			}
+			if err := g.prog.Run(); err != nil {
+				return nil, err
+			}
+			px := g.prog.Output(g.pixOut)
+			for i := 0; i < k; i++ {
+				denPSNR[ni] += PSNR(px[i*per:(i+1)*per], clean[i*per:(i+1)*per])
+			}
+			noisyN[ni] += k
+		}
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	pixels := float64(t.m.Arch.Channels * t.m.Arch.Size * t.m.Arch.Size)
+	met := map[string]float64{
+		"test_items":      float64(n),
+		"test_bce":        bce / float64(n),
+		"test_mse":        sqErr / float64(n) / pixels,
+		"test_recon_psnr": 10 * math.Log10(1/(sqErr/float64(n)/pixels)),
+	}
+	if t.m.Arch.Variant == VAE {
+		met["test_kl"] = kl / float64(n)
+		met["test_neg_elbo"] = (bce + kl) / float64(n)
+	}
+	for ni, kind := range []string{NoiseGaussian, NoiseSaltPepper} {
+		if noisyN[ni] == 0 {
+			continue
+		}
+		a, b := noisyPSNR[ni]/float64(noisyN[ni]), denPSNR[ni]/float64(noisyN[ni])
+		met["test_"+kind+"_psnr_noisy"] = a
+		met["test_"+kind+"_psnr_denoised"] = b
+		met["test_"+kind+"_psnr_gain"] = b - a
+	}
+	return met, nil
+}
+
+// PSNR is the peak signal-to-noise ratio in dB of x against ref, both in
+// [0,1] (capped at 100 dB for identical images).
+func PSNR(x, ref []float32) float64 {
+	var s float64
+	for i := range x {
+		d := float64(x[i] - ref[i])
+		s += d * d
+	}
+	mse := s / float64(len(x))
+	if mse < 1e-10 {
+		return 100
+	}
+	return 10 * math.Log10(1/mse)
+}
+
+// checkpoint is the full training state: parameters, Adam moments, the RNG
+// and the step, as safetensors.
+func (t *trainer) checkpoint() ([]byte, error) {
+	ts := t.m.Params.Tensors()
+	os, meta := t.opt.State(t.m.Params.Trainable())
+	ts = append(ts, os...)
+	rs, err := t.rng.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	meta["kind"] = "checkpoint"
+	meta["arch"] = t.m.Arch.JSON()
+	meta["preset"] = t.preset.name
+	meta["step"] = strconv.Itoa(t.step)
+	meta["rng"] = base64.StdEncoding.EncodeToString(rs)
+	f := &safetensors.File{Metadata: meta, Tensors: ts}
+	return f.Encode()
+}
+
+func (t *trainer) restore(b []byte) error {
+	f, err := safetensors.Decode(b)
+	if err != nil {
+		return err
+	}
+	if f.Metadata["kind"] != "checkpoint" || f.Metadata["preset"] != t.preset.name {
+		return fmt.Errorf("not a checkpoint of preset %q (kind %q, preset %q)", t.preset.name, f.Metadata["kind"], f.Metadata["preset"])
+	}
+	if err := checkArch(f, t.m.Arch); err != nil {
+		return err
+	}
+	// Params.Load refuses unexpected tensors; split the optimizer's off.
+	wf := &safetensors.File{Metadata: f.Metadata}
+	for _, ts := range f.Tensors {
+		if t.m.Params.Get(ts.Name) != nil {
+			wf.Tensors = append(wf.Tensors, ts)
+		}
+	}
+	if err := t.m.Params.Load(wf); err != nil {
+		return err
+	}
+	if err := t.opt.Restore(f, t.m.Params.Trainable()); err != nil {
+		return err
+	}
+	rs, err := base64.StdEncoding.DecodeString(f.Metadata["rng"])
+	if err != nil {
+		return fmt.Errorf("rng state: %w", err)
+	}
+	if err := t.rng.UnmarshalBinary(rs); err != nil {
+		return fmt.Errorf("rng state: %w", err)
+	}
+	if t.step, err = strconv.Atoi(f.Metadata["step"]); err != nil {
+		return fmt.Errorf("step: %w", err)
+	}
+	return nil
+}
+
+// weights are the final safetensors: parameters and buffers, with the
+// architecture, the training parameters and the held-out metrics.
+func (t *trainer) weights(metrics map[string]float64) ([]byte, error) {
+	meta := map[string]string{
+		"format":  "genpipe.vae/1",
+		"arch":    t.m.Arch.JSON(),
+		"preset":  t.preset.name,
+		"plugin":  Name + " " + Version,
+		"steps":   strconv.Itoa(t.step),
+		"nparams": strconv.Itoa(t.m.Params.Count()),
+	}
+	if b, err := json.Marshal(t.params); err == nil {
+		meta["train_params"] = string(b)
+	}
+	if metrics != nil {
+		b, err := json.Marshal(metrics)
+		if err != nil {
+			return nil, err
+		}
+		meta["metrics"] = string(b)
+	}
+	f := &safetensors.File{Metadata: meta, Tensors: t.m.Params.Tensors()}
+	return f.Encode()
+}

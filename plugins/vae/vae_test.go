@@ -1,0 +1,278 @@
+package vae
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/binary"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/genpipe/genpipe/nn"
+	"github.com/genpipe/genpipe/sdk"
+	"github.com/genpipe/genpipe/sdk/safetensors"
+	"github.com/hashicorp/go-hclog"
+)
+
+const mnistTest = "../../examples/data/mnist/t10k-images-idx3-ubyte.gz"
+
+// readIdx reads the first n images of an MNIST idx3 file as one uint8
+// NCHW tensor.
+func readIdx(t testing.TB, path string, n int) *sdk.Tensor {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hdr [4]uint32
+	if err := binary.Read(zr, binary.BigEndian, &hdr); err != nil {
+		t.Fatal(err)
+	}
+	if hdr[0] != 0x803 || hdr[2] != 28 || hdr[3] != 28 || int(hdr[1]) < n {
+		t.Fatalf("%s: unexpected idx header %x", path, hdr)
+	}
+	buf := make([]byte, n*28*28)
+	if _, err := io.ReadFull(zr, buf); err != nil {
+		t.Fatal(err)
+	}
+	return sdk.FromUint8(buf, n, 1, 28, 28)
+}
+
+// writeWeights saves a freshly initialised model of arch (with its arch
+// metadata) and returns the file.
+func writeWeights(t *testing.T, dir string, a Arch, edit func(*safetensors.File)) string {
+	t.Helper()
+	m, err := NewModel(a, nn.NewRNG(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &safetensors.File{Metadata: map[string]string{"arch": a.JSON()}, Tensors: m.Params.Tensors()}
+	if edit != nil {
+		edit(f)
+	}
+	path := filepath.Join(dir, string(a.Variant)+".safetensors")
+	if err := f.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func load(t *testing.T, preset, weights string, c sdk.Capability, params sdk.Params) (sdk.Model, error) {
+	t.Helper()
+	p := New()
+	var spec *sdk.CapabilitySpec
+	d := p.Describe()
+	spec = d.Capability(c)
+	full, errs := sdk.CheckParams(spec.Params, params, "")
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	return p.Load(context.Background(), sdk.LoadRequest{Capability: c, Preset: preset, Weights: weights, Params: full, Logger: hclog.NewNullLogger()})
+}
+
+// TestLoadRefusesBadWeights: every kind of bad weights file is refused at
+// load time with an error that names the file and what is wrong with it.
+func TestLoadRefusesBadWeights(t *testing.T) {
+	dir := t.TempDir()
+	vaeArch := findPreset("mnist-vae").arch
+	good := writeWeights(t, dir, vaeArch, nil)
+	if _, err := load(t, "mnist-vae", good, sdk.CapEncode, nil); err != nil {
+		t.Fatalf("good weights: %v", err)
+	}
+	png := filepath.Join(dir, "image.png")
+	os.WriteFile(png, []byte("\x89PNG\r\n\x1a\n0000000000000000"), 0o644)
+	raw, _ := os.ReadFile(good)
+	trunc := filepath.Join(dir, "truncated.safetensors")
+	os.WriteFile(trunc, raw[:len(raw)/2], 0o644)
+	missing := writeWeights(t, t.TempDir(), vaeArch, func(f *safetensors.File) {
+		f.Metadata = nil
+		f.Tensors = f.Tensors[1:]
+	})
+	shaped := writeWeights(t, t.TempDir(), vaeArch, func(f *safetensors.File) {
+		f.Metadata = nil
+		for i, ts := range f.Tensors {
+			if ts.Name == "fc_mu.bias" {
+				f.Tensors[i] = safetensors.F32("fc_mu.bias", []int{7}, make([]float32, 7))
+			}
+		}
+	})
+	other := writeWeights(t, t.TempDir(), findPreset("mnist-ae").arch, nil)
+	for _, c := range []struct{ name, path, want string }{
+		{"not safetensors", png, "PNG"},
+		{"truncated", trunc, "truncated.safetensors"},
+		{"missing tensor", missing, `"encoder.0.weight": missing`},
+		{"mis-shaped tensor", shaped, `"fc_mu.bias": shape [7], want [32]`},
+		{"other architecture", other, `weights are for architecture {Variant:ae`},
+		{"no such file", filepath.Join(dir, "nope.safetensors"), "nope.safetensors"},
+	} {
+		_, err := load(t, "mnist-vae", c.path, sdk.CapEncode, nil)
+		if err == nil {
+			t.Errorf("%s: loaded", c.name)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), filepath.Base(c.path)) {
+			t.Errorf("%s: error %q should name the file and contain %q", c.name, err, c.want)
+		}
+	}
+}
+
+// fakeSession feeds fixed batches to Train in process.
+type fakeSession struct {
+	req     sdk.TrainRequest
+	batches []*sdk.Tensor
+	next    int
+	stopAt  int // stop after this many batches (0: all)
+	events  []sdk.TrainEvent
+	ckpt    []byte
+	final   []byte
+}
+
+func (f *fakeSession) Request() sdk.TrainRequest { return f.req }
+func (f *fakeSession) Next(ctx context.Context) (*sdk.Batch, error) {
+	if f.next >= len(f.batches) || (f.stopAt > 0 && f.next >= f.stopAt) {
+		return nil, io.EOF
+	}
+	f.next++
+	return &sdk.Batch{Tensor: f.batches[f.next-1]}, nil
+}
+func (f *fakeSession) Eval(ctx context.Context) (*sdk.Batch, error) { return nil, io.EOF }
+func (f *fakeSession) Report(ev sdk.TrainEvent) error {
+	f.events = append(f.events, ev)
+	return nil
+}
+func (f *fakeSession) Save(w []byte, final bool) error {
+	if final {
+		f.final = w
+	} else {
+		f.ckpt = append([]byte(nil), w...)
+	}
+	return nil
+}
+func (f *fakeSession) Logger() hclog.Logger { return hclog.NewNullLogger() }
+
+func trainReq(t *testing.T, preset string, steps int, params sdk.Params) sdk.TrainRequest {
+	full, errs := sdk.CheckParams(TrainParams, params, "")
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	return sdk.TrainRequest{Preset: preset, Params: full, Seed: 9, Epochs: 1, Steps: steps}
+}
+
+// TestTrainResumeIsExact trains on real MNIST digits for 12 steps straight,
+// and again as 6 steps, a checkpoint, and 6 more from it: the final weights
+// must be identical byte for byte (parameters, Adam moments, RNG and the
+// schedule all come back), and the loss must have gone down.
+func TestTrainResumeIsExact(t *testing.T) {
+	const steps, bs = 12, 16
+	all := readIdx(t, mnistTest, steps*bs)
+	var batches []*sdk.Tensor
+	for i := 0; i < steps; i++ {
+		batches = append(batches, all.Slice(i*bs, (i+1)*bs))
+	}
+	for _, preset := range []string{"mnist-vae", "mnist-dae"} {
+		t.Run(preset, func(t *testing.T) {
+			params := sdk.Params{"log_every": 1}
+			straight := &fakeSession{req: trainReq(t, preset, steps, params), batches: batches}
+			straight.req.CheckpointEvery = 6
+			if err := New().(*Plugin).Train(context.Background(), straight); err != nil {
+				t.Fatal(err)
+			}
+			first, last := straight.events[0].Metrics["loss"], straight.events[steps-1].Metrics["loss"]
+			if !(last < first) {
+				t.Errorf("loss did not go down over %d steps: %v -> %v", steps, first, last)
+			}
+			part := &fakeSession{req: trainReq(t, preset, steps, params), batches: batches, stopAt: 6}
+			part.req.CheckpointEvery = 6
+			if err := New().(*Plugin).Train(context.Background(), part); err != nil {
+				t.Fatal(err)
+			}
+			rest := &fakeSession{req: trainReq(t, preset, steps, params), batches: batches, next: 6}
+			rest.req.Resume = part.ckpt
+			if err := New().(*Plugin).Train(context.Background(), rest); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(rest.final, straight.final) {
+				t.Errorf("resumed run's weights differ from the straight run's")
+			}
+		})
+	}
+}
+
+// TestInferenceMemoryIsFlat: a loaded model reuses its compiled graphs, so
+// many calls do not grow the heap.
+func TestInferenceMemoryIsFlat(t *testing.T) {
+	w := writeWeights(t, t.TempDir(), findPreset("mnist-vae").arch, nil)
+	md, err := load(t, "mnist-vae", w, sdk.CapEncode, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := readIdx(t, mnistTest, 64)
+	enc := md.(sdk.Encoder)
+	heap := func(calls int) uint64 {
+		for i := 0; i < calls; i++ {
+			if _, err := enc.Encode(context.Background(), &sdk.Batch{Tensor: x}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Two collections: the first moves sync.Pool contents (the
+		// kernels' scratch buffers) to the victim cache, the second frees them.
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	base := heap(10)
+	after := heap(200)
+	if after > base+1<<20 {
+		t.Errorf("heap grew from %d to %d bytes over 200 calls", base, after)
+	}
+}
+
+func TestGenerateChecksLatents(t *testing.T) {
+	w := writeWeights(t, t.TempDir(), findPreset("mnist-vae").arch, nil)
+	md, err := load(t, "mnist-vae", w, sdk.CapGenerate, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := md.(sdk.Generator)
+	z := sdk.FromFloat32(make([]float32, 2*32), 2, 32)
+	z.Space = "vae/mnist-ae-z16"
+	if _, err := g.Generate(context.Background(), sdk.GenerateRequest{Latents: z}); err == nil || !strings.Contains(err.Error(), "vae/mnist-ae-z16") {
+		t.Errorf("latents of another space: %v", err)
+	}
+	z = sdk.FromFloat32(make([]float32, 2*16), 2, 16)
+	if _, err := g.Generate(context.Background(), sdk.GenerateRequest{Latents: z}); err == nil || !strings.Contains(err.Error(), "[N 32]") {
+		t.Errorf("latents of the wrong size: %v", err)
+	}
+	out, err := g.Generate(context.Background(), sdk.GenerateRequest{Seeds: []uint64{1, 2, 3}})
+	if err != nil || !equalInts(out.Shape, []int{3, 1, 28, 28}) {
+		t.Fatalf("samples: %v %v", out, err)
+	}
+	// Each sample depends only on its seed, not on the batch.
+	one, err := g.Generate(context.Background(), sdk.GenerateRequest{Seeds: []uint64{2}})
+	if err != nil || !bytes.Equal(one.Data, out.Data[784:2*784]) {
+		t.Errorf("sample for seed 2 differs between batches (%v)", err)
+	}
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
