@@ -58,31 +58,39 @@ func (a *Adam) Step(params []*Param, grads [][]float32) {
 	}
 }
 
-// State returns the moments as tensors named "adam.m.<param>" and
-// "adam.v.<param>", and the step count as metadata.
-func (a *Adam) State(params []*Param) ([]safetensors.Tensor, map[string]string) {
+// State returns the moments of the parameters it has updated as tensors
+// named prefix+"m."+param and prefix+"v."+param, and the step count as
+// metadata prefix+"steps". Several optimizers (a GAN's generator and
+// critic) share one checkpoint under different prefixes.
+func (a *Adam) State(prefix string, params []*Param) ([]safetensors.Tensor, map[string]string) {
 	var ts []safetensors.Tensor
 	for _, p := range params {
 		if m := a.m[p.Name]; m != nil {
-			ts = append(ts, safetensors.F32("adam.m."+p.Name, p.Shape(), m), safetensors.F32("adam.v."+p.Name, p.Shape(), a.v[p.Name]))
+			ts = append(ts, safetensors.F32(prefix+"m."+p.Name, p.Shape(), m), safetensors.F32(prefix+"v."+p.Name, p.Shape(), a.v[p.Name]))
 		}
 	}
-	return ts, map[string]string{"adam.steps": strconv.Itoa(a.Steps)}
+	return ts, map[string]string{prefix + "steps": strconv.Itoa(a.Steps)}
 }
 
-// Restore loads moments saved by State.
-func (a *Adam) Restore(f *safetensors.File, params []*Param) error {
-	steps, err := strconv.Atoi(f.Metadata["adam.steps"])
+// Restore loads moments saved by State with the same prefix. Parameters
+// with no saved moments had not been updated by this optimizer.
+func (a *Adam) Restore(f *safetensors.File, prefix string, params []*Param) error {
+	steps, err := strconv.Atoi(f.Metadata[prefix+"steps"])
 	if err != nil {
-		return fmt.Errorf("adam: checkpoint has no valid adam.steps: %w", err)
+		return fmt.Errorf("adam: checkpoint has no valid %ssteps: %w", prefix, err)
 	}
 	a.Steps = steps
 	if steps == 0 {
 		return nil
 	}
 	for _, p := range params {
+		if f.Tensor(prefix+"m."+p.Name) == nil && f.Tensor(prefix+"v."+p.Name) == nil {
+			delete(a.m, p.Name)
+			delete(a.v, p.Name)
+			continue
+		}
 		for _, kind := range []string{"m", "v"} {
-			name := "adam." + kind + "." + p.Name
+			name := prefix + kind + "." + p.Name
 			t := f.Tensor(name)
 			if t == nil {
 				return fmt.Errorf("adam: checkpoint lacks %q", name)

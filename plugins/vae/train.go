@@ -2,14 +2,12 @@ package vae
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"strconv"
-	"time"
 
 	"github.com/genpipe/genpipe/nn"
 	"github.com/genpipe/genpipe/sdk"
@@ -51,14 +49,15 @@ var TrainParams = []sdk.Param{
 		Doc: "steps between progress events"},
 }
 
-// trainer is one training run's state; all of it is in the checkpoint.
+// trainer is one training run's state; TrainState holds what a
+// checkpoint carries.
 type trainer struct {
 	preset *preset
 	m      *Model
 	opt    *nn.Adam
 	rng    *nn.RNG
 	params sdk.Params
-	step   int
+	state  *nn.TrainState
 	steps  int // planned total (0: unknown)
 	graphs map[int]*trainGraph
 	evals  map[int]*trainGraph
@@ -81,98 +80,19 @@ func (*Plugin) Train(ctx context.Context, s sdk.TrainSession) error {
 	}
 	t := &trainer{preset: p, m: m, opt: nn.NewAdam(req.Params.Float("lr")), rng: rng, params: req.Params,
 		steps: req.Steps, graphs: map[int]*trainGraph{}, evals: map[int]*trainGraph{}}
-	if req.Resume != nil {
-		if err := t.restore(req.Resume); err != nil {
-			return fmt.Errorf("resume: %w", err)
-		}
-		s.Logger().Info("resumed", "step", t.step)
-	}
-	perEpoch := 0
-	if req.Epochs > 0 && req.Steps > 0 {
-		perEpoch = req.Steps / req.Epochs
-	}
-	logEvery := req.Params.Int("log_every")
-	var sum [3]float64
-	var items, count int
-	start := time.Now()
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		b, err := s.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		loss, recon, kl, err := t.trainStep(b)
-		if err != nil {
-			return fmt.Errorf("step %d: %w", t.step+1, err)
-		}
-		t.step++
-		sum[0] += loss
-		sum[1] += recon
-		sum[2] += kl
-		count++
-		items += b.Len()
-		epoch := 0
-		if perEpoch > 0 {
-			epoch = (t.step-1)/perEpoch + 1
-		}
-		if t.step%logEvery == 0 || (perEpoch > 0 && t.step%perEpoch == 0) {
-			met := map[string]float64{"loss": sum[0] / float64(count), "recon": sum[1] / float64(count),
-				"lr": t.lr(), "items_per_s": float64(items) / time.Since(start).Seconds()}
-			if p.arch.Variant == VAE {
-				met["kl"] = sum[2] / float64(count)
-			}
-			if err := s.Report(sdk.TrainEvent{Epoch: epoch, Step: t.step, Total: t.steps, Metrics: met}); err != nil {
-				return err
-			}
-			sum, count, items, start = [3]float64{}, 0, 0, time.Now()
-		}
-		if req.CheckpointEvery > 0 && t.step%req.CheckpointEvery == 0 {
-			ck, err := t.checkpoint()
-			if err != nil {
-				return err
-			}
-			if err := s.Save(ck, false); err != nil {
-				return err
-			}
-		}
-		if perEpoch > 0 && t.step%perEpoch == 0 && t.step < t.steps {
-			met, err := t.evaluate(ctx, s.Eval)
-			if err != nil {
-				return err
-			}
-			if met != nil {
-				if err := s.Report(sdk.TrainEvent{Epoch: epoch, Step: t.step, Total: t.steps, Metrics: met, Message: "held-out metrics"}); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	met, err := t.evaluate(ctx, s.Eval)
-	if err != nil {
-		return err
-	}
-	if met != nil {
-		if err := s.Report(sdk.TrainEvent{Step: t.step, Total: t.steps, Metrics: met, Message: "final held-out metrics"}); err != nil {
-			return err
-		}
-	}
-	w, err := t.weights(met)
-	if err != nil {
-		return err
-	}
-	return s.Save(w, true)
+	t.state = &nn.TrainState{Params: m.Params, Optimizers: map[string]*nn.Adam{"adam": t.opt}, RNG: rng,
+		Identity: map[string]string{"arch": m.Arch.JSON(), "preset": p.name}}
+	loop := &nn.Loop{Session: s, State: t.state, Step: t.trainStep, Eval: t.evaluate, Weights: t.weights,
+		LogEvery: req.Params.Int("log_every")}
+	_, err = loop.Run(ctx)
+	return err
 }
 
 // lr is the learning rate at the current step.
 func (t *trainer) lr() float64 {
 	lr := t.params.Float("lr")
 	if t.params.String("schedule") == "cosine" && t.steps > 0 {
-		f := math.Min(float64(t.step)/float64(t.steps), 1)
+		f := math.Min(float64(t.state.Step)/float64(t.steps), 1)
 		return lr * (0.1 + 0.9*0.5*(1+math.Cos(math.Pi*f)))
 	}
 	return lr
@@ -206,14 +126,14 @@ func (t *trainer) pixels(b *sdk.Batch, dst []float32) error {
 	return nil
 }
 
-func (t *trainer) trainStep(b *sdk.Batch) (loss, recon, kl float64, err error) {
+func (t *trainer) trainStep(b *sdk.Batch) (map[string]float64, error) {
 	g, err := t.graph(b.Len(), true)
 	if err != nil {
-		return 0, 0, 0, err
+		return nil, err
 	}
 	target := nn.Data(g.t)
 	if err := t.pixels(b, target); err != nil {
-		return 0, 0, 0, err
+		return nil, err
 	}
 	x := nn.Data(g.x)
 	copy(x, target)
@@ -224,26 +144,27 @@ func (t *trainer) trainStep(b *sdk.Batch) (loss, recon, kl float64, err error) {
 		t.rng.Normal(nn.Data(g.eps), 1)
 	}
 	if err := g.prog.Run(); err != nil {
-		return 0, 0, 0, err
+		return nil, err
 	}
-	loss, recon = g.prog.Scalar(0), g.prog.Scalar(g.reconOut)
+	lr := t.lr()
+	met := map[string]float64{"loss": g.prog.Scalar(0), "recon": g.prog.Scalar(g.reconOut), "lr": lr}
 	if g.eps != nil {
-		kl = g.prog.Scalar(g.klOut)
+		met["kl"] = g.prog.Scalar(g.klOut)
 	}
-	if math.IsNaN(loss) || math.IsInf(loss, 0) {
-		return 0, 0, 0, fmt.Errorf("loss is %v (lower lr?)", loss)
+	if l := met["loss"]; math.IsNaN(l) || math.IsInf(l, 0) {
+		return nil, fmt.Errorf("loss is %v (try a lower lr)", l)
 	}
 	ps := t.m.Params.Trainable()
 	grads := make([][]float32, len(ps))
 	for i := range ps {
 		grads[i] = g.prog.Grad(i)
 	}
-	t.opt.LR = t.lr()
+	t.opt.LR = lr
 	t.opt.Step(ps, grads)
 	if mean, std := t.m.latentStats(); mean != nil {
 		t.trackCodes(g.prog.Output(g.codeOut), b.Len(), mean, std)
 	}
-	return loss, recon, kl, nil
+	return met, nil
 }
 
 // trackCodes keeps exponential moving averages of the autoencoder's code
@@ -260,7 +181,7 @@ func (t *trainer) trackCodes(z []float32, n int, mean, std []float32) {
 		}
 		mu := s / float64(n)
 		sd := math.Sqrt(math.Max(s2/float64(n)-mu*mu, 1e-8))
-		if t.step == 1 {
+		if t.state.Step == 0 {
 			mean[j], std[j] = float32(mu), float32(sd)
 			continue
 		}
@@ -421,62 +342,6 @@ func PSNR(x, ref []float32) float64 {
 	return 10 * math.Log10(1/mse)
 }
 
-// checkpoint is the full training state: parameters, Adam moments, the RNG
-// and the step, as safetensors.
-func (t *trainer) checkpoint() ([]byte, error) {
-	ts := t.m.Params.Tensors()
-	os, meta := t.opt.State(t.m.Params.Trainable())
-	ts = append(ts, os...)
-	rs, err := t.rng.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	meta["kind"] = "checkpoint"
-	meta["arch"] = t.m.Arch.JSON()
-	meta["preset"] = t.preset.name
-	meta["step"] = strconv.Itoa(t.step)
-	meta["rng"] = base64.StdEncoding.EncodeToString(rs)
-	f := &safetensors.File{Metadata: meta, Tensors: ts}
-	return f.Encode()
-}
-
-func (t *trainer) restore(b []byte) error {
-	f, err := safetensors.Decode(b)
-	if err != nil {
-		return err
-	}
-	if f.Metadata["kind"] != "checkpoint" || f.Metadata["preset"] != t.preset.name {
-		return fmt.Errorf("not a checkpoint of preset %q (kind %q, preset %q)", t.preset.name, f.Metadata["kind"], f.Metadata["preset"])
-	}
-	if err := checkArch(f, t.m.Arch); err != nil {
-		return err
-	}
-	// Params.Load refuses unexpected tensors; split the optimizer's off.
-	wf := &safetensors.File{Metadata: f.Metadata}
-	for _, ts := range f.Tensors {
-		if t.m.Params.Get(ts.Name) != nil {
-			wf.Tensors = append(wf.Tensors, ts)
-		}
-	}
-	if err := t.m.Params.Load(wf); err != nil {
-		return err
-	}
-	if err := t.opt.Restore(f, t.m.Params.Trainable()); err != nil {
-		return err
-	}
-	rs, err := base64.StdEncoding.DecodeString(f.Metadata["rng"])
-	if err != nil {
-		return fmt.Errorf("rng state: %w", err)
-	}
-	if err := t.rng.UnmarshalBinary(rs); err != nil {
-		return fmt.Errorf("rng state: %w", err)
-	}
-	if t.step, err = strconv.Atoi(f.Metadata["step"]); err != nil {
-		return fmt.Errorf("step: %w", err)
-	}
-	return nil
-}
-
 // weights are the final safetensors: parameters and buffers, with the
 // architecture, the training parameters and the held-out metrics.
 func (t *trainer) weights(metrics map[string]float64) ([]byte, error) {
@@ -485,7 +350,7 @@ func (t *trainer) weights(metrics map[string]float64) ([]byte, error) {
 		"arch":    t.m.Arch.JSON(),
 		"preset":  t.preset.name,
 		"plugin":  Name + " " + Version,
-		"steps":   strconv.Itoa(t.step),
+		"steps":   strconv.Itoa(t.state.Step),
 		"nparams": strconv.Itoa(t.m.Params.Count()),
 	}
 	if b, err := json.Marshal(t.params); err == nil {

@@ -1,11 +1,11 @@
 #!/usr/bin/python3
 """PyTorch twin of plugins/vae's architecture, for two things:
 
-  torch_vae.py bench [--threads 2] [--batch 64] [--steps 30]
+  torch_vae.py bench [--threads 2] [--batch 64] [--steps 30] [--only train|infer]
       Times a training step (forward, backward, Adam) and batch inference
-      (encode + decode) of the shipped VAE architecture (width 32, latent 16)
+      (encode + decode) of the shipped VAE architecture (width 32, latent 32)
       and reports peak RSS, as JSON on stdout. The Go side is
-      `go test -run XXX -bench . ./plugins/vae`; bench/README.md compares them.
+      `go test -run XXX -bench . ./plugins/vae`; compare.py runs both.
 
   torch_vae.py fixture
       Writes torch_vae.safetensors (a small VAE's state_dict: width 8,
@@ -73,33 +73,40 @@ def bench(args):
     steps = int(args.get("--steps", 30))
     torch.set_num_threads(threads)
     torch.manual_seed(1)
-    m = VAE()
+    only = args.get("--only", "")
+    m = VAE(latent=32)
     params = sum(p.numel() for p in m.parameters())
     opt = torch.optim.Adam(m.parameters(), lr=1e-3)
     x = torch.rand(batch, 1, 28, 28)
-    eps = torch.randn(batch, 16)
+    eps = torch.randn(batch, 32)
 
     def step():
         opt.zero_grad(set_to_none=True)
         m.loss(x, eps).backward()
         opt.step()
 
-    for _ in range(5):
-        step()
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    train_ms = (time.perf_counter() - t) / steps * 1000
-
+    train_ms = infer_ms = None
+    if only in ("", "train"):
+        for _ in range(5):
+            step()
+        t = time.perf_counter()
+        for _ in range(steps):
+            step()
+        train_ms = round((time.perf_counter() - t) / steps * 1000, 2)
+    if only not in ("", "infer"):
+        print(json.dumps({"torch": torch.__version__, "threads": threads, "batch": batch, "params": params,
+                          "train_step_ms": train_ms,
+                          "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+        return
     with torch.no_grad():
         for _ in range(5):
             m.decode(m.encode(x)[0])
         t = time.perf_counter()
         for _ in range(steps):
             torch.sigmoid(m.decode(m.encode(x)[0]))
-        infer_ms = (time.perf_counter() - t) / steps * 1000
+        infer_ms = round((time.perf_counter() - t) / steps * 1000, 2)
     print(json.dumps({"torch": torch.__version__, "threads": threads, "batch": batch, "params": params,
-                      "train_step_ms": round(train_ms, 2), "inference_ms": round(infer_ms, 2),
+                      "train_step_ms": train_ms, "inference_ms": infer_ms,
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
 
 

@@ -1,0 +1,219 @@
+package nn
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/genpipe/genpipe/sdk"
+	"github.com/genpipe/genpipe/sdk/safetensors"
+)
+
+// TrainState is everything a resumed run needs to continue exactly as if
+// it had not stopped: the parameters and buffers, each optimizer's moments,
+// the RNG and the step count. Identity holds what must match between the
+// checkpoint and the run resuming it (architecture, preset).
+type TrainState struct {
+	Params     *Params
+	Optimizers map[string]*Adam
+	RNG        *RNG
+	Step       int
+	Identity   map[string]string
+}
+
+// Checkpoint encodes the state as safetensors.
+func (s *TrainState) Checkpoint() ([]byte, error) {
+	ts := s.Params.Tensors()
+	meta := map[string]string{"kind": "checkpoint", "step": strconv.Itoa(s.Step)}
+	maps.Copy(meta, s.Identity)
+	for _, name := range slices.Sorted(maps.Keys(s.Optimizers)) {
+		ots, om := s.Optimizers[name].State("optim."+name+".", s.Params.Trainable())
+		ts = append(ts, ots...)
+		maps.Copy(meta, om)
+	}
+	rs, err := s.RNG.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	meta["rng"] = base64.StdEncoding.EncodeToString(rs)
+	return (&safetensors.File{Metadata: meta, Tensors: ts}).Encode()
+}
+
+// Restore loads a checkpoint made by Checkpoint into the state, after
+// checking that its identity matches. On error the state is unusable (the
+// run should stop).
+func (s *TrainState) Restore(b []byte) error {
+	f, err := safetensors.Decode(b)
+	if err != nil {
+		return err
+	}
+	if f.Metadata["kind"] != "checkpoint" {
+		return fmt.Errorf("not a training checkpoint (kind %q)", f.Metadata["kind"])
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.Identity)) {
+		if got := f.Metadata[k]; got != s.Identity[k] {
+			return fmt.Errorf("checkpoint is for %s %s, this run trains %s", k, got, s.Identity[k])
+		}
+	}
+	step, err := strconv.Atoi(f.Metadata["step"])
+	if err != nil {
+		return fmt.Errorf("checkpoint step: %w", err)
+	}
+	rs, err := base64.StdEncoding.DecodeString(f.Metadata["rng"])
+	if err != nil {
+		return fmt.Errorf("checkpoint rng: %w", err)
+	}
+	// Params.Load refuses unexpected tensors: give it only the parameters.
+	wf := &safetensors.File{Metadata: f.Metadata}
+	for _, t := range f.Tensors {
+		if s.Params.Get(t.Name) != nil {
+			wf.Tensors = append(wf.Tensors, t)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.Optimizers)) {
+		if err := s.Optimizers[name].Restore(f, "optim."+name+".", s.Params.Trainable()); err != nil {
+			return err
+		}
+	}
+	if err := s.Params.Load(wf); err != nil {
+		return err
+	}
+	if err := s.RNG.UnmarshalBinary(rs); err != nil {
+		return fmt.Errorf("checkpoint rng: %w", err)
+	}
+	s.Step = step
+	return nil
+}
+
+// Loop is the training loop every model family shares: it pulls batches
+// from the host, runs Step on each, reports averaged metrics and
+// throughput, saves checkpoints when the host asks for them, evaluates on
+// the held-out data after every epoch and at the end, and sends the final
+// weights.
+type Loop struct {
+	Session sdk.TrainSession
+	State   *TrainState
+	// Step trains on one batch and returns its metrics (e.g. loss terms);
+	// State.Step is advanced by the loop after it returns.
+	Step func(b *sdk.Batch) (map[string]float64, error)
+	// Eval, when set, runs one pass over the held-out data (next returns
+	// io.EOF at its end) and returns metrics, or nil without data.
+	Eval func(ctx context.Context, next func(context.Context) (*sdk.Batch, error)) (map[string]float64, error)
+	// Weights encodes the final weights given the final held-out metrics.
+	Weights func(metrics map[string]float64) ([]byte, error)
+	// LogEvery is the number of steps between progress events (default 50).
+	LogEvery int
+}
+
+// Run trains until the host's data ends or ctx is done, resuming from
+// the request's checkpoint if there is one. It returns the final held-out
+// metrics.
+func (l *Loop) Run(ctx context.Context) (map[string]float64, error) {
+	s := l.Session
+	req := s.Request()
+	if req.Resume != nil {
+		if err := l.State.Restore(req.Resume); err != nil {
+			return nil, fmt.Errorf("resume: %w", err)
+		}
+		s.Logger().Info("resumed from checkpoint", "step", l.State.Step)
+	}
+	perEpoch := 0
+	if req.Epochs > 0 && req.Steps > 0 {
+		perEpoch = req.Steps / req.Epochs
+	}
+	logEvery := l.LogEvery
+	if logEvery <= 0 {
+		logEvery = 50
+	}
+	sums := map[string]float64{}
+	count, items := 0, 0
+	start := time.Now()
+	epochOf := func(step int) int {
+		if perEpoch == 0 {
+			return 0
+		}
+		return (step-1)/perEpoch + 1
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		b, err := s.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		met, err := l.Step(b)
+		if err != nil {
+			return nil, fmt.Errorf("step %d: %w", l.State.Step+1, err)
+		}
+		for k, v := range met {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, fmt.Errorf("step %d: %s is %v (try a lower lr)", l.State.Step+1, k, v)
+			}
+			sums[k] += v
+		}
+		l.State.Step++
+		step := l.State.Step
+		count++
+		items += b.Len()
+		endOfEpoch := perEpoch > 0 && step%perEpoch == 0
+		if step%logEvery == 0 || endOfEpoch {
+			avg := map[string]float64{"items_per_s": float64(items) / time.Since(start).Seconds()}
+			for k, v := range sums {
+				avg[k] = v / float64(count)
+			}
+			if err := s.Report(sdk.TrainEvent{Epoch: epochOf(step), Step: step, Total: req.Steps, Metrics: avg}); err != nil {
+				return nil, err
+			}
+			clear(sums)
+			count, items, start = 0, 0, time.Now()
+		}
+		if req.CheckpointEvery > 0 && step%req.CheckpointEvery == 0 {
+			ck, err := l.State.Checkpoint()
+			if err != nil {
+				return nil, err
+			}
+			if err := s.Save(ck, false); err != nil {
+				return nil, err
+			}
+		}
+		if endOfEpoch && step < req.Steps && l.Eval != nil {
+			met, err := l.Eval(ctx, s.Eval)
+			if err != nil {
+				return nil, fmt.Errorf("evaluate after step %d: %w", step, err)
+			}
+			if met != nil {
+				if err := s.Report(sdk.TrainEvent{Epoch: epochOf(step), Step: step, Total: req.Steps, Metrics: met, Message: "held-out metrics"}); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	var final map[string]float64
+	if l.Eval != nil {
+		var err error
+		if final, err = l.Eval(ctx, s.Eval); err != nil {
+			return nil, fmt.Errorf("final evaluation: %w", err)
+		}
+		if final != nil {
+			if err := s.Report(sdk.TrainEvent{Step: l.State.Step, Total: req.Steps, Metrics: final, Message: "final held-out metrics"}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	w, err := l.Weights(final)
+	if err != nil {
+		return nil, err
+	}
+	return final, s.Save(w, true)
+}
