@@ -41,9 +41,9 @@ func f32(op fmt.Stringer, v G.Value) ([]float32, error) {
 	return s, nil
 }
 
-// out returns prealloc when it has the wanted shape, else a new tensor: the
-// tape machine hands back the previous run's value, so steady-state steps
-// allocate nothing.
+// out returns prealloc when it has the wanted shape, else a new tensor.
+// The tape machine clears its registers on every Reset, so prealloc is
+// usually nil: ops keep their own output in an outCache instead.
 func out(prealloc G.Value, shape []int) (*tensor.Dense, []float32) {
 	if d, ok := prealloc.(*tensor.Dense); ok && d.Dtype() == tensor.Float32 && d.Shape().Eq(tensor.Shape(shape)) {
 		if s, ok := d.Data().([]float32); ok {
@@ -81,6 +81,7 @@ type convOp struct {
 	opBase
 	kind convKind
 	g    ConvGeom
+	buf  *outCache
 }
 
 func (op convOp) String() string {
@@ -129,7 +130,7 @@ func (op convOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 	if err != nil {
 		return nil, err
 	}
-	d, o := out(prealloc, os)
+	d, o := op.buf.get(prealloc, os)
 	switch op.kind {
 	case kConv:
 		op.g.convForward(a, b, o)
@@ -143,7 +144,9 @@ func (op convOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 
 func (op convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	a, b := inputs[0], inputs[1]
-	mk := func(k convKind, x, y *G.Node) (*G.Node, error) { return G.ApplyOp(convOp{kind: k, g: op.g}, x, y) }
+	mk := func(k convKind, x, y *G.Node) (*G.Node, error) {
+		return G.ApplyOp(convOp{kind: k, g: op.g, buf: newCache()}, x, y)
+	}
 	var da, db *G.Node
 	var err error
 	switch op.kind {
@@ -172,6 +175,7 @@ type mmOp struct {
 	opBase
 	tA, tB  bool
 	m, n, k int
+	buf     *outCache
 }
 
 func (op mmOp) String() string {
@@ -220,7 +224,7 @@ func (op mmOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, c := out(prealloc, []int{op.m, op.n})
+	d, c := op.buf.get(prealloc, []int{op.m, op.n})
 	lda, ldb := op.aShape()[1], op.bShape()[1]
 	sgemm(op.tA, op.tB, op.m, op.n, op.k, 1, a, lda, b, ldb, 0, c, op.n)
 	return d, nil
@@ -233,17 +237,17 @@ func (op mmOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	// dop(A) = G·op(B)ᵀ and dop(B) = op(A)ᵀ·G, transposed back when the
 	// input entered transposed.
 	if op.tA {
-		da, err = G.ApplyOp(mmOp{tA: op.tB, tB: true, m: op.k, n: op.m, k: op.n}, B, grad)
+		da, err = G.ApplyOp(mmOp{tA: op.tB, tB: true, m: op.k, n: op.m, k: op.n, buf: newCache()}, B, grad)
 	} else {
-		da, err = G.ApplyOp(mmOp{tA: false, tB: !op.tB, m: op.m, n: op.k, k: op.n}, grad, B)
+		da, err = G.ApplyOp(mmOp{tA: false, tB: !op.tB, m: op.m, n: op.k, k: op.n, buf: newCache()}, grad, B)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if op.tB {
-		db, err = G.ApplyOp(mmOp{tA: true, tB: op.tA, m: op.n, n: op.k, k: op.m}, grad, A)
+		db, err = G.ApplyOp(mmOp{tA: true, tB: op.tA, m: op.n, n: op.k, k: op.m, buf: newCache()}, grad, A)
 	} else {
-		db, err = G.ApplyOp(mmOp{tA: !op.tA, tB: false, m: op.k, n: op.n, k: op.m}, A, grad)
+		db, err = G.ApplyOp(mmOp{tA: !op.tA, tB: false, m: op.k, n: op.n, k: op.m, buf: newCache()}, A, grad)
 	}
 	if err != nil {
 		return nil, err
@@ -259,6 +263,7 @@ type chanOp struct {
 	opBase
 	kind  chanKind
 	shape []int // the full [N, C, ...] shape
+	buf   *outCache
 }
 
 type chanKind int
@@ -340,7 +345,7 @@ func (op chanOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 		if err != nil {
 			return nil, err
 		}
-		d, y := out(prealloc, op.shape)
+		d, y := op.buf.get(prealloc, op.shape)
 		for i := 0; i < n; i++ {
 			for j := 0; j < c; j++ {
 				off := (i*c + j) * inner
@@ -360,7 +365,7 @@ func (op chanOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 		if err != nil {
 			return nil, err
 		}
-		d, s := out(prealloc, []int{c})
+		d, s := op.buf.get(prealloc, []int{c})
 		clear(s)
 		for i := 0; i < n; i++ {
 			for j := 0; j < c; j++ {
@@ -381,7 +386,7 @@ func (op chanOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 		if err != nil {
 			return nil, err
 		}
-		d, y := out(prealloc, op.shape)
+		d, y := op.buf.get(prealloc, op.shape)
 		for i := 0; i < n; i++ {
 			for j := 0; j < c; j++ {
 				off := (i*c + j) * inner
@@ -399,19 +404,19 @@ func (op chanOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 func (op chanOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	switch op.kind {
 	case kBias:
-		db, err := G.ApplyOp(chanOp{kind: kSum, shape: op.shape}, grad)
+		db, err := G.ApplyOp(chanOp{kind: kSum, shape: op.shape, buf: newCache()}, grad)
 		if err != nil {
 			return nil, err
 		}
 		return G.Nodes{grad, db}, nil
 	case kSum:
-		dx, err := G.ApplyOp(chanOp{kind: kBcast, shape: op.shape}, grad)
+		dx, err := G.ApplyOp(chanOp{kind: kBcast, shape: op.shape, buf: newCache()}, grad)
 		if err != nil {
 			return nil, err
 		}
 		return G.Nodes{dx}, nil
 	default:
-		db, err := G.ApplyOp(chanOp{kind: kSum, shape: op.shape}, grad)
+		db, err := G.ApplyOp(chanOp{kind: kSum, shape: op.shape, buf: newCache()}, grad)
 		if err != nil {
 			return nil, err
 		}
@@ -472,7 +477,7 @@ func softplus(x float64) float64 {
 }
 
 func (op bceOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	dl, err := G.ApplyOp(bceGradOp{shape: op.shape}, inputs[0], inputs[1], grad)
+	dl, err := G.ApplyOp(bceGradOp{shape: op.shape, buf: newCache()}, inputs[0], inputs[1], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -483,6 +488,7 @@ func (op bceOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 type bceGradOp struct {
 	opBase
 	shape []int
+	buf   *outCache
 }
 
 func (op bceGradOp) String() string        { return fmt.Sprintf("BCEWithLogitsGrad%v", op.shape) }
@@ -512,7 +518,7 @@ func (op bceGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, err
 	if err != nil {
 		return nil, err
 	}
-	d, o := out(prealloc, op.shape)
+	d, o := op.buf.get(prealloc, op.shape)
 	for i, x := range l {
 		o[i] = (sigmoid32(x) - t[i]) * g
 	}

@@ -1,6 +1,8 @@
 package nn
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -20,6 +22,9 @@ type Param struct {
 	Value *tensor.Dense
 	// Buffer marks state that is saved but not trained.
 	Buffer bool
+	// Counter marks a one-element buffer that PyTorch stores as an int64
+	// scalar (BatchNorm's num_batches_tracked): files hold it that way.
+	Counter bool
 }
 
 // Data is the parameter's float32 storage.
@@ -56,6 +61,14 @@ func (ps *Params) AddBuffer(name string, shape ...int) *Param {
 	return p
 }
 
+// AddCounter creates a counter buffer: one value, saved as an int64
+// scalar like PyTorch's num_batches_tracked.
+func (ps *Params) AddCounter(name string) *Param {
+	p := ps.AddBuffer(name, 1)
+	p.Counter = true
+	return p
+}
+
 // Get returns the parameter called name, or nil.
 func (ps *Params) Get(name string) *Param { return ps.byName[name] }
 
@@ -86,6 +99,12 @@ func (ps *Params) Count() int {
 func (ps *Params) Tensors() []safetensors.Tensor {
 	out := make([]safetensors.Tensor, 0, len(ps.list))
 	for _, p := range ps.list {
+		if p.Counter {
+			b := make([]byte, 8)
+			binary.LittleEndian.PutUint64(b, uint64(int64(p.Data()[0])))
+			out = append(out, safetensors.Tensor{Name: p.Name, DType: "I64", Shape: []int{}, Data: b})
+			continue
+		}
 		out = append(out, safetensors.F32(p.Name, p.Shape(), p.Data()))
 	}
 	return out
@@ -97,13 +116,44 @@ func (ps *Params) Tensors() []safetensors.Tensor {
 // difference listed, before any value is changed.
 func (ps *Params) Load(f *safetensors.File) error {
 	want := make(map[string][]int, len(ps.list))
+	counters := map[string]int64{}
+	var problems []string
+	rest := &safetensors.File{Metadata: f.Metadata}
 	for _, p := range ps.list {
-		want[p.Name] = p.Shape()
+		if !p.Counter {
+			want[p.Name] = p.Shape()
+		}
 	}
-	if err := f.Check(want); err != nil {
-		return err
+	for _, t := range f.Tensors {
+		p := ps.byName[t.Name]
+		if p == nil || !p.Counter {
+			rest.Tensors = append(rest.Tensors, t)
+			continue
+		}
+		if t.DType != "I64" || len(t.Shape) != 0 || len(t.Data) != 8 {
+			problems = append(problems, fmt.Sprintf("%q: %s %v, want I64 []", t.Name, t.DType, t.Shape))
+			continue
+		}
+		counters[t.Name] = int64(binary.LittleEndian.Uint64(t.Data))
 	}
 	for _, p := range ps.list {
+		if _, ok := counters[p.Name]; p.Counter && !ok && f.Tensor(p.Name) == nil {
+			problems = append(problems, fmt.Sprintf("%q: missing (want I64 [])", p.Name))
+		}
+	}
+	if err := rest.Check(want); err != nil || len(problems) > 0 {
+		if err != nil {
+			problems = append(problems, err.Error())
+		}
+		return errors.New(strings.Join(problems, "; "))
+	}
+	for name, c := range counters {
+		ps.byName[name].Data()[0] = float32(c)
+	}
+	for _, p := range ps.list {
+		if p.Counter {
+			continue
+		}
 		v, err := f.Tensor(p.Name).Float32()
 		if err != nil {
 			return fmt.Errorf("tensor %q: %w", p.Name, err)

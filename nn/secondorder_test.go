@@ -1,0 +1,80 @@
+package nn
+
+import (
+	"math"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+)
+
+// TestGradientPenaltyThroughConv checks second derivatives through the
+// custom convolution ops, what WGAN-GP needs: the penalty ||∇x D(x)||²
+// of a conv critic, differentiated again with respect to the critic's
+// weights, against finite differences of the penalty.
+func TestGradientPenaltyThroughConv(t *testing.T) {
+	ps := NewParams()
+	rng := NewRNG(11)
+	rng.Normal(ps.Add("c.weight", 3, 2, 3, 3).Data(), 0.4)
+	rng.Normal(ps.Add("c.bias", 3).Data(), 0.1)
+	rng.Normal(ps.Add("fc.weight", 1, 3*3*3).Data(), 0.4)
+	b := NewBuilder()
+	x := b.Input("x", 2, 2, 5, 5)
+	rng.Normal(Data(x), 1)
+	h := b.LeakyReLU(b.Conv2d(x, ps.Get("c.weight"), ps.Get("c.bias"), 2, 1), 0.2)
+	h = b.Reshape(h, 2, 27)
+	score := b.Linear(h, ps.Get("fc.weight"), nil)
+	var gp *G.Node
+	b.Apply("penalty", func() (*G.Node, error) {
+		s, err := G.Sum(score)
+		if err != nil {
+			return nil, err
+		}
+		gx, err := G.Grad(s, x)
+		if err != nil {
+			return nil, err
+		}
+		sq, err := G.Square(gx[0])
+		if err != nil {
+			return nil, err
+		}
+		gp, err = G.Sum(sq)
+		return gp, err
+	})
+	// The bias only moves LeakyReLU's kinks, so the penalty has no gradient
+	// in it (gorgonia reports it as not differentiable): check the weights.
+	wrt := []*Param{ps.Get("c.weight"), ps.Get("fc.weight")}
+	prog, err := Compile(b, gp, wrt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := prog.Run(); err != nil {
+		t.Fatal(err)
+	}
+	grads := make([][]float32, len(wrt))
+	for i := range grads {
+		grads[i] = append([]float32(nil), prog.Grad(i)...)
+	}
+	const eps = 1e-2
+	checked := 0
+	for i, p := range wrt {
+		d := p.Data()
+		for j := 0; j < len(d); j += 1 + len(d)/20 {
+			old := d[j]
+			d[j] = old + eps
+			prog.Run()
+			up := prog.Scalar(0)
+			d[j] = old - eps
+			prog.Run()
+			down := prog.Scalar(0)
+			d[j] = old
+			fd := (up - down) / (2 * eps)
+			checked++
+			if math.Abs(fd-float64(grads[i][j])) > 2e-2*(1+math.Abs(fd)) {
+				t.Errorf("%s[%d]: d penalty/dw analytic %v, finite difference %v", p.Name, j, grads[i][j], fd)
+			}
+		}
+	}
+	if checked < 30 {
+		t.Fatalf("only %d entries checked", checked)
+	}
+}
