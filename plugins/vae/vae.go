@@ -8,6 +8,7 @@ package vae
 
 import (
 	"context"
+	"crypto/sha256"
 	"embed"
 	"errors"
 	"fmt"
@@ -118,7 +119,7 @@ func (*Plugin) Describe() sdk.Description {
 		sp := sdk.Preset{Name: p.name, Doc: p.doc, Default: p.def, Capabilities: p.caps,
 			Input: img, Output: img, Latent: &sdk.LatentSpec{Space: p.space(), Dim: p.arch.Latent}}
 		if b, err := fs.ReadFile(shipped, p.weightsFile()); err == nil {
-			sp.Weights = fmt.Sprintf("embedded, %d KiB", len(b)/1024)
+			sp.Weights = fmt.Sprintf("embedded %s, %d KiB, sha256:%x", p.weightsFile(), len(b)/1024, sha256.Sum256(b))
 		} else {
 			sp.Weights = "not shipped in this build"
 		}
