@@ -28,6 +28,23 @@ type kernel struct {
 	mr, nr int
 	kc     int
 	fn     microKernel
+	alt    *kernel // same kernel with fewer rows (same nr and kc), or nil
+}
+
+// forRows picks, between k and its shorter variant, the one that computes
+// m rows with the fewest loads: each k step of an mr x nr tile loads
+// mr*nr/16 broadcast A values (one per FMA) and nr/16 B vectors, and a
+// partial last tile costs as much as a full one. For 32 or 64 rows the
+// 8-row tile does less work than 12-row tiles padded to 36 or 72.
+func (k *kernel) forRows(m int) *kernel {
+	if k.alt == nil || m <= 0 {
+		return k
+	}
+	cost := func(k *kernel) int { return (m + k.mr - 1) / k.mr * (k.mr + 1) * k.nr / 16 }
+	if cost(k.alt) < cost(k) {
+		return k.alt
+	}
+	return k
 }
 
 type microKernel func(kc int, a, b, c []float32, ldc int, alpha, beta float32)
@@ -152,7 +169,7 @@ func sgemm(threads int, transA, transB bool, m, n, k int, alpha float32, a []flo
 		transA: transA, transB: transB,
 		k: k, alpha: alpha, beta: beta,
 		a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc,
-		kern: current.Load(),
+		kern: current.Load().forRows(m),
 	}
 	if threads > 1 && m*n*k >= parallelMinWork {
 		runParallel(&p, threads, m, n)
@@ -225,6 +242,11 @@ type problem struct {
 	lda, ldb, ldc  int
 	kern           *kernel
 	wg             sync.WaitGroup
+
+	// Optional operand sources replacing a or b: an operand that packs
+	// itself (pa, pb), or op(A) already packed (pre).
+	pa, pb Panels
+	pre    *PackedA
 }
 
 // buffers are one goroutine's packing space, sized for the largest blocks
@@ -259,20 +281,34 @@ func (p *problem) run(i0, i1, j0, j1 int) {
 			if pc > 0 {
 				beta = 1
 			}
-			packB(buf.b[:], p.b, p.ldb, p.transB, kern.nr, pc, kc, jc, nc)
+			if p.pb != nil {
+				p.pb.PackPanels(buf.b[:], kern.nr, jc, nc, pc, kc)
+			} else {
+				packB(buf.b[:], p.b, p.ldb, p.transB, kern.nr, pc, kc, jc, nc)
+			}
 			for ic := i0; ic < i1; ic += mcMax {
 				mc := min(mcMax, i1-ic)
-				packA(buf.a[:], p.a, p.lda, p.transA, kern.mr, ic, mc, pc, kc)
-				p.macro(buf, ic, mc, jc, nc, kc, beta)
+				var a []float32
+				switch {
+				case p.pre != nil:
+					a = p.pre.block(pc, kc, ic)
+				case p.pa != nil:
+					a = buf.a[:]
+					p.pa.PackPanels(a, kern.mr, ic, mc, pc, kc)
+				default:
+					a = buf.a[:]
+					packA(a, p.a, p.lda, p.transA, kern.mr, ic, mc, pc, kc)
+				}
+				p.macro(buf, a, ic, mc, jc, nc, kc, beta)
 			}
 		}
 	}
 }
 
-// macro multiplies the packed mc x kc A block by the packed kc x nc B block
+// macro multiplies the packed mc x kc A block a by the packed kc x nc B block
 // into C[ic:ic+mc, jc:jc+nc]. The B micro-panel is the outer loop so it
 // stays in L1 while the A micro-panels stream from L2.
-func (p *problem) macro(buf *buffers, ic, mc, jc, nc, kc int, beta float32) {
+func (p *problem) macro(buf *buffers, a []float32, ic, mc, jc, nc, kc int, beta float32) {
 	c, ldc, alpha := p.c, p.ldc, p.alpha
 	mr, nr, fn := p.kern.mr, p.kern.nr, p.kern.fn
 	for jr := 0; jr < nc; jr += nr {
@@ -280,7 +316,7 @@ func (p *problem) macro(buf *buffers, ic, mc, jc, nc, kc int, beta float32) {
 		bp := buf.b[jr*kc : (jr+nr)*kc]
 		for ir := 0; ir < mc; ir += mr {
 			rows := min(mr, mc-ir)
-			ap := buf.a[ir*kc : (ir+mr)*kc]
+			ap := a[ir*kc : (ir+mr)*kc]
 			off := (ic+ir)*ldc + jc + jr
 			if rows == mr && cols == nr {
 				fn(kc, ap, bp, c[off:], ldc, alpha, beta)

@@ -14,7 +14,8 @@ var (
 func archKernels() []*kernel {
 	var ks []*kernel
 	if hasAVX512 {
-		ks = append(ks, &kernel{name: "avx512", mr: 12, nr: 32, kc: 384, fn: kernelAVX512})
+		ks = append(ks, &kernel{name: "avx512", mr: 12, nr: 32, kc: 384, fn: kernelAVX512,
+			alt: &kernel{name: "avx512", mr: 8, nr: 32, kc: 384, fn: kernelAVX512x8}})
 	}
 	if hasAVX2FMA {
 		ks = append(ks, &kernel{name: "avx2fma", mr: 6, nr: 16, kc: 256, fn: kernelAVX2})
@@ -34,6 +35,18 @@ func kernel6x16(kc int, a, b, c *float32, ldc int, alpha, beta float32)
 //
 //go:noescape
 func kernel12x32(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+
+// kernel8x32 is kernel12x32 for an 8x32 tile.
+//
+//go:noescape
+func kernel8x32(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+
+func kernelAVX512x8(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
+	_ = a[kc*8-1]
+	_ = b[kc*32-1]
+	_ = c[7*ldc+31]
+	kernel8x32(kc, &a[0], &b[0], &c[0], ldc, alpha, beta)
+}
 
 func kernelAVX2(kc int, a, b, c []float32, ldc int, alpha, beta float32) {
 	// The checks keep the assembly's reads and writes inside the slices.

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch twin of the U-Net DDPM denoiser in nn/unet_test.go.
 
-  torch_unet.py bench [--threads 2] [--batch 64] [--steps 10] [--size 28]
+  torch_unet.py bench [--threads 2] [--batch 64] [--steps 10] [--size 28] [--only train|infer]
       Times a DDPM training step (noising, forward, MSE against the noise,
       backward, Adam) and a batch inference (one denoiser evaluation) of the
       width-32 network (~0.93M parameters) and reports peak RSS, as JSON.
@@ -117,14 +117,22 @@ def bench(args):
         loss.backward()
         opt.step()
 
-    for _ in range(3):
-        step()
-    t0, c0 = time.perf_counter(), time.process_time()
-    for _ in range(steps):
-        step()
-    train_ms = (time.perf_counter() - t0) / steps * 1000
-    train_cpu = (time.process_time() - c0) / steps * 1000
-    train_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    only = args.get("--only", "")
+    train_ms = train_cpu = train_rss = infer_ms = infer_cpu = None
+    if only in ("", "train"):
+        for _ in range(3):
+            step()
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(steps):
+            step()
+        train_ms = round((time.perf_counter() - t0) / steps * 1000, 1)
+        train_cpu = round((time.process_time() - c0) / steps * 1000, 1)
+        train_rss = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    if only == "train":
+        print(json.dumps({"torch": torch.__version__, "threads": threads, "batch": batch, "size": size,
+                          "params": params, "train_step_ms": train_ms, "train_cpu_ms": train_cpu,
+                          "peak_rss_mb": train_rss}))
+        return
 
     feats = sinusoidal(torch.randint(0, 1000, (batch,)), m.base)
     with torch.no_grad():
@@ -133,12 +141,12 @@ def bench(args):
         t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(steps):
             m(x0, feats)
-        infer_ms = (time.perf_counter() - t0) / steps * 1000
-        infer_cpu = (time.process_time() - c0) / steps * 1000
+        infer_ms = round((time.perf_counter() - t0) / steps * 1000, 1)
+        infer_cpu = round((time.process_time() - c0) / steps * 1000, 1)
     print(json.dumps({"torch": torch.__version__, "threads": threads, "batch": batch, "size": size,
-                      "params": params, "train_step_ms": round(train_ms, 1), "train_cpu_ms": round(train_cpu, 1),
-                      "inference_ms": round(infer_ms, 1), "inference_cpu_ms": round(infer_cpu, 1),
-                      "peak_rss_mb_after_train": round(train_rss, 1),
+                      "params": params, "train_step_ms": train_ms, "train_cpu_ms": train_cpu,
+                      "inference_ms": infer_ms, "inference_cpu_ms": infer_cpu,
+                      "peak_rss_mb_after_train": train_rss,
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
 
 

@@ -5,7 +5,7 @@
       Times a training step (forward, backward, Adam) and batch inference
       (encode + decode) of the shipped VAE architecture (width 32, latent 32)
       and reports peak RSS, as JSON on stdout. The Go side is
-      `go test -run XXX -bench . ./plugins/vae`; compare.py runs both.
+      `go test -run XXX -bench . ./plugins/vae`; bench/compare.py vae runs both.
 
   torch_vae.py fixture
       Writes torch_vae.safetensors (a small VAE's state_dict: width 8,

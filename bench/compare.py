@@ -1,0 +1,83 @@
+#!/usr/bin/python3
+"""Side-by-side speed and memory of this repository's models (Go: nn/ on
+gorgonia with custom ops and nn/gemm) against their PyTorch 1.13 twins on
+the same architecture, batch 64, 2 threads, on this machine. Runs alternate
+so both see the same conditions; each task is its own process, so peak RSS
+(VmHWM, through /usr/bin/time) is per task.
+
+  bench/compare.py vae|unet [--runs 5] [--steps N]
+
+  vae   the shipped mnist-vae (plugins/vae BenchmarkTrainStep/Inference,
+        plugins/vae/testdata/torch_vae.py)
+  unet  the 0.93M-parameter DDPM U-Net the diffusion family needs
+        (nn BenchmarkUNetTrainStep/UNetInference, nn/testdata/torch_unet.py)
+
+Needs Debian's python3-torch (and libopenblas0 so PyTorch's BLAS is not the
+reference one): apt-get install python3-torch libopenblas0-openmp. Run it on
+a quiet machine; it prints the load average before and after.
+"""
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+TARGETS = {
+    "vae": {"pkg": "./plugins/vae", "train": ("TrainStep$", "ms/step"), "infer": ("Inference$", "ms/batch"),
+            "torch": "plugins/vae/testdata/torch_vae.py", "steps": 30},
+    "unet": {"pkg": "./nn", "train": ("UNetTrainStep$", "ms/step"), "infer": ("UNetInference$", "ms/step"),
+             "torch": "nn/testdata/torch_unet.py", "steps": 5},
+}
+
+
+def timed(cmd, cwd):
+    """Runs cmd under /usr/bin/time; returns (stdout, peak RSS in MiB)."""
+    with tempfile.NamedTemporaryFile("r") as f:
+        out = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", f.name] + cmd,
+                             check=True, capture_output=True, text=True, cwd=cwd).stdout
+        return out, int(f.read().strip().splitlines()[-1]) / 1024
+
+
+def main():
+    if len(sys.argv) < 2 or sys.argv[1] not in TARGETS:
+        sys.exit(__doc__)
+    tg = TARGETS[sys.argv[1]]
+    args = dict(zip(sys.argv[2::2], sys.argv[3::2]))
+    runs, steps = int(args.get("--runs", 5)), int(args.get("--steps", tg["steps"]))
+    load0 = os.getloadavg()
+    binary = os.path.join(tempfile.mkdtemp(), "bench.test")
+    subprocess.run(["go", "test", "-c", "-o", binary, tg["pkg"]], check=True, cwd=ROOT)
+    pkgdir = os.path.join(ROOT, tg["pkg"])
+    res = {}
+    for _ in range(runs):
+        for kind in ("train", "infer"):
+            bench, unit = tg[kind]
+            out, rss = timed([binary, "-test.run", "XXX", "-test.bench", bench, "-test.benchtime", f"{steps}x"], pkgdir)
+            res.setdefault(f"go_{kind}", []).append(float(re.search(r"([\d.]+) " + re.escape(unit), out).group(1)))
+            res.setdefault(f"go_{kind}_gflops", []).append(float(re.search(r"([\d.]+) GFLOP/s", out).group(1)))
+            res.setdefault(f"go_{kind}_rss", []).append(rss)
+            out, rss = timed(["/usr/bin/python3", os.path.join(ROOT, tg["torch"]), "bench",
+                              "--only", kind, "--steps", str(steps)], ROOT)
+            j = json.loads(out)
+            res.setdefault(f"pt_{kind}", []).append(j["train_step_ms" if kind == "train" else "inference_ms"])
+            res.setdefault(f"pt_{kind}_rss", []).append(rss)
+    med = {k: statistics.median(v) for k, v in res.items()}
+    print(f"{sys.argv[1]}: {runs} alternating runs of {steps} steps, batch 64, 2 threads; medians; "
+          f"load average before {load0[0]:.2f}, after {os.getloadavg()[0]:.2f}")
+    print("| task | Go | PyTorch 1.13 | Go / PyTorch | Go GFLOP/s | PyTorch GFLOP/s | peak RSS Go / PyTorch (MiB) |")
+    print("|---|---|---|---|---|---|---|")
+    for kind, name in (("train", "training step"), ("infer", "inference, batch 64")):
+        g, p = med["go_" + kind], med["pt_" + kind]
+        gf = med["go_" + kind + "_gflops"]
+        print(f"| {name} | {g:.1f} ms | {p:.1f} ms | {g / p:.2f} | {gf:.1f} | {gf * g / p:.1f} | "
+              f"{med['go_' + kind + '_rss']:.0f} / {med['pt_' + kind + '_rss']:.0f} |")
+    print("raw:", json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
