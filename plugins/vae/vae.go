@@ -186,7 +186,7 @@ func checkArch(f *safetensors.File, want Arch) error {
 		return fmt.Errorf("metadata arch: %w", err)
 	}
 	if got != want {
-		return fmt.Errorf("weights are for architecture %+v, preset needs %+v", got, want)
+		return fmt.Errorf("weights are for architecture %s, preset needs %s", got.JSON(), want.JSON())
 	}
 	return nil
 }

@@ -111,7 +111,7 @@ func TestLoadRefusesBadWeights(t *testing.T) {
 		{"truncated", trunc, "truncated.safetensors"},
 		{"missing tensor", missing, `"encoder.0.weight": missing`},
 		{"mis-shaped tensor", shaped, `"fc_mu.bias": shape [7], want [32]`},
-		{"other architecture", other, `weights are for architecture {Variant:ae`},
+		{"other architecture", other, `weights are for architecture {"variant":"ae"`},
 		{"no such file", filepath.Join(dir, "nope.safetensors"), "nope.safetensors"},
 	} {
 		_, err := load(t, "mnist-vae", c.path, sdk.CapEncode, nil)
