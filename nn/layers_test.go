@@ -41,30 +41,7 @@ func gradCheck(t *testing.T, name string, ps *Params, build func(b *Builder) *G.
 	if err := prog.Run(); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	grads := make([][]float32, len(ps.Trainable()))
-	for i := range grads {
-		grads[i] = append([]float32(nil), prog.Grad(i)...)
-	}
-	const eps = 1e-2
-	for i, p := range ps.Trainable() {
-		d := p.Data()
-		for j := 0; j < len(d); j += 1 + len(d)/11 {
-			old := d[j]
-			d[j] = old + eps
-			if err := prog.Run(); err != nil {
-				t.Fatal(err)
-			}
-			up := prog.Scalar(0)
-			d[j] = old - eps
-			prog.Run()
-			down := prog.Scalar(0)
-			d[j] = old
-			fd := (up - down) / (2 * eps)
-			if math.Abs(fd-float64(grads[i][j])) > 1e-2*(1+math.Abs(fd)) {
-				t.Errorf("%s: %s[%d]: analytic %v, finite difference %v", name, p.Name, j, grads[i][j], fd)
-			}
-		}
-	}
+	checkGradients(t, name, prog, ps.Trainable(), 11, 1e-2)
 }
 
 func randParam(ps *Params, rng *RNG, name string, shape ...int) *Param {
@@ -179,23 +156,7 @@ func TestUpsampleSecondOrder(t *testing.T) {
 	if err := prog.Run(); err != nil {
 		t.Fatal(err)
 	}
-	grad := append([]float32(nil), prog.Grad(0)...)
-	d := w.Data()
-	const eps = 1e-2
-	for j := 0; j < len(d); j += 5 {
-		old := d[j]
-		d[j] = old + eps
-		prog.Run()
-		up := prog.Scalar(0)
-		d[j] = old - eps
-		prog.Run()
-		down := prog.Scalar(0)
-		d[j] = old
-		fd := (up - down) / (2 * eps)
-		if math.Abs(fd-float64(grad[j])) > 1e-2*(1+math.Abs(fd)) {
-			t.Errorf("w[%d]: analytic %v, finite difference %v", j, grad[j], fd)
-		}
-	}
+	checkGradients(t, "penalty", prog, []*Param{w}, len(w.Data())/5, 1e-2)
 }
 
 func TestBuilderLayerErrors(t *testing.T) {

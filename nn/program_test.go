@@ -1,7 +1,6 @@
 package nn
 
 import (
-	"math"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -46,29 +45,8 @@ func TestGradientsMatchFiniteDifferences(t *testing.T) {
 	if err := prog.Run(); err != nil {
 		t.Fatal(err)
 	}
-	grads := make([][]float32, len(ps.Trainable()))
-	for i := range grads {
-		grads[i] = append([]float32(nil), prog.Grad(i)...)
-	}
 	base := prog.Scalar(0)
-	const eps = 1e-2
-	for i, p := range ps.Trainable() {
-		d := p.Data()
-		for j := 0; j < len(d); j += 1 + len(d)/7 {
-			old := d[j]
-			d[j] = old + eps
-			prog.Run()
-			up := prog.Scalar(0)
-			d[j] = old - eps
-			prog.Run()
-			down := prog.Scalar(0)
-			d[j] = old
-			fd := (up - down) / (2 * eps)
-			if math.Abs(fd-float64(grads[i][j])) > 2e-2*(1+math.Abs(fd)) {
-				t.Errorf("%s[%d]: analytic %v, finite difference %v", p.Name, j, grads[i][j], fd)
-			}
-		}
-	}
+	checkGradients(t, "tiny net", prog, ps.Trainable(), 7, 2e-2)
 	prog.Run()
 	if got := prog.Scalar(0); got != base {
 		t.Errorf("loss changed after restoring weights: %v vs %v", got, base)

@@ -1,7 +1,6 @@
 package nn
 
 import (
-	"math"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -50,30 +49,7 @@ func TestGradientPenaltyThroughConv(t *testing.T) {
 	if err := prog.Run(); err != nil {
 		t.Fatal(err)
 	}
-	grads := make([][]float32, len(wrt))
-	for i := range grads {
-		grads[i] = append([]float32(nil), prog.Grad(i)...)
-	}
-	const eps = 1e-2
-	checked := 0
-	for i, p := range wrt {
-		d := p.Data()
-		for j := 0; j < len(d); j += 1 + len(d)/20 {
-			old := d[j]
-			d[j] = old + eps
-			prog.Run()
-			up := prog.Scalar(0)
-			d[j] = old - eps
-			prog.Run()
-			down := prog.Scalar(0)
-			d[j] = old
-			fd := (up - down) / (2 * eps)
-			checked++
-			if math.Abs(fd-float64(grads[i][j])) > 2e-2*(1+math.Abs(fd)) {
-				t.Errorf("%s[%d]: d penalty/dw analytic %v, finite difference %v", p.Name, j, grads[i][j], fd)
-			}
-		}
-	}
+	checked := checkGradients(t, "gradient penalty", prog, wrt, 20, 2e-2)
 	if checked < 30 {
 		t.Fatalf("only %d entries checked", checked)
 	}

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
+	"github.com/genpipe/genpipe/pipeline/job"
+	"github.com/genpipe/genpipe/pipeline/plan"
 	"github.com/genpipe/genpipe/pipeline/plugins"
 	"github.com/genpipe/genpipe/pipeline/spec"
 	"github.com/genpipe/genpipe/sdk"
@@ -44,4 +47,22 @@ func printErrors(w io.Writer, errs spec.Errors) {
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// checkFile checks a pipeline file as run and train do before any work:
+// it starts the plugins the file names (through m) and returns the plan,
+// or an exitInvalid error after printing every problem; verb says what was
+// not done ("run", "trained"). seed overrides the file's seed when set.
+func checkFile(ctx context.Context, m *plugins.Manager, stderr io.Writer, file string, sets []string, seed *uint64, verb string) (*plan.Plan, error) {
+	p, errs := job.CheckFile(ctx, m, file, sets, seed)
+	if len(errs) > 0 {
+		if ctx.Err() != nil {
+			// What went wrong is that plugins were stopped half-started;
+			// their errors would only mislead.
+			return nil, &exitError{exitInterrupted, fmt.Errorf("interrupted while checking the file; nothing was %s", verb)}
+		}
+		printErrors(stderr, errs)
+		return nil, &exitError{exitInvalid, fmt.Errorf("%s: %d problem(s); nothing was %s", file, len(errs), verb)}
+	}
+	return p, nil
 }

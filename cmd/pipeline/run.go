@@ -121,15 +121,9 @@ func runPipeline(cmd *cobra.Command, file string, f *runFlags) error {
 	if cmd.Flags().Changed("seed") {
 		seed = &f.seed
 	}
-	p, errs := job.CheckFile(ctx, m, file, f.sets, seed)
-	if len(errs) > 0 {
-		if ctx.Err() != nil {
-			// What went wrong is that plugins were stopped half-started;
-			// their errors would only mislead.
-			return &exitError{exitInterrupted, errors.New("interrupted while checking the pipeline; nothing was run")}
-		}
-		printErrors(stderr, errs)
-		return &exitError{exitInvalid, fmt.Errorf("%s: %d problem(s); nothing was run", file, len(errs))}
+	p, err := checkFile(ctx, m, stderr, file, f.sets, seed, "run")
+	if err != nil {
+		return err
 	}
 	if p.Train != nil {
 		// Documented: run runs the stages (say, a save that previews the

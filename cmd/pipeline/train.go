@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -90,13 +89,9 @@ func trainFile(cmd *cobra.Command, file string, f *trainFlags) error {
 	if cmd.Flags().Changed("seed") {
 		seed = &f.seed
 	}
-	p, errs := job.CheckFile(ctx, m, file, f.sets, seed)
-	if len(errs) > 0 {
-		if ctx.Err() != nil {
-			return &exitError{exitInterrupted, errors.New("interrupted while checking the file; nothing was trained")}
-		}
-		printErrors(stderr, errs)
-		return &exitError{exitInvalid, fmt.Errorf("%s: %d problem(s); nothing was trained", file, len(errs))}
+	p, err := checkFile(ctx, m, stderr, file, f.sets, seed, "trained")
+	if err != nil {
+		return err
 	}
 	if p.Train == nil {
 		return &exitError{exitInvalid, fmt.Errorf("%s has no train: section; add one (see README, Training), or run the pipeline with 'pipeline run %s'", file, file)}

@@ -269,18 +269,10 @@ func clamp01(v float32) float32 {
 // Encode maps images to latents: the posterior mean, or with sample: true a
 // draw from q(z|x) using each item's seed.
 func (md *model) Encode(ctx context.Context, in *sdk.Batch) (*sdk.Tensor, error) {
-	x, n, err := md.pixels(in)
-	if err != nil {
-		return nil, err
-	}
 	md.mu.Lock()
 	defer md.mu.Unlock()
-	g, err := md.graph("encode", n)
+	g, n, err := md.encode(in)
 	if err != nil {
-		return nil, err
-	}
-	copy(nn.Data(g.in), x)
-	if err := g.prog.Run(); err != nil {
 		return nil, err
 	}
 	d := md.m.Arch.Latent
@@ -417,21 +409,31 @@ func (md *model) prior(seeds []uint64, temp float64) []float32 {
 // Denoise runs a noisy image through the autoencoder: its reconstruction
 // is the denoised image.
 func (md *model) Denoise(ctx context.Context, in *sdk.Batch) (*sdk.Tensor, error) {
-	x, n, err := md.pixels(in)
-	if err != nil {
-		return nil, err
-	}
 	md.mu.Lock()
 	defer md.mu.Unlock()
-	g, err := md.graph("encode", n)
+	g, n, err := md.encode(in)
 	if err != nil {
-		return nil, err
-	}
-	copy(nn.Data(g.in), x)
-	if err := g.prog.Run(); err != nil {
 		return nil, err
 	}
 	return md.decode(g.prog.Output(0), n)
+}
+
+// encode runs the encoder on a batch of images; the caller holds md.mu and
+// reads the mean (output 0) and, for a VAE, the log-variance (output 1).
+func (md *model) encode(in *sdk.Batch) (*inferGraph, int, error) {
+	x, n, err := md.pixels(in)
+	if err != nil {
+		return nil, 0, err
+	}
+	g, err := md.graph("encode", n)
+	if err != nil {
+		return nil, 0, err
+	}
+	copy(nn.Data(g.in), x)
+	if err := g.prog.Run(); err != nil {
+		return nil, 0, err
+	}
+	return g, n, nil
 }
 
 // Close frees the compiled graphs.
