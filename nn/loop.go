@@ -22,7 +22,7 @@ import (
 // checkpoint and the run resuming it (architecture, preset).
 type TrainState struct {
 	Params     *Params
-	Optimizers map[string]*Adam
+	Optimizers map[string]Optimizer
 	RNG        *RNG
 	Step       int
 	Identity   map[string]string
@@ -110,6 +110,9 @@ type Loop struct {
 	Weights func(metrics map[string]float64) ([]byte, error)
 	// LogEvery is the number of steps between progress events (default 50).
 	LogEvery int
+	// Warn, when set, looks at each progress event's averaged metrics and
+	// returns a warning for the host to show (e.g. mode collapse), or "".
+	Warn func(avg map[string]float64) string
 }
 
 // Run trains until the host's data ends or ctx is done, resuming from
@@ -172,7 +175,11 @@ func (l *Loop) Run(ctx context.Context) (map[string]float64, error) {
 			for k, v := range sums {
 				avg[k] = v / float64(count)
 			}
-			if err := s.Report(sdk.TrainEvent{Epoch: epochOf(step), Step: step, Total: req.Steps, Metrics: avg}); err != nil {
+			ev := sdk.TrainEvent{Epoch: epochOf(step), Step: step, Total: req.Steps, Metrics: avg}
+			if l.Warn != nil {
+				ev.Message = l.Warn(avg)
+			}
+			if err := s.Report(ev); err != nil {
 				return nil, err
 			}
 			clear(sums)

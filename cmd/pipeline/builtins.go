@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/genpipe/genpipe/pipeline/plugins"
 	"github.com/genpipe/genpipe/plugins/classic"
+	"github.com/genpipe/genpipe/plugins/gan"
 	"github.com/genpipe/genpipe/plugins/vae"
 )
 
@@ -10,5 +11,6 @@ import (
 // out of process: the host re-executes itself as `pipeline plugin serve NAME`.
 func init() {
 	plugins.RegisterBuiltin("classic", classic.New)
+	plugins.RegisterBuiltin("gan", gan.New)
 	plugins.RegisterBuiltin("vae", vae.New)
 }

@@ -80,7 +80,7 @@ func (*Plugin) Train(ctx context.Context, s sdk.TrainSession) error {
 	}
 	t := &trainer{preset: p, m: m, opt: nn.NewAdam(req.Params.Float("lr")), rng: rng, params: req.Params,
 		steps: req.Steps, graphs: map[int]*trainGraph{}, evals: map[int]*trainGraph{}}
-	t.state = &nn.TrainState{Params: m.Params, Optimizers: map[string]*nn.Adam{"adam": t.opt}, RNG: rng,
+	t.state = &nn.TrainState{Params: m.Params, Optimizers: map[string]nn.Optimizer{"adam": t.opt}, RNG: rng,
 		Identity: map[string]string{"arch": m.Arch.JSON(), "preset": p.name}}
 	loop := &nn.Loop{Session: s, State: t.state, Step: t.trainStep, Eval: t.evaluate, Weights: t.weights,
 		LogEvery: req.Params.Int("log_every")}
