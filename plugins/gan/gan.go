@@ -65,6 +65,10 @@ var GenerateParams = []sdk.Param{
 		Doc: "scale of the noise's standard deviation (below 1 trades variety for cleaner digits)"},
 	{Name: "truncation", Type: sdk.Float, Default: 0.0, Min: sdk.Bound(0), Max: sdk.Bound(10),
 		Doc: "redraw noise values beyond ±truncation (the truncation trick; 0: off)"},
+	{Name: "interpolate", Type: sdk.Int, Default: 0, Min: sdk.Bound(0), Max: sdk.Bound(512),
+		Doc: "make each item an animation of this many frames from its noise to the next item's in the same call (the last item goes back to the first); set the stage's batch: to the number of items to walk through all of them; 0: one image per item"},
+	{Name: "path", Type: sdk.String, Default: "slerp", Enum: []string{"slerp", "lerp"},
+		Doc: "interpolation path: slerp (spherical, keeps the norm typical of the noise) or lerp (straight line)"},
 }
 
 // Plugin is the gan plugin. The zero value is ready to use.
@@ -209,6 +213,11 @@ func (md *model) Generate(ctx context.Context, req sdk.GenerateRequest) (*sdk.Te
 			row[a.Z+label] = 1
 		}
 	}
+	frames := md.params.Int("interpolate")
+	if frames > 0 {
+		z = walk(z, n, w, a.Z, frames, md.params.String("path") == "slerp")
+		n *= frames
+	}
 	md.mu.Lock()
 	defer md.mu.Unlock()
 	s, ok := md.samplers[n]
@@ -233,7 +242,30 @@ func (md *model) Generate(ctx context.Context, req sdk.GenerateRequest) (*sdk.Te
 	for i, v := range s.prog.Output(0) {
 		out.Data[i] = uint8(max(0, min(255, (v+1)*127.5+0.5)))
 	}
+	if frames > 0 {
+		out.Shape = []int{n / frames, frames, 1, Size, Size}
+	}
 	return out, nil
+}
+
+// walk expands n generator inputs (rows of w values, the first zdim of
+// them noise, the rest the one-hot label) into n·frames rows: item i's
+// frames go from its noise to item i+1's (cyclically), keeping its label.
+func walk(z []float32, n, w, zdim, frames int, slerp bool) []float32 {
+	out := make([]float32, n*frames*w)
+	for i := 0; i < n; i++ {
+		from, to := z[i*w:i*w+zdim], z[((i+1)%n)*w:((i+1)%n)*w+zdim]
+		for f := 0; f < frames; f++ {
+			t := 0.0
+			if frames > 1 {
+				t = float64(f) / float64(frames-1)
+			}
+			row := out[(i*frames+f)*w : (i*frames+f+1)*w]
+			nn.Interpolate(row[:zdim], from, to, t, slerp)
+			copy(row[zdim:], z[i*w+zdim:(i+1)*w])
+		}
+	}
+	return out
 }
 
 // Noise fills z with N(0, temperature²) values, redrawing those beyond

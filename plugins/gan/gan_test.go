@@ -218,3 +218,47 @@ func TestWarn(t *testing.T) {
 		t.Errorf("spread of 64 real digits = %v, want 0.3-0.45", s)
 	}
 }
+
+// TestGenerate: samples depend only on their seed (not on the batch),
+// labels select the conditional model's class planes, and interpolate
+// turns each item into frames that start at its own sample.
+func TestGenerate(t *testing.T) {
+	for _, p := range []string{"mnist-dcgan", "mnist-cgan"} {
+		pr := findPreset(p)
+		m, err := NewModel(pr.arch, nn.NewRNG(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		params, _ := sdk.CheckParams(GenerateParams, nil, "")
+		md := &model{m: m, preset: pr, params: params, samplers: map[int]*sampler{}}
+		ctx := context.Background()
+		many, err := md.Generate(ctx, sdk.GenerateRequest{Seeds: []uint64{4, 5, 6}, Labels: []int{1, 2, 3}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		one, err := md.Generate(ctx, sdk.GenerateRequest{Seeds: []uint64{5}, Labels: []int{2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(one.Data, many.Data[Size*Size:2*Size*Size]) {
+			t.Errorf("%s: seed 5's sample depends on the batch", p)
+		}
+		if pr.arch.Classes > 0 {
+			other, _ := md.Generate(ctx, sdk.GenerateRequest{Seeds: []uint64{5}, Labels: []int{7}})
+			if bytes.Equal(other.Data, one.Data) {
+				t.Errorf("%s: the label does not change the sample", p)
+			}
+		}
+		md.params["interpolate"] = 4
+		walk, err := md.Generate(ctx, sdk.GenerateRequest{Seeds: []uint64{4, 5, 6}, Labels: []int{1, 2, 3}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := walk.Shape; len(got) != 5 || got[0] != 3 || got[1] != 4 {
+			t.Fatalf("%s: walk shape %v, want [3 4 1 28 28]", p, got)
+		}
+		if !bytes.Equal(walk.Data[4*Size*Size:5*Size*Size], one.Data) {
+			t.Errorf("%s: item 1's walk does not start at its own sample", p)
+		}
+	}
+}

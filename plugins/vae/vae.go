@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"strconv"
 	"sync"
 
@@ -348,7 +347,7 @@ func (md *model) interpolate(z []float32, n, frames int, slerp bool) (*sdk.Tenso
 			if frames > 1 {
 				t = float64(f) / float64(frames-1)
 			}
-			Interpolate(path[(i*frames+f)*d:(i*frames+f+1)*d], from, to, t, slerp)
+			nn.Interpolate(path[(i*frames+f)*d:(i*frames+f+1)*d], from, to, t, slerp)
 		}
 	}
 	img, err := md.decode(path, n*frames)
@@ -357,34 +356,6 @@ func (md *model) interpolate(z []float32, n, frames int, slerp bool) (*sdk.Tenso
 	}
 	img.Shape = []int{n, frames, a.Channels, a.Size, a.Size}
 	return img, nil
-}
-
-// Interpolate writes the point at t in [0,1] on the path from a to b into
-// dst: spherical (slerp, White 2016: keeps the norm typical of Gaussian
-// samples) or linear.
-func Interpolate(dst, a, b []float32, t float64, slerp bool) {
-	if slerp {
-		var ab, aa, bb float64
-		for i := range a {
-			ab += float64(a[i]) * float64(b[i])
-			aa += float64(a[i]) * float64(a[i])
-			bb += float64(b[i]) * float64(b[i])
-		}
-		if aa > 0 && bb > 0 {
-			cos := ab / math.Sqrt(aa*bb)
-			omega := math.Acos(math.Max(-1, math.Min(1, cos)))
-			if s := math.Sin(omega); s > 1e-6 {
-				wa, wb := math.Sin((1-t)*omega)/s, math.Sin(t*omega)/s
-				for i := range dst {
-					dst[i] = float32(wa*float64(a[i]) + wb*float64(b[i]))
-				}
-				return
-			}
-		}
-	}
-	for i := range dst {
-		dst[i] = float32((1-t)*float64(a[i]) + t*float64(b[i]))
-	}
 }
 
 // prior draws one latent per seed: N(0, T²I) for a VAE; for the
