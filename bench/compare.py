@@ -5,10 +5,12 @@ the same architecture, batch 64, 2 threads, on this machine. Runs alternate
 so both see the same conditions; each task is its own process, so peak RSS
 (VmHWM, through /usr/bin/time) is per task.
 
-  bench/compare.py vae|unet [--runs 5] [--steps N]
+  bench/compare.py vae|gan|unet [--runs 5] [--steps N]
 
   vae   the shipped mnist-vae (plugins/vae BenchmarkTrainStep/Inference,
         plugins/vae/testdata/torch_vae.py)
+  gan   the shipped mnist-dcgan: one D+G iteration, and batch-64 generation
+        (plugins/gan BenchmarkTrainStep/Generate, plugins/gan/testdata/torch_gan.py)
   unet  the 0.93M-parameter DDPM U-Net the diffusion family needs
         (nn BenchmarkUNetTrainStep/UNetInference, nn/testdata/torch_unet.py)
 
@@ -30,6 +32,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGETS = {
     "vae": {"pkg": "./plugins/vae", "train": ("TrainStep$", "ms/step"), "infer": ("Inference$", "ms/batch"),
             "torch": "plugins/vae/testdata/torch_vae.py", "steps": 30},
+    "gan": {"pkg": "./plugins/gan", "train": ("TrainStep$", "ms/step"), "infer": ("Generate$", "ms/batch"),
+            "torch": "plugins/gan/testdata/torch_gan.py", "steps": 20},
     "unet": {"pkg": "./nn", "train": ("UNetTrainStep$", "ms/step"), "infer": ("UNetInference$", "ms/step"),
              "torch": "nn/testdata/torch_unet.py", "steps": 5},
 }
@@ -59,7 +63,8 @@ def main():
             bench, unit = tg[kind]
             out, rss = timed([binary, "-test.run", "XXX", "-test.bench", bench, "-test.benchtime", f"{steps}x"], pkgdir)
             res.setdefault(f"go_{kind}", []).append(float(re.search(r"([\d.]+) " + re.escape(unit), out).group(1)))
-            res.setdefault(f"go_{kind}_gflops", []).append(float(re.search(r"([\d.]+) GFLOP/s", out).group(1)))
+            gf = re.search(r"([\d.]+) GFLOP/s", out)
+            res.setdefault(f"go_{kind}_gflops", []).append(float(gf.group(1)) if gf else float("nan"))
             res.setdefault(f"go_{kind}_rss", []).append(rss)
             out, rss = timed(["/usr/bin/python3", os.path.join(ROOT, tg["torch"]), "bench",
                               "--only", kind, "--steps", str(steps)], ROOT)
