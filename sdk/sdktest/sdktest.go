@@ -26,6 +26,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +58,10 @@ type Config struct {
 	// TrainBatches is the number of data batches fed to the training run
 	// (default 3).
 	TrainBatches int
+	// Presets limits the inference checks to these presets (default: every
+	// preset), e.g. while a preset's weights are still being trained. The
+	// named presets must exist.
+	Presets []string
 }
 
 func (c Config) timeout() time.Duration {
@@ -119,8 +124,16 @@ func newHarness(tb testing.TB, p *Process, cfg Config) *harness {
 		tb.Fatalf("describe: %v", err)
 	}
 	h := &harness{p: p, cfg: cfg, desc: desc}
+	for _, name := range cfg.Presets {
+		if desc.Preset(name) == nil || name == "" {
+			tb.Fatalf("Config.Presets: the plugin has no preset %q", name)
+		}
+	}
 	for i := range h.desc.Presets {
 		pr := &h.desc.Presets[i]
+		if len(cfg.Presets) > 0 && !slices.Contains(cfg.Presets, pr.Name) {
+			continue
+		}
 		for _, c := range sdk.Capabilities {
 			if c != sdk.CapTrain && pr.Has(c) && h.desc.Capability(c) != nil {
 				h.cases = append(h.cases, tcase{preset: pr, cap: c})
