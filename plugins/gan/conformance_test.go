@@ -8,9 +8,7 @@ import (
 
 // TestConformance builds testdata/serve (sdk.Serve(gan.New())), runs it as a
 // real plugin process with the embedded weights and puts it through the
-// SDK's conformance checks, a short training run included. mnist-wgan is
-// left out until its weights ship.
+// SDK's conformance checks, a short training run included.
 func TestConformance(t *testing.T) {
-	sdktest.Run(t, sdktest.Config{Package: "./testdata/serve", TrainParams: map[string]any{"log_every": 1},
-		Presets: []string{"mnist-dcgan", "mnist-cgan", "mnist-wgan-gp"}})
+	sdktest.Run(t, sdktest.Config{Package: "./testdata/serve", TrainParams: map[string]any{"log_every": 1}})
 }

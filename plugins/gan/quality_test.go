@@ -34,8 +34,7 @@ func TestShippedQuality(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 1000
-	// mnist-wgan is not shipped yet: 10 epochs left it at 3.06 bits.
-	required := map[string]bool{"mnist-dcgan": true, "mnist-cgan": true, "mnist-wgan-gp": true}
+	required := map[string]bool{"mnist-dcgan": true, "mnist-cgan": true, "mnist-wgan": true, "mnist-wgan-gp": true}
 	for _, p := range presets {
 		if _, err := fs.Stat(shipped, p.weightsFile()); err != nil {
 			if required[p.name] {
