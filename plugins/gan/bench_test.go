@@ -23,6 +23,7 @@ func BenchmarkTrainStep(b *testing.B) {
 	}
 	g, d := nn.NewAdam(2e-4), nn.NewAdam(2e-4)
 	t := &trainer{preset: p, m: m, params: params, rng: rng, gOpt: g, dOpt: d, nCritic: 1,
+		gParams: m.part("generator"), dParams: m.part("discriminator"),
 		critics: map[int]*critic{}, gens: map[int]*genStep{}, samplers: map[int]*sampler{}}
 	t.state = &nn.TrainState{Params: m.Params, RNG: rng}
 	x := sdk.NewTensor(sdk.Uint8, 64, 1, Size, Size)

@@ -7,17 +7,13 @@ package gan
 
 import (
 	"context"
-	"crypto/sha256"
 	"embed"
-	"errors"
 	"fmt"
-	"io/fs"
 	"strconv"
 	"sync"
 
 	"github.com/genpipe/genpipe/nn"
 	"github.com/genpipe/genpipe/sdk"
-	"github.com/genpipe/genpipe/sdk/safetensors"
 )
 
 // Name and Version identify the plugin to the host.
@@ -99,11 +95,7 @@ func (*Plugin) Describe() sdk.Description {
 	for _, p := range presets {
 		sp := sdk.Preset{Name: p.name, Doc: p.doc, Default: p.def, Capabilities: []sdk.Capability{sdk.CapGenerate, sdk.CapTrain},
 			Input: img, Output: img, Latent: &sdk.LatentSpec{Space: p.space(), Dim: p.arch.Z}, Classes: p.arch.Classes}
-		if b, err := fs.ReadFile(shipped, p.weightsFile()); err == nil {
-			sp.Weights = fmt.Sprintf("embedded %s, %d KiB, sha256:%x", p.weightsFile(), len(b)/1024, sha256.Sum256(b))
-		} else {
-			sp.Weights = "not shipped in this build"
-		}
+		sp.Weights = nn.WeightsInfo(shipped, p.weightsFile())
 		d.Presets = append(d.Presets, sp)
 	}
 	return d
@@ -120,36 +112,18 @@ func (*Plugin) Load(ctx context.Context, req sdk.LoadRequest) (sdk.Model, error)
 	if err != nil {
 		return nil, err
 	}
-	var f *safetensors.File
-	where := req.Weights
-	if where != "" {
-		if f, err = safetensors.ReadFile(where); err != nil {
-			return nil, err
-		}
-	} else {
-		where = "embedded " + p.weightsFile()
-		b, err := fs.ReadFile(shipped, p.weightsFile())
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("preset %q has no shipped weights in this build: train them with `pipeline train examples/train/%s.yaml`, then pass weights:", p.name, p.name)
-		}
+	arch := func(meta string) error {
+		got, err := parseArch(meta)
 		if err != nil {
-			return nil, err
-		}
-		if f, err = safetensors.Decode(b); err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
-		}
-	}
-	if s, ok := f.Metadata["arch"]; ok {
-		got, err := parseArch(s)
-		if err != nil {
-			return nil, fmt.Errorf("weights %s: metadata arch: %w", where, err)
+			return fmt.Errorf("metadata arch: %w", err)
 		}
 		if got != p.arch {
-			return nil, fmt.Errorf("weights %s: weights are for architecture %s, preset needs %s", where, got.JSON(), p.arch.JSON())
+			return fmt.Errorf("weights are for architecture %s, preset needs %s", got.JSON(), p.arch.JSON())
 		}
+		return nil
 	}
-	if err := m.Params.Load(f); err != nil {
-		return nil, fmt.Errorf("weights %s: %w", where, err)
+	if err := nn.LoadWeights(m.Params, req.Weights, shipped, p.weightsFile(), p.name, arch); err != nil {
+		return nil, err
 	}
 	return &model{m: m, preset: p, params: req.Params, samplers: map[int]*sampler{}}, nil
 }

@@ -49,6 +49,8 @@ type trainer struct {
 	params     sdk.Params
 	rng        *nn.RNG
 	gOpt, dOpt nn.Optimizer
+	gParams    []*nn.Param // the generator's trainable parameters
+	dParams    []*nn.Param // the discriminator's
 	state      *nn.TrainState
 	nCritic    int
 	critics    map[int]*critic
@@ -72,7 +74,8 @@ func (*Plugin) Train(ctx context.Context, s sdk.TrainSession) error {
 		return err
 	}
 	t := &trainer{preset: p, m: m, params: req.Params, rng: rng, critics: map[int]*critic{},
-		gens: map[int]*genStep{}, samplers: map[int]*sampler{}, nCritic: req.Params.Int("n_critic")}
+		gens: map[int]*genStep{}, samplers: map[int]*sampler{}, nCritic: req.Params.Int("n_critic"),
+		gParams: m.part("generator"), dParams: m.part("discriminator")}
 	lr := req.Params.Float("lr")
 	wgan := p.arch.Variant == WGAN || p.arch.Variant == WGANGP
 	if lr == 0 {
@@ -217,7 +220,7 @@ func (t *trainer) step(b *sdk.Batch) (map[string]float64, error) {
 	if err := c.prog.Run(); err != nil {
 		return nil, err
 	}
-	dParams := t.m.part("discriminator")
+	dParams := t.dParams
 	grads := make([][]float32, len(dParams))
 	for i := range dParams {
 		grads[i] = c.prog.Grad(i)
@@ -256,7 +259,7 @@ func (t *trainer) step(b *sdk.Batch) (map[string]float64, error) {
 		if err := g.prog.Run(); err != nil {
 			return nil, err
 		}
-		gParams := t.m.part("generator")
+		gParams := t.gParams
 		gg := make([][]float32, len(gParams))
 		for i := range gParams {
 			gg[i] = g.prog.Grad(i)

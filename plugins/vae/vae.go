@@ -8,17 +8,13 @@ package vae
 
 import (
 	"context"
-	"crypto/sha256"
 	"embed"
-	"errors"
 	"fmt"
-	"io/fs"
 	"strconv"
 	"sync"
 
 	"github.com/genpipe/genpipe/nn"
 	"github.com/genpipe/genpipe/sdk"
-	"github.com/genpipe/genpipe/sdk/safetensors"
 )
 
 // Name and Version identify the plugin to the host.
@@ -117,11 +113,7 @@ func (*Plugin) Describe() sdk.Description {
 	for _, p := range presets {
 		sp := sdk.Preset{Name: p.name, Doc: p.doc, Default: p.def, Capabilities: p.caps,
 			Input: img, Output: img, Latent: &sdk.LatentSpec{Space: p.space(), Dim: p.arch.Latent}}
-		if b, err := fs.ReadFile(shipped, p.weightsFile()); err == nil {
-			sp.Weights = fmt.Sprintf("embedded %s, %d KiB, sha256:%x", p.weightsFile(), len(b)/1024, sha256.Sum256(b))
-		} else {
-			sp.Weights = "not shipped in this build"
-		}
+		sp.Weights = nn.WeightsInfo(shipped, p.weightsFile())
 		d.Presets = append(d.Presets, sp)
 	}
 	return d
@@ -139,48 +131,18 @@ func (*Plugin) Load(ctx context.Context, req sdk.LoadRequest) (sdk.Model, error)
 	if err != nil {
 		return nil, err
 	}
-	var f *safetensors.File
-	if req.Weights != "" {
-		if f, err = safetensors.ReadFile(req.Weights); err != nil {
-			return nil, err
-		}
-	} else {
-		b, err := fs.ReadFile(shipped, p.weightsFile())
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("preset %q has no shipped weights in this build: train them with `pipeline train examples/train/%s.yaml`, then pass weights:", p.name, p.name)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if f, err = safetensors.Decode(b); err != nil {
-			return nil, fmt.Errorf("embedded %s: %w", p.weightsFile(), err)
-		}
-	}
-	if err := checkArch(f, p.arch); err != nil {
-		return nil, weightsErr(req.Weights, p, err)
-	}
-	if err := m.Params.Load(f); err != nil {
-		return nil, weightsErr(req.Weights, p, err)
+	arch := func(meta string) error { return checkArch(meta, p.arch) }
+	if err := nn.LoadWeights(m.Params, req.Weights, shipped, p.weightsFile(), p.name, arch); err != nil {
+		return nil, err
 	}
 	return &model{m: m, preset: p, params: req.Params, graphs: map[graphKey]*inferGraph{}}, nil
-}
-
-func weightsErr(path string, p *preset, err error) error {
-	if path == "" {
-		path = "embedded " + p.weightsFile()
-	}
-	return fmt.Errorf("weights %s: %w", path, err)
 }
 
 // checkArch compares the architecture recorded in the weights' metadata
 // with the preset's, so that weights of another variant or size are named
 // as such rather than as a list of mis-shaped tensors.
-func checkArch(f *safetensors.File, want Arch) error {
-	s, ok := f.Metadata["arch"]
-	if !ok {
-		return nil // foreign weights (e.g. exported from PyTorch): tensor checks decide
-	}
-	got, err := parseArch(s)
+func checkArch(meta string, want Arch) error {
+	got, err := parseArch(meta)
 	if err != nil {
 		return fmt.Errorf("metadata arch: %w", err)
 	}
