@@ -12,7 +12,7 @@ import (
 
 	"github.com/genpipe/genpipe/nn"
 	"github.com/genpipe/genpipe/sdk"
-	"github.com/hashicorp/go-hclog"
+	"github.com/genpipe/genpipe/sdk/sdktest"
 )
 
 const mnistTrain = "../../examples/data/mnist/train-images-idx3-ubyte.gz"
@@ -50,39 +50,6 @@ func mnist(t testing.TB, n int) (*sdk.Tensor, []int) {
 	return sdk.FromUint8(img, n, 1, Size, Size), labels
 }
 
-type fakeSession struct {
-	req     sdk.TrainRequest
-	batches []*sdk.Batch
-	next    int
-	stopAt  int
-	events  []sdk.TrainEvent
-	ckpt    []byte
-	final   []byte
-}
-
-func (f *fakeSession) Request() sdk.TrainRequest { return f.req }
-func (f *fakeSession) Next(ctx context.Context) (*sdk.Batch, error) {
-	if f.next >= len(f.batches) || (f.stopAt > 0 && f.next >= f.stopAt) {
-		return nil, io.EOF
-	}
-	f.next++
-	return f.batches[f.next-1], nil
-}
-func (f *fakeSession) Eval(ctx context.Context) (*sdk.Batch, error) { return nil, io.EOF }
-func (f *fakeSession) Report(ev sdk.TrainEvent) error {
-	f.events = append(f.events, ev)
-	return nil
-}
-func (f *fakeSession) Save(w []byte, final bool) error {
-	if final {
-		f.final = w
-	} else {
-		f.ckpt = append([]byte(nil), w...)
-	}
-	return nil
-}
-func (f *fakeSession) Logger() hclog.Logger { return hclog.NewNullLogger() }
-
 // TestTrainEveryVariant trains each preset's architecture for a few steps
 // on real digits and resumes one run from a checkpoint: the resumed run's
 // weights must equal the straight run's byte for byte.
@@ -100,27 +67,27 @@ func TestTrainEveryVariant(t *testing.T) {
 				t.Fatal(errs)
 			}
 			req := sdk.TrainRequest{Preset: p.name, Params: params, Seed: 3, Epochs: 1, Steps: steps, CheckpointEvery: 3}
-			straight := &fakeSession{req: req, batches: batches}
+			straight := &sdktest.Session{Req: req, Batches: batches}
 			if err := New().(*Plugin).Train(context.Background(), straight); err != nil {
 				t.Fatal(err)
 			}
-			for _, ev := range straight.events {
+			for _, ev := range straight.Events {
 				for k, v := range ev.Metrics {
 					if math.IsNaN(v) || math.IsInf(v, 0) {
 						t.Errorf("step %d: %s = %v", ev.Step, k, v)
 					}
 				}
 			}
-			part := &fakeSession{req: req, batches: batches, stopAt: 3}
+			part := &sdktest.Session{Req: req, Batches: batches, StopAt: 3}
 			if err := New().(*Plugin).Train(context.Background(), part); err != nil {
 				t.Fatal(err)
 			}
-			rest := &fakeSession{req: req, batches: batches, next: 3}
-			rest.req.Resume = part.ckpt
+			rest := &sdktest.Session{Req: req, Batches: batches, Pos: 3}
+			rest.Req.Resume = part.Checkpoint
 			if err := New().(*Plugin).Train(context.Background(), rest); err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(rest.final, straight.final) {
+			if !bytes.Equal(rest.Final, straight.Final) {
 				t.Errorf("resumed run's weights differ from the straight run's")
 			}
 		})

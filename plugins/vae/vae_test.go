@@ -15,6 +15,7 @@ import (
 	"github.com/genpipe/genpipe/nn"
 	"github.com/genpipe/genpipe/sdk"
 	"github.com/genpipe/genpipe/sdk/safetensors"
+	"github.com/genpipe/genpipe/sdk/sdktest"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -125,40 +126,6 @@ func TestLoadRefusesBadWeights(t *testing.T) {
 	}
 }
 
-// fakeSession feeds fixed batches to Train in process.
-type fakeSession struct {
-	req     sdk.TrainRequest
-	batches []*sdk.Tensor
-	next    int
-	stopAt  int // stop after this many batches (0: all)
-	events  []sdk.TrainEvent
-	ckpt    []byte
-	final   []byte
-}
-
-func (f *fakeSession) Request() sdk.TrainRequest { return f.req }
-func (f *fakeSession) Next(ctx context.Context) (*sdk.Batch, error) {
-	if f.next >= len(f.batches) || (f.stopAt > 0 && f.next >= f.stopAt) {
-		return nil, io.EOF
-	}
-	f.next++
-	return &sdk.Batch{Tensor: f.batches[f.next-1]}, nil
-}
-func (f *fakeSession) Eval(ctx context.Context) (*sdk.Batch, error) { return nil, io.EOF }
-func (f *fakeSession) Report(ev sdk.TrainEvent) error {
-	f.events = append(f.events, ev)
-	return nil
-}
-func (f *fakeSession) Save(w []byte, final bool) error {
-	if final {
-		f.final = w
-	} else {
-		f.ckpt = append([]byte(nil), w...)
-	}
-	return nil
-}
-func (f *fakeSession) Logger() hclog.Logger { return hclog.NewNullLogger() }
-
 func trainReq(t *testing.T, preset string, steps int, params sdk.Params) sdk.TrainRequest {
 	full, errs := sdk.CheckParams(TrainParams, params, "")
 	if len(errs) > 0 {
@@ -174,33 +141,33 @@ func trainReq(t *testing.T, preset string, steps int, params sdk.Params) sdk.Tra
 func TestTrainResumeIsExact(t *testing.T) {
 	const steps, bs = 12, 16
 	all := readIdx(t, mnistTest, steps*bs)
-	var batches []*sdk.Tensor
+	var batches []*sdk.Batch
 	for i := 0; i < steps; i++ {
-		batches = append(batches, all.Slice(i*bs, (i+1)*bs))
+		batches = append(batches, &sdk.Batch{Tensor: all.Slice(i*bs, (i+1)*bs)})
 	}
 	for _, preset := range []string{"mnist-vae", "mnist-dae"} {
 		t.Run(preset, func(t *testing.T) {
 			params := sdk.Params{"log_every": 1}
-			straight := &fakeSession{req: trainReq(t, preset, steps, params), batches: batches}
-			straight.req.CheckpointEvery = 6
+			straight := &sdktest.Session{Req: trainReq(t, preset, steps, params), Batches: batches}
+			straight.Req.CheckpointEvery = 6
 			if err := New().(*Plugin).Train(context.Background(), straight); err != nil {
 				t.Fatal(err)
 			}
-			first, last := straight.events[0].Metrics["loss"], straight.events[steps-1].Metrics["loss"]
+			first, last := straight.Events[0].Metrics["loss"], straight.Events[steps-1].Metrics["loss"]
 			if !(last < first) {
 				t.Errorf("loss did not go down over %d steps: %v -> %v", steps, first, last)
 			}
-			part := &fakeSession{req: trainReq(t, preset, steps, params), batches: batches, stopAt: 6}
-			part.req.CheckpointEvery = 6
+			part := &sdktest.Session{Req: trainReq(t, preset, steps, params), Batches: batches, StopAt: 6}
+			part.Req.CheckpointEvery = 6
 			if err := New().(*Plugin).Train(context.Background(), part); err != nil {
 				t.Fatal(err)
 			}
-			rest := &fakeSession{req: trainReq(t, preset, steps, params), batches: batches, next: 6}
-			rest.req.Resume = part.ckpt
+			rest := &sdktest.Session{Req: trainReq(t, preset, steps, params), Batches: batches, Pos: 6}
+			rest.Req.Resume = part.Checkpoint
 			if err := New().(*Plugin).Train(context.Background(), rest); err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(rest.final, straight.final) {
+			if !bytes.Equal(rest.Final, straight.Final) {
 				t.Errorf("resumed run's weights differ from the straight run's")
 			}
 		})
