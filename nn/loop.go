@@ -113,6 +113,26 @@ type Loop struct {
 	// Warn, when set, looks at each progress event's averaged metrics and
 	// returns a warning for the host to show (e.g. mode collapse), or "".
 	Warn func(avg map[string]float64) string
+	// Samples, when set, makes images (NCHW, the preset's output format)
+	// from fixed inputs with the model as it is, and the grid's columns
+	// (0: the host chooses); nil images when it has nothing to show yet
+	// (say, before its first batch). The loop reports them before the first step
+	// of a fresh run, every TrainRequest.SampleEvery steps and after the
+	// last one, so that the host can save grids of the model's progress.
+	Samples func() (*sdk.Tensor, int, error)
+}
+
+// sample reports the model's samples at the current step.
+func (l *Loop) sample(epoch int) error {
+	t, cols, err := l.Samples()
+	if err != nil {
+		return fmt.Errorf("samples at step %d: %w", l.State.Step, err)
+	}
+	if t == nil {
+		return nil
+	}
+	req := l.Session.Request()
+	return l.Session.Report(sdk.TrainEvent{Epoch: epoch, Step: l.State.Step, Total: req.Steps, Samples: t, SampleColumns: cols})
 }
 
 // Run trains until the host's data ends or ctx is done, resuming from
@@ -143,6 +163,12 @@ func (l *Loop) Run(ctx context.Context) (map[string]float64, error) {
 			return 0
 		}
 		return (step-1)/perEpoch + 1
+	}
+	sampling := l.Samples != nil && req.SampleEvery > 0
+	if sampling && l.State.Step == 0 {
+		if err := l.sample(0); err != nil {
+			return nil, err
+		}
 	}
 	for {
 		if err := ctx.Err(); err != nil {
@@ -194,6 +220,11 @@ func (l *Loop) Run(ctx context.Context) (map[string]float64, error) {
 				return nil, err
 			}
 		}
+		if sampling && step%req.SampleEvery == 0 {
+			if err := l.sample(epochOf(step)); err != nil {
+				return nil, err
+			}
+		}
 		if endOfEpoch && step < req.Steps && l.Eval != nil {
 			met, err := l.Eval(ctx, s.Eval)
 			if err != nil {
@@ -204,6 +235,11 @@ func (l *Loop) Run(ctx context.Context) (map[string]float64, error) {
 					return nil, err
 				}
 			}
+		}
+	}
+	if sampling && l.State.Step%req.SampleEvery != 0 {
+		if err := l.sample(epochOf(l.State.Step)); err != nil {
+			return nil, err
 		}
 	}
 	var final map[string]float64

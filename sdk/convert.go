@@ -297,9 +297,19 @@ func descriptionFromProto(d *pb.Description) Description {
 }
 
 func trainEventToProto(e TrainEvent) *pb.TrainEvent {
-	return &pb.TrainEvent{Epoch: int64(e.Epoch), Step: int64(e.Step), Total: int64(e.Total), Metrics: e.Metrics, Message: e.Message}
+	return &pb.TrainEvent{Epoch: int64(e.Epoch), Step: int64(e.Step), Total: int64(e.Total), Metrics: e.Metrics, Message: e.Message,
+		Samples: tensorToProto(e.Samples), SampleColumns: int64(e.SampleColumns)}
 }
 
-func trainEventFromProto(e *pb.TrainEvent) TrainEvent {
-	return TrainEvent{Epoch: int(e.Epoch), Step: int(e.Step), Total: int(e.Total), Metrics: e.Metrics, Message: e.Message}
+func trainEventFromProto(e *pb.TrainEvent) (TrainEvent, error) {
+	ev := TrainEvent{Epoch: int(e.Epoch), Step: int(e.Step), Total: int(e.Total), Metrics: e.Metrics, Message: e.Message,
+		SampleColumns: int(e.SampleColumns)}
+	if e.Samples != nil {
+		t, err := tensorFromProto(e.Samples)
+		if err != nil {
+			return ev, fmt.Errorf("samples: %w", err)
+		}
+		ev.Samples = t
+	}
+	return ev, nil
 }

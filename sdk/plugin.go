@@ -140,6 +140,10 @@ type TrainRequest struct {
 	// steps (0: only when it likes). The host writes each checkpoint to disk
 	// and resumes from the last one after an interruption.
 	CheckpointEvery int
+	// SampleEvery asks the plugin to Report a TrainEvent with Samples every
+	// so many steps, and at the end (0: never), so that a person can watch
+	// the model learn. Plugins that have nothing to show ignore it.
+	SampleEvery int
 	// Eval, on the host side, supplies held-out batches to the plugin's
 	// TrainSession.Eval: a pass in order ending with io.EOF, restarting on
 	// the call after that (nil: no held-out data). It is not sent; in a
@@ -156,4 +160,13 @@ type TrainEvent struct {
 	Metrics map[string]float64
 	// Message is free text (e.g. a warning about a NaN loss).
 	Message string
+	// Samples, when set, are images made by the model as it is at Step
+	// (NCHW, in the preset's output format), which the host saves as a
+	// grid (see TrainRequest.SampleEvery). Make them from the same inputs
+	// every time (fixed noise, fixed held-out items) so that successive
+	// grids show the model's progress rather than new draws.
+	Samples *Tensor
+	// SampleColumns is the grid's width in images (0: the host chooses),
+	// e.g. 10 to give each class of a conditional model its own row.
+	SampleColumns int
 }

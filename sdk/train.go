@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
@@ -50,6 +51,7 @@ func (s *server) Train(stream pb.Plugin_TrainServer) (err error) {
 		req: TrainRequest{
 			Preset: cfg.Preset, Params: params, Resume: cfg.Resume, Seed: cfg.Seed,
 			Epochs: int(cfg.Epochs), Steps: int(cfg.Steps), CheckpointEvery: int(cfg.CheckpointEvery),
+			SampleEvery: int(cfg.SampleEvery),
 		},
 		hasEval: cfg.HasEval,
 		stream:  stream,
@@ -180,6 +182,11 @@ func (t *trainSession) ask(ctx context.Context, req *pb.TrainOutput, what string
 }
 
 func (t *trainSession) Report(ev TrainEvent) error {
+	if ev.Samples != nil {
+		if err := ev.Samples.Check(); err != nil {
+			return fmt.Errorf("train: report: samples: %w", err)
+		}
+	}
 	return t.send(&pb.TrainOutput{Msg: &pb.TrainOutput_Event{Event: trainEventToProto(ev)}})
 }
 
@@ -222,7 +229,7 @@ func (c *Client) Train(ctx context.Context, req TrainRequest, next func(context.
 	cfg := &pb.TrainInput{Msg: &pb.TrainInput_Config{Config: &pb.TrainConfig{
 		Preset: req.Preset, Params: params, Resume: req.Resume, Seed: req.Seed,
 		Epochs: int64(req.Epochs), Steps: int64(req.Steps), CheckpointEvery: int64(req.CheckpointEvery),
-		HasEval: req.Eval != nil,
+		SampleEvery: int64(req.SampleEvery), HasEval: req.Eval != nil,
 	}}}
 	if err := stream.Send(cfg); err != nil && err != io.EOF {
 		return c.rpcErr(parent, call, err)
@@ -291,7 +298,12 @@ func (c *Client) Train(ctx context.Context, req TrainRequest, next func(context.
 			}
 		case *pb.TrainOutput_Event:
 			if onEvent != nil {
-				onEvent(trainEventFromProto(m.Event))
+				ev, err := trainEventFromProto(m.Event)
+				if err != nil {
+					// A bad picture is not worth the run: drop it, say so.
+					ev.Message = strings.TrimSpace(ev.Message + "\n" + c.prefix(call) + "the plugin sent unreadable " + err.Error())
+				}
+				onEvent(ev)
 			}
 		case *pb.TrainOutput_Weights:
 			buf = append(buf, m.Weights.Chunk...)

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -173,6 +175,9 @@ func trainSummary(w io.Writer, p *plan.Plan, res *job.TrainResult, err error, in
 	if len(res.Metrics) > 0 {
 		fmt.Fprintf(w, "  final metrics: %s\n", metricsText(res.Metrics, 0))
 	}
+	if res.Samples > 0 {
+		fmt.Fprintf(w, "  wrote %d sample grid(s) to %s, the last %s\n", res.Samples, relPath(p, tr.SampleDir), filepath.Base(res.LastSamples))
+	}
 	fmt.Fprintf(w, "  wrote %s (sha256 %s)\n", relPath(p, res.Output), res.OutputSHA256)
 	return nil
 }
@@ -274,7 +279,11 @@ func (p *trainProgress) draw() {
 		fmt.Fprintf(&b, " %3.0f%%", 100*float64(ev.Step)/float64(ev.Steps))
 	}
 	if len(ev.Metrics) > 0 {
-		b.WriteString(" " + metricsText(ev.Metrics, 6))
+		// The rate is the host's own (items/s below), not the plugin's
+		// items_per_s, which covers its last progress interval only.
+		m := maps.Clone(ev.Metrics)
+		delete(m, "items_per_s")
+		b.WriteString(" " + metricsText(m, 8))
 	}
 	elapsed := ev.Time.Sub(p.start).Seconds()
 	if done := ev.Step - p.base; elapsed > 0 && done > 0 {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"image"
+	_ "image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +20,23 @@ import (
 
 func init() {
 	scriptCmds["stmeta"] = cmdStmeta
+	scriptCmds["imgsize"] = cmdImgsize
+}
+
+// imgsize FILE W H: the image FILE is W by H pixels.
+func cmdImgsize(ts *testscript.TestScript, neg bool, args []string) {
+	noNeg(ts, neg, "imgsize")
+	if len(args) != 3 {
+		ts.Fatalf("usage: imgsize FILE W H")
+	}
+	f, err := os.Open(ts.MkAbs(args[0]))
+	ts.Check(err)
+	defer f.Close()
+	cfg, _, err := image.DecodeConfig(f)
+	ts.Check(err)
+	if got, want := fmt.Sprintf("%d %d", cfg.Width, cfg.Height), args[1]+" "+args[2]; got != want {
+		ts.Fatalf("%s is %s pixels, want %s", args[0], got, want)
+	}
 }
 
 // stmeta FILE: print the metadata of safetensors FILE, one KEY=VALUE line

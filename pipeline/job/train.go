@@ -42,7 +42,8 @@ type TrainOptions struct {
 // TrainEvent is a training progress event.
 type TrainEvent struct {
 	// Type is "start", "step" (the plugin reported progress), "message" (it
-	// sent text), "checkpoint" (a checkpoint was written) or "done".
+	// sent text), "checkpoint" (a checkpoint was written), "samples" (a
+	// grid of the plugin's samples was written) or "done".
 	Type string    `json:"type"`
 	Time time.Time `json:"time"`
 	// Epoch (from 1) and Step count what the host has handed out, from the
@@ -56,7 +57,8 @@ type TrainEvent struct {
 	// Metrics are the plugin's last reported scalars (loss terms, ...).
 	Metrics map[string]float64 `json:"metrics,omitempty"`
 	Message string             `json:"message,omitempty"`
-	// Path is the checkpoint written, for "checkpoint".
+	// Path is the checkpoint written, for "checkpoint", or the grid, for
+	// "samples".
 	Path string `json:"path,omitempty"`
 }
 
@@ -80,6 +82,10 @@ type TrainResult struct {
 	Checkpoints    int
 	Checkpoint     string
 	CheckpointStep int
+	// Samples counts the sample grids this process wrote, LastSamples is
+	// the newest one's path.
+	Samples     int
+	LastSamples string
 	// Output is the weights file written and OutputSHA256 its checksum
 	// ("" when the run did not finish).
 	Output, OutputSHA256 string
@@ -117,9 +123,9 @@ func Train(ctx context.Context, p *plan.Plan, m *plugins.Manager, opt TrainOptio
 		return res, nil
 	}
 
-	var spec *sdk.ImageSpec
+	var spec, outSpec *sdk.ImageSpec
 	if tr.PresetSpec != nil {
-		spec = tr.PresetSpec.Input
+		spec, outSpec = tr.PresetSpec.Input, tr.PresetSpec.Output
 	}
 	data, err := newDataset(ctx, p, tr.Input, spec, opt.Workers)
 	if err != nil {
@@ -145,6 +151,7 @@ func Train(ctx context.Context, p *plan.Plan, m *plugins.Manager, opt TrainOptio
 	req := sdk.TrainRequest{
 		Preset: tr.Preset, Params: tr.Params, Seed: p.Seed,
 		Epochs: tr.Epochs, Steps: res.Steps, CheckpointEvery: tr.CheckpointEvery,
+		SampleEvery: tr.SampleEvery,
 	}
 	if eval != nil {
 		req.Eval = eval.Eval
@@ -212,6 +219,20 @@ func Train(ctx context.Context, p *plan.Plan, m *plugins.Manager, opt TrainOptio
 		}
 		if e.Message != "" {
 			ev.Type, ev.Message = "message", e.Message
+			emit(ev)
+		}
+		if e.Samples != nil && tr.SampleDir != "" {
+			// A grid that cannot be written is reported, not fatal: it
+			// is a view of the training, not its result.
+			ev := position()
+			path, err := writeSamples(tr.SampleDir, e, outSpec)
+			if err != nil {
+				ev.Type, ev.Message = "message", fmt.Sprintf("train: samples of step %d: %v", e.Step, err)
+			} else {
+				ev.Type, ev.Path = "samples", path
+				res.Samples++
+				res.LastSamples = path
+			}
 			emit(ev)
 		}
 	}

@@ -15,6 +15,10 @@ import (
 // checkpoints when the train section does not say.
 const DefaultCheckpointEvery = 500
 
+// DefaultSampleEvery is how many steps apart sample grids are saved when
+// the train section has samples: without every.
+const DefaultSampleEvery = 500
+
 // MaxEpochs bounds train.epochs.
 const MaxEpochs = 100_000
 
@@ -33,6 +37,10 @@ var trainFields = []sdk.Param{
 	{Name: "checkpoint", Type: sdk.Object, Doc: "where and how often training state is saved; `pipeline train` resumes from it", Fields: []sdk.Param{
 		{Name: "path", Type: sdk.String, Doc: "checkpoint file, relative to the pipeline file (default: output + .ckpt)"},
 		{Name: "every", Type: sdk.Int, Default: DefaultCheckpointEvery, Min: sdk.Bound(1), Doc: "ask the plugin for a checkpoint every so many steps"},
+	}},
+	{Name: "samples", Type: sdk.Object, Doc: "save grids of the model's samples while it trains, to watch it learn: one before the first step, then every so many steps, and one after the last (plugins that make no samples save none)", Fields: []sdk.Param{
+		{Name: "every", Type: sdk.Int, Default: DefaultSampleEvery, Min: sdk.Bound(1), Doc: "steps between grids"},
+		{Name: "dir", Type: sdk.String, Doc: "folder of the grids, relative to the pipeline file (default: output + .samples): step-NNNNNN.png for each, and latest.png, a copy of the newest, for an image viewer to keep open"},
 	}},
 	{Name: "params", Type: sdk.Object, Doc: "the plugin's train parameters (`pipeline plugins describe MODEL`), checked against its declaration"},
 }
@@ -72,6 +80,10 @@ type Training struct {
 	Output          string
 	Checkpoint      string
 	CheckpointEvery int
+	// SampleEvery is the number of steps between sample grids (0: none);
+	// SampleDir their folder, absolute.
+	SampleEvery int
+	SampleDir   string
 	// Params are the plugin's train parameters, validated, defaults filled in.
 	Params sdk.Params
 	// Config is the whole section as checked, defaults filled in (params
@@ -136,6 +148,18 @@ func (b *builder) trainSection() {
 			if tr.Checkpoint == tr.Output && tr.Output != "" {
 				b.trainErrorf(t.ValuePos("checkpoint.path"), "leave it out to use output + .ckpt", "train.checkpoint.path: the checkpoint would overwrite the output weights")
 			}
+		}
+	}
+	if sm, ok := hv["samples"].(map[string]any); ok {
+		sp := sdk.Params(sm)
+		tr.SampleEvery = sp.Int("every")
+		if dir := sp.String("dir"); dir != "" {
+			tr.SampleDir = b.trainDir("samples.dir", dir)
+		} else if tr.Output != "" {
+			tr.SampleDir = tr.Output + ".samples"
+		}
+		if tr.SampleDir != "" && (tr.SampleDir == tr.Output || tr.SampleDir == tr.Checkpoint) {
+			b.trainErrorf(t.ValuePos("samples.dir"), "", "train.samples.dir: %q is the output or checkpoint file", sp.String("dir"))
 		}
 	}
 	if tr.Input != "" {
@@ -227,12 +251,8 @@ func (b *builder) trainPath(key, p string) string {
 		b.trainErrorf(pos, "", "train.%s: %q names a folder; name a file", key, p)
 		return ""
 	}
-	if !filepath.IsAbs(p) {
-		clean := filepath.Clean(filepath.FromSlash(p))
-		if clean == ".." || strings.HasPrefix(clean, ".."+string(filepath.Separator)) {
-			b.trainErrorf(pos, "relative paths stay inside the pipeline file's folder; give an absolute path to write elsewhere", "train.%s: %q leaves the pipeline file's folder", key, p)
-			return ""
-		}
+	if b.trainLeaves(pos, key, p) {
+		return ""
 	}
 	abs := b.abs(filepath.FromSlash(p))
 	if abs == b.baseDir {
@@ -242,6 +262,39 @@ func (b *builder) trainPath(key, p string) string {
 	if !b.opts.SkipFiles {
 		if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
 			b.trainErrorf(pos, "", "train.%s: %q is a folder; name a file", key, p)
+			return ""
+		}
+	}
+	return abs
+}
+
+// trainLeaves reports (as an error) a relative path p given at key that
+// leaves the pipeline file's folder: training writes only below it, unless
+// given an absolute path.
+func (b *builder) trainLeaves(pos spec.Pos, key, p string) bool {
+	if filepath.IsAbs(p) {
+		return false
+	}
+	clean := filepath.Clean(filepath.FromSlash(p))
+	if clean == ".." || strings.HasPrefix(clean, ".."+string(filepath.Separator)) {
+		b.trainErrorf(pos, "relative paths stay inside the pipeline file's folder; give an absolute path to write elsewhere", "train.%s: %q leaves the pipeline file's folder", key, p)
+		return true
+	}
+	return false
+}
+
+// trainDir resolves the folder p given at key: like trainPath, it stays
+// inside the pipeline file's folder unless absolute, and must not be a
+// file.
+func (b *builder) trainDir(key, p string) string {
+	pos := b.s.Train.ValuePos(key)
+	if b.trainLeaves(pos, key, p) {
+		return ""
+	}
+	abs := b.abs(filepath.FromSlash(p))
+	if !b.opts.SkipFiles {
+		if fi, err := os.Stat(abs); err == nil && !fi.IsDir() {
+			b.trainErrorf(pos, "", "train.%s: %q is a file; name a folder", key, p)
 			return ""
 		}
 	}

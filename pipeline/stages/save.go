@@ -594,14 +594,9 @@ func (s *Saver) Close() error {
 		}
 		cell.X, cell.Y = max(cell.X, sizes[i].X), max(cell.Y, sizes[i].Y)
 	}
-	var canvas *image.NRGBA
-	var cols int
+	var sheet *grid
 	if s.grid != nil {
-		cols = min(s.grid.columns, len(recs))
-		rows := (len(recs) + cols - 1) / cols
-		pad := s.grid.padding
-		canvas = image.NewNRGBA(image.Rect(0, 0, cols*cell.X+(cols-1)*pad, rows*cell.Y+(rows-1)*pad))
-		draw.Draw(canvas, canvas.Bounds(), image.NewUniform(s.grid.bg), image.Point{}, draw.Src)
+		sheet = newGrid(len(recs), s.grid.columns, s.grid.padding, cell, s.grid.bg)
 	}
 	var anim *gif.GIF
 	if s.anim != nil {
@@ -615,13 +610,8 @@ func (s *Saver) Close() error {
 				return fmt.Errorf("save: grid: %w", err)
 			}
 		}
-		if canvas != nil {
-			pad := s.grid.padding
-			b := img.Bounds()
-			corner := image.Pt((i%cols)*(cell.X+pad), (i/cols)*(cell.Y+pad))
-			at := corner.Add(cell.Sub(b.Size()).Div(2))
-			r := image.Rectangle{at, at.Add(b.Size())}.Intersect(image.Rectangle{corner, corner.Add(cell)})
-			draw.Draw(canvas, r, img, b.Min.Add(r.Min.Sub(at)), draw.Over)
+		if sheet != nil {
+			sheet.draw(i, img)
 		}
 		if anim != nil {
 			p := toPaletted(img)
@@ -634,10 +624,10 @@ func (s *Saver) Close() error {
 		}
 	}
 	var errs []error
-	if canvas != nil {
+	if sheet != nil {
 		format, _ := extFormat(s.grid.file)
 		var buf bytes.Buffer
-		if err := encodeImage(&buf, canvas, format, s.quality); err != nil {
+		if err := encodeImage(&buf, sheet.canvas, format, s.quality); err != nil {
 			errs = append(errs, fmt.Errorf("save: grid: %w", err))
 		} else if err := writeAtomic(s.abs(s.grid.file), buf.Bytes()); err != nil {
 			errs = append(errs, fmt.Errorf("save: grid: %w", err))

@@ -208,13 +208,9 @@ func (md *model) Generate(ctx context.Context, req sdk.GenerateRequest) (*sdk.Te
 		}
 		md.samplers[n] = s
 	}
-	copy(nn.Data(s.z), z)
-	if err := s.prog.Run(); err != nil {
+	out, err := s.images(z)
+	if err != nil {
 		return nil, err
-	}
-	out := sdk.NewTensor(sdk.Uint8, n, 1, Size, Size)
-	for i, v := range s.prog.Output(0) {
-		out.Data[i] = uint8(max(0, min(255, (v+1)*127.5+0.5)))
 	}
 	if frames > 0 {
 		out.Shape = []int{n / frames, frames, 1, Size, Size}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -66,10 +67,21 @@ func TestTrainEveryVariant(t *testing.T) {
 			if len(errs) > 0 {
 				t.Fatal(errs)
 			}
-			req := sdk.TrainRequest{Preset: p.name, Params: params, Seed: 3, Epochs: 1, Steps: steps, CheckpointEvery: 3}
+			req := sdk.TrainRequest{Preset: p.name, Params: params, Seed: 3, Epochs: 1, Steps: steps, CheckpointEvery: 3, SampleEvery: 4}
 			straight := &sdktest.Session{Req: req, Batches: batches}
 			if err := New().(*Plugin).Train(context.Background(), straight); err != nil {
 				t.Fatal(err)
+			}
+			checkSamples(t, p, straight.Events, []int{0, 4, 6})
+			// Sampling runs in eval mode: it must not change training.
+			quiet := &sdktest.Session{Req: req, Batches: batches}
+			quiet.Req.SampleEvery = 0
+			if err := New().(*Plugin).Train(context.Background(), quiet); err != nil {
+				t.Fatal(err)
+			}
+			checkSamples(t, p, quiet.Events, nil)
+			if !bytes.Equal(quiet.Final, straight.Final) {
+				t.Errorf("weights trained with samples differ from those trained without")
 			}
 			for _, ev := range straight.Events {
 				for k, v := range ev.Metrics {
@@ -91,6 +103,40 @@ func TestTrainEveryVariant(t *testing.T) {
 				t.Errorf("resumed run's weights differ from the straight run's")
 			}
 		})
+	}
+}
+
+// checkSamples checks that a run reported progress samples at the given
+// steps: 64 images in rows of 8 (10 per class, one row per class, for a
+// conditional preset), from the same noise each time, so each grid
+// differs from the one before only because the model learnt.
+func checkSamples(t *testing.T, p preset, events []sdk.TrainEvent, steps []int) {
+	t.Helper()
+	n, cols := 64, 8
+	if p.arch.Classes > 0 {
+		n, cols = 100, 10
+	}
+	var got []int
+	var prev []byte
+	for _, ev := range events {
+		if ev.Samples == nil {
+			continue
+		}
+		got = append(got, ev.Step)
+		if want := []int{n, 1, Size, Size}; !slices.Equal(ev.Samples.Shape, want) || ev.Samples.DType != sdk.Uint8 {
+			t.Errorf("step %d: samples %s %v, want uint8 %v", ev.Step, ev.Samples.DType, ev.Samples.Shape, want)
+			continue
+		}
+		if ev.SampleColumns != cols {
+			t.Errorf("step %d: %d columns, want %d", ev.Step, ev.SampleColumns, cols)
+		}
+		if prev != nil && bytes.Equal(prev, ev.Samples.Data) {
+			t.Errorf("step %d: samples equal the previous ones: the model did not change?", ev.Step)
+		}
+		prev = ev.Samples.Data
+	}
+	if !slices.Equal(got, steps) {
+		t.Errorf("samples at steps %v, want %v", got, steps)
 	}
 }
 

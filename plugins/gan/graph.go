@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/genpipe/genpipe/nn"
+	"github.com/genpipe/genpipe/sdk"
 	G "gorgonia.org/gorgonia"
 )
 
@@ -30,6 +31,20 @@ func (m *Model) buildSampler(n int, training bool) (*sampler, error) {
 	}
 	s.prog = prog
 	return s, nil
+}
+
+// images runs the sampler on generator inputs z (n rows of Z+Classes)
+// and returns uint8 images [n 1 28 28].
+func (s *sampler) images(z []float32) (*sdk.Tensor, error) {
+	copy(nn.Data(s.z), z)
+	if err := s.prog.Run(); err != nil {
+		return nil, err
+	}
+	out := sdk.NewTensor(sdk.Uint8, s.n, 1, Size, Size)
+	for i, v := range s.prog.Output(0) {
+		out.Data[i] = uint8(max(0, min(255, (v+1)*127.5+0.5)))
+	}
+	return out, nil
 }
 
 // critic is one critic (discriminator) step: inputs real and fake images

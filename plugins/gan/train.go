@@ -56,6 +56,7 @@ type trainer struct {
 	critics    map[int]*critic
 	gens       map[int]*genStep
 	samplers   map[int]*sampler
+	preview    *sampler           // eval mode, for the progress grids
 	pending    map[string]float64 // the last generator step's metrics
 }
 
@@ -108,7 +109,7 @@ func (*Plugin) Train(ctx context.Context, s sdk.TrainSession) error {
 		Optimizers: map[string]nn.Optimizer{"generator": t.gOpt, "discriminator": t.dOpt},
 		Identity:   map[string]string{"arch": m.Arch.JSON(), "preset": p.name}}
 	loop := &nn.Loop{Session: s, State: t.state, Step: t.step, Weights: t.weights, LogEvery: req.Params.Int("log_every"),
-		Warn: warn}
+		Warn: warn, Samples: t.samples}
 	_, err = loop.Run(ctx)
 	return err
 }
@@ -271,6 +272,36 @@ func (t *trainer) step(b *sdk.Batch) (map[string]float64, error) {
 		met[k] = v
 	}
 	return met, nil
+}
+
+// samples draws the progress grid from the same noise every time (item i
+// from seed i, as generate's item with seed i), in eval mode so that the
+// training state is untouched. Unconditional presets show 64 samples in
+// rows of 8, conditional ones 10 of each class, one row per class.
+func (t *trainer) samples() (*sdk.Tensor, int, error) {
+	a := t.m.Arch
+	n, cols := 64, 8
+	if a.Classes > 0 {
+		n, cols = 10*a.Classes, 10
+	}
+	if t.preview == nil {
+		s, err := t.m.buildSampler(n, false)
+		if err != nil {
+			return nil, 0, err
+		}
+		t.preview = s
+	}
+	w := a.Z + a.Classes
+	z := make([]float32, n*w)
+	for i := 0; i < n; i++ {
+		row := z[i*w : (i+1)*w]
+		Noise(row[:a.Z], nn.NewRNG(uint64(i)), 1, 0)
+		if a.Classes > 0 {
+			row[a.Z+i/cols] = 1
+		}
+	}
+	out, err := t.preview.images(z)
+	return out, cols, err
 }
 
 // spread is the mean over pixels of the standard deviation across the

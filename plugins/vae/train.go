@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/genpipe/genpipe/nn"
@@ -61,6 +62,11 @@ type trainer struct {
 	steps  int // planned total (0: unknown)
 	graphs map[int]*trainGraph
 	evals  map[int]*trainGraph
+	// preview holds the inputs of the progress grids of an AE or DAE
+	// (the first training items this process saw; corrupted for a DAE),
+	// enc and dec the eval-mode graphs that make them.
+	preview  []float32
+	enc, dec *inferGraph
 }
 
 // Train trains a preset's architecture on the batches the host streams,
@@ -83,7 +89,7 @@ func (*Plugin) Train(ctx context.Context, s sdk.TrainSession) error {
 	t.state = &nn.TrainState{Params: m.Params, Optimizers: map[string]nn.Optimizer{"adam": t.opt}, RNG: rng,
 		Identity: map[string]string{"arch": m.Arch.JSON(), "preset": p.name}}
 	loop := &nn.Loop{Session: s, State: t.state, Step: t.trainStep, Eval: t.evaluate, Weights: t.weights,
-		LogEvery: req.Params.Int("log_every")}
+		LogEvery: req.Params.Int("log_every"), Samples: t.samples}
 	_, err = loop.Run(ctx)
 	return err
 }
@@ -138,7 +144,10 @@ func (t *trainer) trainStep(b *sdk.Batch) (map[string]float64, error) {
 	x := nn.Data(g.x)
 	copy(x, target)
 	if t.m.Arch.Variant == DAE {
-		t.corrupt(x, b.Len())
+		t.corrupt(x, b.Len(), t.rng)
+	}
+	if t.preview == nil && t.m.Arch.Variant != VAE {
+		t.keepPreview(target, b.Len())
 	}
 	if g.eps != nil {
 		t.rng.Normal(nn.Data(g.eps), 1)
@@ -167,6 +176,75 @@ func (t *trainer) trainStep(b *sdk.Batch) (map[string]float64, error) {
 	return met, nil
 }
 
+// previewItems is the number of items of an AE's or DAE's progress grid.
+const previewItems = 32
+
+// keepPreview keeps the first training items (pixels in [0,1]) as the
+// inputs of the progress grids, corrupted for a DAE with noise of a fixed
+// seed so that the training RNG is untouched.
+func (t *trainer) keepPreview(x []float32, n int) {
+	n = min(n, previewItems)
+	per := t.m.Arch.Channels * t.m.Arch.Size * t.m.Arch.Size
+	t.preview = slices.Clone(x[:n*per])
+	if t.m.Arch.Variant == DAE {
+		t.corrupt(t.preview, n, nn.NewRNG(0x70726576)) // "prev"
+	}
+}
+
+// samples draws a progress grid with the model as it is: a VAE decodes
+// the same 64 prior draws every time (item i from seed i, as generate's
+// item with seed i); an AE or DAE shows each of its preview items beside
+// its reconstruction, four pairs to a row (nothing before its first
+// batch).
+func (t *trainer) samples() (*sdk.Tensor, int, error) {
+	a := t.m.Arch
+	per := a.Channels * a.Size * a.Size
+	var z []float32
+	n := 64
+	if a.Variant == VAE {
+		z = make([]float32, n*a.Latent)
+		for i := 0; i < n; i++ {
+			nn.NewRNG(uint64(i)).Normal(z[i*a.Latent:(i+1)*a.Latent], 1)
+		}
+	} else {
+		if t.preview == nil {
+			return nil, 0, nil
+		}
+		n = len(t.preview) / per
+		if t.enc == nil {
+			var err error
+			if t.enc, err = t.m.buildEncode(n); err != nil {
+				return nil, 0, err
+			}
+		}
+		copy(nn.Data(t.enc.in), t.preview)
+		if err := t.enc.prog.Run(); err != nil {
+			return nil, 0, err
+		}
+		z = t.enc.prog.Output(0)
+	}
+	if t.dec == nil {
+		var err error
+		if t.dec, err = t.m.buildDecode(n); err != nil {
+			return nil, 0, err
+		}
+	}
+	copy(nn.Data(t.dec.in), z)
+	if err := t.dec.prog.Run(); err != nil {
+		return nil, 0, err
+	}
+	out := t.dec.prog.Output(0)
+	if a.Variant == VAE {
+		return toImage(out, n, a), 8, nil
+	}
+	pairs := make([]float32, 2*n*per)
+	for i := 0; i < n; i++ {
+		copy(pairs[2*i*per:], t.preview[i*per:(i+1)*per])
+		copy(pairs[(2*i+1)*per:], out[i*per:(i+1)*per])
+	}
+	return toImage(pairs, 2*n, a), 8, nil
+}
+
 // trackCodes keeps exponential moving averages of the autoencoder's code
 // mean and standard deviation, the Gaussian its generate samples from.
 func (t *trainer) trackCodes(z []float32, n int, mean, std []float32) {
@@ -191,7 +269,7 @@ func (t *trainer) trackCodes(z []float32, n int, mean, std []float32) {
 }
 
 // corrupt applies the configured noise in place to n images in x.
-func (t *trainer) corrupt(x []float32, n int) {
+func (t *trainer) corrupt(x []float32, n int, rng *nn.RNG) {
 	per := len(x) / n
 	kind := t.params.String("noise")
 	for i := 0; i < n; i++ {
@@ -203,7 +281,7 @@ func (t *trainer) corrupt(x []float32, n int) {
 				k = NoiseSaltPepper
 			}
 		}
-		Corrupt(img, k, t.params.Float("noise_std"), t.params.Float("noise_amount"), t.rng)
+		Corrupt(img, k, t.params.Float("noise_std"), t.params.Float("noise_amount"), rng)
 	}
 }
 

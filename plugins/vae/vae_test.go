@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -169,6 +170,73 @@ func TestTrainResumeIsExact(t *testing.T) {
 			}
 			if !bytes.Equal(rest.Final, straight.Final) {
 				t.Errorf("resumed run's weights differ from the straight run's")
+			}
+		})
+	}
+}
+
+// TestTrainSamples: with SampleEvery set, training reports progress grids
+// (a VAE's prior samples from the start; an AE's or DAE's inputs beside
+// their reconstructions from its first batch on) without changing what it
+// trains.
+func TestTrainSamples(t *testing.T) {
+	const steps, bs = 12, 16
+	all := readIdx(t, mnistTest, steps*bs)
+	var batches []*sdk.Batch
+	for i := 0; i < steps; i++ {
+		batches = append(batches, &sdk.Batch{Tensor: all.Slice(i*bs, (i+1)*bs)})
+	}
+	for _, tc := range []struct {
+		preset string
+		steps  []int
+		n      int
+	}{
+		{"mnist-vae", []int{0, 5, 10, 12}, 64},
+		{"mnist-dae", []int{5, 10, 12}, 2 * bs},
+	} {
+		t.Run(tc.preset, func(t *testing.T) {
+			req := trainReq(t, tc.preset, steps, sdk.Params{"log_every": 4})
+			quiet := &sdktest.Session{Req: req, Batches: batches}
+			if err := New().(*Plugin).Train(context.Background(), quiet); err != nil {
+				t.Fatal(err)
+			}
+			req.SampleEvery = 5
+			s := &sdktest.Session{Req: req, Batches: batches}
+			if err := New().(*Plugin).Train(context.Background(), s); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(s.Final, quiet.Final) {
+				t.Errorf("weights trained with samples differ from those trained without")
+			}
+			var got []int
+			var first *sdk.Tensor
+			for _, ev := range s.Events {
+				if ev.Samples == nil {
+					continue
+				}
+				got = append(got, ev.Step)
+				smp := ev.Samples
+				if want := []int{tc.n, 1, 28, 28}; !slices.Equal(smp.Shape, want) || ev.SampleColumns != 8 {
+					t.Fatalf("step %d: samples %v in %d columns, want %v in 8", ev.Step, smp.Shape, ev.SampleColumns, want)
+				}
+				if first == nil {
+					first = smp
+					continue
+				}
+				if bytes.Equal(first.Data, smp.Data) {
+					t.Errorf("step %d: the same samples as at step %d", ev.Step, got[0])
+				}
+				if tc.preset == "mnist-dae" {
+					// The inputs (even cells) stay; the reconstructions change.
+					for i := 0; i < tc.n; i += 2 {
+						if !bytes.Equal(first.Slice(i, i+1).Data, smp.Slice(i, i+1).Data) {
+							t.Fatalf("step %d: input %d changed", ev.Step, i/2)
+						}
+					}
+				}
+			}
+			if !slices.Equal(got, tc.steps) {
+				t.Errorf("samples at steps %v, want %v", got, tc.steps)
 			}
 		})
 	}

@@ -1251,7 +1251,10 @@ type TrainConfig struct {
 	CheckpointEvery int64 `protobuf:"varint,7,opt,name=checkpoint_every,json=checkpointEvery,proto3" json:"checkpoint_every,omitempty"`
 	// has_eval says the host answers need_eval with held-out data; a plugin
 	// talking to a host without it gets no eval data (Eval returns io.EOF).
-	HasEval       bool `protobuf:"varint,8,opt,name=has_eval,json=hasEval,proto3" json:"has_eval,omitempty"`
+	HasEval bool `protobuf:"varint,8,opt,name=has_eval,json=hasEval,proto3" json:"has_eval,omitempty"`
+	// sample_every asks for a TrainEvent with samples every so many steps
+	// (0: never).
+	SampleEvery   int64 `protobuf:"varint,9,opt,name=sample_every,json=sampleEvery,proto3" json:"sample_every,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1340,6 +1343,13 @@ func (x *TrainConfig) GetHasEval() bool {
 		return x.HasEval
 	}
 	return false
+}
+
+func (x *TrainConfig) GetSampleEvery() int64 {
+	if x != nil {
+		return x.SampleEvery
+	}
+	return 0
 }
 
 type TrainInput struct {
@@ -1477,12 +1487,17 @@ func (*TrainInput_EvalBatch) isTrainInput_Msg() {}
 func (*TrainInput_EvalEnd) isTrainInput_Msg() {}
 
 type TrainEvent struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Epoch         int64                  `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Step          int64                  `protobuf:"varint,2,opt,name=step,proto3" json:"step,omitempty"`
-	Total         int64                  `protobuf:"varint,3,opt,name=total,proto3" json:"total,omitempty"`
-	Metrics       map[string]float64     `protobuf:"bytes,4,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
-	Message       string                 `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Epoch   int64                  `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Step    int64                  `protobuf:"varint,2,opt,name=step,proto3" json:"step,omitempty"`
+	Total   int64                  `protobuf:"varint,3,opt,name=total,proto3" json:"total,omitempty"`
+	Metrics map[string]float64     `protobuf:"bytes,4,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	Message string                 `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	// samples are images showing what the model has learnt so far (NCHW,
+	// the preset's output format), for the host to save as a grid of
+	// sample_columns columns (0: the host chooses).
+	Samples       *Tensor `protobuf:"bytes,6,opt,name=samples,proto3" json:"samples,omitempty"`
+	SampleColumns int64   `protobuf:"varint,7,opt,name=sample_columns,json=sampleColumns,proto3" json:"sample_columns,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1550,6 +1565,20 @@ func (x *TrainEvent) GetMessage() string {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *TrainEvent) GetSamples() *Tensor {
+	if x != nil {
+		return x.Samples
+	}
+	return nil
+}
+
+func (x *TrainEvent) GetSampleColumns() int64 {
+	if x != nil {
+		return x.SampleColumns
+	}
+	return 0
 }
 
 type Weights struct {
@@ -1827,7 +1856,7 @@ const file_plugin_proto_rawDesc = "" +
 	"\alatents\x18\x04 \x01(\v2\x16.genpipe.sdk.v1.TensorR\alatents\x12)\n" +
 	"\x03shm\x18\x05 \x01(\v2\x17.genpipe.sdk.v1.ShmCallR\x03shm\"@\n" +
 	"\x0eTensorResponse\x12.\n" +
-	"\x06tensor\x18\x01 \x01(\v2\x16.genpipe.sdk.v1.TensorR\x06tensor\"\xf6\x01\n" +
+	"\x06tensor\x18\x01 \x01(\v2\x16.genpipe.sdk.v1.TensorR\x06tensor\"\x99\x02\n" +
 	"\vTrainConfig\x12\x16\n" +
 	"\x06preset\x18\x01 \x01(\tR\x06preset\x12/\n" +
 	"\x06params\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x06params\x12\x16\n" +
@@ -1836,7 +1865,8 @@ const file_plugin_proto_rawDesc = "" +
 	"\x06epochs\x18\x05 \x01(\x03R\x06epochs\x12\x14\n" +
 	"\x05steps\x18\x06 \x01(\x03R\x05steps\x12)\n" +
 	"\x10checkpoint_every\x18\a \x01(\x03R\x0fcheckpointEvery\x12\x19\n" +
-	"\bhas_eval\x18\b \x01(\bR\ahasEval\"\x9e\x02\n" +
+	"\bhas_eval\x18\b \x01(\bR\ahasEval\x12!\n" +
+	"\fsample_every\x18\t \x01(\x03R\vsampleEvery\"\x9e\x02\n" +
 	"\n" +
 	"TrainInput\x125\n" +
 	"\x06config\x18\x01 \x01(\v2\x1b.genpipe.sdk.v1.TrainConfigH\x00R\x06config\x124\n" +
@@ -1845,14 +1875,16 @@ const file_plugin_proto_rawDesc = "" +
 	"\n" +
 	"eval_batch\x18\x04 \x01(\v2\x1c.genpipe.sdk.v1.BatchRequestH\x00R\tevalBatch\x122\n" +
 	"\beval_end\x18\x05 \x01(\v2\x15.genpipe.sdk.v1.EmptyH\x00R\aevalEndB\x05\n" +
-	"\x03msg\"\xe5\x01\n" +
+	"\x03msg\"\xbe\x02\n" +
 	"\n" +
 	"TrainEvent\x12\x14\n" +
 	"\x05epoch\x18\x01 \x01(\x03R\x05epoch\x12\x12\n" +
 	"\x04step\x18\x02 \x01(\x03R\x04step\x12\x14\n" +
 	"\x05total\x18\x03 \x01(\x03R\x05total\x12A\n" +
 	"\ametrics\x18\x04 \x03(\v2'.genpipe.sdk.v1.TrainEvent.MetricsEntryR\ametrics\x12\x18\n" +
-	"\amessage\x18\x05 \x01(\tR\amessage\x1a:\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\x120\n" +
+	"\asamples\x18\x06 \x01(\v2\x16.genpipe.sdk.v1.TensorR\asamples\x12%\n" +
+	"\x0esample_columns\x18\a \x01(\x03R\rsampleColumns\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"I\n" +
@@ -1949,31 +1981,32 @@ var file_plugin_proto_depIdxs = []int32{
 	15, // 23: genpipe.sdk.v1.TrainInput.eval_batch:type_name -> genpipe.sdk.v1.BatchRequest
 	1,  // 24: genpipe.sdk.v1.TrainInput.eval_end:type_name -> genpipe.sdk.v1.Empty
 	23, // 25: genpipe.sdk.v1.TrainEvent.metrics:type_name -> genpipe.sdk.v1.TrainEvent.MetricsEntry
-	20, // 26: genpipe.sdk.v1.TrainOutput.event:type_name -> genpipe.sdk.v1.TrainEvent
-	21, // 27: genpipe.sdk.v1.TrainOutput.weights:type_name -> genpipe.sdk.v1.Weights
-	1,  // 28: genpipe.sdk.v1.TrainOutput.need:type_name -> genpipe.sdk.v1.Empty
-	1,  // 29: genpipe.sdk.v1.TrainOutput.need_eval:type_name -> genpipe.sdk.v1.Empty
-	2,  // 30: genpipe.sdk.v1.Plugin.Describe:input_type -> genpipe.sdk.v1.DescribeRequest
-	12, // 31: genpipe.sdk.v1.Plugin.Load:input_type -> genpipe.sdk.v1.LoadRequest
-	14, // 32: genpipe.sdk.v1.Plugin.Unload:input_type -> genpipe.sdk.v1.UnloadRequest
-	15, // 33: genpipe.sdk.v1.Plugin.Encode:input_type -> genpipe.sdk.v1.BatchRequest
-	16, // 34: genpipe.sdk.v1.Plugin.Generate:input_type -> genpipe.sdk.v1.GenerateRequest
-	15, // 35: genpipe.sdk.v1.Plugin.Translate:input_type -> genpipe.sdk.v1.BatchRequest
-	15, // 36: genpipe.sdk.v1.Plugin.Denoise:input_type -> genpipe.sdk.v1.BatchRequest
-	19, // 37: genpipe.sdk.v1.Plugin.Train:input_type -> genpipe.sdk.v1.TrainInput
-	11, // 38: genpipe.sdk.v1.Plugin.Describe:output_type -> genpipe.sdk.v1.Description
-	13, // 39: genpipe.sdk.v1.Plugin.Load:output_type -> genpipe.sdk.v1.LoadResponse
-	1,  // 40: genpipe.sdk.v1.Plugin.Unload:output_type -> genpipe.sdk.v1.Empty
-	17, // 41: genpipe.sdk.v1.Plugin.Encode:output_type -> genpipe.sdk.v1.TensorResponse
-	17, // 42: genpipe.sdk.v1.Plugin.Generate:output_type -> genpipe.sdk.v1.TensorResponse
-	17, // 43: genpipe.sdk.v1.Plugin.Translate:output_type -> genpipe.sdk.v1.TensorResponse
-	17, // 44: genpipe.sdk.v1.Plugin.Denoise:output_type -> genpipe.sdk.v1.TensorResponse
-	22, // 45: genpipe.sdk.v1.Plugin.Train:output_type -> genpipe.sdk.v1.TrainOutput
-	38, // [38:46] is the sub-list for method output_type
-	30, // [30:38] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	3,  // 26: genpipe.sdk.v1.TrainEvent.samples:type_name -> genpipe.sdk.v1.Tensor
+	20, // 27: genpipe.sdk.v1.TrainOutput.event:type_name -> genpipe.sdk.v1.TrainEvent
+	21, // 28: genpipe.sdk.v1.TrainOutput.weights:type_name -> genpipe.sdk.v1.Weights
+	1,  // 29: genpipe.sdk.v1.TrainOutput.need:type_name -> genpipe.sdk.v1.Empty
+	1,  // 30: genpipe.sdk.v1.TrainOutput.need_eval:type_name -> genpipe.sdk.v1.Empty
+	2,  // 31: genpipe.sdk.v1.Plugin.Describe:input_type -> genpipe.sdk.v1.DescribeRequest
+	12, // 32: genpipe.sdk.v1.Plugin.Load:input_type -> genpipe.sdk.v1.LoadRequest
+	14, // 33: genpipe.sdk.v1.Plugin.Unload:input_type -> genpipe.sdk.v1.UnloadRequest
+	15, // 34: genpipe.sdk.v1.Plugin.Encode:input_type -> genpipe.sdk.v1.BatchRequest
+	16, // 35: genpipe.sdk.v1.Plugin.Generate:input_type -> genpipe.sdk.v1.GenerateRequest
+	15, // 36: genpipe.sdk.v1.Plugin.Translate:input_type -> genpipe.sdk.v1.BatchRequest
+	15, // 37: genpipe.sdk.v1.Plugin.Denoise:input_type -> genpipe.sdk.v1.BatchRequest
+	19, // 38: genpipe.sdk.v1.Plugin.Train:input_type -> genpipe.sdk.v1.TrainInput
+	11, // 39: genpipe.sdk.v1.Plugin.Describe:output_type -> genpipe.sdk.v1.Description
+	13, // 40: genpipe.sdk.v1.Plugin.Load:output_type -> genpipe.sdk.v1.LoadResponse
+	1,  // 41: genpipe.sdk.v1.Plugin.Unload:output_type -> genpipe.sdk.v1.Empty
+	17, // 42: genpipe.sdk.v1.Plugin.Encode:output_type -> genpipe.sdk.v1.TensorResponse
+	17, // 43: genpipe.sdk.v1.Plugin.Generate:output_type -> genpipe.sdk.v1.TensorResponse
+	17, // 44: genpipe.sdk.v1.Plugin.Translate:output_type -> genpipe.sdk.v1.TensorResponse
+	17, // 45: genpipe.sdk.v1.Plugin.Denoise:output_type -> genpipe.sdk.v1.TensorResponse
+	22, // 46: genpipe.sdk.v1.Plugin.Train:output_type -> genpipe.sdk.v1.TrainOutput
+	39, // [39:47] is the sub-list for method output_type
+	31, // [31:39] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }

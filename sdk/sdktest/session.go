@@ -2,6 +2,7 @@ package sdktest
 
 import (
 	"context"
+	"fmt"
 	"io"
 
 	"github.com/genpipe/genpipe/sdk"
@@ -42,8 +43,13 @@ func (s *Session) Next(ctx context.Context) (*sdk.Batch, error) {
 // Eval returns io.EOF: the session has no held-out data.
 func (s *Session) Eval(ctx context.Context) (*sdk.Batch, error) { return nil, io.EOF }
 
-// Report records ev.
+// Report records ev; like the real session it refuses malformed samples.
 func (s *Session) Report(ev sdk.TrainEvent) error {
+	if ev.Samples != nil {
+		if err := ev.Samples.Check(); err != nil {
+			return fmt.Errorf("train: report: samples: %w", err)
+		}
+	}
 	s.Events = append(s.Events, ev)
 	return nil
 }

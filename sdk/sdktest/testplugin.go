@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -83,6 +84,7 @@ func (p *testPlugin) Describe() sdk.Description {
 				{Name: "pad_bytes", Type: sdk.Int, Default: 0, Min: sdk.Bound(0), Max: sdk.Bound(64 << 20), Doc: "Padding appended to the weights, to test large transfers."},
 				{Name: "format", Type: sdk.String, Default: "json", Enum: []string{"json", "safetensors"}, Doc: "Final weights as JSON stats, or as safetensors (tensors mean and std, with metadata)."},
 				{Name: "eval_passes", Type: sdk.Int, Default: 1, Min: sdk.Bound(0), Max: sdk.Bound(10), Doc: "Passes over the held-out data at the end; each must see the same data."},
+				{Name: "bad_samples", Type: sdk.Bool, Default: false, Doc: "Report samples of the wrong shape (a [N 28] tensor), to test that the host survives them."},
 				{Name: "exit_after", Type: sdk.Int, Default: 0, Min: sdk.Bound(0), Doc: "Exit the process with status 3 after this many steps of a run that did not resume (0: never), to test crash recovery."},
 				{Name: "step_delay_ms", Type: sdk.Int, Default: 0, Min: sdk.Bound(0), Max: sdk.Bound(10000), Doc: "Sleep per step, to simulate a slow model."},
 			}},
@@ -220,6 +222,18 @@ func (p *testPlugin) Train(ctx context.Context, s sdk.TrainSession) error {
 		}
 		if err := s.Report(sdk.TrainEvent{Epoch: epoch, Step: step, Total: req.Steps, Metrics: map[string]float64{"mean_change": change, "items": float64(st.Items)}}); err != nil {
 			return err
+		}
+		if every := req.SampleEvery; every > 0 && step%every == 0 {
+			// The batch's first items stand in for samples: this plugin
+			// generates nothing it learnt.
+			part := b.Tensor.Slice(0, min(4, n))
+			smp := &sdk.Tensor{DType: part.DType, Shape: slices.Clone(part.Shape), Data: slices.Clone(part.Data)}
+			if req.Params.Bool("bad_samples") {
+				smp.Shape = []int{smp.Shape[0], len(smp.Data) / smp.Shape[0]}
+			}
+			if err := s.Report(sdk.TrainEvent{Epoch: epoch, Step: step, Total: req.Steps, Samples: smp, SampleColumns: 2}); err != nil {
+				return err
+			}
 		}
 		if every := req.CheckpointEvery; every > 0 && step%every == 0 {
 			ck := st
