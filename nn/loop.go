@@ -92,6 +92,24 @@ func (s *TrainState) Restore(b []byte) error {
 	return nil
 }
 
+// Init loads final weights (safetensors written from Params, as a
+// plugin's Weights function does) as the starting point of a run, for
+// fine-tuning or training longer: parameters and buffers, nothing else.
+// Weights whose "arch" metadata differs from the state's Identity["arch"]
+// are refused, as are missing or mis-shaped tensors.
+func (s *TrainState) Init(b []byte) error {
+	f, err := safetensors.Decode(b)
+	if err != nil {
+		return err
+	}
+	if want, ok := s.Identity["arch"]; ok {
+		if got, ok := f.Metadata["arch"]; ok && got != want {
+			return fmt.Errorf("the weights are for architecture %s, this run trains %s", got, want)
+		}
+	}
+	return s.Params.Load(f)
+}
+
 // Loop is the training loop every model family shares: it pulls batches
 // from the host, runs Step on each, reports averaged metrics and
 // throughput, saves checkpoints when the host asks for them, evaluates on
@@ -146,6 +164,10 @@ func (l *Loop) Run(ctx context.Context) (map[string]float64, error) {
 			return nil, fmt.Errorf("resume: %w", err)
 		}
 		s.Logger().Info("resumed from checkpoint", "step", l.State.Step)
+	} else if req.Init != nil {
+		if err := l.State.Init(req.Init); err != nil {
+			return nil, fmt.Errorf("init: %w", err)
+		}
 	}
 	perEpoch := 0
 	if req.Epochs > 0 && req.Steps > 0 {

@@ -126,6 +126,11 @@ type TrainRequest struct {
 	Params Params
 	// Resume holds a checkpoint previously sent with Save (nil: start fresh).
 	Resume []byte
+	// Init, when set (and Resume is not), holds weights to start from
+	// instead of initialising from Seed: final weights this plugin saved
+	// earlier, to fine-tune them or to train them for longer. Optimizer
+	// state starts afresh. Refuse weights of another architecture.
+	Init []byte
 	// Seed is the run's seed (the pipeline file's seed:): seed weight
 	// initialisation and any other randomness not tied to an item from it,
 	// so that a run is reproducible. Per-item randomness should use the

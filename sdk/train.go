@@ -51,7 +51,7 @@ func (s *server) Train(stream pb.Plugin_TrainServer) (err error) {
 		req: TrainRequest{
 			Preset: cfg.Preset, Params: params, Resume: cfg.Resume, Seed: cfg.Seed,
 			Epochs: int(cfg.Epochs), Steps: int(cfg.Steps), CheckpointEvery: int(cfg.CheckpointEvery),
-			SampleEvery: int(cfg.SampleEvery),
+			SampleEvery: int(cfg.SampleEvery), Init: cfg.Init,
 		},
 		hasEval: cfg.HasEval,
 		stream:  stream,
@@ -229,7 +229,7 @@ func (c *Client) Train(ctx context.Context, req TrainRequest, next func(context.
 	cfg := &pb.TrainInput{Msg: &pb.TrainInput_Config{Config: &pb.TrainConfig{
 		Preset: req.Preset, Params: params, Resume: req.Resume, Seed: req.Seed,
 		Epochs: int64(req.Epochs), Steps: int64(req.Steps), CheckpointEvery: int64(req.CheckpointEvery),
-		SampleEvery: int64(req.SampleEvery), HasEval: req.Eval != nil,
+		SampleEvery: int64(req.SampleEvery), HasEval: req.Eval != nil, Init: req.Init,
 	}}}
 	if err := stream.Send(cfg); err != nil && err != io.EOF {
 		return c.rpcErr(parent, call, err)

@@ -156,6 +156,15 @@ func Train(ctx context.Context, p *plan.Plan, m *plugins.Manager, opt TrainOptio
 	if eval != nil {
 		req.Eval = eval.Eval
 	}
+	var initSum string
+	if tr.Init != "" {
+		w, err := os.ReadFile(tr.Init)
+		if err != nil {
+			return nil, fmt.Errorf("train.init: %w", err)
+		}
+		sum := sha256.Sum256(w)
+		req.Init, initSum = w, hex.EncodeToString(sum[:])
+	}
 	start := 0
 	if !opt.Fresh {
 		old, resume, err := readCheckpoint(tr.Checkpoint)
@@ -170,7 +179,8 @@ func Train(ctx context.Context, p *plan.Plan, m *plugins.Manager, opt TrainOptio
 			if old.FileSHA256 != state.FileSHA256 {
 				emit(TrainEvent{Type: "message", Message: fmt.Sprintf("%s changed since checkpoint %s was written; resuming with the file as it is now", p.File, filepath.Base(tr.Checkpoint))})
 			}
-			start, req.Resume = old.Step, resume
+			// The checkpoint carries the weights: init only starts a run.
+			start, req.Resume, req.Init = old.Step, resume, nil
 			res.ResumedAt, res.CheckpointStep = start, start
 		}
 	}
@@ -241,7 +251,7 @@ func Train(ctx context.Context, p *plan.Plan, m *plugins.Manager, opt TrainOptio
 			return
 		}
 		if isFinal {
-			out, err := addMetadata(w, p, data, eval, res, opt.Version)
+			out, err := addMetadata(w, p, data, eval, res, opt.Version, initSum)
 			if err == nil {
 				err = writeAtomic(tr.Output, out)
 			}
@@ -332,7 +342,7 @@ func (c checkpointState) mismatch(now checkpointState) string {
 // addMetadata records the training in the metadata of safetensors weights
 // (keys starting with MetadataPrefix; the plugin's own keys are kept).
 // Other weights are returned as they are.
-func addMetadata(w []byte, p *plan.Plan, data *dataset, eval *evalSource, res *TrainResult, version string) ([]byte, error) {
+func addMetadata(w []byte, p *plan.Plan, data *dataset, eval *evalSource, res *TrainResult, version, initSum string) ([]byte, error) {
 	f, err := safetensors.Decode(w)
 	if err != nil {
 		return w, nil // not safetensors: the plugin's own format
@@ -364,6 +374,15 @@ func addMetadata(w []byte, p *plan.Plan, data *dataset, eval *evalSource, res *T
 		"model":        tr.Model,
 		"preset":       tr.Preset,
 		"steps":        strconv.Itoa(res.Steps),
+	}
+	if tr.Init != "" {
+		// Where the run started matters to reproduce it: which file, and
+		// exactly which bytes.
+		in, err := json.Marshal(map[string]string{"file": filepath.Base(tr.Init), "sha256": initSum})
+		if err != nil {
+			return nil, err
+		}
+		meta["init"] = string(in)
 	}
 	if len(p.Overrides) > 0 {
 		// train_config has their effect; this says they were flags.

@@ -34,6 +34,7 @@ var trainFields = []sdk.Param{
 	{Name: "batch", Type: sdk.Int, Min: sdk.Bound(1), Max: sdk.Bound(65536), Doc: "items per training step (default: the plugin's preferred batch size, else 16); the last batch of an epoch may be smaller"},
 	{Name: "shuffle", Type: sdk.Bool, Default: true, Doc: "shuffle the items each epoch, in an order derived from the file's seed (false: load order)"},
 	{Name: "output", Type: sdk.String, Required: true, Doc: "the weights file to write at the end (e.g. NAME.safetensors), relative to the pipeline file; written atomically"},
+	{Name: "init", Type: sdk.String, Doc: "weights to start from instead of a fresh initialisation (e.g. the output of an earlier run, to train it longer or fine-tune it on other data), relative to the pipeline file; they must be of the preset's architecture; optimizer state starts afresh"},
 	{Name: "checkpoint", Type: sdk.Object, Doc: "where and how often training state is saved; `pipeline train` resumes from it", Fields: []sdk.Param{
 		{Name: "path", Type: sdk.String, Doc: "checkpoint file, relative to the pipeline file (default: output + .ckpt)"},
 		{Name: "every", Type: sdk.Int, Default: DefaultCheckpointEvery, Min: sdk.Bound(1), Doc: "ask the plugin for a checkpoint every so many steps"},
@@ -80,6 +81,8 @@ type Training struct {
 	Output          string
 	Checkpoint      string
 	CheckpointEvery int
+	// Init is the weights file to start from, absolute ("" for none).
+	Init string
 	// SampleEvery is the number of steps between sample grids (0: none);
 	// SampleDir their folder, absolute.
 	SampleEvery int
@@ -149,6 +152,9 @@ func (b *builder) trainSection() {
 				b.trainErrorf(t.ValuePos("checkpoint.path"), "leave it out to use output + .ckpt", "train.checkpoint.path: the checkpoint would overwrite the output weights")
 			}
 		}
+	}
+	if in, ok := hv["init"].(string); ok {
+		tr.Init = b.trainInit(in)
 	}
 	if sm, ok := hv["samples"].(map[string]any); ok {
 		sp := sdk.Params(sm)
@@ -281,6 +287,30 @@ func (b *builder) trainLeaves(pos spec.Pos, key, p string) bool {
 		return true
 	}
 	return false
+}
+
+// trainInit resolves train.init, which must name an existing file (the
+// output itself is fine: that is how a finished run is trained further).
+func (b *builder) trainInit(p string) string {
+	pos := b.s.Train.ValuePos("init")
+	if p == "" {
+		b.trainErrorf(pos, "", "train.init is empty; name a weights file or leave it out")
+		return ""
+	}
+	abs := b.abs(filepath.FromSlash(p))
+	if b.opts.SkipFiles {
+		return abs
+	}
+	fi, err := os.Stat(abs)
+	switch {
+	case err != nil:
+		b.trainErrorf(pos, relHint, "train.init: file %q not found", p)
+		return ""
+	case fi.IsDir():
+		b.trainErrorf(pos, "", "train.init: %q is a folder, expected a weights file", p)
+		return ""
+	}
+	return abs
 }
 
 // trainDir resolves the folder p given at key: like trainPath, it stays

@@ -13,6 +13,7 @@ import (
 
 	"github.com/genpipe/genpipe/nn"
 	"github.com/genpipe/genpipe/sdk"
+	"github.com/genpipe/genpipe/sdk/safetensors"
 	"github.com/genpipe/genpipe/sdk/sdktest"
 )
 
@@ -103,6 +104,50 @@ func TestTrainEveryVariant(t *testing.T) {
 				t.Errorf("resumed run's weights differ from the straight run's")
 			}
 		})
+	}
+}
+
+// TestTrainInit: a run given Init starts from those weights (a run with
+// no data ends with them unchanged) and refuses another preset's.
+func TestTrainInit(t *testing.T) {
+	const steps, bs = 3, 8
+	x, labels := mnist(t, steps*bs)
+	var batches []*sdk.Batch
+	for i := 0; i < steps; i++ {
+		batches = append(batches, &sdk.Batch{Tensor: x.Slice(i*bs, (i+1)*bs), Labels: labels[i*bs : (i+1)*bs]})
+	}
+	params, _ := sdk.CheckParams(TrainParams, nil, "")
+	req := sdk.TrainRequest{Preset: "mnist-dcgan", Params: params, Seed: 3, Epochs: 1, Steps: steps}
+	first := &sdktest.Session{Req: req, Batches: batches}
+	if err := New().(*Plugin).Train(context.Background(), first); err != nil {
+		t.Fatal(err)
+	}
+	again := &sdktest.Session{Req: req}
+	again.Req.Init, again.Req.Seed = first.Final, 99
+	if err := New().(*Plugin).Train(context.Background(), again); err != nil {
+		t.Fatal(err)
+	}
+	a, err := safetensors.Decode(first.Final)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := safetensors.Decode(again.Final)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Tensors) != len(b.Tensors) {
+		t.Fatalf("%d tensors, want %d", len(b.Tensors), len(a.Tensors))
+	}
+	for i := range a.Tensors {
+		if a.Tensors[i].Name != b.Tensors[i].Name || !bytes.Equal(a.Tensors[i].Data, b.Tensors[i].Data) {
+			t.Errorf("tensor %s differs from the init weights'", a.Tensors[i].Name)
+		}
+	}
+	other := &sdktest.Session{Req: req}
+	other.Req.Preset, other.Req.Init = "mnist-cgan", first.Final
+	err = New().(*Plugin).Train(context.Background(), other)
+	if err == nil || !strings.Contains(err.Error(), "init: the weights are for architecture") {
+		t.Errorf("cgan run from dcgan weights: got %v, want an architecture error", err)
 	}
 }
 

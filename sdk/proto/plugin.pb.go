@@ -1254,7 +1254,10 @@ type TrainConfig struct {
 	HasEval bool `protobuf:"varint,8,opt,name=has_eval,json=hasEval,proto3" json:"has_eval,omitempty"`
 	// sample_every asks for a TrainEvent with samples every so many steps
 	// (0: never).
-	SampleEvery   int64 `protobuf:"varint,9,opt,name=sample_every,json=sampleEvery,proto3" json:"sample_every,omitempty"`
+	SampleEvery int64 `protobuf:"varint,9,opt,name=sample_every,json=sampleEvery,proto3" json:"sample_every,omitempty"`
+	// init are weights to start from instead of a fresh initialisation (in
+	// the format of the plugin's final weights); unset when resuming.
+	Init          []byte `protobuf:"bytes,10,opt,name=init,proto3" json:"init,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1350,6 +1353,13 @@ func (x *TrainConfig) GetSampleEvery() int64 {
 		return x.SampleEvery
 	}
 	return 0
+}
+
+func (x *TrainConfig) GetInit() []byte {
+	if x != nil {
+		return x.Init
+	}
+	return nil
 }
 
 type TrainInput struct {
@@ -1856,7 +1866,7 @@ const file_plugin_proto_rawDesc = "" +
 	"\alatents\x18\x04 \x01(\v2\x16.genpipe.sdk.v1.TensorR\alatents\x12)\n" +
 	"\x03shm\x18\x05 \x01(\v2\x17.genpipe.sdk.v1.ShmCallR\x03shm\"@\n" +
 	"\x0eTensorResponse\x12.\n" +
-	"\x06tensor\x18\x01 \x01(\v2\x16.genpipe.sdk.v1.TensorR\x06tensor\"\x99\x02\n" +
+	"\x06tensor\x18\x01 \x01(\v2\x16.genpipe.sdk.v1.TensorR\x06tensor\"\xad\x02\n" +
 	"\vTrainConfig\x12\x16\n" +
 	"\x06preset\x18\x01 \x01(\tR\x06preset\x12/\n" +
 	"\x06params\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x06params\x12\x16\n" +
@@ -1866,7 +1876,9 @@ const file_plugin_proto_rawDesc = "" +
 	"\x05steps\x18\x06 \x01(\x03R\x05steps\x12)\n" +
 	"\x10checkpoint_every\x18\a \x01(\x03R\x0fcheckpointEvery\x12\x19\n" +
 	"\bhas_eval\x18\b \x01(\bR\ahasEval\x12!\n" +
-	"\fsample_every\x18\t \x01(\x03R\vsampleEvery\"\x9e\x02\n" +
+	"\fsample_every\x18\t \x01(\x03R\vsampleEvery\x12\x12\n" +
+	"\x04init\x18\n" +
+	" \x01(\fR\x04init\"\x9e\x02\n" +
 	"\n" +
 	"TrainInput\x125\n" +
 	"\x06config\x18\x01 \x01(\v2\x1b.genpipe.sdk.v1.TrainConfigH\x00R\x06config\x124\n" +

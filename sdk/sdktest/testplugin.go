@@ -162,6 +162,13 @@ func (p *testPlugin) Train(ctx context.Context, s sdk.TrainSession) error {
 			return fmt.Errorf("resume: %w", err)
 		}
 		s.Logger().Info("resuming", "step", st.Steps, "items", st.Items)
+	} else if req.Init != nil {
+		// Start from earlier final weights: the statistics go on
+		// accumulating; the step count is this run's.
+		if err := json.Unmarshal(req.Init, &st); err != nil {
+			return fmt.Errorf("init: these are not %s weights: %w", p.name, err)
+		}
+		st.Steps, st.Order = 0, 0
 	}
 	sumSq := st.SumSq
 	if len(sumSq) != len(st.Mean) {
