@@ -2,12 +2,15 @@ package job
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
 	"image/png"
 	"math"
+	"os"
 	"path/filepath"
+	"regexp"
 
 	"github.com/genpipe/genpipe/pipeline/item"
 	"github.com/genpipe/genpipe/pipeline/stages"
@@ -51,4 +54,28 @@ func writeSamples(dir string, ev sdk.TrainEvent, spec *sdk.ImageSpec) (string, e
 		return "", err
 	}
 	return file, nil
+}
+
+// stepGrid matches the names writeSamples gives grids.
+var stepGrid = regexp.MustCompile(`^step-\d{6,}\.png$`)
+
+// clearSamples removes the grids of an earlier run from dir (only files
+// named as writeSamples names them), so that a run started from the
+// beginning leaves a folder of its own grids only. A missing dir is fine.
+func clearSamples(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if name := e.Name(); !e.IsDir() && (stepGrid.MatchString(name) || name == LatestSamples) {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -185,6 +185,11 @@ func Train(ctx context.Context, p *plan.Plan, m *plugins.Manager, opt TrainOptio
 		}
 	}
 
+	if tr.SampleDir != "" && start == 0 {
+		if err := clearSamples(tr.SampleDir); err != nil {
+			return nil, fmt.Errorf("train.samples: removing the grids of an earlier run: %w", err)
+		}
+	}
 	plug, err := m.Open(ctx, plugins.Ref{Name: tr.Model, Path: tr.Path, SHA256: tr.SHA256})
 	if err != nil {
 		return nil, err

@@ -41,7 +41,7 @@ var trainFields = []sdk.Param{
 	}},
 	{Name: "samples", Type: sdk.Object, Doc: "save grids of the model's samples while it trains, to watch it learn: one before the first step, then every so many steps, and one after the last (plugins that make no samples save none)", Fields: []sdk.Param{
 		{Name: "every", Type: sdk.Int, Default: DefaultSampleEvery, Min: sdk.Bound(1), Doc: "steps between grids"},
-		{Name: "dir", Type: sdk.String, Doc: "folder of the grids, relative to the pipeline file (default: output + .samples): step-NNNNNN.png for each, and latest.png, a copy of the newest, for an image viewer to keep open"},
+		{Name: "dir", Type: sdk.String, Doc: "folder of the grids, relative to the pipeline file (default: output + .samples): step-NNNNNN.png for each, and latest.png, a copy of the newest, for an image viewer to keep open; a run from the beginning first removes the grids of the one before"},
 	}},
 	{Name: "params", Type: sdk.Object, Doc: "the plugin's train parameters (`pipeline plugins describe MODEL`), checked against its declaration"},
 }
