@@ -52,16 +52,22 @@ func mnist(t testing.TB, n int) (*sdk.Tensor, []int) {
 	return sdk.FromUint8(img, n, 1, Size, Size), labels
 }
 
-// TestTrainEveryVariant trains each preset's architecture for a few steps
-// on real digits and resumes one run from a checkpoint: the resumed run's
-// weights must equal the straight run's byte for byte.
-func TestTrainEveryVariant(t *testing.T) {
-	const steps, bs = 6, 8
+// mnistBatches returns steps labelled batches of bs training digits.
+func mnistBatches(t testing.TB, steps, bs int) []*sdk.Batch {
 	x, labels := mnist(t, steps*bs)
 	var batches []*sdk.Batch
 	for i := 0; i < steps; i++ {
 		batches = append(batches, &sdk.Batch{Tensor: x.Slice(i*bs, (i+1)*bs), Labels: labels[i*bs : (i+1)*bs]})
 	}
+	return batches
+}
+
+// TestTrainEveryVariant trains each preset's architecture for a few steps
+// on real digits and resumes one run from a checkpoint: the resumed run's
+// weights must equal the straight run's byte for byte.
+func TestTrainEveryVariant(t *testing.T) {
+	const steps, bs = 6, 8
+	batches := mnistBatches(t, steps, bs)
 	for _, p := range presets {
 		t.Run(p.name, func(t *testing.T) {
 			params, errs := sdk.CheckParams(TrainParams, sdk.Params{"log_every": 1, "n_critic": 2}, "")
@@ -111,11 +117,7 @@ func TestTrainEveryVariant(t *testing.T) {
 // no data ends with them unchanged) and refuses another preset's.
 func TestTrainInit(t *testing.T) {
 	const steps, bs = 3, 8
-	x, labels := mnist(t, steps*bs)
-	var batches []*sdk.Batch
-	for i := 0; i < steps; i++ {
-		batches = append(batches, &sdk.Batch{Tensor: x.Slice(i*bs, (i+1)*bs), Labels: labels[i*bs : (i+1)*bs]})
-	}
+	batches := mnistBatches(t, steps, bs)
 	params, _ := sdk.CheckParams(TrainParams, nil, "")
 	req := sdk.TrainRequest{Preset: "mnist-dcgan", Params: params, Seed: 3, Epochs: 1, Steps: steps}
 	first := &sdktest.Session{Req: req, Batches: batches}

@@ -135,17 +135,23 @@ func trainReq(t *testing.T, preset string, steps int, params sdk.Params) sdk.Tra
 	return sdk.TrainRequest{Preset: preset, Params: full, Seed: 9, Epochs: 1, Steps: steps}
 }
 
+// testBatches returns steps batches of bs MNIST test digits.
+func testBatches(t testing.TB, steps, bs int) []*sdk.Batch {
+	all := readIdx(t, mnistTest, steps*bs)
+	var batches []*sdk.Batch
+	for i := 0; i < steps; i++ {
+		batches = append(batches, &sdk.Batch{Tensor: all.Slice(i*bs, (i+1)*bs)})
+	}
+	return batches
+}
+
 // TestTrainResumeIsExact trains on real MNIST digits for 12 steps straight,
 // and again as 6 steps, a checkpoint, and 6 more from it: the final weights
 // must be identical byte for byte (parameters, Adam moments, RNG and the
 // schedule all come back), and the loss must have gone down.
 func TestTrainResumeIsExact(t *testing.T) {
 	const steps, bs = 12, 16
-	all := readIdx(t, mnistTest, steps*bs)
-	var batches []*sdk.Batch
-	for i := 0; i < steps; i++ {
-		batches = append(batches, &sdk.Batch{Tensor: all.Slice(i*bs, (i+1)*bs)})
-	}
+	batches := testBatches(t, steps, bs)
 	for _, preset := range []string{"mnist-vae", "mnist-dae"} {
 		t.Run(preset, func(t *testing.T) {
 			params := sdk.Params{"log_every": 1}
@@ -181,11 +187,7 @@ func TestTrainResumeIsExact(t *testing.T) {
 // trains.
 func TestTrainSamples(t *testing.T) {
 	const steps, bs = 12, 16
-	all := readIdx(t, mnistTest, steps*bs)
-	var batches []*sdk.Batch
-	for i := 0; i < steps; i++ {
-		batches = append(batches, &sdk.Batch{Tensor: all.Slice(i*bs, (i+1)*bs)})
-	}
+	batches := testBatches(t, steps, bs)
 	for _, tc := range []struct {
 		preset string
 		steps  []int
