@@ -110,11 +110,12 @@ func (s *TrainState) Init(b []byte) error {
 	return s.Params.Load(f)
 }
 
-// Loop is the training loop every model family shares: it pulls batches
-// from the host, runs Step on each, reports averaged metrics and
-// throughput, saves checkpoints when the host asks for them, evaluates on
-// the held-out data after every epoch and at the end, and sends the final
-// weights.
+// Loop is the training loop every model family shares: it starts from
+// the request's checkpoint or init weights, pulls batches from the host,
+// runs Step on each, reports averaged metrics and throughput, saves
+// checkpoints and reports sample grids when the host asks for them,
+// evaluates on the held-out data after every epoch and at the end, and
+// sends the final weights.
 type Loop struct {
 	Session sdk.TrainSession
 	State   *TrainState
@@ -154,8 +155,8 @@ func (l *Loop) sample(epoch int) error {
 }
 
 // Run trains until the host's data ends or ctx is done, resuming from
-// the request's checkpoint if there is one. It returns the final held-out
-// metrics.
+// the request's checkpoint if there is one, else starting from its Init
+// weights if any. It returns the final held-out metrics.
 func (l *Loop) Run(ctx context.Context) (map[string]float64, error) {
 	s := l.Session
 	req := s.Request()
