@@ -167,8 +167,11 @@ func trainSummary(w io.Writer, p *plan.Plan, res *job.TrainResult, err error, in
 		preset = " preset " + tr.Preset
 	}
 	resumed := ""
+	if tr.Init != "" {
+		resumed = ", starting from " + relPath(p, tr.Init)
+	}
 	if res.ResumedAt > 0 {
-		resumed = fmt.Sprintf(", resumed at step %d", res.ResumedAt)
+		resumed += fmt.Sprintf(", resumed at step %d", res.ResumedAt)
 	}
 	fmt.Fprintf(w, "%s: trained %s%s for %d epoch(s): %d steps over %d items%s, in %s\n",
 		p.Name, tr.Model, preset, res.Epochs, res.Step, res.Examples, resumed, res.Took.Round(time.Millisecond))
