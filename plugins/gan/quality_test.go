@@ -36,7 +36,7 @@ func TestShippedQuality(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 1000
-	fdCeiling := map[string]float64{"mnist-dcgan": 165, "mnist-cgan": 50, "mnist-wgan-gp": 145, "mnist-wgan": 482}
+	fdCeiling := map[string]float64{"mnist-dcgan": 165, "mnist-cgan": 50, "mnist-wgan-gp": 145, "mnist-wgan": 352}
 	required := map[string]bool{"mnist-dcgan": true, "mnist-cgan": true, "mnist-wgan": true, "mnist-wgan-gp": true}
 	for _, p := range presets {
 		if _, err := fs.Stat(shipped, p.weightsFile()); err != nil {
@@ -79,7 +79,7 @@ func TestShippedQuality(t *testing.T) {
 			}
 			t.Logf("%s: class entropy %.3f bits, Frechet distance to the test set %.1f", p.name, ent, fd)
 			if c, ok := fdCeiling[p.name]; !ok || !(fd <= c) {
-				t.Errorf("%s: Frechet distance %.1f, shipped weights measured under %.0f", p.name, fd, c)
+				t.Errorf("%s: Frechet distance %.1f is above %.0f (the shipped weights' measurement + 5 %%)", p.name, fd, c)
 			}
 			if !(ent >= 3.1) {
 				t.Errorf("%s: class entropy %.3f bits, bar 3.1", p.name, ent)
