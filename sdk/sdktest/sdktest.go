@@ -685,10 +685,11 @@ func checkTrain(tb testing.TB, h *harness) {
 	}
 	preset := h.cfg.TrainPreset
 	var spec *sdk.ImageSpec
+	var trained *sdk.Preset
 	classes := 0
-	for _, p := range h.desc.Presets {
+	for i, p := range h.desc.Presets {
 		if (preset == "" && p.Has(sdk.CapTrain)) || (preset != "" && p.Name == preset) {
-			preset, spec, classes = p.Name, p.Input, p.Classes
+			preset, spec, classes, trained = p.Name, p.Input, p.Classes, &h.desc.Presets[i]
 			if spec == nil {
 				spec = p.Output
 			}
@@ -720,11 +721,30 @@ func checkTrain(tb testing.TB, h *harness) {
 		return b, nil
 	}
 	var final []byte
-	events := 0
+	events, grids := 0, 0
 	ctx, cancel := h.ctx()
 	defer cancel()
-	err := h.p.Client.Train(ctx, sdk.TrainRequest{Preset: preset, Params: h.cfg.TrainParams}, next,
-		func(sdk.TrainEvent) { events++ },
+	// Samples are optional; those a plugin sends must be images of the
+	// preset's output contract, as generate's are.
+	onEvent := func(ev sdk.TrainEvent) {
+		events++
+		if ev.Samples == nil {
+			return
+		}
+		grids++
+		probs := []string(nil)
+		if trained != nil {
+			probs = outputProblems(tcase{preset: trained, cap: sdk.CapGenerate}, ev.Samples.Len(), nil, ev.Samples)
+		}
+		if ev.SampleColumns < 0 {
+			probs = append(probs, fmt.Sprintf("%d sample columns", ev.SampleColumns))
+		}
+		for _, p := range probs {
+			tb.Errorf("train: samples at step %d: %s", ev.Step, p)
+		}
+	}
+	err := h.p.Client.Train(ctx, sdk.TrainRequest{Preset: preset, Params: h.cfg.TrainParams, SampleEvery: 2}, next,
+		onEvent,
 		func(w []byte, isFinal bool) {
 			if isFinal {
 				final = append([]byte(nil), w...)
@@ -739,7 +759,7 @@ func checkTrain(tb testing.TB, h *harness) {
 	if len(final) == 0 {
 		tb.Errorf("train: the plugin returned without saving final weights (TrainSession.Save(w, true))")
 	}
-	tb.Logf("train: %d batches, %d events, %d bytes of final weights", sent, events, len(final))
+	tb.Logf("train: %d batches, %d events (%d with samples), %d bytes of final weights", sent, events, grids, len(final))
 
 	err = h.p.Client.Train(ctx, sdk.TrainRequest{Preset: preset, Params: sdk.Params{"sdktest_no_such_param": 1}},
 		func(context.Context) (*sdk.Batch, error) { return nil, io.EOF }, nil, nil)

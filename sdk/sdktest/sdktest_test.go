@@ -72,6 +72,17 @@ func TestChecksCanFail(t *testing.T) {
 	}
 }
 
+// TestTrainCheckCatchesBadSamples: samples that are not images of the
+// preset's output contract fail the train check.
+func TestTrainCheckCatchesBadSamples(t *testing.T) {
+	p := Start(t, selfConfig(t, "good"))
+	h := newHarness(t, p, Config{Timeout: 30 * time.Second, TrainParams: map[string]any{"bad_samples": true}})
+	ft := runFake(t, func(tb testing.TB) { findCheck(t, "train").fn(tb, h) })
+	if want := "train: samples at step 2: output of shape [4 784], expected N x C x H x W"; !ft.Failed() || !strings.Contains(ft.output(), want) {
+		t.Errorf("train check with bad samples: failed %v, want %q in:\n%s", ft.Failed(), want, ft.output())
+	}
+}
+
 // TestGoodPluginPassesEachCheck runs the checks through the fake TB too, so
 // the fake is known not to fail on its own.
 func TestGoodPluginPassesEachCheck(t *testing.T) {
