@@ -178,8 +178,11 @@ func trainSummary(w io.Writer, p *plan.Plan, res *job.TrainResult, err error, in
 	if len(res.Metrics) > 0 {
 		fmt.Fprintf(w, "  final metrics: %s\n", metricsText(res.Metrics, 0))
 	}
-	if res.Samples > 0 {
+	switch {
+	case res.Samples > 0:
 		fmt.Fprintf(w, "  wrote %d sample grid(s) to %s, the last %s\n", res.Samples, relPath(p, tr.SampleDir), filepath.Base(res.LastSamples))
+	case tr.SampleEvery > 0:
+		fmt.Fprintf(w, "  no sample grids: plugin %s sent no samples (it may not make any)\n", tr.Model)
 	}
 	fmt.Fprintf(w, "  wrote %s (sha256 %s)\n", relPath(p, res.Output), res.OutputSHA256)
 	return nil
