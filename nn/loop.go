@@ -135,15 +135,18 @@ type Loop struct {
 	// Samples, when set, makes images (NCHW, the preset's output format)
 	// from fixed inputs with the model as it is, and the grid's columns
 	// (0: the host chooses); nil images when it has nothing to show yet
-	// (say, before its first batch). The loop reports them before the first step
-	// of a fresh run, every TrainRequest.SampleEvery steps and after the
-	// last one, so that the host can save grids of the model's progress.
-	Samples func() (*sdk.Tensor, int, error)
+	// (say, before its first batch). eval is the session's held-out data,
+	// for models whose samples need inputs: read whole passes of it (a
+	// pass left unfinished would shift the next evaluation's). The loop
+	// reports samples before the first step of a fresh run, every
+	// TrainRequest.SampleEvery steps and after the last one, so that the
+	// host can save grids of the model's progress.
+	Samples func(ctx context.Context, eval func(context.Context) (*sdk.Batch, error)) (*sdk.Tensor, int, error)
 }
 
 // sample reports the model's samples at the current step.
-func (l *Loop) sample(epoch int) error {
-	t, cols, err := l.Samples()
+func (l *Loop) sample(ctx context.Context, epoch int) error {
+	t, cols, err := l.Samples(ctx, l.Session.Eval)
 	if err != nil {
 		return fmt.Errorf("samples at step %d: %w", l.State.Step, err)
 	}
@@ -189,7 +192,7 @@ func (l *Loop) Run(ctx context.Context) (map[string]float64, error) {
 	}
 	sampling := l.Samples != nil && req.SampleEvery > 0
 	if sampling && l.State.Step == 0 {
-		if err := l.sample(0); err != nil {
+		if err := l.sample(ctx, 0); err != nil {
 			return nil, err
 		}
 	}
@@ -244,7 +247,7 @@ func (l *Loop) Run(ctx context.Context) (map[string]float64, error) {
 			}
 		}
 		if sampling && step%req.SampleEvery == 0 {
-			if err := l.sample(epochOf(step)); err != nil {
+			if err := l.sample(ctx, epochOf(step)); err != nil {
 				return nil, err
 			}
 		}
@@ -261,7 +264,7 @@ func (l *Loop) Run(ctx context.Context) (map[string]float64, error) {
 		}
 	}
 	if sampling && l.State.Step%req.SampleEvery != 0 {
-		if err := l.sample(epochOf(l.State.Step)); err != nil {
+		if err := l.sample(ctx, epochOf(l.State.Step)); err != nil {
 			return nil, err
 		}
 	}

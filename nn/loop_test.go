@@ -39,7 +39,7 @@ func (m *counterModel) loop(s sdk.TrainSession) *Loop {
 		Weights: func(map[string]float64) ([]byte, error) {
 			return (&safetensors.File{Metadata: map[string]string{"arch": m.state.Identity["arch"]}, Tensors: m.state.Params.Tensors()}).Encode()
 		},
-		Samples: func() (*sdk.Tensor, int, error) {
+		Samples: func(context.Context, func(context.Context) (*sdk.Batch, error)) (*sdk.Tensor, int, error) {
 			v := uint8(min(255, m.w.Data()[0]))
 			return sdk.FromUint8([]uint8{v, v, v, v}, 1, 1, 2, 2), 1, nil
 		},

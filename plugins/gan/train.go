@@ -278,7 +278,7 @@ func (t *trainer) step(b *sdk.Batch) (map[string]float64, error) {
 // from seed i, as generate's item with seed i), in eval mode so that the
 // training state is untouched. Unconditional presets show 64 samples in
 // rows of 8, conditional ones 10 of each class, one row per class.
-func (t *trainer) samples() (*sdk.Tensor, int, error) {
+func (t *trainer) samples(context.Context, func(context.Context) (*sdk.Batch, error)) (*sdk.Tensor, int, error) {
 	a := t.m.Arch
 	n, cols := 64, 8
 	if a.Classes > 0 {

@@ -63,10 +63,11 @@ type trainer struct {
 	graphs map[int]*trainGraph
 	evals  map[int]*trainGraph
 	// preview holds the inputs of the progress grids of an AE or DAE
-	// (the first training items this process saw; corrupted for a DAE),
-	// enc and dec the eval-mode graphs that make them.
-	preview  []float32
-	enc, dec *inferGraph
+	// (corrupted for a DAE), firstTrain the first training items this
+	// process saw (the preview's fallback without held-out data), enc and
+	// dec the eval-mode graphs that make the grids.
+	preview, firstTrain []float32
+	enc, dec            *inferGraph
 }
 
 // Train trains a preset's architecture on the batches the host streams,
@@ -146,8 +147,9 @@ func (t *trainer) trainStep(b *sdk.Batch) (map[string]float64, error) {
 	if t.m.Arch.Variant == DAE {
 		t.corrupt(x, b.Len(), t.rng)
 	}
-	if t.preview == nil && t.m.Arch.Variant != VAE {
-		t.keepPreview(target, b.Len())
+	if t.firstTrain == nil && t.m.Arch.Variant != VAE {
+		per := t.m.Arch.Channels * t.m.Arch.Size * t.m.Arch.Size
+		t.firstTrain = slices.Clone(target[:min(b.Len(), previewItems)*per])
 	}
 	if g.eps != nil {
 		t.rng.Normal(nn.Data(g.eps), 1)
@@ -179,24 +181,50 @@ func (t *trainer) trainStep(b *sdk.Batch) (map[string]float64, error) {
 // previewItems is the number of items of an AE's or DAE's progress grid.
 const previewItems = 32
 
-// keepPreview keeps the first training items (pixels in [0,1]) as the
-// inputs of the progress grids, corrupted for a DAE with noise of a fixed
-// seed so that the training RNG is untouched.
-func (t *trainer) keepPreview(x []float32, n int) {
-	n = min(n, previewItems)
+// choosePreview picks the inputs of an AE's or DAE's progress grids: the
+// first held-out items, the same in every process of a resumed run, or
+// without held-out data the first training items this process saw (nil
+// before its first batch). A DAE's are corrupted with noise of a fixed
+// seed, so the training RNG is untouched. It reads a whole held-out pass,
+// once, so that the evaluations' passes stay aligned.
+func (t *trainer) choosePreview(ctx context.Context, eval func(context.Context) (*sdk.Batch, error)) error {
 	per := t.m.Arch.Channels * t.m.Arch.Size * t.m.Arch.Size
-	t.preview = slices.Clone(x[:n*per])
+	var x []float32
+	for eval != nil {
+		b, err := eval(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("held-out data: %w", err)
+		}
+		if len(x) < previewItems*per {
+			px := make([]float32, len(b.Data))
+			if err := t.pixels(b, px); err != nil {
+				return err
+			}
+			x = append(x, px...)
+		}
+	}
+	if len(x) == 0 {
+		x = slices.Clone(t.firstTrain)
+	}
+	if len(x) == 0 {
+		return nil
+	}
+	n := min(len(x)/per, previewItems)
+	t.preview = x[:n*per]
 	if t.m.Arch.Variant == DAE {
 		t.corrupt(t.preview, n, nn.NewRNG(0x70726576)) // "prev"
 	}
+	return nil
 }
 
 // samples draws a progress grid with the model as it is: a VAE decodes
 // the same 64 prior draws every time (item i from seed i, as generate's
 // item with seed i); an AE or DAE shows each of its preview items beside
-// its reconstruction, four pairs to a row (nothing before its first
-// batch).
-func (t *trainer) samples() (*sdk.Tensor, int, error) {
+// its reconstruction, four pairs to a row.
+func (t *trainer) samples(ctx context.Context, eval func(context.Context) (*sdk.Batch, error)) (*sdk.Tensor, int, error) {
 	a := t.m.Arch
 	per := a.Channels * a.Size * a.Size
 	var z []float32
@@ -207,6 +235,11 @@ func (t *trainer) samples() (*sdk.Tensor, int, error) {
 			nn.NewRNG(uint64(i)).Normal(z[i*a.Latent:(i+1)*a.Latent], 1)
 		}
 	} else {
+		if t.preview == nil {
+			if err := t.choosePreview(ctx, eval); err != nil {
+				return nil, 0, err
+			}
+		}
 		if t.preview == nil {
 			return nil, 0, nil
 		}

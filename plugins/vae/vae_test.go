@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -188,27 +189,40 @@ func TestTrainResumeIsExact(t *testing.T) {
 func TestTrainSamples(t *testing.T) {
 	const steps, bs = 12, 16
 	batches := testBatches(t, steps, bs)
+	held := testBatches(t, steps+3, bs)[steps:]
 	for _, tc := range []struct {
-		preset string
-		steps  []int
-		n      int
+		name, preset string
+		eval         []*sdk.Batch
+		steps        []int
+		n            int
 	}{
-		{"mnist-vae", []int{0, 5, 10, 12}, 64},
-		{"mnist-dae", []int{5, 10, 12}, 2 * bs},
+		{"vae", "mnist-vae", nil, []int{0, 5, 10, 12}, 64},
+		// Without held-out data a DAE shows its first training batch, so
+		// it has nothing to show before it; with it, 32 held-out items.
+		{"dae", "mnist-dae", nil, []int{5, 10, 12}, 2 * bs},
+		{"dae-held-out", "mnist-dae", held, []int{0, 5, 10, 12}, 2 * previewItems},
 	} {
-		t.Run(tc.preset, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			req := trainReq(t, tc.preset, steps, sdk.Params{"log_every": 4})
-			quiet := &sdktest.Session{Req: req, Batches: batches}
+			quiet := &sdktest.Session{Req: req, Batches: batches, EvalBatches: tc.eval}
 			if err := New().(*Plugin).Train(context.Background(), quiet); err != nil {
 				t.Fatal(err)
 			}
 			req.SampleEvery = 5
-			s := &sdktest.Session{Req: req, Batches: batches}
+			s := &sdktest.Session{Req: req, Batches: batches, EvalBatches: tc.eval}
 			if err := New().(*Plugin).Train(context.Background(), s); err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(s.Final, quiet.Final) {
 				t.Errorf("weights trained with samples differ from those trained without")
+			}
+			// Reading held-out data for the grids must not shift the
+			// evaluations' passes.
+			if tc.eval != nil {
+				a, b := heldOut(quiet.Events), heldOut(s.Events)
+				if a == nil || !maps.Equal(a, b) {
+					t.Errorf("held-out metrics %v with samples, %v without", b, a)
+				}
 			}
 			var got []int
 			var first *sdk.Tensor
@@ -242,6 +256,16 @@ func TestTrainSamples(t *testing.T) {
 			}
 		})
 	}
+}
+
+// heldOut returns the metrics of a run's final held-out evaluation.
+func heldOut(events []sdk.TrainEvent) map[string]float64 {
+	for _, ev := range events {
+		if ev.Message == "final held-out metrics" {
+			return ev.Metrics
+		}
+	}
+	return nil
 }
 
 // TestInferenceMemoryIsFlat: a loaded model reuses its compiled graphs, so

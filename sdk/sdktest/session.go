@@ -12,10 +12,15 @@ import (
 // Session is an in-process sdk.TrainSession for a plugin's own unit tests:
 // it hands out Batches in order (io.EOF after them, or after StopAt of them
 // when StopAt > 0; set Pos to start further in, as a resumed host does),
-// and records what the plugin reports and saves. It has no held-out data.
+// passes over EvalBatches as held-out data, and records what the plugin
+// reports and saves.
 type Session struct {
 	Req     sdk.TrainRequest
 	Batches []*sdk.Batch
+	// EvalBatches are the held-out data: Eval returns them in order, then
+	// io.EOF, and starts over on the call after that.
+	EvalBatches []*sdk.Batch
+	evalPos     int
 	// Pos is the index of the next batch Next returns.
 	Pos    int
 	StopAt int
@@ -40,8 +45,16 @@ func (s *Session) Next(ctx context.Context) (*sdk.Batch, error) {
 	return s.Batches[s.Pos-1], nil
 }
 
-// Eval returns io.EOF: the session has no held-out data.
-func (s *Session) Eval(ctx context.Context) (*sdk.Batch, error) { return nil, io.EOF }
+// Eval returns the next held-out batch of the current pass, or io.EOF at
+// its end.
+func (s *Session) Eval(ctx context.Context) (*sdk.Batch, error) {
+	if s.evalPos >= len(s.EvalBatches) {
+		s.evalPos = 0
+		return nil, io.EOF
+	}
+	s.evalPos++
+	return s.EvalBatches[s.evalPos-1], nil
+}
 
 // Report records ev; like the real session it refuses malformed samples.
 func (s *Session) Report(ev sdk.TrainEvent) error {
