@@ -2,9 +2,11 @@ package nn
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"sync"
 
 	"github.com/genpipe/genpipe/sdk/safetensors"
@@ -65,4 +67,41 @@ func LoadWeights(ps *Params, path string, fsys fs.FS, file, preset string, check
 		return fmt.Errorf("weights %s: %w", where, err)
 	}
 	return nil
+}
+
+// Arch is what the weight helpers need of a model family's architecture
+// type: it compares by value, checks itself, and has a canonical JSON form
+// (the "arch" metadata of its weights and checkpoints).
+type Arch interface {
+	comparable
+	Validate() error
+	JSON() string
+}
+
+// ParseArch decodes an architecture from its JSON, refusing unknown keys,
+// and validates it.
+func ParseArch[A Arch](s string) (A, error) {
+	var a A
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&a); err != nil {
+		return a, err
+	}
+	return a, a.Validate()
+}
+
+// ArchCheck is the check LoadWeights runs on a file's "arch" metadata for
+// a preset of architecture want: weights of another variant or size are
+// named as such rather than as a list of mis-shaped tensors.
+func ArchCheck[A Arch](want A) func(meta string) error {
+	return func(meta string) error {
+		got, err := ParseArch[A](meta)
+		if err != nil {
+			return fmt.Errorf("metadata arch: %w", err)
+		}
+		if got != want {
+			return fmt.Errorf("weights are for architecture %s, preset needs %s", got.JSON(), want.JSON())
+		}
+		return nil
+	}
 }

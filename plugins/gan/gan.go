@@ -112,17 +112,7 @@ func (*Plugin) Load(ctx context.Context, req sdk.LoadRequest) (sdk.Model, error)
 	if err != nil {
 		return nil, err
 	}
-	arch := func(meta string) error {
-		got, err := parseArch(meta)
-		if err != nil {
-			return fmt.Errorf("metadata arch: %w", err)
-		}
-		if got != p.arch {
-			return fmt.Errorf("weights are for architecture %s, preset needs %s", got.JSON(), p.arch.JSON())
-		}
-		return nil
-	}
-	if err := nn.LoadWeights(m.Params, req.Weights, shipped, p.weightsFile(), p.name, arch); err != nil {
+	if err := nn.LoadWeights(m.Params, req.Weights, shipped, p.weightsFile(), p.name, nn.ArchCheck(p.arch)); err != nil {
 		return nil, err
 	}
 	return &model{m: m, preset: p, params: req.Params, samplers: map[int]*sampler{}}, nil

@@ -82,16 +82,6 @@ func (a Arch) JSON() string {
 	return string(b)
 }
 
-func parseArch(s string) (Arch, error) {
-	var a Arch
-	dec := json.NewDecoder(strings.NewReader(s))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&a); err != nil {
-		return a, err
-	}
-	return a, a.Validate()
-}
-
 // Size is the side of the square images the family makes.
 const Size = 28
 

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"strings"
 
 	"github.com/genpipe/genpipe/nn"
 	G "gorgonia.org/gorgonia"
@@ -124,16 +123,6 @@ func (m *Model) latentStats() (mean, std []float32) {
 func (a Arch) JSON() string {
 	b, _ := json.Marshal(a)
 	return string(b)
-}
-
-func parseArch(s string) (Arch, error) {
-	var a Arch
-	dec := json.NewDecoder(strings.NewReader(s))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&a); err != nil {
-		return a, err
-	}
-	return a, a.Validate()
 }
 
 func expHalf(logvar float32) float64 { return math.Exp(0.5 * float64(logvar)) }

@@ -131,25 +131,10 @@ func (*Plugin) Load(ctx context.Context, req sdk.LoadRequest) (sdk.Model, error)
 	if err != nil {
 		return nil, err
 	}
-	arch := func(meta string) error { return checkArch(meta, p.arch) }
-	if err := nn.LoadWeights(m.Params, req.Weights, shipped, p.weightsFile(), p.name, arch); err != nil {
+	if err := nn.LoadWeights(m.Params, req.Weights, shipped, p.weightsFile(), p.name, nn.ArchCheck(p.arch)); err != nil {
 		return nil, err
 	}
 	return &model{m: m, preset: p, params: req.Params, graphs: map[graphKey]*inferGraph{}}, nil
-}
-
-// checkArch compares the architecture recorded in the weights' metadata
-// with the preset's, so that weights of another variant or size are named
-// as such rather than as a list of mis-shaped tensors.
-func checkArch(meta string, want Arch) error {
-	got, err := parseArch(meta)
-	if err != nil {
-		return fmt.Errorf("metadata arch: %w", err)
-	}
-	if got != want {
-		return fmt.Errorf("weights are for architecture %s, preset needs %s", got.JSON(), want.JSON())
-	}
-	return nil
 }
 
 // graphKey identifies a compiled inference graph.
