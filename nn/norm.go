@@ -200,21 +200,20 @@ func (op gnOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 
 func (op gnOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 
-func (op gnOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	if len(in) != op.Arity() {
-		return nil, fmt.Errorf("%v: expected %d inputs, got %d", op, op.Arity(), len(in))
-	}
-	g := geomOf(op.shape)
-	vec := []int{g.c}
+// normInputs checks the inputs of a GroupNorm or BatchNorm op of the given
+// kind on x of shape [N, C, ...] and returns their data: x, weight, bias
+// (forward); x, weight, dy (input gradient); x, dy (parameter gradients).
+func normInputs(op G.Op, kind gnKind, shape []int, c int, in []G.Value) ([][]float32, error) {
+	vec := []int{c}
 	var names []string
 	var shapes [][]int
-	switch op.kind {
+	switch kind {
 	case gnForward:
-		names, shapes = []string{"x", "weight", "bias"}, [][]int{op.shape, vec, vec}
+		names, shapes = []string{"x", "weight", "bias"}, [][]int{shape, vec, vec}
 	case gnDX:
-		names, shapes = []string{"x", "weight", "dy"}, [][]int{op.shape, vec, op.shape}
+		names, shapes = []string{"x", "weight", "dy"}, [][]int{shape, vec, shape}
 	default:
-		names, shapes = []string{"x", "dy"}, [][]int{op.shape, op.shape}
+		names, shapes = []string{"x", "dy"}, [][]int{shape, shape}
 	}
 	data := make([][]float32, len(in))
 	for i := range in {
@@ -226,6 +225,18 @@ func (op gnOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 			return nil, err
 		}
 		data[i] = s
+	}
+	return data, nil
+}
+
+func (op gnOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	if len(in) != op.Arity() {
+		return nil, fmt.Errorf("%v: expected %d inputs, got %d", op, op.Arity(), len(in))
+	}
+	g := geomOf(op.shape)
+	data, err := normInputs(op, op.kind, op.shape, g.c, in)
+	if err != nil {
+		return nil, err
 	}
 	x := data[0]
 	st := op.st
@@ -279,7 +290,7 @@ func (op gnOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 		return d, nil
 	default:
 		dy := data[1]
-		d, dv := op.buf.get(prealloc, vec)
+		d, dv := op.buf.get(prealloc, []int{g.c})
 		st.dySums(g, x, dy)
 		clear(dv)
 		for n := 0; n < g.n; n++ {
@@ -407,27 +418,9 @@ func (op bnOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("%v: expected %d inputs, got %d", op, op.Arity(), len(in))
 	}
 	g := geomOf(op.shape)
-	vec := []int{g.c}
-	var names []string
-	var shapes [][]int
-	switch op.kind {
-	case gnForward:
-		names, shapes = []string{"x", "weight", "bias"}, [][]int{op.shape, vec, vec}
-	case gnDX:
-		names, shapes = []string{"x", "weight", "dy"}, [][]int{op.shape, vec, op.shape}
-	default:
-		names, shapes = []string{"x", "dy"}, [][]int{op.shape, op.shape}
-	}
-	data := make([][]float32, len(in))
-	for i := range in {
-		if err := checkShape(op, names[i], shapeOf(in[i]), shapes[i]); err != nil {
-			return nil, err
-		}
-		s, err := f32(op, in[i])
-		if err != nil {
-			return nil, err
-		}
-		data[i] = s
+	data, err := normInputs(op, op.kind, op.shape, g.c, in)
+	if err != nil {
+		return nil, err
 	}
 	x, st := data[0], op.st
 	if op.kind == gnForward || len(st.mean) != g.c {
@@ -488,7 +481,7 @@ func (op bnOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 		return d, nil
 	default:
 		dy := data[1]
-		d, dv := op.buf.get(prealloc, vec)
+		d, dv := op.buf.get(prealloc, []int{g.c})
 		st.dySums(g, x, dy)
 		for c := range dv {
 			var a, bx float32
