@@ -233,22 +233,11 @@ func (op actGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 func (op actGradOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 
 func (op actGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	if len(in) != 2 {
-		return nil, fmt.Errorf("%v: expected 2 inputs, got %d", op, len(in))
-	}
-	for i, what := range []string{"x", "dy"} {
-		if err := checkShape(op, what, shapeOf(in[i]), op.shape); err != nil {
-			return nil, err
-		}
-	}
-	x, err := f32(op, in[0])
+	data, err := checkedInputs(op, in, []string{"x", "dy"}, [][]int{op.shape, op.shape})
 	if err != nil {
 		return nil, err
 	}
-	dy, err := f32(op, in[1])
-	if err != nil {
-		return nil, err
-	}
+	x, dy := data[0], data[1]
 	d, dx := op.buf.get(prealloc, op.shape)
 	kind, alpha := op.kind, op.alpha
 	parallelRange(len(x), func(lo, hi int) {
@@ -315,22 +304,11 @@ func (op mseOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op mseOp) Do(in ...G.Value) (G.Value, error) {
-	if len(in) != 2 {
-		return nil, fmt.Errorf("%v: expected 2 inputs, got %d", op, len(in))
-	}
-	for i, what := range []string{"prediction", "target"} {
-		if err := checkShape(op, what, shapeOf(in[i]), op.shape); err != nil {
-			return nil, err
-		}
-	}
-	p, err := f32(op, in[0])
+	data, err := checkedInputs(op, in, []string{"prediction", "target"}, [][]int{op.shape, op.shape})
 	if err != nil {
 		return nil, err
 	}
-	t, err := f32(op, in[1])
-	if err != nil {
-		return nil, err
-	}
+	p, t := data[0], data[1]
 	var acc float64
 	for i, v := range p {
 		e := float64(v - t[i])

@@ -215,24 +215,10 @@ func normInputs(op G.Op, kind gnKind, shape []int, c int, in []G.Value) ([][]flo
 	default:
 		names, shapes = []string{"x", "dy"}, [][]int{shape, shape}
 	}
-	data := make([][]float32, len(in))
-	for i := range in {
-		if err := checkShape(op, names[i], shapeOf(in[i]), shapes[i]); err != nil {
-			return nil, err
-		}
-		s, err := f32(op, in[i])
-		if err != nil {
-			return nil, err
-		}
-		data[i] = s
-	}
-	return data, nil
+	return checkedInputs(op, in, names, shapes)
 }
 
 func (op gnOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	if len(in) != op.Arity() {
-		return nil, fmt.Errorf("%v: expected %d inputs, got %d", op, op.Arity(), len(in))
-	}
 	g := geomOf(op.shape)
 	data, err := normInputs(op, op.kind, op.shape, g.c, in)
 	if err != nil {
@@ -414,9 +400,6 @@ func (op bnOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 func (op bnOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 
 func (op bnOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	if len(in) != op.Arity() {
-		return nil, fmt.Errorf("%v: expected %d inputs, got %d", op, op.Arity(), len(in))
-	}
 	g := geomOf(op.shape)
 	data, err := normInputs(op, op.kind, op.shape, g.c, in)
 	if err != nil {

@@ -424,6 +424,27 @@ func (op chanOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) 
 	}
 }
 
+// checkedInputs checks that op got one input per name, of the shape at
+// the same index, and returns their float32 data; errors name the op and
+// the input, with the shape expected and the one given.
+func checkedInputs(op G.Op, in []G.Value, names []string, shapes [][]int) ([][]float32, error) {
+	if len(in) != len(names) {
+		return nil, fmt.Errorf("%v: expected %d inputs, got %d", op, len(names), len(in))
+	}
+	data := make([][]float32, len(in))
+	for i := range in {
+		if err := checkShape(op, names[i], shapeOf(in[i]), shapes[i]); err != nil {
+			return nil, err
+		}
+		s, err := f32(op, in[i])
+		if err != nil {
+			return nil, err
+		}
+		data[i] = s
+	}
+	return data, nil
+}
+
 // bceOp is the binary cross-entropy of logits l against targets t in [0,1],
 // summed over every element: Σ softplus(l) - t·l, computed stably. Its
 // derivative in l is (sigmoid(l) - t)·g (bceGradOp); targets are data, so
@@ -446,22 +467,11 @@ func (op bceOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op bceOp) Do(in ...G.Value) (G.Value, error) {
-	if len(in) != 2 {
-		return nil, fmt.Errorf("%v: expected 2 inputs, got %d", op, len(in))
-	}
-	for i, what := range []string{"logits", "targets"} {
-		if err := checkShape(op, what, shapeOf(in[i]), op.shape); err != nil {
-			return nil, err
-		}
-	}
-	l, err := f32(op, in[0])
+	data, err := checkedInputs(op, in, []string{"logits", "targets"}, [][]int{op.shape, op.shape})
 	if err != nil {
 		return nil, err
 	}
-	t, err := f32(op, in[1])
-	if err != nil {
-		return nil, err
-	}
+	l, t := data[0], data[1]
 	var acc float64
 	for i, x := range l {
 		acc += softplus(float64(x)) - float64(t[i])*float64(x)
