@@ -182,13 +182,10 @@ func (op gnOp) Type() hm.Type {
 }
 
 func (op gnOp) DiffWRT(n int) []bool {
-	r := make([]bool, n)
 	if op.kind == gnForward {
-		for i := range r {
-			r[i] = true
-		}
+		return allDiff(n)
 	}
-	return r
+	return make([]bool, n)
 }
 
 func (op gnOp) InferShape(...G.DimSizer) (tensor.Shape, error) {

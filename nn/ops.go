@@ -299,11 +299,7 @@ func (op chanOp) Type() hm.Type {
 }
 
 func (op chanOp) DiffWRT(n int) []bool {
-	r := make([]bool, n)
-	for i := range r {
-		r[i] = true
-	}
-	return r
+	return allDiff(n)
 }
 
 func (op chanOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
@@ -422,6 +418,15 @@ func (op chanOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) 
 		}
 		return G.Nodes{db}, nil
 	}
+}
+
+// allDiff is DiffWRT for an op differentiable in all of its n inputs.
+func allDiff(n int) []bool {
+	r := make([]bool, n)
+	for i := range r {
+		r[i] = true
+	}
+	return r
 }
 
 // checkedInputs checks that op got one input per name, of the shape at

@@ -140,11 +140,7 @@ func (op ncOp) Type() hm.Type {
 }
 
 func (op ncOp) DiffWRT(n int) []bool {
-	r := make([]bool, n)
-	for i := range r {
-		r[i] = true
-	}
-	return r
+	return allDiff(n)
 }
 
 func (op ncOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
@@ -304,11 +300,7 @@ func (op catOp) Type() hm.Type {
 }
 
 func (op catOp) DiffWRT(n int) []bool {
-	r := make([]bool, n)
-	for i := range r {
-		r[i] = true
-	}
-	return r
+	return allDiff(n)
 }
 
 func (op catOp) outShape() []int {
