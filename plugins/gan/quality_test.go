@@ -5,18 +5,18 @@ import (
 	"io/fs"
 	"testing"
 
-	"github.com/genpipe/genpipe/nn/digits"
+	"github.com/genpipe/genpipe/eval/digits"
 	"github.com/genpipe/genpipe/sdk"
 	"github.com/hashicorp/go-hclog"
 )
 
 // TestShippedQuality measures each embedded preset with the MNIST
-// classifier of nn/digits on 1,000 samples (seeds 0-999): the spread of
+// classifier of eval/digits on 1,000 samples (seeds 0-999): the spread of
 // classes (entropy, bar >= 3.1 of 3.32 bits), for the conditional preset
 // the fraction of samples classified as the label asked for (bar >= 95 %),
 // and the Frechet distance of the classifier's features to the 10,000
 // test digits (1,000 real training digits score 47.5, blurred ones 166:
-// see nn/digits). The issue sets no bar for the distance; fdCeiling is
+// see eval/digits). The issue sets no bar for the distance; fdCeiling is
 // each shipped preset's measured distance plus 5 %, a guard against
 // regressions in the weights or in the generation code.
 func TestShippedQuality(t *testing.T) {

@@ -6,7 +6,7 @@ import "testing"
 
 // TestReferenceDistancesFull recomputes all reference distances exactly as
 // train-digits does, including the one over all 60,000 training digits
-// (~25 s): go test -tags slow ./nn/digits/
+// (~25 s): go test -tags slow ./eval/digits/
 func TestReferenceDistancesFull(t *testing.T) {
 	x, _ := testDigits(t)
 	trainX, _, err := ReadMNIST(mnistDir, "train")

@@ -1,8 +1,8 @@
 // Command train-digits trains the MNIST digit classifier of package
-// digits and writes nn/digits/weights.safetensors, which the package
+// digits and writes eval/digits/weights.safetensors, which the package
 // embeds. Run it from the repository root:
 //
-//	go run ./nn/digits/cmd/train-digits
+//	go run ./eval/digits/cmd/train-digits
 //
 // It reads examples/data/mnist, trains with digits.DefaultTrainConfig
 // (flags override it), prints the test accuracy, measures the reference
@@ -18,13 +18,13 @@ import (
 	"log"
 	"os"
 
-	"github.com/genpipe/genpipe/nn/digits"
+	"github.com/genpipe/genpipe/eval/digits"
 )
 
 func main() {
 	cfg := digits.DefaultTrainConfig()
 	data := flag.String("data", "examples/data/mnist", "directory of the MNIST idx files")
-	out := flag.String("out", "nn/digits/weights.safetensors", "weights file to write")
+	out := flag.String("out", "eval/digits/weights.safetensors", "weights file to write")
 	flag.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "random seed")
 	flag.IntVar(&cfg.Epochs, "epochs", cfg.Epochs, "epochs")
 	flag.IntVar(&cfg.Batch, "batch", cfg.Batch, "batch size")

@@ -143,7 +143,7 @@ func Train(cfg TrainConfig, trainX []float32, trainY []int, testX []float32, tes
 		"train_seconds":      strconv.FormatFloat(elapsed.Seconds(), 'f', 0, 64),
 		"test_accuracy":      strconv.FormatFloat(stored, 'f', 4, 64),
 		"test_accuracy_f32":  strconv.FormatFloat(acc, 'f', 4, 64),
-		"trained_with":       "go run ./nn/digits/cmd/train-digits",
+		"trained_with":       "go run ./eval/digits/cmd/train-digits",
 		"weights_dtype_note": "F16, widened to float32 on load",
 	}
 	return c, nil

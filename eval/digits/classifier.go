@@ -12,7 +12,7 @@ import (
 )
 
 // weights is the trained classifier, written by
-// `go run ./nn/digits/cmd/train-digits`. Its metadata records the training
+// `go run ./eval/digits/cmd/train-digits`. Its metadata records the training
 // configuration, the test accuracy and the reference Fréchet distances.
 //
 //go:embed weights.safetensors

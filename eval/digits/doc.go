@@ -7,7 +7,7 @@
 // the layers) whose weights are embedded (weights.safetensors, F16,
 // ~0.9 MB). They are trained from scratch by
 //
-//	go run ./nn/digits/cmd/train-digits
+//	go run ./eval/digits/cmd/train-digits
 //
 // which records the training configuration, the time it took, the test
 // accuracy and the reference distances below in the file's metadata
