@@ -113,7 +113,7 @@ func (b *Builder) Conv2d(x *G.Node, w, bias *Param, stride, pad int) *G.Node {
 		b.Fail(ctx, err)
 		return nil
 	}
-	y := b.Apply(ctx, func() (*G.Node, error) { return G.ApplyOp(convOp{kind: kConv, g: g, buf: newCache()}, x, b.Param(w)) })
+	y := b.Apply(ctx, func() (*G.Node, error) { return G.ApplyOp(newConvOp(kConv, g), x, b.Param(w)) })
 	return b.bias(ctx, y, bias)
 }
 
@@ -143,7 +143,7 @@ func (b *Builder) ConvTranspose2d(x *G.Node, w, bias *Param, stride, pad, outPad
 		b.Fail(ctx, err)
 		return nil
 	}
-	y := b.Apply(ctx, func() (*G.Node, error) { return G.ApplyOp(convOp{kind: kConvT, g: g, buf: newCache()}, x, b.Param(w)) })
+	y := b.Apply(ctx, func() (*G.Node, error) { return G.ApplyOp(newConvOp(kConvT, g), x, b.Param(w)) })
 	return b.bias(ctx, y, bias)
 }
 
@@ -159,7 +159,7 @@ func (b *Builder) Linear(x *G.Node, w, bias *Param) *G.Node {
 		return nil
 	}
 	y := b.Apply(ctx, func() (*G.Node, error) {
-		return G.ApplyOp(mmOp{tB: true, m: s[0], n: ws[0], k: ws[1], buf: newCache()}, x, b.Param(w))
+		return G.ApplyOp(newMMOp(false, true, s[0], ws[0], ws[1]), x, b.Param(w))
 	})
 	return b.bias(ctx, y, bias)
 }
@@ -183,7 +183,7 @@ func (b *Builder) MatMul(a, c *G.Node, tA, tB bool) *G.Node {
 		return nil
 	}
 	return b.Apply("matmul", func() (*G.Node, error) {
-		return G.ApplyOp(mmOp{tA: tA, tB: tB, m: m, n: n, k: k, buf: newCache()}, a, c)
+		return G.ApplyOp(newMMOp(tA, tB, m, n, k), a, c)
 	})
 }
 
@@ -205,7 +205,7 @@ func (b *Builder) AddChannel(x, v *G.Node, ctx string) *G.Node {
 		return nil
 	}
 	return b.Apply(ctx, func() (*G.Node, error) {
-		return G.ApplyOp(chanOp{kind: kBias, shape: append([]int(nil), s...), buf: newCache()}, x, v)
+		return G.ApplyOp(newChanOp(kBias, append([]int(nil), s...)), x, v)
 	})
 }
 
@@ -220,7 +220,7 @@ func (b *Builder) BCEWithLogitsSum(logits, targets *G.Node) *G.Node {
 		return nil
 	}
 	return b.Apply("bce", func() (*G.Node, error) {
-		return G.ApplyOp(bceOp{shape: append([]int(nil), logits.Shape()...)}, logits, targets)
+		return G.ApplyOp(newBCEOp(append([]int(nil), logits.Shape()...)), logits, targets)
 	})
 }
 

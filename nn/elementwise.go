@@ -2,7 +2,6 @@ package nn
 
 import (
 	"fmt"
-	"hash"
 	"math"
 	"sync"
 
@@ -134,17 +133,16 @@ type actOp struct {
 	shape []int
 }
 
-func (op actOp) String() string {
-	if op.kind == ActLeakyReLU {
-		return fmt.Sprintf("%v(%g)%v", op.kind, op.alpha, op.shape)
+func newActOp(kind ActKind, alpha float32, shape []int) actOp {
+	id := identity(1, "%v%v", kind, shape)
+	if kind == ActLeakyReLU {
+		id = identity(1, "%v(%g)%v", kind, alpha, shape)
 	}
-	return fmt.Sprintf("%v%v", op.kind, op.shape)
+	return actOp{opBase: id, buf: newCache(), kind: kind, alpha: alpha, shape: shape}
 }
-func (op actOp) Arity() int            { return 1 }
-func (op actOp) Type() hm.Type         { return hm.NewFnType(tt(len(op.shape)), tt(len(op.shape))) }
-func (op actOp) WriteHash(h hash.Hash) { h.Write([]byte(op.String())) }
-func (op actOp) Hashcode() uint32      { return hashOf(op) }
-func (op actOp) DiffWRT(int) []bool    { return []bool{true} }
+
+func (op actOp) Type() hm.Type      { return hm.NewFnType(tt(len(op.shape)), tt(len(op.shape))) }
+func (op actOp) DiffWRT(int) []bool { return []bool{true} }
 func (op actOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape(append([]int(nil), op.shape...)), nil
 }
@@ -196,7 +194,7 @@ func (op actOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	if op.kind.gradFromOutput() {
 		src = output
 	}
-	dx, err := G.ApplyOp(actGradOp{buf: newCache(), kind: op.kind, alpha: op.alpha, shape: op.shape}, src, grad)
+	dx, err := G.ApplyOp(newActGradOp(op.kind, op.alpha, op.shape), src, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -216,17 +214,15 @@ type actGradOp struct {
 	shape []int
 }
 
-func (op actGradOp) String() string {
-	return fmt.Sprintf("%vGrad(%g)%v", op.kind, op.alpha, op.shape)
+func newActGradOp(kind ActKind, alpha float32, shape []int) actGradOp {
+	return actGradOp{opBase: identity(2, "%vGrad(%g)%v", kind, alpha, shape), buf: newCache(), kind: kind, alpha: alpha, shape: shape}
 }
-func (op actGradOp) Arity() int { return 2 }
+
 func (op actGradOp) Type() hm.Type {
 	t := tt(len(op.shape))
 	return hm.NewFnType(t, t, t)
 }
-func (op actGradOp) WriteHash(h hash.Hash) { h.Write([]byte(op.String())) }
-func (op actGradOp) Hashcode() uint32      { return hashOf(op) }
-func (op actGradOp) DiffWRT(int) []bool    { return []bool{!op.kind.piecewiseLinear(), true} }
+func (op actGradOp) DiffWRT(int) []bool { return []bool{!op.kind.piecewiseLinear(), true} }
 func (op actGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape(append([]int(nil), op.shape...)), nil
 }
@@ -291,10 +287,8 @@ type mseOp struct {
 	shape []int
 }
 
-func (op mseOp) String() string        { return fmt.Sprintf("MSE%v", op.shape) }
-func (op mseOp) WriteHash(h hash.Hash) { h.Write([]byte(op.String())) }
-func (op mseOp) Hashcode() uint32      { return hashOf(op) }
-func (op mseOp) Arity() int            { return 2 }
+func newMSEOp(shape []int) mseOp { return mseOp{opBase: identity(2, "MSE%v", shape), shape: shape} }
+
 func (op mseOp) Type() hm.Type {
 	return hm.NewFnType(tt(len(op.shape)), tt(len(op.shape)), G.Float32)
 }
@@ -318,7 +312,7 @@ func (op mseOp) Do(in ...G.Value) (G.Value, error) {
 }
 
 func (op mseOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	dp, err := G.ApplyOp(mseGradOp{buf: newCache(), shape: op.shape}, inputs[0], inputs[1], grad)
+	dp, err := G.ApplyOp(newMSEGradOp(op.shape), inputs[0], inputs[1], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -332,10 +326,10 @@ type mseGradOp struct {
 	shape []int
 }
 
-func (op mseGradOp) String() string        { return fmt.Sprintf("MSEGrad%v", op.shape) }
-func (op mseGradOp) WriteHash(h hash.Hash) { h.Write([]byte(op.String())) }
-func (op mseGradOp) Hashcode() uint32      { return hashOf(op) }
-func (op mseGradOp) Arity() int            { return 3 }
+func newMSEGradOp(shape []int) mseGradOp {
+	return mseGradOp{opBase: identity(3, "MSEGrad%v", shape), buf: newCache(), shape: shape}
+}
+
 func (op mseGradOp) Type() hm.Type {
 	return hm.NewFnType(tt(len(op.shape)), tt(len(op.shape)), G.Float32, tt(len(op.shape)))
 }

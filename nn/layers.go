@@ -28,7 +28,7 @@ func (b *Builder) Act(x *G.Node, kind ActKind, alpha float64) *G.Node {
 	}
 	ctx := kind.String()
 	return b.Apply(ctx, func() (*G.Node, error) {
-		return G.ApplyOp(actOp{buf: newCache(), kind: kind, alpha: float32(alpha), shape: append([]int(nil), x.Shape()...)}, x)
+		return G.ApplyOp(newActOp(kind, float32(alpha), append([]int(nil), x.Shape()...)), x)
 	})
 }
 
@@ -69,7 +69,7 @@ func (b *Builder) GroupNorm(x *G.Node, groups int, weight, bias *Param) *G.Node 
 	} else {
 		w, bb = b.constVec("group_norm.ones", s[1], 1), b.constVec("group_norm.zeros", s[1], 0)
 	}
-	op := gnOp{buf: newCache(), kind: gnForward, shape: append([]int(nil), s...), groups: groups, st: &normStats{}}
+	op := newGNOp(gnForward, append([]int(nil), s...), groups, &normStats{})
 	return b.Apply(ctx, func() (*G.Node, error) { return G.ApplyOp(op, x, w, bb) })
 }
 
@@ -114,7 +114,7 @@ func (b *Builder) BatchNorm2d(x *G.Node, bn *BatchNorm, training bool) *G.Node {
 		b.Fail(ctx, fmt.Errorf("input %v: training needs more than one value per channel", s))
 		return nil
 	}
-	op := bnOp{buf: newCache(), kind: gnForward, shape: append([]int(nil), s...), training: training, bn: bn, st: &normStats{}}
+	op := newBNOp(gnForward, append([]int(nil), s...), training, bn, &normStats{})
 	return b.Apply(ctx, func() (*G.Node, error) { return G.ApplyOp(op, x, b.Param(bn.Weight), b.Param(bn.Bias)) })
 }
 
@@ -130,7 +130,7 @@ func (b *Builder) Upsample(x *G.Node, factor int) *G.Node {
 		return nil
 	}
 	return b.Apply("upsample", func() (*G.Node, error) {
-		return G.ApplyOp(upOp{buf: newCache(), f: factor, small: append([]int(nil), s...)}, x)
+		return G.ApplyOp(newUpOp(false, factor, append([]int(nil), s...)), x)
 	})
 }
 
@@ -147,7 +147,7 @@ func (b *Builder) SumPool(x *G.Node, factor int) *G.Node {
 	}
 	small := []int{s[0], s[1], s[2] / factor, s[3] / factor}
 	return b.Apply("sum_pool", func() (*G.Node, error) {
-		return G.ApplyOp(upOp{buf: newCache(), pool: true, f: factor, small: small}, x)
+		return G.ApplyOp(newUpOp(true, factor, small), x)
 	})
 }
 
@@ -163,7 +163,7 @@ func (b *Builder) AddSampleChannel(x, v *G.Node) *G.Node {
 		return nil
 	}
 	return b.Apply("add_sample_channel", func() (*G.Node, error) {
-		return G.ApplyOp(ncOp{buf: newCache(), kind: kBias, shape: append([]int(nil), s...)}, x, v)
+		return G.ApplyOp(newNCOp(kBias, append([]int(nil), s...)), x, v)
 	})
 }
 
@@ -180,16 +180,16 @@ func (b *Builder) ConcatChannels(xs ...*G.Node) *G.Node {
 		return nil
 	}
 	s0 := xs[0].Shape()
-	op := catOp{buf: newCache(), kind: catJoin, chans: make([]int, len(xs))}
+	chans := make([]int, len(xs))
 	for i, x := range xs {
 		s := x.Shape()
 		if len(s) < 2 || len(s) != len(s0) || s[0] != s0[0] || !tensor.Shape(s[2:]).Eq(tensor.Shape(s0[2:])) {
 			b.Fail("concat", fmt.Errorf("input %d has shape %v, input 0 %v: want equal shapes except axis 1", i, s, s0))
 			return nil
 		}
-		op.chans[i] = s[1]
+		chans[i] = s[1]
 	}
-	op.n, op.rest = s0[0], append([]int(nil), s0[2:]...)
+	op := newCatJoin(s0[0], chans, append([]int(nil), s0[2:]...))
 	in := append([]*G.Node(nil), xs...)
 	return b.Apply("concat", func() (*G.Node, error) { return G.ApplyOp(op, in...) })
 }
@@ -205,6 +205,6 @@ func (b *Builder) MSE(pred, target *G.Node) *G.Node {
 		return nil
 	}
 	return b.Apply("mse", func() (*G.Node, error) {
-		return G.ApplyOp(mseOp{shape: append([]int(nil), pred.Shape()...)}, pred, target)
+		return G.ApplyOp(newMSEOp(append([]int(nil), pred.Shape()...)), pred, target)
 	})
 }

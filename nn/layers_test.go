@@ -258,10 +258,11 @@ func TestActivationValues(t *testing.T) {
 		ActSiLU:      func(x float64) float64 { return x / (1 + math.Exp(-x)) },
 	}
 	for k, f := range ref {
-		op := actOp{kind: k, alpha: 0.2, shape: []int{len(xs)}}
+		alpha := float32(0.2)
 		if k != ActLeakyReLU {
-			op.alpha = 0
+			alpha = 0
 		}
+		op := newActOp(k, alpha, []int{len(xs)})
 		v, err := op.Do(tensorOf(xs))
 		if err != nil {
 			t.Fatal(err)

@@ -2,7 +2,6 @@ package nn
 
 import (
 	"fmt"
-	"hash"
 	"math"
 
 	"github.com/chewxy/hm"
@@ -157,13 +156,13 @@ type gnOp struct {
 	st     *normStats
 }
 
-func (op gnOp) String() string {
-	return fmt.Sprintf("%s(groups %d)%v", gnNames[op.kind], op.groups, op.shape)
+func newGNOp(kind gnKind, shape []int, groups int, st *normStats) gnOp {
+	return gnOp{opBase: identity(kind.arity(), "%s(groups %d)%v", gnNames[kind], groups, shape), buf: newCache(), kind: kind, shape: shape, groups: groups, st: st}
 }
-func (op gnOp) WriteHash(h hash.Hash) { h.Write([]byte(op.String())) }
-func (op gnOp) Hashcode() uint32      { return hashOf(op) }
-func (op gnOp) Arity() int {
-	if op.kind >= gnDW {
+
+// arity is the number of inputs of a GroupNorm or BatchNorm map.
+func (k gnKind) arity() int {
+	if k >= gnDW {
 		return 2
 	}
 	return 3
@@ -315,15 +314,15 @@ func (op gnOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		return nil, fmt.Errorf("%v: second derivatives of group normalisation are not implemented", op)
 	}
 	x, w := inputs[0], inputs[1]
-	dx, err := G.ApplyOp(gnOp{buf: newCache(), kind: gnDX, shape: op.shape, groups: op.groups, st: op.st}, x, w, grad)
+	dx, err := G.ApplyOp(newGNOp(gnDX, op.shape, op.groups, op.st), x, w, grad)
 	if err != nil {
 		return nil, err
 	}
-	dw, err := G.ApplyOp(gnOp{buf: newCache(), kind: gnDW, shape: op.shape, groups: op.groups, st: op.st}, x, grad)
+	dw, err := G.ApplyOp(newGNOp(gnDW, op.shape, op.groups, op.st), x, grad)
 	if err != nil {
 		return nil, err
 	}
-	db, err := G.ApplyOp(gnOp{buf: newCache(), kind: gnDB, shape: op.shape, groups: op.groups, st: op.st}, x, grad)
+	db, err := G.ApplyOp(newGNOp(gnDB, op.shape, op.groups, op.st), x, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -379,18 +378,19 @@ type bnOp struct {
 	st       *normStats
 }
 
-func (op bnOp) String() string {
+func newBNOp(kind gnKind, shape []int, training bool, bn *BatchNorm, st *normStats) bnOp {
 	mode := "eval"
-	if op.training {
+	if training {
 		mode = "train"
 	}
-	return fmt.Sprintf("BatchNorm2d%s(%s %s)%v", gnNames[op.kind][len("GroupNorm"):], op.bn.Weight.Name, mode, op.shape)
+	return bnOp{
+		opBase: identity(kind.arity(), "BatchNorm2d%s(%s %s)%v", gnNames[kind][len("GroupNorm"):], bn.Weight.Name, mode, shape),
+		buf:    newCache(), kind: kind, shape: shape, training: training, bn: bn, st: st,
+	}
 }
-func (op bnOp) WriteHash(h hash.Hash) { h.Write([]byte(op.String())) }
-func (op bnOp) Hashcode() uint32      { return hashOf(op) }
-func (op bnOp) Arity() int            { return gnOp{kind: op.kind}.Arity() }
-func (op bnOp) Type() hm.Type         { return gnOp{kind: op.kind, shape: op.shape}.Type() }
-func (op bnOp) DiffWRT(n int) []bool  { return gnOp{kind: op.kind}.DiffWRT(n) }
+
+func (op bnOp) Type() hm.Type        { return gnOp{kind: op.kind, shape: op.shape}.Type() }
+func (op bnOp) DiffWRT(n int) []bool { return gnOp{kind: op.kind}.DiffWRT(n) }
 func (op bnOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return gnOp{kind: op.kind, shape: op.shape}.InferShape()
 }
@@ -547,9 +547,7 @@ func (op bnOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		return nil, fmt.Errorf("%v: second derivatives of batch normalisation are not implemented", op)
 	}
 	x, w := inputs[0], inputs[1]
-	mk := func(k gnKind) bnOp {
-		return bnOp{buf: newCache(), kind: k, shape: op.shape, training: op.training, bn: op.bn, st: op.st}
-	}
+	mk := func(k gnKind) bnOp { return newBNOp(k, op.shape, op.training, op.bn, op.st) }
 	dx, err := G.ApplyOp(mk(gnDX), x, w, grad)
 	if err != nil {
 		return nil, err

@@ -11,19 +11,34 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// opBase holds what every custom op here shares: results are fresh values
-// (or the machine's preallocated one), never aliases of an input.
-type opBase struct{}
+// opBase is embedded by every custom op and answers gorgonia's identity
+// questions for it. Its name spells out the op and every parameter its
+// result depends on: gorgonia merges two nodes whose ops hash alike, so
+// the hash must tell apart any two ops that compute differently, and error
+// messages name the op by it. Each op's constructor (newConvOp, ...) sets
+// it once. Results are fresh values (or the machine's preallocated one),
+// never aliases of an input.
+type opBase struct {
+	name  string
+	arity int
+}
 
+// identity is the opBase of an op with arity inputs, named by a format.
+func identity(arity int, format string, args ...any) opBase {
+	return opBase{name: fmt.Sprintf(format, args...), arity: arity}
+}
+
+func (o opBase) String() string        { return o.name }
+func (o opBase) Arity() int            { return o.arity }
+func (o opBase) WriteHash(h hash.Hash) { h.Write([]byte(o.name)) }
+func (o opBase) Hashcode() uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(o.name))
+	return h.Sum32()
+}
 func (opBase) ReturnsPtr() bool     { return false }
 func (opBase) CallsExtern() bool    { return false }
 func (opBase) OverwritesInput() int { return -1 }
-
-func hashOf(s fmt.Stringer) uint32 {
-	h := fnv.New32a()
-	h.Write([]byte(s.String()))
-	return h.Sum32()
-}
 
 func tt(dims int) hm.Type { return G.TensorType{Dims: dims, Of: G.Float32} }
 
@@ -84,15 +99,15 @@ type convOp struct {
 	buf  *outCache
 }
 
-func (op convOp) String() string {
-	g := op.g
-	return fmt.Sprintf("%s(n%d c%d %dx%d -> c%d %dx%d k%dx%d s%dx%d p%dx%d)", convNames[op.kind], g.Batch, g.In, g.H, g.W, g.Out, g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW)
+func newConvOp(kind convKind, g ConvGeom) convOp {
+	return convOp{
+		opBase: identity(2, "%s(n%d c%d %dx%d -> c%d %dx%d k%dx%d s%dx%d p%dx%d)", convNames[kind], g.Batch, g.In, g.H, g.W, g.Out, g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW),
+		kind:   kind, g: g, buf: newCache(),
+	}
 }
-func (op convOp) Arity() int            { return 2 }
-func (op convOp) Type() hm.Type         { return hm.NewFnType(tt(4), tt(4), tt(4)) }
-func (op convOp) WriteHash(h hash.Hash) { h.Write([]byte(op.String())) }
-func (op convOp) Hashcode() uint32      { return hashOf(op) }
-func (op convOp) DiffWRT(int) []bool    { return []bool{true, true} }
+
+func (op convOp) Type() hm.Type      { return hm.NewFnType(tt(4), tt(4), tt(4)) }
+func (op convOp) DiffWRT(int) []bool { return []bool{true, true} }
 func (op convOp) shapes() (a, b, o []int) {
 	switch op.kind {
 	case kConv:
@@ -145,7 +160,7 @@ func (op convOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 func (op convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	a, b := inputs[0], inputs[1]
 	mk := func(k convKind, x, y *G.Node) (*G.Node, error) {
-		return G.ApplyOp(convOp{kind: k, g: op.g, buf: newCache()}, x, y)
+		return G.ApplyOp(newConvOp(k, op.g), x, y)
 	}
 	var da, db *G.Node
 	var err error
@@ -178,14 +193,15 @@ type mmOp struct {
 	buf     *outCache
 }
 
-func (op mmOp) String() string {
-	return fmt.Sprintf("MatMul(%dx%d, tA=%v, tB=%v, k=%d)", op.m, op.n, op.tA, op.tB, op.k)
+func newMMOp(tA, tB bool, m, n, k int) mmOp {
+	return mmOp{
+		opBase: identity(2, "MatMul(%dx%d, tA=%v, tB=%v, k=%d)", m, n, tA, tB, k),
+		tA:     tA, tB: tB, m: m, n: n, k: k, buf: newCache(),
+	}
 }
-func (op mmOp) Arity() int            { return 2 }
-func (op mmOp) Type() hm.Type         { return hm.NewFnType(tt(2), tt(2), tt(2)) }
-func (op mmOp) WriteHash(h hash.Hash) { h.Write([]byte(op.String())) }
-func (op mmOp) Hashcode() uint32      { return hashOf(op) }
-func (op mmOp) DiffWRT(int) []bool    { return []bool{true, true} }
+
+func (op mmOp) Type() hm.Type      { return hm.NewFnType(tt(2), tt(2), tt(2)) }
+func (op mmOp) DiffWRT(int) []bool { return []bool{true, true} }
 func (op mmOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape{op.m, op.n}, nil
 }
@@ -237,17 +253,17 @@ func (op mmOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	// dop(A) = G·op(B)ᵀ and dop(B) = op(A)ᵀ·G, transposed back when the
 	// input entered transposed.
 	if op.tA {
-		da, err = G.ApplyOp(mmOp{tA: op.tB, tB: true, m: op.k, n: op.m, k: op.n, buf: newCache()}, B, grad)
+		da, err = G.ApplyOp(newMMOp(op.tB, true, op.k, op.m, op.n), B, grad)
 	} else {
-		da, err = G.ApplyOp(mmOp{tA: false, tB: !op.tB, m: op.m, n: op.k, k: op.n, buf: newCache()}, grad, B)
+		da, err = G.ApplyOp(newMMOp(false, !op.tB, op.m, op.k, op.n), grad, B)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if op.tB {
-		db, err = G.ApplyOp(mmOp{tA: true, tB: op.tA, m: op.n, n: op.k, k: op.m, buf: newCache()}, grad, A)
+		db, err = G.ApplyOp(newMMOp(true, op.tA, op.n, op.k, op.m), grad, A)
 	} else {
-		db, err = G.ApplyOp(mmOp{tA: !op.tA, tB: false, m: op.k, n: op.n, k: op.m, buf: newCache()}, A, grad)
+		db, err = G.ApplyOp(newMMOp(!op.tA, false, op.k, op.n, op.m), A, grad)
 	}
 	if err != nil {
 		return nil, err
@@ -276,14 +292,12 @@ const (
 
 var chanNames = [...]string{"BiasAdd", "ChannelSum", "ChannelBroadcast"}
 
-func (op chanOp) String() string        { return fmt.Sprintf("%s%v", chanNames[op.kind], op.shape) }
-func (op chanOp) WriteHash(h hash.Hash) { h.Write([]byte(op.String())) }
-func (op chanOp) Hashcode() uint32      { return hashOf(op) }
-func (op chanOp) Arity() int {
-	if op.kind == kBias {
-		return 2
+func newChanOp(kind chanKind, shape []int) chanOp {
+	arity := 1
+	if kind == kBias {
+		arity = 2
 	}
-	return 1
+	return chanOp{opBase: identity(arity, "%s%v", chanNames[kind], shape), kind: kind, shape: shape, buf: newCache()}
 }
 
 func (op chanOp) Type() hm.Type {
@@ -400,19 +414,19 @@ func (op chanOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 func (op chanOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	switch op.kind {
 	case kBias:
-		db, err := G.ApplyOp(chanOp{kind: kSum, shape: op.shape, buf: newCache()}, grad)
+		db, err := G.ApplyOp(newChanOp(kSum, op.shape), grad)
 		if err != nil {
 			return nil, err
 		}
 		return G.Nodes{grad, db}, nil
 	case kSum:
-		dx, err := G.ApplyOp(chanOp{kind: kBcast, shape: op.shape, buf: newCache()}, grad)
+		dx, err := G.ApplyOp(newChanOp(kBcast, op.shape), grad)
 		if err != nil {
 			return nil, err
 		}
 		return G.Nodes{dx}, nil
 	default:
-		db, err := G.ApplyOp(chanOp{kind: kSum, shape: op.shape, buf: newCache()}, grad)
+		db, err := G.ApplyOp(newChanOp(kSum, op.shape), grad)
 		if err != nil {
 			return nil, err
 		}
@@ -459,10 +473,10 @@ type bceOp struct {
 	shape []int
 }
 
-func (op bceOp) String() string        { return fmt.Sprintf("BCEWithLogitsSum%v", op.shape) }
-func (op bceOp) WriteHash(h hash.Hash) { h.Write([]byte(op.String())) }
-func (op bceOp) Hashcode() uint32      { return hashOf(op) }
-func (op bceOp) Arity() int            { return 2 }
+func newBCEOp(shape []int) bceOp {
+	return bceOp{opBase: identity(2, "BCEWithLogitsSum%v", shape), shape: shape}
+}
+
 func (op bceOp) Type() hm.Type {
 	return hm.NewFnType(tt(len(op.shape)), tt(len(op.shape)), G.Float32)
 }
@@ -492,7 +506,7 @@ func softplus(x float64) float64 {
 }
 
 func (op bceOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	dl, err := G.ApplyOp(bceGradOp{shape: op.shape, buf: newCache()}, inputs[0], inputs[1], grad)
+	dl, err := G.ApplyOp(newBCEGradOp(op.shape), inputs[0], inputs[1], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -506,10 +520,10 @@ type bceGradOp struct {
 	buf   *outCache
 }
 
-func (op bceGradOp) String() string        { return fmt.Sprintf("BCEWithLogitsGrad%v", op.shape) }
-func (op bceGradOp) WriteHash(h hash.Hash) { h.Write([]byte(op.String())) }
-func (op bceGradOp) Hashcode() uint32      { return hashOf(op) }
-func (op bceGradOp) Arity() int            { return 3 }
+func newBCEGradOp(shape []int) bceGradOp {
+	return bceGradOp{opBase: identity(3, "BCEWithLogitsGrad%v", shape), shape: shape, buf: newCache()}
+}
+
 func (op bceGradOp) Type() hm.Type {
 	return hm.NewFnType(tt(len(op.shape)), tt(len(op.shape)), G.Float32, tt(len(op.shape)))
 }

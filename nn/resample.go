@@ -2,7 +2,6 @@ package nn
 
 import (
 	"fmt"
-	"hash"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -25,17 +24,17 @@ func (op upOp) big() []int {
 	return []int{op.small[0], op.small[1], op.small[2] * op.f, op.small[3] * op.f}
 }
 
-func (op upOp) String() string {
-	if op.pool {
-		return fmt.Sprintf("SumPool(%d)%v", op.f, op.big())
+func newUpOp(pool bool, f int, small []int) upOp {
+	op := upOp{buf: newCache(), pool: pool, f: f, small: small}
+	op.opBase = identity(1, "UpsampleNearest(%d)%v", f, small)
+	if pool {
+		op.opBase = identity(1, "SumPool(%d)%v", f, op.big())
 	}
-	return fmt.Sprintf("UpsampleNearest(%d)%v", op.f, op.small)
+	return op
 }
-func (op upOp) Arity() int            { return 1 }
-func (op upOp) Type() hm.Type         { return hm.NewFnType(tt(4), tt(4)) }
-func (op upOp) WriteHash(h hash.Hash) { h.Write([]byte(op.String())) }
-func (op upOp) Hashcode() uint32      { return hashOf(op) }
-func (op upOp) DiffWRT(int) []bool    { return []bool{true} }
+
+func (op upOp) Type() hm.Type      { return hm.NewFnType(tt(4), tt(4)) }
+func (op upOp) DiffWRT(int) []bool { return []bool{true} }
 func (op upOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	if op.pool {
 		return tensor.Shape(append([]int(nil), op.small...)), nil
@@ -97,7 +96,7 @@ func (op upOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 }
 
 func (op upOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(upOp{buf: newCache(), pool: !op.pool, f: op.f, small: op.small}, grad)
+	dx, err := G.ApplyOp(newUpOp(!op.pool, op.f, op.small), grad)
 	if err != nil {
 		return nil, err
 	}
@@ -117,14 +116,12 @@ type ncOp struct {
 
 var ncNames = [...]string{"AddSampleChannel", "SampleChannelSum", "SampleChannelBroadcast"}
 
-func (op ncOp) String() string        { return fmt.Sprintf("%s%v", ncNames[op.kind], op.shape) }
-func (op ncOp) WriteHash(h hash.Hash) { h.Write([]byte(op.String())) }
-func (op ncOp) Hashcode() uint32      { return hashOf(op) }
-func (op ncOp) Arity() int {
-	if op.kind == kBias {
-		return 2
+func newNCOp(kind chanKind, shape []int) ncOp {
+	arity := 1
+	if kind == kBias {
+		arity = 2
 	}
-	return 1
+	return ncOp{opBase: identity(arity, "%s%v", ncNames[kind], shape), buf: newCache(), kind: kind, shape: shape}
 }
 
 func (op ncOp) Type() hm.Type {
@@ -217,19 +214,19 @@ func (op ncOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 func (op ncOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	switch op.kind {
 	case kBias:
-		dv, err := G.ApplyOp(ncOp{buf: newCache(), kind: kSum, shape: op.shape}, grad)
+		dv, err := G.ApplyOp(newNCOp(kSum, op.shape), grad)
 		if err != nil {
 			return nil, err
 		}
 		return G.Nodes{grad, dv}, nil
 	case kSum:
-		dx, err := G.ApplyOp(ncOp{buf: newCache(), kind: kBcast, shape: op.shape}, grad)
+		dx, err := G.ApplyOp(newNCOp(kBcast, op.shape), grad)
 		if err != nil {
 			return nil, err
 		}
 		return G.Nodes{dx}, nil
 	default:
-		dv, err := G.ApplyOp(ncOp{buf: newCache(), kind: kSum, shape: op.shape}, grad)
+		dv, err := G.ApplyOp(newNCOp(kSum, op.shape), grad)
 		if err != nil {
 			return nil, err
 		}
@@ -271,23 +268,21 @@ func (op catOp) inner() int {
 
 func (op catOp) shapeWith(c int) []int { return append([]int{op.n, c}, op.rest...) }
 
-func (op catOp) String() string {
-	switch op.kind {
-	case catJoin:
-		return fmt.Sprintf("ConcatChannels(n%d %v %v)", op.n, op.chans, op.rest)
-	case catSlice:
-		return fmt.Sprintf("SliceChannels(n%d [%d:%d] of %d %v)", op.n, op.lo, op.hi, op.total, op.rest)
-	default:
-		return fmt.Sprintf("PadChannels(n%d [%d:%d] of %d %v)", op.n, op.lo, op.hi, op.total, op.rest)
-	}
+// newCatJoin concatenates inputs of the given channel counts.
+func newCatJoin(n int, chans, rest []int) catOp {
+	return catOp{opBase: identity(len(chans), "ConcatChannels(n%d %v %v)", n, chans, rest), buf: newCache(), kind: catJoin, n: n, chans: chans, rest: rest}
 }
-func (op catOp) WriteHash(h hash.Hash) { h.Write([]byte(op.String())) }
-func (op catOp) Hashcode() uint32      { return hashOf(op) }
-func (op catOp) Arity() int {
-	if op.kind == catJoin {
-		return len(op.chans)
+
+// newCatRange takes (catSlice) or places (catPad) channels [lo, hi) of total.
+func newCatRange(kind catKind, n, total, lo, hi int, rest []int) catOp {
+	name := "SliceChannels"
+	if kind == catPad {
+		name = "PadChannels"
 	}
-	return 1
+	return catOp{
+		opBase: identity(1, "%s(n%d [%d:%d] of %d %v)", name, n, lo, hi, total, rest),
+		buf:    newCache(), kind: kind, n: n, total: total, lo: lo, hi: hi, rest: rest,
+	}
 }
 
 func (op catOp) Type() hm.Type {
@@ -399,7 +394,7 @@ func (op catOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		lo := 0
 		for i, c := range op.chans {
 			var err error
-			ds[i], err = G.ApplyOp(catOp{buf: newCache(), kind: catSlice, n: op.n, total: total, lo: lo, hi: lo + c, rest: op.rest}, grad)
+			ds[i], err = G.ApplyOp(newCatRange(catSlice, op.n, total, lo, lo+c, op.rest), grad)
 			if err != nil {
 				return nil, err
 			}
@@ -411,7 +406,7 @@ func (op catOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		if op.kind == catPad {
 			k = catSlice
 		}
-		dx, err := G.ApplyOp(catOp{buf: newCache(), kind: k, n: op.n, total: op.total, lo: op.lo, hi: op.hi, rest: op.rest}, grad)
+		dx, err := G.ApplyOp(newCatRange(k, op.n, op.total, op.lo, op.hi, op.rest), grad)
 		if err != nil {
 			return nil, err
 		}
