@@ -12,7 +12,7 @@ so both see the same conditions; each task is its own process, so peak RSS
   gan   the shipped mnist-dcgan: one D+G iteration, and batch-64 generation
         (plugins/gan BenchmarkTrainStep/Generate, plugins/gan/testdata/torch_gan.py)
   unet  the 0.93M-parameter DDPM U-Net the diffusion family needs
-        (nn BenchmarkUNetTrainStep/UNetInference, nn/testdata/torch_unet.py)
+        (nn BenchmarkUNetTrainStep/UNetInference, nn/layers/testdata/torch_unet.py)
 
 Needs Debian's python3-torch (and libopenblas0 so PyTorch's BLAS is not the
 reference one): apt-get install python3-torch libopenblas0-openmp. Run it on
@@ -34,8 +34,8 @@ TARGETS = {
             "torch": "plugins/vae/testdata/torch_vae.py", "steps": 30},
     "gan": {"pkg": "./plugins/gan", "train": ("TrainStep$", "ms/step"), "infer": ("Generate$", "ms/batch"),
             "torch": "plugins/gan/testdata/torch_gan.py", "steps": 20},
-    "unet": {"pkg": "./nn", "train": ("UNetTrainStep$", "ms/step"), "infer": ("UNetInference$", "ms/step"),
-             "torch": "nn/testdata/torch_unet.py", "steps": 5},
+    "unet": {"pkg": "./nn/layers", "train": ("UNetTrainStep$", "ms/step"), "infer": ("UNetInference$", "ms/step"),
+             "torch": "nn/layers/testdata/torch_unet.py", "steps": 5},
 }
 
 

@@ -1,18 +1,19 @@
-// Package nn is the model layer shared by the built-in model families: layers
-// whose parameters carry PyTorch state_dict names ("encoder.0.weight"),
-// safetensors weights, Adam with exportable state, a seeded RNG, checkpoints,
-// and the fast kernels (convolution, transposed convolution, bias, losses)
-// that make training on a 2-core CPU practical.
+// Package nn is the root of the model library shared by the built-in
+// model families, and owns what every part of it uses: the seeded RNG
+// (weight initialisation, training noise, sampling) and latent
+// interpolation. The library is split by concern:
 //
-// Models are gorgonia expression graphs. The hot operations are custom
-// gorgonia ops ([Conv2d], [ConvTranspose2d] and friends) whose kernels run a
-// per-image im2col into pooled buffers and a blocked SGEMM, instead of
-// gorgonia's built-ins that materialise the whole batch's im2col matrix and
-// copy through transposes. Each op's derivative is again one of these ops,
-// so graphs stay twice differentiable (the WGAN-GP gradient penalty needs
-// that).
+//   - nn/gemm: the blocked SGEMM with assembly kernels;
+//   - nn/ops: the custom gorgonia ops and their kernels (convolution,
+//     matmul, norms, activations, resampling, losses);
+//   - nn/layers: parameters with PyTorch state_dict names, the graph
+//     Builder and compiled Program, and layers that declare and
+//     initialise their parameters under a Scope;
+//   - nn/optim: Adam and RMSProp with state that checkpoints save;
+//   - nn/train: the training loop, checkpoints and weight files, the one
+//     part that knows the plugin SDK.
 //
-// Tensor layouts are explicit: images are NCHW float32, convolution weights
-// are [out, in, kh, kw] (transposed convolutions [in, out, kh, kw], as in
-// PyTorch), dense weights are [out, in] and compute x·Wᵀ + b.
+// Models are gorgonia expression graphs; a family's plugin builds them
+// from layers, trains them with optim and train, and ships safetensors
+// weights whose names match the family's PyTorch twin.
 package nn

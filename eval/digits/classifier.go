@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/genpipe/genpipe/nn"
+	"github.com/genpipe/genpipe/nn/layers"
 	"github.com/genpipe/genpipe/sdk/safetensors"
 )
 
@@ -22,7 +23,7 @@ var weights []byte
 // concurrent use; calls are serialised because they share one compiled
 // graph and its buffers.
 type Classifier struct {
-	params *nn.Params
+	params *layers.Params
 	meta   map[string]string
 	mu     sync.Mutex
 	inf    *inference
@@ -68,7 +69,7 @@ func fromFile(f *safetensors.File) (*Classifier, error) {
 	return newClassifier(ps, maps.Clone(f.Metadata))
 }
 
-func newClassifier(ps *nn.Params, meta map[string]string) (*Classifier, error) {
+func newClassifier(ps *layers.Params, meta map[string]string) (*Classifier, error) {
 	inf, err := newInference(ps, batchSize)
 	if err != nil {
 		return nil, err

@@ -7,7 +7,7 @@ import (
 	"math"
 
 	"github.com/chewxy/hm"
-	"github.com/genpipe/genpipe/nn"
+	"github.com/genpipe/genpipe/nn/layers"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -19,7 +19,7 @@ import (
 // fused op, like nn's losses, computed in float64 per row with the maximum
 // logit factored out, so confident logits (±1000 in the tests) neither
 // overflow nor lose the loss.
-func SoftmaxCrossEntropy(b *nn.Builder, logits, targets *G.Node) *G.Node {
+func SoftmaxCrossEntropy(b *layers.Builder, logits, targets *G.Node) *G.Node {
 	if b.Err() != nil {
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/genpipe/genpipe/nn"
+	"github.com/genpipe/genpipe/nn/layers"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -28,18 +29,18 @@ func naiveCE(l, t []float32, n, k int) float64 {
 // xentGraph builds loss = SoftmaxCrossEntropy(x·wᵀ + b, t) with random x,
 // w, b and targets that are one-hot in some rows and soft (not summing to
 // 1) in others, so the Σt factor of the gradient is exercised.
-func xentGraph(t *testing.T, n, in, k int) (*nn.Program, *nn.Params, []float32, []float32, func() []float32) {
+func xentGraph(t *testing.T, n, in, k int) (*layers.Program, *layers.Params, []float32, []float32, func() []float32) {
 	t.Helper()
 	rng := nn.NewRNG(3)
-	ps := nn.NewParams()
+	ps := layers.NewParams()
 	w, bias := ps.Add("w", k, in), ps.Add("b", k)
 	rng.Normal(w.Data(), 1)
 	rng.Normal(bias.Data(), 1)
-	b := nn.NewBuilder()
+	b := layers.NewBuilder()
 	xn := b.Input("x", n, in)
 	tn := b.Input("t", n, k)
-	rng.Normal(nn.Data(xn), 1)
-	tg := nn.Data(tn)
+	rng.Normal(layers.Data(xn), 1)
+	tg := layers.Data(tn)
 	for i := 0; i < n; i++ {
 		if i%2 == 0 {
 			tg[i*k+rng.IntN(k)] = 1
@@ -49,12 +50,12 @@ func xentGraph(t *testing.T, n, in, k int) (*nn.Program, *nn.Params, []float32, 
 	}
 	logits := b.Linear(xn, w, bias)
 	loss := SoftmaxCrossEntropy(b, logits, tn)
-	prog, err := nn.Compile(b, loss, ps.Trainable(), logits)
+	prog, err := layers.Compile(b, loss, ps.Trainable(), logits)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { prog.Close() })
-	return prog, ps, nn.Data(xn), tg, func() []float32 { return prog.Output(1) }
+	return prog, ps, layers.Data(xn), tg, func() []float32 { return prog.Output(1) }
 }
 
 func TestSoftmaxCrossEntropyValue(t *testing.T) {
@@ -128,7 +129,7 @@ func TestSoftmaxCrossEntropyGradient(t *testing.T) {
 }
 
 func TestSoftmaxCrossEntropyShapeErrors(t *testing.T) {
-	b := nn.NewBuilder()
+	b := layers.NewBuilder()
 	l := b.Input("logits", 3, 4)
 	tg := b.Input("targets", 3, 5)
 	if SoftmaxCrossEntropy(b, l, tg) != nil || b.Err() == nil {

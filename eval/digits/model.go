@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/genpipe/genpipe/nn"
+	"github.com/genpipe/genpipe/nn/layers"
 	G "gorgonia.org/gorgonia"
 )
 
@@ -34,8 +35,8 @@ const (
 // Strided convolutions stand in for pooling (nn has no max pooling), and
 // there is no normalisation layer, so inference depends on nothing but the
 // weights.
-func newParams(rng *nn.RNG) *nn.Params {
-	ps := nn.NewParams()
+func newParams(rng *nn.RNG) *layers.Params {
+	ps := layers.NewParams()
 	conv := func(name string, out, in int) {
 		rng.KaimingUniform(ps.Add(name+".weight", out, in, 3, 3).Data(), in*9)
 		rng.KaimingUniform(ps.Add(name+".bias", out).Data(), in*9)
@@ -54,7 +55,7 @@ func newParams(rng *nn.RNG) *nn.Params {
 
 // forward builds the network on x [N, 1, 28, 28], returning the features
 // [N, 128] and the logits [N, 10].
-func forward(b *nn.Builder, ps *nn.Params, x *G.Node) (feats, logits *G.Node) {
+func forward(b *layers.Builder, ps *layers.Params, x *G.Node) (feats, logits *G.Node) {
 	p := ps.Get
 	n := x.Shape()[0]
 	h := b.ReLU(b.Conv2d(x, p("conv1.weight"), p("conv1.bias"), 1, 1))
@@ -68,17 +69,17 @@ func forward(b *nn.Builder, ps *nn.Params, x *G.Node) (feats, logits *G.Node) {
 
 // inference is a compiled forward pass for one batch size.
 type inference struct {
-	prog *nn.Program
+	prog *layers.Program
 	x    []float32 // the input's storage
 }
 
-func newInference(ps *nn.Params, n int) (*inference, error) {
-	b := nn.NewBuilder()
+func newInference(ps *layers.Params, n int) (*inference, error) {
+	b := layers.NewBuilder()
 	x := b.Input("x", n, 1, Size, Size)
 	feats, logits := forward(b, ps, x)
-	prog, err := nn.Compile(b, nil, nil, feats, logits)
+	prog, err := layers.Compile(b, nil, nil, feats, logits)
 	if err != nil {
 		return nil, fmt.Errorf("digits: build classifier graph: %w", err)
 	}
-	return &inference{prog: prog, x: nn.Data(x)}, nil
+	return &inference{prog: prog, x: layers.Data(x)}, nil
 }

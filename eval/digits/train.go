@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/genpipe/genpipe/nn"
+	"github.com/genpipe/genpipe/nn/layers"
+	"github.com/genpipe/genpipe/nn/optim"
 	"github.com/genpipe/genpipe/sdk/safetensors"
 )
 
@@ -56,20 +58,20 @@ func Train(cfg TrainConfig, trainX []float32, trainY []int, testX []float32, tes
 	start := time.Now()
 	rng := nn.NewRNG(cfg.Seed)
 	ps := newParams(rng)
-	b := nn.NewBuilder()
+	b := layers.NewBuilder()
 	xn := b.Input("x", cfg.Batch, 1, Size, Size)
 	tn := b.Input("target", cfg.Batch, Classes)
 	_, logits := forward(b, ps, xn)
 	loss := SoftmaxCrossEntropy(b, logits, tn)
-	prog, err := nn.Compile(b, loss, ps.Trainable(), logits)
+	prog, err := layers.Compile(b, loss, ps.Trainable(), logits)
 	if err != nil {
 		return nil, fmt.Errorf("digits: build training graph: %w", err)
 	}
 	defer prog.Close()
-	x, t := nn.Data(xn), nn.Data(tn)
+	x, t := layers.Data(xn), layers.Data(tn)
 	trainable := ps.Trainable()
 	grads := make([][]float32, len(trainable))
-	opt := nn.NewAdam(cfg.LR)
+	opt := optim.NewAdam(cfg.LR)
 	order := make([]int, len(trainY))
 	for i := range order {
 		order[i] = i
@@ -161,7 +163,7 @@ func (c *Classifier) Encode(extra map[string]string) ([]byte, error) {
 }
 
 // halfTensors returns the parameters as F16 tensors.
-func halfTensors(ps *nn.Params) []safetensors.Tensor {
+func halfTensors(ps *layers.Params) []safetensors.Tensor {
 	var out []safetensors.Tensor
 	for _, p := range ps.All() {
 		d := p.Data()

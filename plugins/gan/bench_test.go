@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/genpipe/genpipe/nn"
+	"github.com/genpipe/genpipe/nn/optim"
+	"github.com/genpipe/genpipe/nn/train"
 	"github.com/genpipe/genpipe/sdk"
 )
 
@@ -21,11 +23,11 @@ func BenchmarkTrainStep(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	g, d := nn.NewAdam(2e-4), nn.NewAdam(2e-4)
+	g, d := optim.NewAdam(2e-4), optim.NewAdam(2e-4)
 	t := &trainer{preset: p, m: m, params: params, rng: rng, gOpt: g, dOpt: d, nCritic: 1,
 		gParams: m.part("generator"), dParams: m.part("discriminator"),
 		critics: map[int]*critic{}, gens: map[int]*genStep{}, samplers: map[int]*sampler{}}
-	t.state = &nn.TrainState{Params: m.Params, RNG: rng}
+	t.state = &train.TrainState{Params: m.Params, RNG: rng}
 	x := sdk.NewTensor(sdk.Uint8, 64, 1, Size, Size)
 	for i := range x.Data {
 		x.Data[i] = uint8(rng.IntN(256))

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/genpipe/genpipe/nn"
+	"github.com/genpipe/genpipe/nn/train"
 	"github.com/genpipe/genpipe/sdk"
 )
 
@@ -95,7 +96,7 @@ func (*Plugin) Describe() sdk.Description {
 	for _, p := range presets {
 		sp := sdk.Preset{Name: p.name, Doc: p.doc, Default: p.def, Capabilities: []sdk.Capability{sdk.CapGenerate, sdk.CapTrain},
 			Input: img, Output: img, Latent: &sdk.LatentSpec{Space: p.space(), Dim: p.arch.Z}, Classes: p.arch.Classes}
-		sp.Weights = nn.WeightsInfo(shipped, p.weightsFile())
+		sp.Weights = train.WeightsInfo(shipped, p.weightsFile())
 		d.Presets = append(d.Presets, sp)
 	}
 	return d
@@ -112,7 +113,7 @@ func (*Plugin) Load(ctx context.Context, req sdk.LoadRequest) (sdk.Model, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := nn.LoadWeights(m.Params, req.Weights, shipped, p.weightsFile(), p.name, nn.ArchCheck(p.arch)); err != nil {
+	if err := train.LoadWeights(m.Params, req.Weights, shipped, p.weightsFile(), p.name, train.ArchCheck(p.arch)); err != nil {
 		return nil, err
 	}
 	return &model{m: m, preset: p, params: req.Params, samplers: map[int]*sampler{}}, nil

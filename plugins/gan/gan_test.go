@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/genpipe/genpipe/nn"
+	"github.com/genpipe/genpipe/nn/layers"
 	"github.com/genpipe/genpipe/sdk"
 	"github.com/genpipe/genpipe/sdk/safetensors"
 	"github.com/genpipe/genpipe/sdk/sdktest"
@@ -212,9 +213,9 @@ func TestGradientPenaltyGradient(t *testing.T) {
 		t.Fatal(err)
 	}
 	rng := nn.NewRNG(4)
-	rng.Uniform(nn.Data(c.real), -1, 1)
-	rng.Uniform(nn.Data(c.fake), -1, 1)
-	rng.Uniform(nn.Data(c.interp), -1, 1)
+	rng.Uniform(layers.Data(c.real), -1, 1)
+	rng.Uniform(layers.Data(c.fake), -1, 1)
+	rng.Uniform(layers.Data(c.interp), -1, 1)
 	if err := c.prog.Run(); err != nil {
 		t.Fatal(err)
 	}

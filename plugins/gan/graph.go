@@ -3,7 +3,7 @@ package gan
 import (
 	"fmt"
 
-	"github.com/genpipe/genpipe/nn"
+	"github.com/genpipe/genpipe/nn/layers"
 	"github.com/genpipe/genpipe/sdk"
 	G "gorgonia.org/gorgonia"
 )
@@ -15,17 +15,17 @@ import (
 
 // sampler is G in eval mode (running BatchNorm statistics): z -> images.
 type sampler struct {
-	prog *nn.Program
+	prog *layers.Program
 	z    *G.Node
 	n    int
 }
 
 func (m *Model) buildSampler(n int, training bool) (*sampler, error) {
-	b := nn.NewBuilder()
+	b := layers.NewBuilder()
 	s := &sampler{n: n}
 	s.z = b.Input("z", n, m.Arch.Z+m.Arch.Classes)
 	x := m.generator(b, s.z, training)
-	prog, err := nn.Compile(b, nil, nil, x)
+	prog, err := layers.Compile(b, nil, nil, x)
 	if err != nil {
 		return nil, fmt.Errorf("build generator: %w", err)
 	}
@@ -36,7 +36,7 @@ func (m *Model) buildSampler(n int, training bool) (*sampler, error) {
 // images runs the sampler on generator inputs z (n rows of Z+Classes)
 // and returns uint8 images [n 1 28 28].
 func (s *sampler) images(z []float32) (*sdk.Tensor, error) {
-	copy(nn.Data(s.z), z)
+	copy(layers.Data(s.z), z)
 	if err := s.prog.Run(); err != nil {
 		return nil, err
 	}
@@ -51,7 +51,7 @@ func (s *sampler) images(z []float32) (*sdk.Tensor, error) {
 // in [-1, 1], the label planes of a conditional model, and for WGAN-GP the
 // interpolates. Outputs: the loss, then the mean scores of real and fake.
 type critic struct {
-	prog               *nn.Program
+	prog               *layers.Program
 	real, fake, planes *G.Node
 	interp             *G.Node
 	ones, zeros        *G.Node
@@ -62,32 +62,32 @@ type critic struct {
 
 // withPlanes appends the label planes to an image batch for a conditional
 // model.
-func (m *Model) withPlanes(b *nn.Builder, x, planes *G.Node) *G.Node {
+func (m *Model) withPlanes(b *layers.Builder, x, planes *G.Node) *G.Node {
 	if planes == nil {
 		return x
 	}
 	return b.ConcatChannels(x, planes)
 }
 
-func mean(b *nn.Builder, x *G.Node) *G.Node {
+func mean(b *layers.Builder, x *G.Node) *G.Node {
 	return b.Apply("mean", func() (*G.Node, error) { return G.Mean(x) })
 }
 
-func scale(b *nn.Builder, x *G.Node, k float64) *G.Node {
+func scale(b *layers.Builder, x *G.Node, k float64) *G.Node {
 	return b.Apply("scale", func() (*G.Node, error) { return G.Mul(x, G.NewConstant(float32(k))) })
 }
 
-func add(b *nn.Builder, x, y *G.Node) *G.Node {
+func add(b *layers.Builder, x, y *G.Node) *G.Node {
 	return b.Apply("add", func() (*G.Node, error) { return G.Add(x, y) })
 }
 
-func sub(b *nn.Builder, x, y *G.Node) *G.Node {
+func sub(b *layers.Builder, x, y *G.Node) *G.Node {
 	return b.Apply("sub", func() (*G.Node, error) { return G.Sub(x, y) })
 }
 
 func (m *Model) buildCritic(n int, lambda float64) (*critic, error) {
 	a := m.Arch
-	b := nn.NewBuilder()
+	b := layers.NewBuilder()
 	c := &critic{n: n, outPenalty: -1}
 	c.real = b.Input("real", n, 1, Size, Size)
 	c.fake = b.Input("fake", n, 1, Size, Size)
@@ -102,8 +102,8 @@ func (m *Model) buildCritic(n int, lambda float64) (*critic, error) {
 	case DCGAN, CGAN:
 		// -[log D(x) + log(1 - D(G(z)))] = BCE(D(x), 1) + BCE(D(G(z)), 0).
 		c.ones, c.zeros = b.Input("ones", n, 1), b.Input("zeros", n, 1)
-		for i := range nn.Data(c.ones) {
-			nn.Data(c.ones)[i] = 1
+		for i := range layers.Data(c.ones) {
+			layers.Data(c.ones)[i] = 1
 		}
 		loss = scale(b, add(b, b.BCEWithLogitsSum(dReal, c.ones), b.BCEWithLogitsSum(dFake, c.zeros)), 1/float64(n))
 	default:
@@ -160,7 +160,7 @@ func (m *Model) buildCritic(n int, lambda float64) (*critic, error) {
 		outs = append(outs, penalty)
 		c.outPenalty = 3
 	}
-	prog, err := nn.Compile(b, loss, m.part("discriminator"), outs...)
+	prog, err := layers.Compile(b, loss, m.part("discriminator"), outs...)
 	if err != nil {
 		return nil, fmt.Errorf("build critic step: %w", err)
 	}
@@ -172,7 +172,7 @@ func (m *Model) buildCritic(n int, lambda float64) (*critic, error) {
 // one-hot labels) and the label planes; outputs the loss, then the mean
 // critic score of the fakes and the fakes themselves.
 type genStep struct {
-	prog      *nn.Program
+	prog      *layers.Program
 	z, planes *G.Node
 	ones      *G.Node
 	n         int
@@ -180,7 +180,7 @@ type genStep struct {
 
 func (m *Model) buildGenStep(n int, minimax bool) (*genStep, error) {
 	a := m.Arch
-	b := nn.NewBuilder()
+	b := layers.NewBuilder()
 	g := &genStep{n: n}
 	g.z = b.Input("z", n, a.Z+a.Classes)
 	if a.Classes > 0 {
@@ -199,12 +199,12 @@ func (m *Model) buildGenStep(n int, minimax bool) (*genStep, error) {
 	default:
 		// Non-saturating: maximise log D(G(z)), i.e. minimise BCE(D(G(z)), 1).
 		g.ones = b.Input("ones", n, 1)
-		for i := range nn.Data(g.ones) {
-			nn.Data(g.ones)[i] = 1
+		for i := range layers.Data(g.ones) {
+			layers.Data(g.ones)[i] = 1
 		}
 		loss = scale(b, b.BCEWithLogitsSum(score, g.ones), 1/float64(n))
 	}
-	prog, err := nn.Compile(b, loss, m.part("generator"), mean(b, score), fake)
+	prog, err := layers.Compile(b, loss, m.part("generator"), mean(b, score), fake)
 	if err != nil {
 		return nil, fmt.Errorf("build generator step: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/genpipe/genpipe/nn"
+	"github.com/genpipe/genpipe/nn/layers"
 	G "gorgonia.org/gorgonia"
 )
 
@@ -89,9 +90,9 @@ const Size = 28
 // discriminator.*, in one set so a checkpoint holds both.
 type Model struct {
 	Arch   Arch
-	Params *nn.Params
-	gBN    [2]*nn.BatchNorm
-	dBN    *nn.BatchNorm
+	Params *layers.Params
+	gBN    [2]*layers.BatchNorm
+	dBN    *layers.BatchNorm
 }
 
 func (a Arch) flat() int { return 2 * a.Width * 7 * 7 }
@@ -102,12 +103,12 @@ func NewModel(a Arch, rng *nn.RNG) (*Model, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
-	ps := nn.NewParams()
+	ps := layers.NewParams()
 	m := &Model{Arch: a, Params: ps}
 	w := a.Width
 	normal := func(name string, shape ...int) { rng.Normal(ps.Add(name, shape...).Data(), 0.02) }
-	bn := func(name string, c int) *nn.BatchNorm {
-		b := nn.NewBatchNorm2d(ps, name, c)
+	bn := func(name string, c int) *layers.BatchNorm {
+		b := layers.NewBatchNorm2d(ps, name, c)
 		rng.Normal(b.Weight.Data(), 0.02)
 		for i := range b.Weight.Data() {
 			b.Weight.Data()[i]++
@@ -136,8 +137,8 @@ func NewModel(a Arch, rng *nn.RNG) (*Model, error) {
 
 // part returns the trainable parameters of one network ("generator" or
 // "discriminator").
-func (m *Model) part(prefix string) []*nn.Param {
-	var out []*nn.Param
+func (m *Model) part(prefix string) []*layers.Param {
+	var out []*layers.Param
 	for _, p := range m.Params.Trainable() {
 		if strings.HasPrefix(p.Name, prefix+".") {
 			out = append(out, p)
@@ -149,7 +150,7 @@ func (m *Model) part(prefix string) []*nn.Param {
 // generator builds G on z [N, Z+Classes] (labels one-hot in the last
 // Classes columns), giving images [N, 1, 28, 28] in [-1, 1]. training
 // selects batch statistics (and updates the running ones) in BatchNorm.
-func (m *Model) generator(b *nn.Builder, z *G.Node, training bool) *G.Node {
+func (m *Model) generator(b *layers.Builder, z *G.Node, training bool) *G.Node {
 	p := m.Params.Get
 	n := z.Shape()[0]
 	w := m.Arch.Width
@@ -165,7 +166,7 @@ func (m *Model) generator(b *nn.Builder, z *G.Node, training bool) *G.Node {
 // discriminator builds D on x [N, 1+Classes, 28, 28] (an image in [-1, 1]
 // and, for a conditional model, one constant plane per class), giving a
 // logit or critic score [N, 1].
-func (m *Model) discriminator(b *nn.Builder, x *G.Node, training bool) *G.Node {
+func (m *Model) discriminator(b *layers.Builder, x *G.Node, training bool) *G.Node {
 	p := m.Params.Get
 	n := x.Shape()[0]
 	h := b.LeakyReLU(b.Conv2d(x, p("discriminator.conv1.weight"), p("discriminator.conv1.bias"), 2, 1), 0.2)

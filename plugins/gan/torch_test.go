@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/genpipe/genpipe/nn"
+	"github.com/genpipe/genpipe/nn/layers"
 	"github.com/genpipe/genpipe/sdk/safetensors"
 )
 
@@ -42,7 +43,7 @@ func TestPyTorchWeights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := nn.Data(s.z)
+	in := layers.Data(s.z)
 	for i := 0; i < n; i++ {
 		copy(in[i*(a.Z+a.Classes):], z[i*a.Z:(i+1)*a.Z])
 		in[i*(a.Z+a.Classes)+a.Z+int(labels[i])] = 1
@@ -53,20 +54,20 @@ func TestPyTorchWeights(t *testing.T) {
 	img := s.prog.Output(0)
 	compare(t, "generator images", img, get("images"))
 
-	b := nn.NewBuilder()
+	b := layers.NewBuilder()
 	x := b.Input("x", n, 1, Size, Size)
 	planes := b.Input("planes", n, a.Classes, Size, Size)
 	logits := m.discriminator(b, m.withPlanes(b, x, planes), false)
-	prog, err := nn.Compile(b, nil, nil, logits)
+	prog, err := layers.Compile(b, nil, nil, logits)
 	if err != nil {
 		t.Fatal(err)
 	}
-	copy(nn.Data(x), img)
+	copy(layers.Data(x), img)
 	ls := make([]int, n)
 	for i := range ls {
 		ls[i] = int(labels[i])
 	}
-	fillPlanes(nn.Data(planes), ls, a.Classes)
+	fillPlanes(layers.Data(planes), ls, a.Classes)
 	if err := prog.Run(); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,9 @@ import (
 	"strconv"
 
 	"github.com/genpipe/genpipe/nn"
+	"github.com/genpipe/genpipe/nn/layers"
+	"github.com/genpipe/genpipe/nn/optim"
+	"github.com/genpipe/genpipe/nn/train"
 	"github.com/genpipe/genpipe/sdk"
 	"github.com/genpipe/genpipe/sdk/safetensors"
 )
@@ -48,10 +51,10 @@ type trainer struct {
 	m          *Model
 	params     sdk.Params
 	rng        *nn.RNG
-	gOpt, dOpt nn.Optimizer
-	gParams    []*nn.Param // the generator's trainable parameters
-	dParams    []*nn.Param // the discriminator's
-	state      *nn.TrainState
+	gOpt, dOpt optim.Optimizer
+	gParams    []*layers.Param // the generator's trainable parameters
+	dParams    []*layers.Param // the discriminator's
+	state      *train.TrainState
 	nCritic    int
 	critics    map[int]*critic
 	gens       map[int]*genStep
@@ -96,19 +99,19 @@ func (*Plugin) Train(ctx context.Context, s sdk.TrainSession) error {
 		}
 	}
 	if p.arch.Variant == WGAN {
-		t.gOpt, t.dOpt = nn.NewRMSProp(lr), nn.NewRMSProp(lr)
+		t.gOpt, t.dOpt = optim.NewRMSProp(lr), optim.NewRMSProp(lr)
 	} else {
-		g, d := nn.NewAdam(lr), nn.NewAdam(lr)
+		g, d := optim.NewAdam(lr), optim.NewAdam(lr)
 		g.Beta1, d.Beta1 = req.Params.Float("beta1"), req.Params.Float("beta1")
 		if p.arch.Variant == WGANGP {
 			g.Beta2, d.Beta2 = 0.9, 0.9 // as in the WGAN-GP paper
 		}
 		t.gOpt, t.dOpt = g, d
 	}
-	t.state = &nn.TrainState{Params: m.Params, RNG: rng,
-		Optimizers: map[string]nn.Optimizer{"generator": t.gOpt, "discriminator": t.dOpt},
+	t.state = &train.TrainState{Params: m.Params, RNG: rng,
+		Optimizers: map[string]optim.Optimizer{"generator": t.gOpt, "discriminator": t.dOpt},
 		Identity:   map[string]string{"arch": m.Arch.JSON(), "preset": p.name}}
-	loop := &nn.Loop{Session: s, State: t.state, Step: t.step, Weights: t.weights, LogEvery: req.Params.Int("log_every"),
+	loop := &train.Loop{Session: s, State: t.state, Step: t.step, Weights: t.weights, LogEvery: req.Params.Int("log_every"),
 		Warn: warn, Samples: t.samples}
 	_, err = loop.Run(ctx)
 	return err
@@ -195,21 +198,21 @@ func (t *trainer) step(b *sdk.Batch) (map[string]float64, error) {
 		t.samplers[n] = smp
 	}
 	// Critic update on this batch of real images and fresh fakes.
-	if err := t.realImages(b, nn.Data(c.real)); err != nil {
+	if err := t.realImages(b, layers.Data(c.real)); err != nil {
 		return nil, err
 	}
 	var planes []float32
 	if c.planes != nil {
-		planes = nn.Data(c.planes)
+		planes = layers.Data(c.planes)
 	}
-	t.noise(nn.Data(smp.z), planes, labels, n)
+	t.noise(layers.Data(smp.z), planes, labels, n)
 	if err := smp.prog.Run(); err != nil {
 		return nil, err
 	}
 	fake := smp.prog.Output(0)
-	copy(nn.Data(c.fake), fake)
+	copy(layers.Data(c.fake), fake)
 	if c.interp != nil {
-		real, x := nn.Data(c.real), nn.Data(c.interp)
+		real, x := layers.Data(c.real), layers.Data(c.interp)
 		per := Size * Size
 		for i := 0; i < n; i++ {
 			e := t.rng.Float32()
@@ -254,9 +257,9 @@ func (t *trainer) step(b *sdk.Batch) (map[string]float64, error) {
 		}
 		var gp []float32
 		if g.planes != nil {
-			gp = nn.Data(g.planes)
+			gp = layers.Data(g.planes)
 		}
-		t.noise(nn.Data(g.z), gp, labels, n)
+		t.noise(layers.Data(g.z), gp, labels, n)
 		if err := g.prog.Run(); err != nil {
 			return nil, err
 		}

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/genpipe/genpipe/nn"
+	"github.com/genpipe/genpipe/nn/layers"
+	"github.com/genpipe/genpipe/nn/optim"
 )
 
 // benchArch is the shipped VAE's architecture; testdata/torch_vae.py
@@ -38,14 +40,14 @@ func BenchmarkTrainStep(b *testing.B) {
 		b.Fatal(err)
 	}
 	rng := nn.NewRNG(2)
-	rng.Uniform(nn.Data(tg.x), 0, 1)
-	copy(nn.Data(tg.t), nn.Data(tg.x))
-	opt := nn.NewAdam(1e-3)
+	rng.Uniform(layers.Data(tg.x), 0, 1)
+	copy(layers.Data(tg.t), layers.Data(tg.x))
+	opt := optim.NewAdam(1e-3)
 	ps := m.Params.Trainable()
 	grads := make([][]float32, len(ps))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		rng.Normal(nn.Data(tg.eps), 1)
+		rng.Normal(layers.Data(tg.eps), 1)
 		if err := tg.prog.Run(); err != nil {
 			b.Fatal(err)
 		}
@@ -72,13 +74,13 @@ func BenchmarkInference(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	nn.NewRNG(2).Uniform(nn.Data(enc.in), 0, 1)
+	nn.NewRNG(2).Uniform(layers.Data(enc.in), 0, 1)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if err := enc.prog.Run(); err != nil {
 			b.Fatal(err)
 		}
-		copy(nn.Data(dec.in), enc.prog.Output(0))
+		copy(layers.Data(dec.in), enc.prog.Output(0))
 		if err := dec.prog.Run(); err != nil {
 			b.Fatal(err)
 		}

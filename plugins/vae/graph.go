@@ -3,7 +3,7 @@ package vae
 import (
 	"fmt"
 
-	"github.com/genpipe/genpipe/nn"
+	"github.com/genpipe/genpipe/nn/layers"
 	G "gorgonia.org/gorgonia"
 )
 
@@ -13,7 +13,7 @@ import (
 // the clean target in [0,1], eps the VAE's N(0, I) noise. The *Out fields
 // are the output indexes of each value (-1: absent).
 type trainGraph struct {
-	prog                             *nn.Program
+	prog                             *layers.Program
 	x, t, eps                        *G.Node
 	n                                int
 	reconOut, klOut, pixOut, codeOut int
@@ -26,7 +26,7 @@ type trainGraph struct {
 // output instead.
 func (m *Model) buildLoss(n int, train bool, klWeight float64) (*trainGraph, error) {
 	a := m.Arch
-	b := nn.NewBuilder()
+	b := layers.NewBuilder()
 	tg := &trainGraph{n: n, reconOut: -1, klOut: -1, pixOut: -1, codeOut: -1}
 	tg.x = b.Input("x", n, a.Channels, a.Size, a.Size)
 	tg.t = b.Input("target", n, a.Channels, a.Size, a.Size)
@@ -106,7 +106,7 @@ func (m *Model) buildLoss(n int, train bool, klWeight float64) (*trainGraph, err
 	} else {
 		outs = append(outs, b.Sigmoid(logits))
 	}
-	prog, err := nn.Compile(b, loss, m.Params.Trainable(), outs...)
+	prog, err := layers.Compile(b, loss, m.Params.Trainable(), outs...)
 	if err != nil {
 		return nil, fmt.Errorf("build loss graph: %w", err)
 	}
@@ -131,21 +131,21 @@ func (m *Model) buildLoss(n int, train bool, klWeight float64) (*trainGraph, err
 // inferGraph is a compiled inference program for one batch size: encode
 // (x -> mu[, logvar]) or decode (z -> pixels in [0,1]).
 type inferGraph struct {
-	prog *nn.Program
+	prog *layers.Program
 	in   *G.Node
 	n    int
 }
 
 func (m *Model) buildEncode(n int) (*inferGraph, error) {
 	a := m.Arch
-	b := nn.NewBuilder()
+	b := layers.NewBuilder()
 	x := b.Input("x", n, a.Channels, a.Size, a.Size)
 	mu, logvar := m.encode(b, x)
 	outs := []*G.Node{mu}
 	if logvar != nil {
 		outs = append(outs, logvar)
 	}
-	prog, err := nn.Compile(b, nil, nil, outs...)
+	prog, err := layers.Compile(b, nil, nil, outs...)
 	if err != nil {
 		return nil, fmt.Errorf("build encoder: %w", err)
 	}
@@ -153,10 +153,10 @@ func (m *Model) buildEncode(n int) (*inferGraph, error) {
 }
 
 func (m *Model) buildDecode(n int) (*inferGraph, error) {
-	b := nn.NewBuilder()
+	b := layers.NewBuilder()
 	z := b.Input("z", n, m.Arch.Latent)
 	px := b.Sigmoid(m.decode(b, z))
-	prog, err := nn.Compile(b, nil, nil, px)
+	prog, err := layers.Compile(b, nil, nil, px)
 	if err != nil {
 		return nil, fmt.Errorf("build decoder: %w", err)
 	}

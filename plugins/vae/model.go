@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/genpipe/genpipe/nn"
+	"github.com/genpipe/genpipe/nn/layers"
 	G "gorgonia.org/gorgonia"
 )
 
@@ -63,7 +64,7 @@ func (a Arch) Validate() error {
 // Model is an architecture with its parameters.
 type Model struct {
 	Arch   Arch
-	Params *nn.Params
+	Params *layers.Params
 }
 
 func (a Arch) flat() int { return 2 * a.Width * (a.Size / 4) * (a.Size / 4) }
@@ -73,7 +74,7 @@ func NewModel(a Arch, rng *nn.RNG) (*Model, error) {
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
-	ps := nn.NewParams()
+	ps := layers.NewParams()
 	w := a.Width
 	conv := func(name string, out, in, k int) {
 		wt := ps.Add(name+".weight", out, in, k, k)
@@ -129,7 +130,7 @@ func expHalf(logvar float32) float64 { return math.Exp(0.5 * float64(logvar)) }
 
 // encode builds the encoder on x [N, C, S, S]: the latent mean and, for a
 // VAE, the log-variance.
-func (m *Model) encode(b *nn.Builder, x *G.Node) (mu, logvar *G.Node) {
+func (m *Model) encode(b *layers.Builder, x *G.Node) (mu, logvar *G.Node) {
 	p := m.Params.Get
 	n := x.Shape()[0]
 	h := b.ReLU(b.Conv2d(x, p("encoder.0.weight"), p("encoder.0.bias"), 2, 1))
@@ -143,7 +144,7 @@ func (m *Model) encode(b *nn.Builder, x *G.Node) (mu, logvar *G.Node) {
 }
 
 // decode builds the decoder on z [N, latent], giving logits [N, C, S, S].
-func (m *Model) decode(b *nn.Builder, z *G.Node) *G.Node {
+func (m *Model) decode(b *layers.Builder, z *G.Node) *G.Node {
 	p := m.Params.Get
 	a := m.Arch
 	n := z.Shape()[0]

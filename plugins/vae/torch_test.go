@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/genpipe/genpipe/nn"
+	"github.com/genpipe/genpipe/nn/layers"
 	"github.com/genpipe/genpipe/sdk/safetensors"
 )
 
@@ -41,7 +42,7 @@ func TestPyTorchWeights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	copy(nn.Data(enc.in), x)
+	copy(layers.Data(enc.in), x)
 	if err := enc.prog.Run(); err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func TestPyTorchWeights(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	copy(nn.Data(dec.in), enc.prog.Output(0))
+	copy(layers.Data(dec.in), enc.prog.Output(0))
 	if err := dec.prog.Run(); err != nil {
 		t.Fatal(err)
 	}

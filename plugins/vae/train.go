@@ -11,6 +11,9 @@ import (
 	"strconv"
 
 	"github.com/genpipe/genpipe/nn"
+	"github.com/genpipe/genpipe/nn/layers"
+	"github.com/genpipe/genpipe/nn/optim"
+	"github.com/genpipe/genpipe/nn/train"
 	"github.com/genpipe/genpipe/sdk"
 	"github.com/genpipe/genpipe/sdk/safetensors"
 )
@@ -55,10 +58,10 @@ var TrainParams = []sdk.Param{
 type trainer struct {
 	preset *preset
 	m      *Model
-	opt    *nn.Adam
+	opt    *optim.Adam
 	rng    *nn.RNG
 	params sdk.Params
-	state  *nn.TrainState
+	state  *train.TrainState
 	steps  int // planned total (0: unknown)
 	graphs map[int]*trainGraph
 	evals  map[int]*trainGraph
@@ -85,11 +88,11 @@ func (*Plugin) Train(ctx context.Context, s sdk.TrainSession) error {
 	if err != nil {
 		return err
 	}
-	t := &trainer{preset: p, m: m, opt: nn.NewAdam(req.Params.Float("lr")), rng: rng, params: req.Params,
+	t := &trainer{preset: p, m: m, opt: optim.NewAdam(req.Params.Float("lr")), rng: rng, params: req.Params,
 		steps: req.Steps, graphs: map[int]*trainGraph{}, evals: map[int]*trainGraph{}}
-	t.state = &nn.TrainState{Params: m.Params, Optimizers: map[string]nn.Optimizer{"adam": t.opt}, RNG: rng,
+	t.state = &train.TrainState{Params: m.Params, Optimizers: map[string]optim.Optimizer{"adam": t.opt}, RNG: rng,
 		Identity: map[string]string{"arch": m.Arch.JSON(), "preset": p.name}}
-	loop := &nn.Loop{Session: s, State: t.state, Step: t.trainStep, Eval: t.evaluate, Weights: t.weights,
+	loop := &train.Loop{Session: s, State: t.state, Step: t.trainStep, Eval: t.evaluate, Weights: t.weights,
 		LogEvery: req.Params.Int("log_every"), Samples: t.samples}
 	_, err = loop.Run(ctx)
 	return err
@@ -138,11 +141,11 @@ func (t *trainer) trainStep(b *sdk.Batch) (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	target := nn.Data(g.t)
+	target := layers.Data(g.t)
 	if err := t.pixels(b, target); err != nil {
 		return nil, err
 	}
-	x := nn.Data(g.x)
+	x := layers.Data(g.x)
 	copy(x, target)
 	if t.m.Arch.Variant == DAE {
 		t.corrupt(x, b.Len(), t.rng)
@@ -152,7 +155,7 @@ func (t *trainer) trainStep(b *sdk.Batch) (map[string]float64, error) {
 		t.firstTrain = slices.Clone(target[:min(b.Len(), previewItems)*per])
 	}
 	if g.eps != nil {
-		t.rng.Normal(nn.Data(g.eps), 1)
+		t.rng.Normal(layers.Data(g.eps), 1)
 	}
 	if err := g.prog.Run(); err != nil {
 		return nil, err
@@ -250,7 +253,7 @@ func (t *trainer) samples(ctx context.Context, eval func(context.Context) (*sdk.
 				return nil, 0, err
 			}
 		}
-		copy(nn.Data(t.enc.in), t.preview)
+		copy(layers.Data(t.enc.in), t.preview)
 		if err := t.enc.prog.Run(); err != nil {
 			return nil, 0, err
 		}
@@ -262,7 +265,7 @@ func (t *trainer) samples(ctx context.Context, eval func(context.Context) (*sdk.
 			return nil, 0, err
 		}
 	}
-	copy(nn.Data(t.dec.in), z)
+	copy(layers.Data(t.dec.in), z)
 	if err := t.dec.prog.Run(); err != nil {
 		return nil, 0, err
 	}
@@ -368,13 +371,13 @@ func (t *trainer) evaluate(ctx context.Context, next func(context.Context) (*sdk
 		if err != nil {
 			return nil, err
 		}
-		clean := nn.Data(g.t)
+		clean := layers.Data(g.t)
 		if err := t.pixels(b, clean); err != nil {
 			return nil, err
 		}
-		copy(nn.Data(g.x), clean)
+		copy(layers.Data(g.x), clean)
 		if g.eps != nil {
-			rng.Normal(nn.Data(g.eps), 1)
+			rng.Normal(layers.Data(g.eps), 1)
 		}
 		if err := g.prog.Run(); err != nil {
 			return nil, err
@@ -393,7 +396,7 @@ func (t *trainer) evaluate(ctx context.Context, next func(context.Context) (*sdk
 			continue
 		}
 		per := len(clean) / k
-		x := nn.Data(g.x)
+		x := layers.Data(g.x)
 		for ni, kind := range []string{NoiseGaussian, NoiseSaltPepper} {
 			copy(x, clean)
 			for i := 0; i < k; i++ {

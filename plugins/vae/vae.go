@@ -14,6 +14,8 @@ import (
 	"sync"
 
 	"github.com/genpipe/genpipe/nn"
+	"github.com/genpipe/genpipe/nn/layers"
+	"github.com/genpipe/genpipe/nn/train"
 	"github.com/genpipe/genpipe/sdk"
 )
 
@@ -113,7 +115,7 @@ func (*Plugin) Describe() sdk.Description {
 	for _, p := range presets {
 		sp := sdk.Preset{Name: p.name, Doc: p.doc, Default: p.def, Capabilities: p.caps,
 			Input: img, Output: img, Latent: &sdk.LatentSpec{Space: p.space(), Dim: p.arch.Latent}}
-		sp.Weights = nn.WeightsInfo(shipped, p.weightsFile())
+		sp.Weights = train.WeightsInfo(shipped, p.weightsFile())
 		d.Presets = append(d.Presets, sp)
 	}
 	return d
@@ -131,7 +133,7 @@ func (*Plugin) Load(ctx context.Context, req sdk.LoadRequest) (sdk.Model, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := nn.LoadWeights(m.Params, req.Weights, shipped, p.weightsFile(), p.name, nn.ArchCheck(p.arch)); err != nil {
+	if err := train.LoadWeights(m.Params, req.Weights, shipped, p.weightsFile(), p.name, train.ArchCheck(p.arch)); err != nil {
 		return nil, err
 	}
 	return &model{m: m, preset: p, params: req.Params, graphs: map[graphKey]*inferGraph{}}, nil
@@ -274,7 +276,7 @@ func (md *model) decode(z []float32, n int) (*sdk.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	copy(nn.Data(g.in), z)
+	copy(layers.Data(g.in), z)
 	if err := g.prog.Run(); err != nil {
 		return nil, err
 	}
@@ -347,7 +349,7 @@ func (md *model) encode(in *sdk.Batch) (*inferGraph, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	copy(nn.Data(g.in), x)
+	copy(layers.Data(g.in), x)
 	if err := g.prog.Run(); err != nil {
 		return nil, 0, err
 	}
