@@ -62,19 +62,19 @@ func fromFile(f *safetensors.File) (*Classifier, error) {
 		}
 		wide.Tensors = append(wide.Tensors, safetensors.F32(t.Name, t.Shape, d))
 	}
-	ps := newParams(nn.NewRNG(0))
-	if err := ps.Load(wide); err != nil {
+	net := newNetwork(nn.NewRNG(0))
+	if err := net.ps.Load(wide); err != nil {
 		return nil, err
 	}
-	return newClassifier(ps, maps.Clone(f.Metadata))
+	return newClassifier(net, maps.Clone(f.Metadata))
 }
 
-func newClassifier(ps *layers.Params, meta map[string]string) (*Classifier, error) {
-	inf, err := newInference(ps, batchSize)
+func newClassifier(net *network, meta map[string]string) (*Classifier, error) {
+	inf, err := newInference(net, batchSize)
 	if err != nil {
 		return nil, err
 	}
-	return &Classifier{params: ps, meta: meta, inf: inf}, nil
+	return &Classifier{params: net.ps, meta: meta, inf: inf}, nil
 }
 
 // Metadata returns a copy of the weights' metadata: "train_config" (JSON),

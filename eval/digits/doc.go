@@ -3,7 +3,7 @@
 // GAN family's conditional accuracy, class spread and Fréchet distance).
 // It is a test and tooling aid, not a plugin.
 //
-// The classifier is a small CNN built with package nn (see newParams for
+// The classifier is a small CNN built with nn/layers (see network for
 // the layers) whose weights are embedded (weights.safetensors, F16,
 // ~0.9 MB). They are trained from scratch by
 //

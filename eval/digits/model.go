@@ -24,7 +24,8 @@ const (
 	batchSize = 64
 )
 
-// newParams declares the network with PyTorch's default initialisation:
+// network is the classifier's layers, declared with PyTorch's default
+// initialisation:
 //
 //	conv1: Conv2d(1, 32, 3, stride 1, pad 1)  ReLU   -> 32 x 28 x 28
 //	conv2: Conv2d(32, 64, 3, stride 2, pad 1) ReLU   -> 64 x 14 x 14
@@ -35,36 +36,33 @@ const (
 // Strided convolutions stand in for pooling (nn has no max pooling), and
 // there is no normalisation layer, so inference depends on nothing but the
 // weights.
-func newParams(rng *nn.RNG) *layers.Params {
-	ps := layers.NewParams()
-	conv := func(name string, out, in int) {
-		rng.KaimingUniform(ps.Add(name+".weight", out, in, 3, 3).Data(), in*9)
-		rng.KaimingUniform(ps.Add(name+".bias", out).Data(), in*9)
-	}
-	linear := func(name string, out, in int) {
-		rng.KaimingUniform(ps.Add(name+".weight", out, in).Data(), in)
-		rng.KaimingUniform(ps.Add(name+".bias", out).Data(), in)
-	}
-	conv("conv1", 32, 1)
-	conv("conv2", 64, 32)
-	conv("conv3", 64, 64)
-	linear("fc1", FeatureDim, 64*7*7)
-	linear("fc2", Classes, FeatureDim)
-	return ps
+type network struct {
+	ps       *layers.Params
+	conv     [3]*layers.Conv2d
+	fc1, fc2 *layers.Linear
+}
+
+func newNetwork(rng *nn.RNG) *network {
+	n := &network{ps: layers.NewParams()}
+	s := layers.NewScope(n.ps, rng)
+	n.conv[0] = s.Conv2d("conv1", 1, 32, 3, 1, 1)
+	n.conv[1] = s.Conv2d("conv2", 32, 64, 3, 2, 1)
+	n.conv[2] = s.Conv2d("conv3", 64, 64, 3, 2, 1)
+	n.fc1 = s.Linear("fc1", 64*7*7, FeatureDim)
+	n.fc2 = s.Linear("fc2", FeatureDim, Classes)
+	return n
 }
 
 // forward builds the network on x [N, 1, 28, 28], returning the features
 // [N, 128] and the logits [N, 10].
-func forward(b *layers.Builder, ps *layers.Params, x *G.Node) (feats, logits *G.Node) {
-	p := ps.Get
-	n := x.Shape()[0]
-	h := b.ReLU(b.Conv2d(x, p("conv1.weight"), p("conv1.bias"), 1, 1))
-	h = b.ReLU(b.Conv2d(h, p("conv2.weight"), p("conv2.bias"), 2, 1))
-	h = b.ReLU(b.Conv2d(h, p("conv3.weight"), p("conv3.bias"), 2, 1))
-	h = b.Reshape(h, n, 64*7*7)
-	feats = b.ReLU(b.Linear(h, p("fc1.weight"), p("fc1.bias")))
-	logits = b.Linear(feats, p("fc2.weight"), p("fc2.bias"))
-	return feats, logits
+func (net *network) forward(b *layers.Builder, x *G.Node) (feats, logits *G.Node) {
+	h := x
+	for _, c := range net.conv {
+		h = b.ReLU(c.Forward(b, h))
+	}
+	h = b.Reshape(h, x.Shape()[0], 64*7*7)
+	feats = b.ReLU(net.fc1.Forward(b, h))
+	return feats, net.fc2.Forward(b, feats)
 }
 
 // inference is a compiled forward pass for one batch size.
@@ -73,10 +71,10 @@ type inference struct {
 	x    []float32 // the input's storage
 }
 
-func newInference(ps *layers.Params, n int) (*inference, error) {
+func newInference(net *network, n int) (*inference, error) {
 	b := layers.NewBuilder()
 	x := b.Input("x", n, 1, Size, Size)
-	feats, logits := forward(b, ps, x)
+	feats, logits := net.forward(b, x)
 	prog, err := layers.Compile(b, nil, nil, feats, logits)
 	if err != nil {
 		return nil, fmt.Errorf("digits: build classifier graph: %w", err)

@@ -57,11 +57,12 @@ func Train(cfg TrainConfig, trainX []float32, trainY []int, testX []float32, tes
 	}
 	start := time.Now()
 	rng := nn.NewRNG(cfg.Seed)
-	ps := newParams(rng)
+	net := newNetwork(rng)
+	ps := net.ps
 	b := layers.NewBuilder()
 	xn := b.Input("x", cfg.Batch, 1, Size, Size)
 	tn := b.Input("target", cfg.Batch, Classes)
-	_, logits := forward(b, ps, xn)
+	_, logits := net.forward(b, xn)
 	loss := SoftmaxCrossEntropy(b, logits, tn)
 	prog, err := layers.Compile(b, loss, ps.Trainable(), logits)
 	if err != nil {
@@ -76,7 +77,7 @@ func Train(cfg TrainConfig, trainX []float32, trainY []int, testX []float32, tes
 	for i := range order {
 		order[i] = i
 	}
-	eval, err := newClassifier(ps, nil)
+	eval, err := newClassifier(net, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -227,7 +227,7 @@ func (b *Builder) BCEWithLogitsSum(logits, targets *G.Node) *G.Node {
 }
 
 // LeakyReLU is x for x > 0, else alpha·x. The activations use the fused
-// ops of elementwise.go (gorgonia's allocate masks and run 5-15x slower);
+// ops of nn/ops (gorgonia's allocate masks and run 5-15x slower);
 // ReLU and LeakyReLU stay twice differentiable, Sigmoid and Tanh once.
 func (b *Builder) LeakyReLU(x *G.Node, alpha float64) *G.Node {
 	return b.Act(x, ops.ActLeakyReLU, alpha)

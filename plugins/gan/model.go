@@ -3,7 +3,6 @@ package gan
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/genpipe/genpipe/nn"
 	"github.com/genpipe/genpipe/nn/layers"
@@ -87,12 +86,22 @@ func (a Arch) JSON() string {
 const Size = 28
 
 // Model is an architecture with its parameters: generator.* and
-// discriminator.*, in one set so a checkpoint holds both.
+// discriminator.*, in one set so a checkpoint holds both, and the layers
+// that own them.
 type Model struct {
 	Arch   Arch
 	Params *layers.Params
-	gBN    [2]*layers.BatchNorm
-	dBN    *layers.BatchNorm
+	gen    struct {
+		fc       *layers.Linear
+		bn0, bn1 *layers.BatchNorm
+		up1, up2 *layers.ConvTranspose2d
+	}
+	disc struct {
+		conv1, conv2 *layers.Conv2d
+		// bn2 is nil for WGAN-GP's critic.
+		bn2 *layers.BatchNorm
+		fc  *layers.Linear
+	}
 }
 
 func (a Arch) flat() int { return 2 * a.Width * 7 * 7 }
@@ -105,76 +114,48 @@ func NewModel(a Arch, rng *nn.RNG) (*Model, error) {
 	}
 	ps := layers.NewParams()
 	m := &Model{Arch: a, Params: ps}
+	s := layers.NewScope(ps, rng).WithInit(layers.DCGANInit)
 	w := a.Width
-	normal := func(name string, shape ...int) { rng.Normal(ps.Add(name, shape...).Data(), 0.02) }
-	bn := func(name string, c int) *layers.BatchNorm {
-		b := layers.NewBatchNorm2d(ps, name, c)
-		rng.Normal(b.Weight.Data(), 0.02)
-		for i := range b.Weight.Data() {
-			b.Weight.Data()[i]++
-		}
-		return b
-	}
-	normal("generator.fc.weight", a.flat(), a.Z+a.Classes)
-	ps.Add("generator.fc.bias", a.flat())
-	m.gBN[0] = bn("generator.bn0", 2*w)
-	normal("generator.up1.weight", 2*w, w, 4, 4)
-	ps.Add("generator.up1.bias", w)
-	m.gBN[1] = bn("generator.bn1", w)
-	normal("generator.up2.weight", w, 1, 4, 4)
-	ps.Add("generator.up2.bias", 1)
-	normal("discriminator.conv1.weight", w, 1+a.Classes, 4, 4)
-	ps.Add("discriminator.conv1.bias", w)
-	normal("discriminator.conv2.weight", 2*w, w, 4, 4)
-	ps.Add("discriminator.conv2.bias", 2*w)
+	g, d := s.In("generator"), s.In("discriminator")
+	m.gen.fc = g.Linear("fc", a.Z+a.Classes, a.flat())
+	m.gen.bn0 = g.BatchNorm2d("bn0", 2*w)
+	m.gen.up1 = g.ConvTranspose2d("up1", 2*w, w, 4, 2, 1, 0)
+	m.gen.bn1 = g.BatchNorm2d("bn1", w)
+	m.gen.up2 = g.ConvTranspose2d("up2", w, 1, 4, 2, 1, 0)
+	m.disc.conv1 = d.Conv2d("conv1", 1+a.Classes, w, 4, 2, 1)
+	m.disc.conv2 = d.Conv2d("conv2", w, 2*w, 4, 2, 1)
 	if a.Variant != WGANGP {
-		m.dBN = bn("discriminator.bn2", 2*w)
+		m.disc.bn2 = d.BatchNorm2d("bn2", 2*w)
 	}
-	normal("discriminator.fc.weight", 1, a.flat())
-	ps.Add("discriminator.fc.bias", 1)
+	m.disc.fc = d.Linear("fc", a.flat(), 1)
 	return m, nil
 }
 
 // part returns the trainable parameters of one network ("generator" or
 // "discriminator").
-func (m *Model) part(prefix string) []*layers.Param {
-	var out []*layers.Param
-	for _, p := range m.Params.Trainable() {
-		if strings.HasPrefix(p.Name, prefix+".") {
-			out = append(out, p)
-		}
-	}
-	return out
-}
+func (m *Model) part(network string) []*layers.Param { return m.Params.TrainableIn(network) }
 
 // generator builds G on z [N, Z+Classes] (labels one-hot in the last
 // Classes columns), giving images [N, 1, 28, 28] in [-1, 1]. training
 // selects batch statistics (and updates the running ones) in BatchNorm.
 func (m *Model) generator(b *layers.Builder, z *G.Node, training bool) *G.Node {
-	p := m.Params.Get
-	n := z.Shape()[0]
-	w := m.Arch.Width
-	h := b.Linear(z, p("generator.fc.weight"), p("generator.fc.bias"))
-	h = b.Reshape(h, n, 2*w, 7, 7)
-	h = b.ReLU(b.BatchNorm2d(h, m.gBN[0], training))
-	h = b.ConvTranspose2d(h, p("generator.up1.weight"), p("generator.up1.bias"), 2, 1, 0)
-	h = b.ReLU(b.BatchNorm2d(h, m.gBN[1], training))
-	h = b.ConvTranspose2d(h, p("generator.up2.weight"), p("generator.up2.bias"), 2, 1, 0)
-	return b.Tanh(h)
+	g, w := &m.gen, m.Arch.Width
+	h := b.Reshape(g.fc.Forward(b, z), z.Shape()[0], 2*w, 7, 7)
+	h = b.ReLU(g.bn0.Forward(b, h, training))
+	h = b.ReLU(g.bn1.Forward(b, g.up1.Forward(b, h), training))
+	return b.Tanh(g.up2.Forward(b, h))
 }
 
 // discriminator builds D on x [N, 1+Classes, 28, 28] (an image in [-1, 1]
 // and, for a conditional model, one constant plane per class), giving a
 // logit or critic score [N, 1].
 func (m *Model) discriminator(b *layers.Builder, x *G.Node, training bool) *G.Node {
-	p := m.Params.Get
-	n := x.Shape()[0]
-	h := b.LeakyReLU(b.Conv2d(x, p("discriminator.conv1.weight"), p("discriminator.conv1.bias"), 2, 1), 0.2)
-	h = b.Conv2d(h, p("discriminator.conv2.weight"), p("discriminator.conv2.bias"), 2, 1)
-	if m.dBN != nil {
-		h = b.BatchNorm2d(h, m.dBN, training)
+	d := &m.disc
+	h := b.LeakyReLU(d.conv1.Forward(b, x), 0.2)
+	h = d.conv2.Forward(b, h)
+	if d.bn2 != nil {
+		h = d.bn2.Forward(b, h, training)
 	}
-	h = b.LeakyReLU(h, 0.2)
-	h = b.Reshape(h, n, m.Arch.flat())
-	return b.Linear(h, p("discriminator.fc.weight"), p("discriminator.fc.bias"))
+	h = b.Reshape(b.LeakyReLU(h, 0.2), x.Shape()[0], m.Arch.flat())
+	return d.fc.Forward(b, h)
 }

@@ -61,10 +61,20 @@ func (a Arch) Validate() error {
 	return nil
 }
 
-// Model is an architecture with its parameters.
+// Model is an architecture with its parameters and the layers that own
+// them.
 type Model struct {
 	Arch   Arch
 	Params *layers.Params
+	enc    [2]*layers.Conv2d
+	fcMu   *layers.Linear
+	// fcLogvar is the VAE's log-variance head (nil for AE and DAE).
+	fcLogvar *layers.Linear
+	decFC    *layers.Linear
+	dec      [2]*layers.ConvTranspose2d
+	// latentMean and latentStd are an autoencoder's code statistics (nil
+	// for a VAE).
+	latentMean, latentStd *layers.Param
 }
 
 func (a Arch) flat() int { return 2 * a.Width * (a.Size / 4) * (a.Size / 4) }
@@ -75,47 +85,35 @@ func NewModel(a Arch, rng *nn.RNG) (*Model, error) {
 		return nil, err
 	}
 	ps := layers.NewParams()
+	s := layers.NewScope(ps, rng)
 	w := a.Width
-	conv := func(name string, out, in, k int) {
-		wt := ps.Add(name+".weight", out, in, k, k)
-		rng.KaimingUniform(wt.Data(), in*k*k)
-		rng.KaimingUniform(ps.Add(name+".bias", out).Data(), in*k*k)
-	}
-	// PyTorch's ConvTranspose2d computes fan-in from weight.size(1)*k*k.
-	convT := func(name string, in, out, k int) {
-		wt := ps.Add(name+".weight", in, out, k, k)
-		rng.KaimingUniform(wt.Data(), out*k*k)
-		rng.KaimingUniform(ps.Add(name+".bias", out).Data(), out*k*k)
-	}
-	linear := func(name string, out, in int) {
-		rng.KaimingUniform(ps.Add(name+".weight", out, in).Data(), in)
-		rng.KaimingUniform(ps.Add(name+".bias", out).Data(), in)
-	}
-	conv("encoder.0", w, a.Channels, 4)
-	conv("encoder.2", 2*w, w, 4)
-	linear("fc_mu", a.Latent, a.flat())
+	m := &Model{Arch: a, Params: ps}
+	enc, dec := s.In("encoder"), s.In("decoder")
+	m.enc[0] = enc.Conv2d("0", a.Channels, w, 4, 2, 1)
+	m.enc[1] = enc.Conv2d("2", w, 2*w, 4, 2, 1)
+	m.fcMu = s.Linear("fc_mu", a.flat(), a.Latent)
 	if a.Variant == VAE {
-		linear("fc_logvar", a.Latent, a.flat())
+		m.fcLogvar = s.Linear("fc_logvar", a.flat(), a.Latent)
 	}
-	linear("decoder_fc", a.flat(), a.Latent)
-	convT("decoder.0", 2*w, w, 4)
-	convT("decoder.2", w, a.Channels, 4)
+	m.decFC = s.Linear("decoder_fc", a.Latent, a.flat())
+	m.dec[0] = dec.ConvTranspose2d("0", 2*w, w, 4, 2, 1, 0)
+	m.dec[1] = dec.ConvTranspose2d("2", w, a.Channels, 4, 2, 1, 0)
 	if a.Variant != VAE {
 		// An autoencoder has no prior to sample from; generate uses the
 		// diagonal Gaussian of its training codes, tracked during training.
-		ps.AddBuffer("latent_mean", a.Latent)
-		std := ps.AddBuffer("latent_std", a.Latent)
-		for i := range std.Data() {
-			std.Data()[i] = 1
+		m.latentMean = s.Buffer("latent_mean", a.Latent)
+		m.latentStd = s.Buffer("latent_std", a.Latent)
+		for i := range m.latentStd.Data() {
+			m.latentStd.Data()[i] = 1
 		}
 	}
-	return &Model{Arch: a, Params: ps}, nil
+	return m, nil
 }
 
 // latentStats returns the autoencoder's code statistics (nil for a VAE).
 func (m *Model) latentStats() (mean, std []float32) {
-	if p := m.Params.Get("latent_mean"); p != nil {
-		return p.Data(), m.Params.Get("latent_std").Data()
+	if m.latentMean != nil {
+		return m.latentMean.Data(), m.latentStd.Data()
 	}
 	return nil, nil
 }
@@ -131,25 +129,21 @@ func expHalf(logvar float32) float64 { return math.Exp(0.5 * float64(logvar)) }
 // encode builds the encoder on x [N, C, S, S]: the latent mean and, for a
 // VAE, the log-variance.
 func (m *Model) encode(b *layers.Builder, x *G.Node) (mu, logvar *G.Node) {
-	p := m.Params.Get
-	n := x.Shape()[0]
-	h := b.ReLU(b.Conv2d(x, p("encoder.0.weight"), p("encoder.0.bias"), 2, 1))
-	h = b.ReLU(b.Conv2d(h, p("encoder.2.weight"), p("encoder.2.bias"), 2, 1))
-	h = b.Reshape(h, n, m.Arch.flat())
-	mu = b.Linear(h, p("fc_mu.weight"), p("fc_mu.bias"))
-	if m.Arch.Variant == VAE {
-		logvar = b.Linear(h, p("fc_logvar.weight"), p("fc_logvar.bias"))
+	h := b.ReLU(m.enc[0].Forward(b, x))
+	h = b.ReLU(m.enc[1].Forward(b, h))
+	h = b.Reshape(h, x.Shape()[0], m.Arch.flat())
+	mu = m.fcMu.Forward(b, h)
+	if m.fcLogvar != nil {
+		logvar = m.fcLogvar.Forward(b, h)
 	}
 	return mu, logvar
 }
 
 // decode builds the decoder on z [N, latent], giving logits [N, C, S, S].
 func (m *Model) decode(b *layers.Builder, z *G.Node) *G.Node {
-	p := m.Params.Get
 	a := m.Arch
-	n := z.Shape()[0]
-	h := b.ReLU(b.Linear(z, p("decoder_fc.weight"), p("decoder_fc.bias")))
-	h = b.Reshape(h, n, 2*a.Width, a.Size/4, a.Size/4)
-	h = b.ReLU(b.ConvTranspose2d(h, p("decoder.0.weight"), p("decoder.0.bias"), 2, 1, 0))
-	return b.ConvTranspose2d(h, p("decoder.2.weight"), p("decoder.2.bias"), 2, 1, 0)
+	h := b.ReLU(m.decFC.Forward(b, z))
+	h = b.Reshape(h, z.Shape()[0], 2*a.Width, a.Size/4, a.Size/4)
+	h = b.ReLU(m.dec[0].Forward(b, h))
+	return m.dec[1].Forward(b, h)
 }
