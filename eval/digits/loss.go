@@ -2,12 +2,11 @@ package digits
 
 import (
 	"fmt"
-	"hash"
-	"hash/fnv"
 	"math"
 
 	"github.com/chewxy/hm"
 	"github.com/genpipe/genpipe/nn/layers"
+	"github.com/genpipe/genpipe/nn/ops"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -33,34 +32,28 @@ func SoftmaxCrossEntropy(b *layers.Builder, logits, targets *G.Node) *G.Node {
 		return nil
 	}
 	return b.Apply("softmax_cross_entropy", func() (*G.Node, error) {
-		return G.ApplyOp(xentOp{n: s[0], k: s[1]}, logits, targets)
+		return G.ApplyOp(newXentOp(s[0], s[1]), logits, targets)
 	})
 }
 
 // xentOp is SoftmaxCrossEntropy's forward op. Its derivative in the logits
 // is (softmax(l)·Σt − t)·g/N (xentGradOp).
-type xentOp struct{ n, k int }
+type xentOp struct {
+	ops.Base
+	n, k int
+}
 
-func (op xentOp) String() string        { return fmt.Sprintf("SoftmaxCrossEntropyMean[%d %d]", op.n, op.k) }
-func (op xentOp) WriteHash(h hash.Hash) { h.Write([]byte(op.String())) }
-func (op xentOp) Hashcode() uint32      { return hashOf(op) }
-func (op xentOp) Arity() int            { return 2 }
-func (op xentOp) Type() hm.Type         { return hm.NewFnType(mat2, mat2, G.Float32) }
-func (op xentOp) DiffWRT(int) []bool    { return []bool{true, false} }
-func (op xentOp) ReturnsPtr() bool      { return false }
-func (op xentOp) CallsExtern() bool     { return false }
-func (op xentOp) OverwritesInput() int  { return -1 }
+func newXentOp(n, k int) xentOp {
+	return xentOp{Base: ops.NewBase(2, "SoftmaxCrossEntropyMean[%d %d]", n, k), n: n, k: k}
+}
+
+func (op xentOp) Type() hm.Type      { return hm.NewFnType(mat2, mat2, G.Float32) }
+func (op xentOp) DiffWRT(int) []bool { return []bool{true, false} }
 func (op xentOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return tensor.ScalarShape(), nil
 }
 
 var mat2 = G.TensorType{Dims: 2, Of: G.Float32}
-
-func hashOf(s fmt.Stringer) uint32 {
-	h := fnv.New32a()
-	h.Write([]byte(s.String()))
-	return h.Sum32()
-}
 
 func (op xentOp) Do(in ...G.Value) (G.Value, error) {
 	l, t, err := op.inputs(in)
@@ -119,7 +112,8 @@ func logSumExp(x []float32) float64 {
 }
 
 func (op xentOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	dl, err := G.ApplyOp(xentGradOp{xentOp: op, buf: new(outBuf)}, inputs[0], inputs[1], grad)
+	grad1 := xentGradOp{Base: ops.NewBase(3, "SoftmaxCrossEntropyMeanGrad[%d %d]", op.n, op.k), xentOp: op, buf: new(outBuf)}
+	dl, err := G.ApplyOp(grad1, inputs[0], inputs[1], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -128,8 +122,10 @@ func (op xentOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) 
 
 // xentGradOp is (softmax(l)·Σt − t)·g/N for a scalar g. It keeps its
 // output tensor (the tape machine clears preallocated registers on every
-// reset), so steady-state training does not allocate here.
+// reset), so steady-state training does not allocate here. Its own Base
+// names it; the embedded forward op lends it the sizes and input checks.
 type xentGradOp struct {
+	ops.Base
 	xentOp
 	buf *outBuf
 }
@@ -137,14 +133,8 @@ type xentGradOp struct {
 // outBuf holds an op's output across runs (ops are passed by value).
 type outBuf struct{ d *tensor.Dense }
 
-func (op xentGradOp) String() string {
-	return fmt.Sprintf("SoftmaxCrossEntropyMeanGrad[%d %d]", op.n, op.k)
-}
-func (op xentGradOp) WriteHash(h hash.Hash) { h.Write([]byte(op.String())) }
-func (op xentGradOp) Hashcode() uint32      { return hashOf(op) }
-func (op xentGradOp) Arity() int            { return 3 }
-func (op xentGradOp) Type() hm.Type         { return hm.NewFnType(mat2, mat2, G.Float32, mat2) }
-func (op xentGradOp) DiffWRT(int) []bool    { return []bool{false, false, false} }
+func (op xentGradOp) Type() hm.Type      { return hm.NewFnType(mat2, mat2, G.Float32, mat2) }
+func (op xentGradOp) DiffWRT(int) []bool { return []bool{false, false, false} }
 func (op xentGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape{op.n, op.k}, nil
 }

@@ -129,7 +129,7 @@ func (k ActKind) piecewiseLinear() bool { return k == ActReLU || k == ActLeakyRe
 
 // actOp is y = f(x) for one ActKind, on any shape.
 type actOp struct {
-	opBase
+	Base
 	buf   *outCache
 	kind  ActKind
 	alpha float32
@@ -137,11 +137,11 @@ type actOp struct {
 }
 
 func newActOp(kind ActKind, alpha float32, shape []int) actOp {
-	id := identity(1, "%v%v", kind, shape)
+	id := NewBase(1, "%v%v", kind, shape)
 	if kind == ActLeakyReLU {
-		id = identity(1, "%v(%g)%v", kind, alpha, shape)
+		id = NewBase(1, "%v(%g)%v", kind, alpha, shape)
 	}
-	return actOp{opBase: id, buf: newCache(), kind: kind, alpha: alpha, shape: shape}
+	return actOp{Base: id, buf: newCache(), kind: kind, alpha: alpha, shape: shape}
 }
 
 func (op actOp) Type() hm.Type      { return hm.NewFnType(tt(len(op.shape)), tt(len(op.shape))) }
@@ -210,7 +210,7 @@ func (op actOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 // smooth activations a second derivative in the first input is refused
 // with an error rather than silently dropped.
 type actGradOp struct {
-	opBase
+	Base
 	buf   *outCache
 	kind  ActKind
 	alpha float32
@@ -218,7 +218,7 @@ type actGradOp struct {
 }
 
 func newActGradOp(kind ActKind, alpha float32, shape []int) actGradOp {
-	return actGradOp{opBase: identity(2, "%vGrad(%g)%v", kind, alpha, shape), buf: newCache(), kind: kind, alpha: alpha, shape: shape}
+	return actGradOp{Base: NewBase(2, "%vGrad(%g)%v", kind, alpha, shape), buf: newCache(), kind: kind, alpha: alpha, shape: shape}
 }
 
 func (op actGradOp) Type() hm.Type {
@@ -286,11 +286,11 @@ func (op actGradOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, erro
 // mseOp is the mean squared error mean((p - t)²) over every element, a
 // scalar. Targets are data: it is differentiated in p only.
 type mseOp struct {
-	opBase
+	Base
 	shape []int
 }
 
-func newMSEOp(shape []int) mseOp { return mseOp{opBase: identity(2, "MSE%v", shape), shape: shape} }
+func newMSEOp(shape []int) mseOp { return mseOp{Base: NewBase(2, "MSE%v", shape), shape: shape} }
 
 func (op mseOp) Type() hm.Type {
 	return hm.NewFnType(tt(len(op.shape)), tt(len(op.shape)), G.Float32)
@@ -324,13 +324,13 @@ func (op mseOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 
 // mseGradOp is 2(p - t)·g/n for a scalar g.
 type mseGradOp struct {
-	opBase
+	Base
 	buf   *outCache
 	shape []int
 }
 
 func newMSEGradOp(shape []int) mseGradOp {
-	return mseGradOp{opBase: identity(3, "MSEGrad%v", shape), buf: newCache(), shape: shape}
+	return mseGradOp{Base: NewBase(3, "MSEGrad%v", shape), buf: newCache(), shape: shape}
 }
 
 func (op mseGradOp) Type() hm.Type {

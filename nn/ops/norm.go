@@ -148,7 +148,7 @@ var gnNames = [...]string{"GroupNorm", "GroupNormGradX", "GroupNormGradW", "Grou
 // 1e-5), then scaled and shifted per channel. The two backward maps share
 // the forward's statistics and are not differentiable again.
 type gnOp struct {
-	opBase
+	Base
 	buf    *outCache
 	kind   gnKind
 	shape  []int
@@ -157,7 +157,7 @@ type gnOp struct {
 }
 
 func newGNOp(kind gnKind, shape []int, groups int, st *normStats) gnOp {
-	return gnOp{opBase: identity(kind.arity(), "%s(groups %d)%v", gnNames[kind], groups, shape), buf: newCache(), kind: kind, shape: shape, groups: groups, st: st}
+	return gnOp{Base: NewBase(kind.arity(), "%s(groups %d)%v", gnNames[kind], groups, shape), buf: newCache(), kind: kind, shape: shape, groups: groups, st: st}
 }
 
 // arity is the number of inputs of a GroupNorm or BatchNorm map.
@@ -350,7 +350,7 @@ type RunningStats struct {
 // it normalises with the running statistics. The backward kinds share the
 // forward's statistics and are not differentiable again.
 type bnOp struct {
-	opBase
+	Base
 	buf      *outCache
 	kind     gnKind // gnForward, gnDX, gnDW, gnDB
 	shape    []int
@@ -365,8 +365,8 @@ func newBNOp(kind gnKind, shape []int, training bool, bn *RunningStats, st *norm
 		mode = "train"
 	}
 	return bnOp{
-		opBase: identity(kind.arity(), "BatchNorm2d%s(%s %s)%v", gnNames[kind][len("GroupNorm"):], bn.Name, mode, shape),
-		buf:    newCache(), kind: kind, shape: shape, training: training, bn: bn, st: st,
+		Base: NewBase(kind.arity(), "BatchNorm2d%s(%s %s)%v", gnNames[kind][len("GroupNorm"):], bn.Name, mode, shape),
+		buf:  newCache(), kind: kind, shape: shape, training: training, bn: bn, st: st,
 	}
 }
 

@@ -11,34 +11,50 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// opBase is embedded by every custom op and answers gorgonia's identity
-// questions for it. Its name spells out the op and every parameter its
-// result depends on: gorgonia merges two nodes whose ops hash alike, so
-// the hash must tell apart any two ops that compute differently, and error
-// messages name the op by it. Each op's constructor (newConvOp, ...) sets
-// it once. Results are fresh values (or the machine's preallocated one),
-// never aliases of an input.
-type opBase struct {
+// Base is embedded by every custom gorgonia op (here and in other
+// packages) and answers gorgonia's identity questions for it: String,
+// Arity, WriteHash, Hashcode, and ReturnsPtr, CallsExtern and
+// OverwritesInput for an op whose result is a fresh value (or the
+// machine's preallocated one), never an alias of an input. Its name spells
+// out the op and every parameter its result depends on: gorgonia merges
+// two nodes whose ops hash alike, so the name must tell apart any two ops
+// that compute differently; error messages name the op by it. An op's
+// constructor sets it once with NewBase.
+type Base struct {
 	name  string
 	arity int
 }
 
-// identity is the opBase of an op with arity inputs, named by a format.
-func identity(arity int, format string, args ...any) opBase {
-	return opBase{name: fmt.Sprintf(format, args...), arity: arity}
+// NewBase is the Base of an op with arity inputs, named by a format and
+// its arguments, e.g. NewBase(2, "MatMul(%dx%d)", m, n).
+func NewBase(arity int, format string, args ...any) Base {
+	return Base{name: fmt.Sprintf(format, args...), arity: arity}
 }
 
-func (o opBase) String() string        { return o.name }
-func (o opBase) Arity() int            { return o.arity }
-func (o opBase) WriteHash(h hash.Hash) { h.Write([]byte(o.name)) }
-func (o opBase) Hashcode() uint32 {
+// String is the op's name.
+func (o Base) String() string { return o.name }
+
+// Arity is the op's number of inputs.
+func (o Base) Arity() int { return o.arity }
+
+// WriteHash writes the name, which identifies the op.
+func (o Base) WriteHash(h hash.Hash) { h.Write([]byte(o.name)) }
+
+// Hashcode is the FNV-1a hash of the name.
+func (o Base) Hashcode() uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(o.name))
 	return h.Sum32()
 }
-func (opBase) ReturnsPtr() bool     { return false }
-func (opBase) CallsExtern() bool    { return false }
-func (opBase) OverwritesInput() int { return -1 }
+
+// ReturnsPtr is false: results are values.
+func (Base) ReturnsPtr() bool { return false }
+
+// CallsExtern is false: ops run on the CPU in Go.
+func (Base) CallsExtern() bool { return false }
+
+// OverwritesInput is -1: no op writes into an input.
+func (Base) OverwritesInput() int { return -1 }
 
 func tt(dims int) hm.Type { return G.TensorType{Dims: dims, Of: G.Float32} }
 
@@ -93,7 +109,7 @@ var convNames = [...]string{"Conv2d", "ConvTranspose2d", "Conv2dWeightGrad"}
 
 // convOp is one of the convolution maps on a fixed geometry.
 type convOp struct {
-	opBase
+	Base
 	kind convKind
 	g    ConvGeom
 	buf  *outCache
@@ -101,8 +117,8 @@ type convOp struct {
 
 func newConvOp(kind convKind, g ConvGeom) convOp {
 	return convOp{
-		opBase: identity(2, "%s(n%d c%d %dx%d -> c%d %dx%d k%dx%d s%dx%d p%dx%d)", convNames[kind], g.Batch, g.In, g.H, g.W, g.Out, g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW),
-		kind:   kind, g: g, buf: newCache(),
+		Base: NewBase(2, "%s(n%d c%d %dx%d -> c%d %dx%d k%dx%d s%dx%d p%dx%d)", convNames[kind], g.Batch, g.In, g.H, g.W, g.Out, g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW),
+		kind: kind, g: g, buf: newCache(),
 	}
 }
 
@@ -187,7 +203,7 @@ func (op convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) 
 // mmOp is C = op(A)·op(B) for 2-D float32 tensors. Its derivatives are
 // mmOps too.
 type mmOp struct {
-	opBase
+	Base
 	tA, tB  bool
 	m, n, k int
 	buf     *outCache
@@ -195,8 +211,8 @@ type mmOp struct {
 
 func newMMOp(tA, tB bool, m, n, k int) mmOp {
 	return mmOp{
-		opBase: identity(2, "MatMul(%dx%d, tA=%v, tB=%v, k=%d)", m, n, tA, tB, k),
-		tA:     tA, tB: tB, m: m, n: n, k: k, buf: newCache(),
+		Base: NewBase(2, "MatMul(%dx%d, tA=%v, tB=%v, k=%d)", m, n, tA, tB, k),
+		tA:   tA, tB: tB, m: m, n: n, k: k, buf: newCache(),
 	}
 }
 
@@ -276,7 +292,7 @@ func (op mmOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 // broadcasting a [C] vector to the full shape. Their derivatives are each
 // other.
 type chanOp struct {
-	opBase
+	Base
 	kind  chanKind
 	shape []int // the full [N, C, ...] shape
 	buf   *outCache
@@ -297,7 +313,7 @@ func newChanOp(kind chanKind, shape []int) chanOp {
 	if kind == kBias {
 		arity = 2
 	}
-	return chanOp{opBase: identity(arity, "%s%v", chanNames[kind], shape), kind: kind, shape: shape, buf: newCache()}
+	return chanOp{Base: NewBase(arity, "%s%v", chanNames[kind], shape), kind: kind, shape: shape, buf: newCache()}
 }
 
 func (op chanOp) Type() hm.Type {
@@ -469,12 +485,12 @@ func checkedInputs(op G.Op, in []G.Value, names []string, shapes [][]int) ([][]f
 // derivative in l is (sigmoid(l) - t)·g (bceGradOp); targets are data, so
 // it is not differentiated in t.
 type bceOp struct {
-	opBase
+	Base
 	shape []int
 }
 
 func newBCEOp(shape []int) bceOp {
-	return bceOp{opBase: identity(2, "BCEWithLogitsSum%v", shape), shape: shape}
+	return bceOp{Base: NewBase(2, "BCEWithLogitsSum%v", shape), shape: shape}
 }
 
 func (op bceOp) Type() hm.Type {
@@ -515,13 +531,13 @@ func (op bceOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 
 // bceGradOp is (sigmoid(l) - t)·g for a scalar g.
 type bceGradOp struct {
-	opBase
+	Base
 	shape []int
 	buf   *outCache
 }
 
 func newBCEGradOp(shape []int) bceGradOp {
-	return bceGradOp{opBase: identity(3, "BCEWithLogitsGrad%v", shape), shape: shape, buf: newCache()}
+	return bceGradOp{Base: NewBase(3, "BCEWithLogitsGrad%v", shape), shape: shape, buf: newCache()}
 }
 
 func (op bceGradOp) Type() hm.Type {

@@ -13,7 +13,7 @@ import (
 // sum-pool back to [N, C, H, W]. Each is the other's derivative, so graphs
 // through them stay differentiable to any order.
 type upOp struct {
-	opBase
+	Base
 	buf   *outCache
 	pool  bool
 	f     int
@@ -26,9 +26,9 @@ func (op upOp) big() []int {
 
 func newUpOp(pool bool, f int, small []int) upOp {
 	op := upOp{buf: newCache(), pool: pool, f: f, small: small}
-	op.opBase = identity(1, "UpsampleNearest(%d)%v", f, small)
+	op.Base = NewBase(1, "UpsampleNearest(%d)%v", f, small)
 	if pool {
-		op.opBase = identity(1, "SumPool(%d)%v", f, op.big())
+		op.Base = NewBase(1, "SumPool(%d)%v", f, op.big())
 	}
 	return op
 }
@@ -108,7 +108,7 @@ func (op upOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 // axes to [N, C], and broadcasting [N, C] back. Their derivatives are each
 // other.
 type ncOp struct {
-	opBase
+	Base
 	buf   *outCache
 	kind  chanKind // kBias (add), kSum, kBcast
 	shape []int
@@ -121,7 +121,7 @@ func newNCOp(kind chanKind, shape []int) ncOp {
 	if kind == kBias {
 		arity = 2
 	}
-	return ncOp{opBase: identity(arity, "%s%v", ncNames[kind], shape), buf: newCache(), kind: kind, shape: shape}
+	return ncOp{Base: NewBase(arity, "%s%v", ncNames[kind], shape), buf: newCache(), kind: kind, shape: shape}
 }
 
 func (op ncOp) Type() hm.Type {
@@ -248,7 +248,7 @@ const (
 // pad and of a pad a slice, all linear, so any order of derivative works.
 // Each copies whole per-sample blocks, one memmove each.
 type catOp struct {
-	opBase
+	Base
 	buf    *outCache
 	kind   catKind
 	n      int
@@ -270,7 +270,7 @@ func (op catOp) shapeWith(c int) []int { return append([]int{op.n, c}, op.rest..
 
 // newCatJoin concatenates inputs of the given channel counts.
 func newCatJoin(n int, chans, rest []int) catOp {
-	return catOp{opBase: identity(len(chans), "ConcatChannels(n%d %v %v)", n, chans, rest), buf: newCache(), kind: catJoin, n: n, chans: chans, rest: rest}
+	return catOp{Base: NewBase(len(chans), "ConcatChannels(n%d %v %v)", n, chans, rest), buf: newCache(), kind: catJoin, n: n, chans: chans, rest: rest}
 }
 
 // newCatRange takes (catSlice) or places (catPad) channels [lo, hi) of total.
@@ -280,8 +280,8 @@ func newCatRange(kind catKind, n, total, lo, hi int, rest []int) catOp {
 		name = "PadChannels"
 	}
 	return catOp{
-		opBase: identity(1, "%s(n%d [%d:%d] of %d %v)", name, n, lo, hi, total, rest),
-		buf:    newCache(), kind: kind, n: n, total: total, lo: lo, hi: hi, rest: rest,
+		Base: NewBase(1, "%s(n%d [%d:%d] of %d %v)", name, n, lo, hi, total, rest),
+		buf:  newCache(), kind: kind, n: n, total: total, lo: lo, hi: hi, rest: rest,
 	}
 }
 
