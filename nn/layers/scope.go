@@ -105,8 +105,10 @@ func (ps *Params) TrainableIn(scope string) []*Param {
 // Conv2d is PyTorch's nn.Conv2d with square kernels, stride and padding:
 // weight [out, in, k, k] and bias [out].
 type Conv2d struct {
+	// Weight is [out, in, k, k]; Bias is [out].
 	Weight, Bias *Param
-	Stride, Pad  int
+	// Stride and Pad apply to both spatial axes.
+	Stride, Pad int
 }
 
 // Conv2d declares a convolution named name from in to out channels.
@@ -125,7 +127,9 @@ func (c *Conv2d) Forward(b *Builder, x *G.Node) *G.Node {
 // ConvTranspose2d is PyTorch's nn.ConvTranspose2d with square kernels:
 // weight [in, out, k, k] and bias [out].
 type ConvTranspose2d struct {
-	Weight, Bias        *Param
+	// Weight is [in, out, k, k]; Bias is [out].
+	Weight, Bias *Param
+	// Stride, Pad and OutPad (output_padding) apply to both spatial axes.
 	Stride, Pad, OutPad int
 }
 
@@ -145,7 +149,10 @@ func (c *ConvTranspose2d) Forward(b *Builder, x *G.Node) *G.Node {
 }
 
 // Linear is PyTorch's nn.Linear: weight [out, in] and bias [out].
-type Linear struct{ Weight, Bias *Param }
+type Linear struct {
+	// Weight is [out, in]; Bias is [out].
+	Weight, Bias *Param
+}
 
 // Linear declares a dense layer named name from in to out features.
 func (s Scope) Linear(name string, in, out int) *Linear {

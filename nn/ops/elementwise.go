@@ -109,6 +109,7 @@ const (
 
 var actNames = [...]string{"ReLU", "LeakyReLU", "Sigmoid", "Tanh", "SiLU"}
 
+// String is the activation's name, as in op names ("LeakyReLU").
 func (k ActKind) String() string {
 	if k >= 0 && int(k) < len(actNames) {
 		return actNames[k]

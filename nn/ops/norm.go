@@ -336,7 +336,9 @@ func (op gnOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 // parameters rather than in the op (unlike gorgonia's BatchNorm).
 type RunningStats struct {
 	// Name is the layer's, for the op's name and messages.
-	Name                  string
+	Name string
+	// Mean and Var are running_mean and running_var; NumBatches is
+	// num_batches_tracked (one value, or nil not to count).
 	Mean, Var, NumBatches []float32
 	// Momentum is the update rate (PyTorch: 0.1); Eps is added to the
 	// variance (PyTorch: 1e-5).
