@@ -160,7 +160,7 @@ func (m *Model) buildCritic(n int, lambda float64) (*critic, error) {
 		outs = append(outs, penalty)
 		c.outPenalty = 3
 	}
-	prog, err := layers.Compile(b, loss, m.part("discriminator"), outs...)
+	prog, err := layers.Compile(b, loss, m.part(discNet), outs...)
 	if err != nil {
 		return nil, fmt.Errorf("build critic step: %w", err)
 	}
@@ -204,7 +204,7 @@ func (m *Model) buildGenStep(n int, minimax bool) (*genStep, error) {
 		}
 		loss = scale(b, b.BCEWithLogitsSum(score, g.ones), 1/float64(n))
 	}
-	prog, err := layers.Compile(b, loss, m.part("generator"), mean(b, score), fake)
+	prog, err := layers.Compile(b, loss, m.part(genNet), mean(b, score), fake)
 	if err != nil {
 		return nil, fmt.Errorf("build generator step: %w", err)
 	}

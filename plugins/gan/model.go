@@ -106,6 +106,14 @@ type Model struct {
 
 func (a Arch) flat() int { return 2 * a.Width * 7 * 7 }
 
+// The two networks' scopes: the prefix of their parameter names (the
+// PyTorch twin's attributes) and the names of their optimisers in
+// checkpoints.
+const (
+	genNet  = "generator"
+	discNet = "discriminator"
+)
+
 // NewModel creates a model with DCGAN's initialisation: weights N(0, 0.02),
 // BatchNorm scales N(1, 0.02), biases 0.
 func NewModel(a Arch, rng *nn.RNG) (*Model, error) {
@@ -116,7 +124,7 @@ func NewModel(a Arch, rng *nn.RNG) (*Model, error) {
 	m := &Model{Arch: a, Params: ps}
 	s := layers.NewScope(ps, rng).WithInit(layers.DCGANInit)
 	w := a.Width
-	g, d := s.In("generator"), s.In("discriminator")
+	g, d := s.In(genNet), s.In(discNet)
 	m.gen.fc = g.Linear("fc", a.Z+a.Classes, a.flat())
 	m.gen.bn0 = g.BatchNorm2d("bn0", 2*w)
 	m.gen.up1 = g.ConvTranspose2d("up1", 2*w, w, 4, 2, 1, 0)
@@ -131,8 +139,8 @@ func NewModel(a Arch, rng *nn.RNG) (*Model, error) {
 	return m, nil
 }
 
-// part returns the trainable parameters of one network ("generator" or
-// "discriminator").
+// part returns the trainable parameters of one network (genNet or
+// discNet).
 func (m *Model) part(network string) []*layers.Param { return m.Params.TrainableIn(network) }
 
 // generator builds G on z [N, Z+Classes] (labels one-hot in the last

@@ -79,7 +79,7 @@ func (*Plugin) Train(ctx context.Context, s sdk.TrainSession) error {
 	}
 	t := &trainer{preset: p, m: m, params: req.Params, rng: rng, critics: map[int]*critic{},
 		gens: map[int]*genStep{}, samplers: map[int]*sampler{}, nCritic: req.Params.Int("n_critic"),
-		gParams: m.part("generator"), dParams: m.part("discriminator")}
+		gParams: m.part(genNet), dParams: m.part(discNet)}
 	lr := req.Params.Float("lr")
 	wgan := p.arch.Variant == WGAN || p.arch.Variant == WGANGP
 	if lr == 0 {
@@ -109,7 +109,7 @@ func (*Plugin) Train(ctx context.Context, s sdk.TrainSession) error {
 		t.gOpt, t.dOpt = g, d
 	}
 	t.state = &train.TrainState{Params: m.Params, RNG: rng,
-		Optimizers: map[string]optim.Optimizer{"generator": t.gOpt, "discriminator": t.dOpt},
+		Optimizers: map[string]optim.Optimizer{genNet: t.gOpt, discNet: t.dOpt},
 		Identity:   map[string]string{"arch": m.Arch.JSON(), "preset": p.name}}
 	loop := &train.Loop{Session: s, State: t.state, Step: t.step, Weights: t.weights, LogEvery: req.Params.Int("log_every"),
 		Warn: warn, Samples: t.samples}
