@@ -201,21 +201,22 @@ func inProcessNodes(ctx context.Context, p *plan.Plan, exe string, bz *busy) ([]
 	for _, pn := range p.Nodes {
 		var n *run.Node
 		switch pn.Kind {
-		case spec.Load:
-			l, err := stages.NewLoader(pn.Host.(map[string]any), p.BaseDir)
-			if err != nil {
-				return nil, err
-			}
-			n = &run.Node{Source: loadSource{l}, Map: decode{l, pn.ID, &bz.load}, Workers: workers}
-		case spec.Save:
-			s, err := stages.NewSaver(pn.Host.(map[string]any), p.BaseDir, stages.SaveOptions{
-				Stage:      pn.ID,
-				Provenance: stages.ProvenanceInfo{Name: p.Name, File: p.File, SHA256: p.SHA256, Seed: p.Seed},
+		case spec.Load, spec.Save:
+			// The host stages as pipeline/job makes them, timed.
+			var err error
+			n, err = pn.Config.Stage(stages.Env{
+				ID: pn.ID, BaseDir: p.BaseDir, Workers: workers,
+				Save: stages.SaveOptions{Provenance: stages.ProvenanceInfo{Name: p.Name, File: p.File, SHA256: p.SHA256, Seed: p.Seed}},
 			})
 			if err != nil {
 				return nil, err
 			}
-			n = &run.Node{Sink: saveSink{s, &bz.save}, Workers: workers}
+			if n.Map != nil {
+				n.Map = timedMap{n.Map, &bz.load}
+			}
+			if n.Sink != nil {
+				n.Sink = timedSink{n.Sink, &bz.save}
+			}
 		case spec.Translate, spec.Denoise:
 			ms := pn.Model
 			mdl, err := classic.New().Load(ctx, sdk.LoadRequest{Capability: pn.Kind.Capability(), Preset: ms.Preset, Params: ms.Params})
@@ -246,57 +247,26 @@ func inProcessNodes(ctx context.Context, p *plan.Plan, exe string, bz *busy) ([]
 	return nodes, nil
 }
 
-// loadSource, decode and saveSink are pipeline/job's host stage adapters,
-// repeated here (they are unexported there), plus busy-time counters.
-type loadSource struct{ l *stages.Loader }
-
-func (s loadSource) Items(ctx context.Context, emit func(item.Item) error) error {
-	return s.l.Enumerate(ctx, func(e stages.Entry) error {
-		return emit(item.Item{Index: e.Index, Name: e.Name, Source: e.Source, Label: e.Label, Raw: e})
-	})
-}
-
-type decode struct {
-	l     *stages.Loader
-	stage string
-	busy  *atomic.Int64
-}
-
-func (d decode) Map(_ context.Context, in []item.Item) ([]item.Item, []error) {
-	defer addSince(d.busy, time.Now())
-	out := make([]item.Item, len(in))
-	errs := make([]error, len(in))
-	for i, it := range in {
-		e, ok := it.Raw.(stages.Entry)
-		if !ok {
-			out[i], errs[i] = it, fmt.Errorf("load: item %s was not listed by this stage", it.Name)
-			continue
-		}
-		img, err := d.l.Decode(e)
-		if err != nil {
-			out[i], errs[i] = it, err
-			continue
-		}
-		it.Image, it.Raw = img, nil
-		out[i] = it.With(item.Step{Stage: d.stage, Kind: "load"})
-	}
-	return out, errs
-}
-
-type saveSink struct {
-	s    *stages.Saver
+// timedMap and timedSink add a stage's busy time to a counter.
+type timedMap struct {
+	m    run.Mapper
 	busy *atomic.Int64
 }
 
-func (s saveSink) Done(it item.Item) bool { return s.s.Done(it) }
-func (s saveSink) Write(ctx context.Context, it item.Item) error {
-	defer addSince(s.busy, time.Now())
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.s.Write(it)
+func (t timedMap) Map(ctx context.Context, in []item.Item) ([]item.Item, []error) {
+	defer addSince(t.busy, time.Now())
+	return t.m.Map(ctx, in)
 }
-func (s saveSink) Close() error { return s.s.Close() }
+
+type timedSink struct {
+	run.Sink
+	busy *atomic.Int64
+}
+
+func (t timedSink) Write(ctx context.Context, it item.Item) error {
+	defer addSince(t.busy, time.Now())
+	return t.Sink.Write(ctx, it)
+}
 
 func addSince(a *atomic.Int64, t0 time.Time) { a.Add(int64(time.Since(t0))) }
 

@@ -42,10 +42,9 @@ func newDataset(ctx context.Context, p *plan.Plan, id string, spec *sdk.ImageSpe
 	d := &dataset{stage: id, spec: spec, workers: max(1, workers)}
 	n := p.Node(id)
 	for n != nil && n.Kind == "preprocess" {
-		ops, _ := n.Host.([]any)
-		pp, err := stages.NewPreprocess(ops, n.ConsumerInput)
-		if err != nil {
-			return nil, fmt.Errorf("stage %q: %w", n.ID, err)
+		pp, ok := n.Config.(*stages.Preprocess)
+		if !ok {
+			return nil, fmt.Errorf("stage %q: not a checked preprocess stage", n.ID)
 		}
 		d.chain = append([]preStage{{n.ID, pp}}, d.chain...)
 		if len(n.Inputs) != 1 {
@@ -56,8 +55,12 @@ func newDataset(ctx context.Context, p *plan.Plan, id string, spec *sdk.ImageSpe
 	if n == nil || n.Kind != "load" {
 		return nil, fmt.Errorf("stage %q: training data must come from a load stage", id)
 	}
-	params := n.Host.(map[string]any)
-	l, err := stages.NewLoader(params, p.BaseDir)
+	lc, ok := n.Config.(*stages.LoadConfig)
+	if !ok {
+		return nil, fmt.Errorf("stage %q: not a checked load stage", n.ID)
+	}
+	params := map[string]any(lc.Values)
+	l, err := lc.Open(p.BaseDir)
 	if err != nil {
 		return nil, fmt.Errorf("stage %q: %w", n.ID, err)
 	}

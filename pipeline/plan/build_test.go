@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/genpipe/genpipe/pipeline/spec"
+	"github.com/genpipe/genpipe/pipeline/stages"
 	"github.com/genpipe/genpipe/sdk"
 )
 
@@ -86,7 +87,7 @@ stages:
 	if out := p.Node("all").Out; out.Image != nil || out.Latent != nil {
 		t.Errorf("save emits %v", out)
 	}
-	host := sdk.Params(p.Node("out").Host.(map[string]any))
+	host := sdk.Params(p.Node("out").Values.(map[string]any))
 	if host.String("format") != "png" || host.Int("quality") != 95 {
 		t.Errorf("save defaults not filled: %v", host)
 	}
@@ -232,5 +233,20 @@ func TestDesignOverride(t *testing.T) {
 	want := `--set typeset.direction: translate.direction: "up" is not one of a2b, b2a`
 	if errs.Error() != want {
 		t.Errorf("got %s\nwant %s", errs, want)
+	}
+}
+
+// The file format's kinds are the registry's.
+func TestKindsAreTheRegistry(t *testing.T) {
+	var names []string
+	for _, k := range stages.Kinds() {
+		names = append(names, k.Name)
+	}
+	var want []string
+	for _, k := range spec.Kinds {
+		want = append(want, string(k))
+	}
+	if !slices.Equal(names, want) {
+		t.Errorf("stages.Kinds() %v, spec.Kinds %v", names, want)
 	}
 }

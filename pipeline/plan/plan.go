@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/genpipe/genpipe/pipeline/spec"
+	"github.com/genpipe/genpipe/pipeline/stages"
 	"github.com/genpipe/genpipe/sdk"
 )
 
@@ -91,10 +92,14 @@ type Node struct {
 	// Inputs are the ids of the stages this one reads, resolved (the
 	// previous stage by default); empty for load and for generate with count.
 	Inputs []string
-	// Host is the validated value of a host stage, defaults filled in:
-	// map[string]any for load and save (usable as sdk.Params), []any of
-	// one-key maps for preprocess. Nil for model stages.
-	Host any
+	// Values is the validated value of a host stage as written, defaults
+	// filled in: map[string]any for load and save, []any of one-key maps
+	// for preprocess. Nil for model stages.
+	Values any
+	// Config is a host stage's typed configuration, parsed once from
+	// Values by its kind; the executor makes the stage from it. Nil for
+	// model stages.
+	Config stages.Config
 	// Model is set for model stages.
 	Model *ModelStage
 	// Out is the static contract of what the stage emits (zero for save,
@@ -215,10 +220,10 @@ func Build(ctx context.Context, s *spec.Spec, d Describer, opts Options) (*Plan,
 		if st.Bad {
 			continue
 		}
-		if st.Kind.IsModel() {
+		if k := stages.LookupKind(string(st.Kind)); k.Model {
 			b.modelStage(bn)
 		} else {
-			b.hostStage(bn)
+			b.hostStage(bn, k)
 		}
 	}
 	b.resolveInputs()
@@ -269,7 +274,7 @@ func (b *builder) abs(p string) string {
 	return filepath.Join(b.baseDir, p)
 }
 
-const relHint = "paths are relative to the pipeline file's folder"
+const relHint = stages.RelHint
 
 func (b *builder) checkPlugins() {
 	if b.opts.SkipFiles {
