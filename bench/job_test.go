@@ -165,7 +165,7 @@ func runJob(ctx context.Context, md mode, file string, data []byte, bz *busy) (*
 	if err != nil {
 		return nil, err
 	}
-	return run.Run(ctx, nodes, run.Options{Seed: p.Seed})
+	return run.Execute(ctx, nodes, run.Options{Seed: p.Seed})
 }
 
 // classicOnly describes the classic plugin without starting a process.
@@ -184,7 +184,7 @@ func (classicOnly) Known() []string { return []string{classic.Name} }
 // inProcessNodes builds the run graph the way pipeline/job does (same
 // stages, batch size, worker counts, conversions and provenance), with the
 // model stage calling the classic plugin's model in this process.
-func inProcessNodes(ctx context.Context, p *plan.Plan, exe string, bz *busy) ([]*run.Node, error) {
+func inProcessNodes(ctx context.Context, p *plan.Plan, exe string, bz *busy) ([]*run.Task, error) {
 	if bz == nil {
 		bz = &busy{}
 	}
@@ -196,15 +196,15 @@ func inProcessNodes(ctx context.Context, p *plan.Plan, exe string, bz *busy) ([]
 	if tuning.modelWorkers > 0 {
 		modelWorkers = tuning.modelWorkers
 	}
-	byID := map[string]*run.Node{}
-	var nodes []*run.Node
-	for _, pn := range p.Nodes {
-		var n *run.Node
+	byID := map[string]*run.Task{}
+	var nodes []*run.Task
+	for _, pn := range p.Stages {
+		var n *run.Task
 		switch pn.Kind {
 		case spec.Load, spec.Save:
 			// The host stages as pipeline/job makes them, timed.
 			var err error
-			n, err = pn.Config.Stage(stages.Env{
+			n, err = pn.Config.Task(stages.Env{
 				ID: pn.ID, BaseDir: p.BaseDir, Workers: workers,
 				Save: stages.SaveOptions{Provenance: stages.ProvenanceInfo{Name: p.Name, File: p.File, SHA256: p.SHA256, Seed: p.Seed}},
 			})
@@ -233,7 +233,7 @@ func inProcessNodes(ctx context.Context, p *plan.Plan, exe string, bz *busy) ([]
 				Stage: pn.ID, Kind: string(pn.Kind), Plugin: ms.Desc.Name, Version: ms.Desc.Version,
 				SHA256: sum, Preset: ms.Preset, Weights: ms.Weights, Params: ms.Params,
 			}}
-			n = &run.Node{Map: mm, Batch: ms.Batch, Workers: modelWorkers}
+			n = &run.Task{Map: mm, Batch: ms.Batch, Workers: modelWorkers}
 		default:
 			return nil, fmt.Errorf("bench: stage kind %s is not supported in process", pn.Kind)
 		}

@@ -165,7 +165,7 @@ func runPipeline(cmd *cobra.Command, file string, f *runFlags) error {
 }
 
 func countEnds(p *plan.Plan) (sources, sinks int) {
-	for _, n := range p.Nodes {
+	for _, n := range p.Stages {
 		if len(n.Inputs) == 0 {
 			sources++
 		}

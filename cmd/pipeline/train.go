@@ -121,7 +121,7 @@ func idleStages(p *plan.Plan) []string {
 			return
 		}
 		used[id] = true
-		if n := p.Node(id); n != nil {
+		if n := p.Stage(id); n != nil {
 			for _, in := range n.Inputs {
 				mark(in)
 			}
@@ -130,7 +130,7 @@ func idleStages(p *plan.Plan) []string {
 	mark(p.Train.Input)
 	mark(p.Train.Eval)
 	var idle []string
-	for _, n := range p.Nodes {
+	for _, n := range p.Stages {
 		if !used[n.ID] {
 			idle = append(idle, n.ID)
 		}
@@ -231,11 +231,11 @@ type trainProgress struct {
 	start time.Time
 	base  int // the step this process started at
 	last  time.Time
-	ev    job.TrainEvent
+	ev    job.TrainProgress
 	drawn bool
 }
 
-func (p *trainProgress) event(ev job.TrainEvent) {
+func (p *trainProgress) event(ev job.TrainProgress) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch p.mode {

@@ -15,7 +15,7 @@ import (
 
 // node makes the executor stage of a plan stage: a host stage from its
 // config, a model stage by loading its model.
-func (b *builder) node(ctx context.Context, pn *plan.Node) (*run.Node, error) {
+func (b *builder) node(ctx context.Context, pn *plan.Stage) (*run.Task, error) {
 	if pn.Config == nil {
 		return b.modelNode(ctx, pn)
 	}
@@ -23,7 +23,7 @@ func (b *builder) node(ctx context.Context, pn *plan.Node) (*run.Node, error) {
 	if b.opt.ShardCount > 1 {
 		shard = fmt.Sprintf("%d-of-%d", b.opt.ShardIndex, b.opt.ShardCount)
 	}
-	return pn.Config.Stage(stages.Env{
+	return pn.Config.Task(stages.Env{
 		ID: pn.ID, BaseDir: b.plan.BaseDir, Workers: b.opt.Workers,
 		Save: stages.SaveOptions{
 			Overwrite: b.opt.Overwrite,
@@ -35,7 +35,7 @@ func (b *builder) node(ctx context.Context, pn *plan.Node) (*run.Node, error) {
 	})
 }
 
-func (b *builder) modelNode(ctx context.Context, pn *plan.Node) (*run.Node, error) {
+func (b *builder) modelNode(ctx context.Context, pn *plan.Stage) (*run.Task, error) {
 	ms := pn.Model
 	p, err := b.m.Open(ctx, plugins.Ref{Name: ms.Model, Path: ms.Path, SHA256: ms.SHA256})
 	if err != nil {
@@ -57,7 +57,7 @@ func (b *builder) modelNode(ctx context.Context, pn *plan.Node) (*run.Node, erro
 			SHA256: b.fileHash(info.Location), Preset: ms.Preset, Weights: ms.Weights, Params: ms.Params,
 		},
 	}
-	n := &run.Node{Map: mm, Batch: ms.Batch, Workers: b.opt.ModelWorkers}
+	n := &run.Task{Map: mm, Batch: ms.Batch, Workers: b.opt.ModelWorkers}
 	if pn.Kind == spec.Generate && len(pn.Inputs) == 0 {
 		classes := 0
 		if ms.Each && ms.PresetSpec != nil {

@@ -36,11 +36,12 @@ type TrainOptions struct {
 	// Version is the code version recorded in the weights' metadata.
 	Version string
 	// Progress receives events; it is called from one goroutine at a time.
-	Progress func(TrainEvent)
+	Progress func(TrainProgress)
 }
 
-// TrainEvent is a training progress event.
-type TrainEvent struct {
+// TrainProgress is a training progress event, as the host reports it (the
+// plugin reports to the host with sdk.TrainEvent).
+type TrainProgress struct {
 	// Type is "start", "step" (the plugin reported progress), "message" (it
 	// sent text), "checkpoint" (a checkpoint was written), "samples" (a
 	// grid of the plugin's samples was written) or "done".
@@ -107,7 +108,7 @@ func Train(ctx context.Context, p *plan.Plan, m *plugins.Manager, opt TrainOptio
 		opt.Workers = runtime.GOMAXPROCS(0)
 	}
 	res := &TrainResult{Checkpoint: tr.Checkpoint, CheckpointStep: -1, Epochs: tr.Epochs}
-	emit := func(ev TrainEvent) {
+	emit := func(ev TrainProgress) {
 		if opt.Progress != nil {
 			ev.Time = time.Now()
 			opt.Progress(ev)
@@ -177,7 +178,7 @@ func Train(ctx context.Context, p *plan.Plan, m *plugins.Manager, opt TrainOptio
 				return nil, fmt.Errorf("train: checkpoint %s cannot be resumed: %s; --fresh starts over", tr.Checkpoint, why)
 			}
 			if old.FileSHA256 != state.FileSHA256 {
-				emit(TrainEvent{Type: "message", Message: fmt.Sprintf("%s changed since checkpoint %s was written; resuming with the file as it is now", p.File, filepath.Base(tr.Checkpoint))})
+				emit(TrainProgress{Type: "message", Message: fmt.Sprintf("%s changed since checkpoint %s was written; resuming with the file as it is now", p.File, filepath.Base(tr.Checkpoint))})
 			}
 			// The checkpoint carries the weights: init only starts a run.
 			start, req.Resume, req.Init = old.Step, resume, nil
@@ -204,13 +205,13 @@ func Train(ctx context.Context, p *plan.Plan, m *plugins.Manager, opt TrainOptio
 		final    bool
 		writeErr error
 	)
-	position := func() TrainEvent {
+	position := func() TrainProgress {
 		step, items := f.position()
 		epoch := min(tr.Epochs, 1+step/per)
 		if step == 0 {
 			epoch = 1
 		}
-		return TrainEvent{Epoch: epoch, Epochs: tr.Epochs, Step: step, Steps: res.Steps, Items: items}
+		return TrainProgress{Epoch: epoch, Epochs: tr.Epochs, Step: step, Steps: res.Steps, Items: items}
 	}
 	ev := position()
 	ev.Type = "start"

@@ -40,7 +40,7 @@ type preStage struct {
 // newDataset lists the items of stage id of p.
 func newDataset(ctx context.Context, p *plan.Plan, id string, spec *sdk.ImageSpec, workers int) (*dataset, error) {
 	d := &dataset{stage: id, spec: spec, workers: max(1, workers)}
-	n := p.Node(id)
+	n := p.Stage(id)
 	for n != nil && n.Kind == "preprocess" {
 		pp, ok := n.Config.(*stages.Preprocess)
 		if !ok {
@@ -50,7 +50,7 @@ func newDataset(ctx context.Context, p *plan.Plan, id string, spec *sdk.ImageSpe
 		if len(n.Inputs) != 1 {
 			return nil, fmt.Errorf("stage %q: training reads one chain of preprocess stages, this one reads %d stages", n.ID, len(n.Inputs))
 		}
-		n = p.Node(n.Inputs[0])
+		n = p.Stage(n.Inputs[0])
 	}
 	if n == nil || n.Kind != "load" {
 		return nil, fmt.Errorf("stage %q: training data must come from a load stage", id)

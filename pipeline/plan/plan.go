@@ -55,16 +55,16 @@ type Plan struct {
 	Seed uint64
 	// Nodes are the stages in topological order (inputs before the stages
 	// that read them; file order where the graph allows).
-	Nodes []*Node
+	Stages []*Stage
 	// Spec is the parsed file, for positions.
 	Spec *spec.Spec
 	// Train is the checked train: section, nil when the file has none.
 	Train *Training
 }
 
-// Node returns the node of stage id, or nil.
-func (p *Plan) Node(id string) *Node {
-	for _, n := range p.Nodes {
+// Stage returns the checked stage id, or nil.
+func (p *Plan) Stage(id string) *Stage {
+	for _, n := range p.Stages {
 		if n.ID == id {
 			return n
 		}
@@ -72,10 +72,10 @@ func (p *Plan) Node(id string) *Node {
 	return nil
 }
 
-// Consumers returns the nodes that read stage id, in topological order.
-func (p *Plan) Consumers(id string) []*Node {
-	var out []*Node
-	for _, n := range p.Nodes {
+// Consumers returns the stages that read stage id, in topological order.
+func (p *Plan) Consumers(id string) []*Stage {
+	var out []*Stage
+	for _, n := range p.Stages {
 		if slices.Contains(n.Inputs, id) {
 			out = append(out, n)
 		}
@@ -83,8 +83,8 @@ func (p *Plan) Consumers(id string) []*Node {
 	return out
 }
 
-// Node is one checked stage.
-type Node struct {
+// Stage is one checked stage: what the planner made of a stage of the file.
+type Stage struct {
 	ID   string
 	Kind spec.Kind
 	// Stage is the parsed stage, for positions in run-time messages.
@@ -196,7 +196,7 @@ type descResult struct {
 // bnode is a stage during the build.
 type bnode struct {
 	st     *spec.Stage
-	n      *Node
+	n      *Stage
 	inputs []*bnode
 	refs   []spec.Pos // where each input is named (KindPos for a default)
 	// ok is false when the stage's own checks failed badly enough that its
@@ -215,7 +215,7 @@ func Build(ctx context.Context, s *spec.Spec, d Describer, opts Options) (*Plan,
 	b := &builder{ctx: ctx, s: s, d: d, opts: opts, descs: map[string]*descResult{}, baseDir: baseDir(s.File), trainBadData: map[string]bool{}}
 	b.checkPlugins()
 	for _, st := range s.Stages {
-		bn := &bnode{st: st, n: &Node{ID: st.ID, Kind: st.Kind, Stage: st}, ok: !st.Bad}
+		bn := &bnode{st: st, n: &Stage{ID: st.ID, Kind: st.Kind, Stage: st}, ok: !st.Bad}
 		b.nodes = append(b.nodes, bn)
 		if st.Bad {
 			continue
@@ -245,7 +245,7 @@ func Build(ctx context.Context, s *spec.Spec, d Describer, opts Options) (*Plan,
 		for _, in := range bn.inputs {
 			bn.n.Inputs = append(bn.n.Inputs, in.st.ID)
 		}
-		p.Nodes = append(p.Nodes, bn.n)
+		p.Stages = append(p.Stages, bn.n)
 	}
 	return p, nil
 }

@@ -12,19 +12,19 @@ import (
 // The adapters between the host stages and the executor: each host config
 // makes its executor stage here.
 
-// Stage makes the load stage: the listing (cheap, in order) is its source,
+// Task makes the load stage: the listing (cheap, in order) is its source,
 // decoding runs on the workers.
-func (c *LoadConfig) Stage(env Env) (*run.Node, error) {
+func (c *LoadConfig) Task(env Env) (*run.Task, error) {
 	l, err := c.Open(env.BaseDir)
 	if err != nil {
 		return nil, err
 	}
-	return &run.Node{Source: LoadSource{l}, Map: Decode{l, env.ID}, Workers: env.Workers}, nil
+	return &run.Task{Source: LoadSource{l}, Map: Decode{l, env.ID}, Workers: env.Workers}, nil
 }
 
-// Stage makes the preprocess stage.
-func (p *Preprocess) Stage(env Env) (*run.Node, error) {
-	return &run.Node{Map: PreprocessMap{p, env.ID}, Workers: env.Workers}, nil
+// Task makes the preprocess stage.
+func (p *Preprocess) Task(env Env) (*run.Task, error) {
+	return &run.Task{Map: PreprocessMap{p, env.ID}, Workers: env.Workers}, nil
 }
 
 // LoadSource lists a loader's files (cheaply, in order); [Decode] reads

@@ -71,9 +71,9 @@ const RelHint = "paths are relative to the pipeline file's folder"
 // Config is a host stage's typed configuration, parsed once by the planner
 // and stored in the plan; the executor gets its stage from it.
 type Config interface {
-	// Stage makes the executor stage (its source, map or sink) that runs
+	// Task makes the executor task (its source, map or sink) that runs
 	// this configuration.
-	Stage(env Env) (*run.Node, error)
+	Task(env Env) (*run.Task, error)
 }
 
 // Env is what making an executor stage needs besides the config.

@@ -50,13 +50,13 @@ func hasPath(m map[string]any, path string) bool {
 	return true
 }
 
-// Stage makes the save sink.
-func (c *SaveConfig) Stage(env Env) (*run.Node, error) {
+// Task makes the save sink.
+func (c *SaveConfig) Task(env Env) (*run.Task, error) {
 	opt := env.Save
 	opt.Stage = env.ID
 	s, err := NewSaver(c.Values, env.BaseDir, opt)
 	if err != nil {
 		return nil, err
 	}
-	return &run.Node{Sink: SaveSink{s}, Workers: env.Workers}, nil
+	return &run.Task{Sink: SaveSink{s}, Workers: env.Workers}, nil
 }
