@@ -49,6 +49,43 @@ func (b *builder) parseHost(bn *bnode, k *stages.Kind, consumer *sdk.ImageSpec) 
 	return errs
 }
 
+// resolveModel is the model resolution every model stage shares (the
+// train: section included): the plugins: entry's path and checksum, a
+// known model ("did you mean" otherwise), its description. Errors go
+// through errorf at pos, named key.model; ok is false when the model cannot
+// be used (also when the error was reported before).
+func (b *builder) resolveModel(key, model string, pos spec.Pos, errorf func(spec.Pos, string, string, ...any), path, sha *string) (desc *sdk.Description, ok bool) {
+	if pl := b.s.Plugin(model); pl != nil {
+		if pl.Path != "" {
+			*path = b.abs(pl.Path)
+		}
+		*sha = pl.SHA256
+	}
+	if !b.known(model) {
+		names := b.knownNames()
+		hint := sdk.Suggest(model, names)
+		if hint == "" && len(names) > 0 {
+			hint = "known models: " + strings.Join(names, ", ")
+		}
+		if hint == "" {
+			hint = "no plugins found; give its executable in plugins:"
+		}
+		errorf(pos, hint, "%s.model: unknown model %q", key, model)
+		return nil, false
+	}
+	if b.badPath[model] {
+		return nil, false // its path: is reported already
+	}
+	desc, err, first := b.describe(model)
+	if err != nil {
+		if first { // once per model, not once per stage using it
+			errorf(pos, "", "%s.model: cannot describe plugin %q: %v", key, model, err)
+		}
+		return nil, false
+	}
+	return desc, true
+}
+
 // modelStage validates an encode, generate, translate or denoise stage:
 // the host keys, the model and its capability, the preset, the weights,
 // labels, and the plugin's own parameters.
@@ -93,35 +130,8 @@ func (b *builder) modelStage(bn *bnode) {
 		bn.ok = false // missing or mistyped: reported by CheckParams
 		return
 	}
-	if pl := b.s.Plugin(m.Model); pl != nil {
-		if pl.Path != "" {
-			m.Path = b.abs(pl.Path)
-		}
-		m.SHA256 = pl.SHA256
-	}
-	modelPos := st.ValuePos("model")
-	if !b.known(m.Model) {
-		names := b.knownNames()
-		hint := sdk.Suggest(m.Model, names)
-		if hint == "" && len(names) > 0 {
-			hint = "known models: " + strings.Join(names, ", ")
-		}
-		if hint == "" {
-			hint = "no plugins found; give its executable in plugins:"
-		}
-		b.errorf(modelPos, hint, "%s.model: unknown model %q", kind, m.Model)
-		bn.ok = false
-		return
-	}
-	if b.badPath[m.Model] {
-		bn.ok = false // its path: is reported already
-		return
-	}
-	desc, err, first := b.describe(m.Model)
-	if err != nil {
-		if first { // once per model, not once per stage using it
-			b.errorf(modelPos, "", "%s.model: cannot describe plugin %q: %v", kind, m.Model, err)
-		}
+	desc, ok := b.resolveModel(string(kind), m.Model, st.ValuePos("model"), b.errorf, &m.Path, &m.SHA256)
+	if !ok {
 		bn.ok = false
 		return
 	}
