@@ -47,9 +47,8 @@ func newDataset(ctx context.Context, p *plan.Plan, id string, spec *sdk.ImageSpe
 			return nil, fmt.Errorf("stage %q: not a checked preprocess stage", n.ID)
 		}
 		d.chain = append([]preStage{{n.ID, pp}}, d.chain...)
-		if len(n.Inputs) != 1 {
-			return nil, fmt.Errorf("stage %q: training reads one chain of preprocess stages, this one reads %d stages", n.ID, len(n.Inputs))
-		}
+		// The planner checked that training reads one chain of
+		// preprocess stages (plan's trainData): each reads one stage.
 		n = p.Stage(n.Inputs[0])
 	}
 	if n == nil || n.Kind != "load" {
