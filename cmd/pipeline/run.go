@@ -12,6 +12,7 @@ import (
 	"github.com/genpipe/genpipe/pipeline/job"
 	"github.com/genpipe/genpipe/pipeline/plan"
 	"github.com/genpipe/genpipe/pipeline/run"
+	"github.com/genpipe/genpipe/pipeline/stages"
 	"github.com/spf13/cobra"
 )
 
@@ -149,7 +150,7 @@ func countEnds(p *plan.Plan) (sources, sinks int) {
 		if len(n.Inputs) == 0 {
 			sources++
 		}
-		if n.Kind == "save" {
+		if stages.LookupKind(string(n.Kind)).Sink {
 			sinks++
 		}
 	}

@@ -410,7 +410,7 @@ func (b *builder) resolveInputs() {
 					b.errorf(ref.Pos, sdk.Suggest(ref.ID, others), "stage %s: input %q is not a stage", st.Name(), ref.ID)
 				case seen[ref.ID]:
 					b.errorf(ref.Pos, "", "stage %s: input %q is listed twice", st.Name(), ref.ID)
-				case in.st.Kind == spec.Save:
+				case isSink(in):
 					b.errorf(ref.Pos, "name the stage that the save reads", "stage %s: input %q is a save stage, which emits nothing", st.Name(), ref.ID)
 				default:
 					bn.inputs = append(bn.inputs, in)
@@ -434,7 +434,7 @@ func (b *builder) resolveInputs() {
 			b.errorf(st.KindPos, "start with a load or generate stage, or set input:", "stage %s: %s has nothing to read: it is the first stage", st.Name(), st.Kind)
 		default:
 			prev := b.nodes[st.Index-1]
-			if prev.st.Kind == spec.Save {
+			if isSink(prev) {
 				b.errorf(st.KindPos, "set input: to the stage it should read", "stage %s would read the previous stage %s, a save, which emits nothing", st.Name(), prev.st.Name())
 				break
 			}
@@ -586,4 +586,11 @@ func cyclePath(scc []*bnode) []*bnode {
 		path = append(path, v)
 	}
 	return append(path, start)
+}
+
+// isSink reports whether bn's kind emits nothing (save), so no stage can
+// read it.
+func isSink(bn *bnode) bool {
+	k := stages.LookupKind(string(bn.st.Kind))
+	return k != nil && k.Sink
 }
