@@ -165,7 +165,7 @@ func runJob(ctx context.Context, md mode, file string, data []byte, bz *busy) (*
 	if err != nil {
 		return nil, err
 	}
-	return run.Run(ctx, nodes, run.Options{Seed: p.Seed})
+	return run.Execute(ctx, nodes, run.Options{Seed: p.Seed})
 }
 
 // classicOnly describes the classic plugin without starting a process.
@@ -184,7 +184,7 @@ func (classicOnly) Known() []string { return []string{classic.Name} }
 // inProcessNodes builds the run graph the way pipeline/job does (same
 // stages, batch size, worker counts, conversions and provenance), with the
 // model stage calling the classic plugin's model in this process.
-func inProcessNodes(ctx context.Context, p *plan.Plan, exe string, bz *busy) ([]*run.Node, error) {
+func inProcessNodes(ctx context.Context, p *plan.Plan, exe string, bz *busy) ([]*run.Task, error) {
 	if bz == nil {
 		bz = &busy{}
 	}
@@ -196,26 +196,27 @@ func inProcessNodes(ctx context.Context, p *plan.Plan, exe string, bz *busy) ([]
 	if tuning.modelWorkers > 0 {
 		modelWorkers = tuning.modelWorkers
 	}
-	byID := map[string]*run.Node{}
-	var nodes []*run.Node
-	for _, pn := range p.Nodes {
-		var n *run.Node
+	byID := map[string]*run.Task{}
+	var nodes []*run.Task
+	for _, pn := range p.Stages {
+		var n *run.Task
 		switch pn.Kind {
-		case spec.Load:
-			l, err := stages.NewLoader(pn.Host.(map[string]any), p.BaseDir)
-			if err != nil {
-				return nil, err
-			}
-			n = &run.Node{Source: loadSource{l}, Map: decode{l, pn.ID, &bz.load}, Workers: workers}
-		case spec.Save:
-			s, err := stages.NewSaver(pn.Host.(map[string]any), p.BaseDir, stages.SaveOptions{
-				Stage:      pn.ID,
-				Provenance: stages.ProvenanceInfo{Name: p.Name, File: p.File, SHA256: p.SHA256, Seed: p.Seed},
+		case spec.Load, spec.Save:
+			// The host stages as pipeline/job makes them, timed.
+			var err error
+			n, err = pn.Config.Task(stages.Env{
+				ID: pn.ID, BaseDir: p.BaseDir, Workers: workers,
+				Save: stages.SaveOptions{Provenance: stages.ProvenanceInfo{Name: p.Name, File: p.File, SHA256: p.SHA256, Seed: p.Seed}},
 			})
 			if err != nil {
 				return nil, err
 			}
-			n = &run.Node{Sink: saveSink{s, &bz.save}, Workers: workers}
+			if n.Map != nil {
+				n.Map = timedMap{n.Map, &bz.load}
+			}
+			if n.Sink != nil {
+				n.Sink = timedSink{n.Sink, &bz.save}
+			}
 		case spec.Translate, spec.Denoise:
 			ms := pn.Model
 			mdl, err := classic.New().Load(ctx, sdk.LoadRequest{Capability: pn.Kind.Capability(), Preset: ms.Preset, Params: ms.Params})
@@ -232,7 +233,7 @@ func inProcessNodes(ctx context.Context, p *plan.Plan, exe string, bz *busy) ([]
 				Stage: pn.ID, Kind: string(pn.Kind), Plugin: ms.Desc.Name, Version: ms.Desc.Version,
 				SHA256: sum, Preset: ms.Preset, Weights: ms.Weights, Params: ms.Params,
 			}}
-			n = &run.Node{Map: mm, Batch: ms.Batch, Workers: modelWorkers}
+			n = &run.Task{Map: mm, Batch: ms.Batch, Workers: modelWorkers}
 		default:
 			return nil, fmt.Errorf("bench: stage kind %s is not supported in process", pn.Kind)
 		}
@@ -246,57 +247,26 @@ func inProcessNodes(ctx context.Context, p *plan.Plan, exe string, bz *busy) ([]
 	return nodes, nil
 }
 
-// loadSource, decode and saveSink are pipeline/job's host stage adapters,
-// repeated here (they are unexported there), plus busy-time counters.
-type loadSource struct{ l *stages.Loader }
-
-func (s loadSource) Items(ctx context.Context, emit func(item.Item) error) error {
-	return s.l.Enumerate(ctx, func(e stages.Entry) error {
-		return emit(item.Item{Index: e.Index, Name: e.Name, Source: e.Source, Label: e.Label, Raw: e})
-	})
-}
-
-type decode struct {
-	l     *stages.Loader
-	stage string
-	busy  *atomic.Int64
-}
-
-func (d decode) Map(_ context.Context, in []item.Item) ([]item.Item, []error) {
-	defer addSince(d.busy, time.Now())
-	out := make([]item.Item, len(in))
-	errs := make([]error, len(in))
-	for i, it := range in {
-		e, ok := it.Raw.(stages.Entry)
-		if !ok {
-			out[i], errs[i] = it, fmt.Errorf("load: item %s was not listed by this stage", it.Name)
-			continue
-		}
-		img, err := d.l.Decode(e)
-		if err != nil {
-			out[i], errs[i] = it, err
-			continue
-		}
-		it.Image, it.Raw = img, nil
-		out[i] = it.With(item.Step{Stage: d.stage, Kind: "load"})
-	}
-	return out, errs
-}
-
-type saveSink struct {
-	s    *stages.Saver
+// timedMap and timedSink add a stage's busy time to a counter.
+type timedMap struct {
+	m    run.Mapper
 	busy *atomic.Int64
 }
 
-func (s saveSink) Done(it item.Item) bool { return s.s.Done(it) }
-func (s saveSink) Write(ctx context.Context, it item.Item) error {
-	defer addSince(s.busy, time.Now())
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.s.Write(it)
+func (t timedMap) Map(ctx context.Context, in []item.Item) ([]item.Item, []error) {
+	defer addSince(t.busy, time.Now())
+	return t.m.Map(ctx, in)
 }
-func (s saveSink) Close() error { return s.s.Close() }
+
+type timedSink struct {
+	run.Sink
+	busy *atomic.Int64
+}
+
+func (t timedSink) Write(ctx context.Context, it item.Item) error {
+	defer addSince(t.busy, time.Now())
+	return t.Sink.Write(ctx, it)
+}
 
 func addSince(a *atomic.Int64, t0 time.Time) { a.Add(int64(time.Since(t0))) }
 

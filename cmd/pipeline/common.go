@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/genpipe/genpipe/pipeline/job"
 	"github.com/genpipe/genpipe/pipeline/plan"
@@ -65,4 +67,58 @@ func checkFile(ctx context.Context, m *plugins.Manager, stderr io.Writer, file s
 		return nil, &exitError{exitInvalid, fmt.Errorf("%s: %d problem(s); nothing was %s", file, len(errs), verb)}
 	}
 	return p, nil
+}
+
+// progressMode resolves a --progress flag: auto is bar on a terminal, else
+// notTerminal; the other values must be in allowed (the error names
+// expected, as the command documents it).
+func progressMode(stderr io.Writer, flag, notTerminal, expected string, allowed ...string) (string, error) {
+	if flag == "auto" {
+		if ff, ok := stderr.(*os.File); ok && isTerminal(ff) {
+			return "bar", nil
+		}
+		return notTerminal, nil
+	}
+	for _, a := range allowed {
+		if flag == a {
+			return flag, nil
+		}
+	}
+	return "", &exitError{exitInvalid, fmt.Errorf("--progress %q: expected %s", flag, expected)}
+}
+
+// session is the start-up that run and train share: a context that Ctrl-C
+// and SIGTERM cancel, the plugin manager, and the checked plan.
+type session struct {
+	ctx  context.Context
+	m    *plugins.Manager
+	plan *plan.Plan
+	stop context.CancelFunc
+}
+
+// startSession checks file as run and train do before any work (see
+// checkFile); seed is the --seed flag, used when it was given. The caller
+// closes the session, also after an error.
+func startSession(cmd *cobra.Command, file string, sets []string, seed uint64, verb string) (*session, error) {
+	s := &session{}
+	s.ctx, s.stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	m, err := newManager(cmd.ErrOrStderr())
+	if err != nil {
+		return s, err
+	}
+	s.m = m
+	var sp *uint64
+	if cmd.Flags().Changed("seed") {
+		sp = &seed
+	}
+	s.plan, err = checkFile(s.ctx, m, cmd.ErrOrStderr(), file, sets, sp, verb)
+	return s, err
+}
+
+// close stops the plugins and the signal handling.
+func (s *session) close() {
+	if s.m != nil {
+		s.m.Close()
+	}
+	s.stop()
 }

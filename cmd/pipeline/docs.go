@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/genpipe/genpipe/pipeline/plan"
-	"github.com/genpipe/genpipe/pipeline/spec"
+	"github.com/genpipe/genpipe/pipeline/stages"
 	"github.com/genpipe/genpipe/sdk"
 	"github.com/spf13/cobra"
 )
@@ -46,19 +46,19 @@ func writeReference(w io.Writer) {
 	paramTable(w, topParams)
 	fmt.Fprintln(w, "### Every stage")
 	fmt.Fprintln(w)
-	kinds := make([]string, len(spec.Kinds))
-	for i, k := range spec.Kinds {
-		kinds[i] = "`" + string(k) + "`"
+	var kinds []string
+	for _, k := range stages.Kinds() {
+		kinds = append(kinds, "`"+k.Name+"`")
 	}
 	fmt.Fprintf(w, "A stage is a mapping with these keys and exactly one kind key: %s.\n\n", strings.Join(kinds, ", "))
 	paramTable(w, plan.StageParams())
-	for _, k := range spec.Kinds {
-		p := plan.HostParams(string(k))
-		fmt.Fprintf(w, "### `%s`\n\n", k)
+	for _, k := range stages.Kinds() {
+		p := k.Param
+		fmt.Fprintf(w, "### `%s`\n\n", k.Name)
 		if p.Doc != "" && p.Type != sdk.List {
 			fmt.Fprintf(w, "%s%s.", strings.ToUpper(p.Doc[:1]), strings.TrimSuffix(p.Doc[1:], "."))
 		}
-		if k.IsModel() {
+		if k.Model {
 			fmt.Fprintf(w, " Other keys are the model's parameters for `%s` (`pipeline plugins describe MODEL`).", k.Capability())
 		}
 		fmt.Fprintln(w)

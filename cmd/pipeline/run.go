@@ -1,20 +1,18 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/genpipe/genpipe/pipeline/job"
 	"github.com/genpipe/genpipe/pipeline/plan"
 	"github.com/genpipe/genpipe/pipeline/run"
+	"github.com/genpipe/genpipe/pipeline/stages"
 	"github.com/spf13/cobra"
 )
 
@@ -93,38 +91,21 @@ func runPipeline(cmd *cobra.Command, file string, f *runFlags) error {
 	default:
 		return &exitError{exitInvalid, fmt.Errorf("--on-error %q: expected stop or skip", f.onError)}
 	}
-	mode := f.progress
-	switch mode {
-	case "auto":
-		mode = "none"
-		if ff, ok := stderr.(*os.File); ok && isTerminal(ff) {
-			mode = "bar"
-		}
-	case "bar", "json", "none":
-	default:
-		return &exitError{exitInvalid, fmt.Errorf("--progress %q: expected auto, bar, json or none", f.progress)}
+	mode, err := progressMode(stderr, f.progress, "none", "auto, bar, json or none", "bar", "json", "none")
+	if err != nil {
+		return err
 	}
 	si, sn, err := parseShard(f.shard, f.shardCount, os.Getenv)
 	if err != nil {
 		return &exitError{exitInvalid, err}
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	m, err := newManager(stderr)
+	ss, err := startSession(cmd, file, f.sets, f.seed, "run")
+	defer ss.close()
 	if err != nil {
 		return err
 	}
-	defer m.Close()
-
-	var seed *uint64
-	if cmd.Flags().Changed("seed") {
-		seed = &f.seed
-	}
-	p, err := checkFile(ctx, m, stderr, file, f.sets, seed, "run")
-	if err != nil {
-		return err
-	}
+	ctx, m, p := ss.ctx, ss.m, ss.plan
 	if p.Train != nil {
 		// Documented: run runs the stages (say, a save that previews the
 		// training data) and leaves training to the train command.
@@ -165,11 +146,11 @@ func runPipeline(cmd *cobra.Command, file string, f *runFlags) error {
 }
 
 func countEnds(p *plan.Plan) (sources, sinks int) {
-	for _, n := range p.Nodes {
+	for _, n := range p.Stages {
 		if len(n.Inputs) == 0 {
 			sources++
 		}
-		if n.Kind == "save" {
+		if stages.LookupKind(string(n.Kind)).Sink {
 			sinks++
 		}
 	}

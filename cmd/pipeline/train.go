@@ -1,18 +1,15 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/genpipe/genpipe/pipeline/job"
@@ -68,33 +65,16 @@ is kept), 130 interrupted (the last checkpoint is kept; rerun to resume).`,
 
 func trainFile(cmd *cobra.Command, file string, f *trainFlags) error {
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
-	mode := f.progress
-	switch mode {
-	case "auto":
-		mode = "plain"
-		if ff, ok := stderr.(*os.File); ok && isTerminal(ff) {
-			mode = "bar"
-		}
-	case "bar", "plain", "json", "none":
-	default:
-		return &exitError{exitInvalid, fmt.Errorf("--progress %q: expected auto, bar, plain, json or none", f.progress)}
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	m, err := newManager(stderr)
+	mode, err := progressMode(stderr, f.progress, "plain", "auto, bar, plain, json or none", "bar", "plain", "json", "none")
 	if err != nil {
 		return err
 	}
-	defer m.Close()
-
-	var seed *uint64
-	if cmd.Flags().Changed("seed") {
-		seed = &f.seed
-	}
-	p, err := checkFile(ctx, m, stderr, file, f.sets, seed, "trained")
+	ss, err := startSession(cmd, file, f.sets, f.seed, "trained")
+	defer ss.close()
 	if err != nil {
 		return err
 	}
+	ctx, m, p := ss.ctx, ss.m, ss.plan
 	if p.Train == nil {
 		return &exitError{exitInvalid, fmt.Errorf("%s has no train: section; add one (see README, Training), or run the pipeline with 'pipeline run %s'", file, file)}
 	}
@@ -121,7 +101,7 @@ func idleStages(p *plan.Plan) []string {
 			return
 		}
 		used[id] = true
-		if n := p.Node(id); n != nil {
+		if n := p.Stage(id); n != nil {
 			for _, in := range n.Inputs {
 				mark(in)
 			}
@@ -130,7 +110,7 @@ func idleStages(p *plan.Plan) []string {
 	mark(p.Train.Input)
 	mark(p.Train.Eval)
 	var idle []string
-	for _, n := range p.Nodes {
+	for _, n := range p.Stages {
 		if !used[n.ID] {
 			idle = append(idle, n.ID)
 		}
@@ -231,11 +211,11 @@ type trainProgress struct {
 	start time.Time
 	base  int // the step this process started at
 	last  time.Time
-	ev    job.TrainEvent
+	ev    job.TrainProgress
 	drawn bool
 }
 
-func (p *trainProgress) event(ev job.TrainEvent) {
+func (p *trainProgress) event(ev job.TrainProgress) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch p.mode {

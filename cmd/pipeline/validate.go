@@ -29,7 +29,7 @@ problems at once and exits 1 when there is any, 0 when the pipeline is valid.`,
 				printErrors(cmd.OutOrStdout(), errs)
 				return &exitError{code: exitInvalid, err: fmt.Errorf("%s: %d problem(s)", args[0], len(errs))}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid pipeline %q, %d stages\n", args[0], p.Name, len(p.Nodes))
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid pipeline %q, %d stages\n", args[0], p.Name, len(p.Stages))
 			return nil
 		},
 	}

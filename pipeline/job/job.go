@@ -107,7 +107,7 @@ func Run(ctx context.Context, p *plan.Plan, m *plugins.Manager, opt Options) (*r
 	if err != nil {
 		return nil, err
 	}
-	return run.Run(ctx, nodes, run.Options{
+	return run.Execute(ctx, nodes, run.Options{
 		Seed:       p.Seed,
 		ShardIndex: opt.ShardIndex,
 		ShardCount: opt.ShardCount,
@@ -133,10 +133,10 @@ func (b *builder) close() {
 	}
 }
 
-func (b *builder) build(ctx context.Context) ([]*run.Node, error) {
-	byID := map[string]*run.Node{}
-	var nodes []*run.Node
-	for _, pn := range b.plan.Nodes {
+func (b *builder) build(ctx context.Context) ([]*run.Task, error) {
+	byID := map[string]*run.Task{}
+	var nodes []*run.Task
+	for _, pn := range b.plan.Stages {
 		n, err := b.node(ctx, pn)
 		if err != nil {
 			return nil, fmt.Errorf("stage %q: %w", pn.ID, err)

@@ -36,11 +36,12 @@ type TrainOptions struct {
 	// Version is the code version recorded in the weights' metadata.
 	Version string
 	// Progress receives events; it is called from one goroutine at a time.
-	Progress func(TrainEvent)
+	Progress func(TrainProgress)
 }
 
-// TrainEvent is a training progress event.
-type TrainEvent struct {
+// TrainProgress is a training progress event, as the host reports it (the
+// plugin reports to the host with sdk.TrainEvent).
+type TrainProgress struct {
 	// Type is "start", "step" (the plugin reported progress), "message" (it
 	// sent text), "checkpoint" (a checkpoint was written), "samples" (a
 	// grid of the plugin's samples was written) or "done".
@@ -106,85 +107,24 @@ func Train(ctx context.Context, p *plan.Plan, m *plugins.Manager, opt TrainOptio
 	if opt.Workers <= 0 {
 		opt.Workers = runtime.GOMAXPROCS(0)
 	}
-	res := &TrainResult{Checkpoint: tr.Checkpoint, CheckpointStep: -1, Epochs: tr.Epochs}
-	emit := func(ev TrainEvent) {
-		if opt.Progress != nil {
-			ev.Time = time.Now()
-			opt.Progress(ev)
+	t := &trainer{p: p, tr: tr, opt: opt, metrics: map[string]float64{},
+		res: &TrainResult{Checkpoint: tr.Checkpoint, CheckpointStep: -1, Epochs: tr.Epochs}}
+	if done, err := t.fresh(); done || err != nil {
+		if err != nil {
+			return nil, err
 		}
+		return t.res, nil
 	}
-	if opt.Fresh {
-		if err := os.Remove(tr.Checkpoint); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("train: removing the old checkpoint: %w", err)
-		}
-	} else if exists(tr.Output) && !exists(tr.Checkpoint) {
-		res.AlreadyDone = true
-		res.Output = tr.Output
-		return res, nil
+	if err := t.openData(ctx); err != nil {
+		return nil, err
 	}
-
-	var spec, outSpec *sdk.ImageSpec
-	if tr.PresetSpec != nil {
-		spec, outSpec = tr.PresetSpec.Input, tr.PresetSpec.Output
+	if err := t.readInit(); err != nil {
+		return nil, err
 	}
-	data, err := newDataset(ctx, p, tr.Input, spec, opt.Workers)
+	start, err := t.resume()
 	if err != nil {
-		return nil, fmt.Errorf("train.input: %w", err)
+		return nil, err
 	}
-	res.Examples = data.Len()
-	var eval *evalSource
-	if tr.Eval != "" {
-		ed, err := newDataset(ctx, p, tr.Eval, spec, opt.Workers)
-		if err != nil {
-			return nil, fmt.Errorf("train.eval: %w", err)
-		}
-		eval = &evalSource{d: ed, batch: tr.Batch, seed: p.Seed ^ 0x6576616c} // "eval"
-		res.EvalExamples = ed.Len()
-	}
-	per := stepsPerEpoch(data.Len(), tr.Batch)
-	res.Steps = per * tr.Epochs
-
-	state := checkpointState{
-		Version: 1, File: filepath.Base(p.File), FileSHA256: p.SHA256, Model: tr.Model, Preset: tr.Preset,
-		Seed: p.Seed, Shuffle: tr.Shuffle, Items: data.Len(), Batch: tr.Batch, Epochs: tr.Epochs,
-	}
-	req := sdk.TrainRequest{
-		Preset: tr.Preset, Params: tr.Params, Seed: p.Seed,
-		Epochs: tr.Epochs, Steps: res.Steps, CheckpointEvery: tr.CheckpointEvery,
-		SampleEvery: tr.SampleEvery,
-	}
-	if eval != nil {
-		req.Eval = eval.Eval
-	}
-	var initSum string
-	if tr.Init != "" {
-		w, err := os.ReadFile(tr.Init)
-		if err != nil {
-			return nil, fmt.Errorf("train.init: %w", err)
-		}
-		sum := sha256.Sum256(w)
-		req.Init, initSum = w, hex.EncodeToString(sum[:])
-	}
-	start := 0
-	if !opt.Fresh {
-		old, resume, err := readCheckpoint(tr.Checkpoint)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-		case err != nil:
-			return nil, fmt.Errorf("train: %w (--fresh starts over)", err)
-		default:
-			if why := old.mismatch(state); why != "" {
-				return nil, fmt.Errorf("train: checkpoint %s cannot be resumed: %s; --fresh starts over", tr.Checkpoint, why)
-			}
-			if old.FileSHA256 != state.FileSHA256 {
-				emit(TrainEvent{Type: "message", Message: fmt.Sprintf("%s changed since checkpoint %s was written; resuming with the file as it is now", p.File, filepath.Base(tr.Checkpoint))})
-			}
-			// The checkpoint carries the weights: init only starts a run.
-			start, req.Resume, req.Init = old.Step, resume, nil
-			res.ResumedAt, res.CheckpointStep = start, start
-		}
-	}
-
 	if tr.SampleDir != "" && start == 0 {
 		if err := clearSamples(tr.SampleDir); err != nil {
 			return nil, fmt.Errorf("train.samples: removing the grids of an earlier run: %w", err)
@@ -194,113 +134,265 @@ func Train(ctx context.Context, p *plan.Plan, m *plugins.Manager, opt TrainOptio
 	if err != nil {
 		return nil, err
 	}
-	f := newFeed(ctx, data, tr.Batch, tr.Epochs, tr.Shuffle, p.Seed, start)
-	defer f.close()
+	t.f = newFeed(ctx, t.data, tr.Batch, tr.Epochs, tr.Shuffle, p.Seed, start)
+	defer t.f.close()
 
 	began := time.Now()
-	var (
-		mu       sync.Mutex
-		metrics  = map[string]float64{}
-		final    bool
-		writeErr error
-	)
-	position := func() TrainEvent {
-		step, items := f.position()
-		epoch := min(tr.Epochs, 1+step/per)
-		if step == 0 {
-			epoch = 1
-		}
-		return TrainEvent{Epoch: epoch, Epochs: tr.Epochs, Step: step, Steps: res.Steps, Items: items}
-	}
-	ev := position()
+	ev := t.position()
 	ev.Type = "start"
 	if start > 0 {
-		ev.Message = fmt.Sprintf("resuming from %s at step %d/%d", tr.Checkpoint, start, res.Steps)
+		ev.Message = fmt.Sprintf("resuming from %s at step %d/%d", tr.Checkpoint, start, t.res.Steps)
 	}
-	emit(ev)
+	t.emit(ev)
 
 	tctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	onEvent := func(e sdk.TrainEvent) {
-		mu.Lock()
-		maps.Copy(metrics, e.Metrics)
-		snapshot := maps.Clone(metrics)
-		mu.Unlock()
-		ev := position()
-		ev.Metrics = snapshot
-		if len(e.Metrics) > 0 {
-			ev.Type = "step"
-			emit(ev)
+	t.cancel = cancel
+	err = plug.Train(tctx, t.req, t.f.Next, t.event, t.weights)
+	t.res.Step, t.res.Items = t.f.position()
+	t.res.Metrics = t.metrics
+	t.res.Took = time.Since(began)
+	return t.finish(ctx, err)
+}
+
+// trainer drives one training run: it prepares the data and the request,
+// resumes from a checkpoint, turns the plugin's events into progress,
+// sample grids, checkpoints and the final weights, and finishes the run.
+type trainer struct {
+	p   *plan.Plan
+	tr  *plan.Training
+	opt TrainOptions
+	res *TrainResult
+
+	data    *dataset
+	eval    *evalSource
+	per     int // steps per epoch
+	outSpec *sdk.ImageSpec
+	state   checkpointState
+	req     sdk.TrainRequest
+	initSum string
+	f       *feed
+	cancel  context.CancelFunc
+
+	mu       sync.Mutex
+	metrics  map[string]float64
+	final    bool
+	writeErr error
+}
+
+// fresh removes the checkpoint for a fresh run, or reports a run that is
+// done already (the output exists without a checkpoint).
+func (t *trainer) fresh() (done bool, err error) {
+	if t.opt.Fresh {
+		if err := os.Remove(t.tr.Checkpoint); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return false, fmt.Errorf("train: removing the old checkpoint: %w", err)
 		}
-		if e.Message != "" {
-			ev.Type, ev.Message = "message", e.Message
-			emit(ev)
-		}
-		if e.Samples != nil && tr.SampleDir != "" {
-			// A grid that cannot be written is reported, not fatal: it
-			// is a view of the training, not its result.
-			ev := position()
-			path, err := writeSamples(tr.SampleDir, e, outSpec)
-			if err != nil {
-				ev.Type, ev.Message = "message", fmt.Sprintf("train: samples of step %d: %v", e.Step, err)
-			} else {
-				ev.Type, ev.Path = "samples", path
-				res.Samples++
-				res.LastSamples = path
-			}
-			emit(ev)
-		}
+	} else if exists(t.tr.Output) && !exists(t.tr.Checkpoint) {
+		t.res.AlreadyDone = true
+		t.res.Output = t.tr.Output
+		return true, nil
 	}
-	onWeights := func(w []byte, isFinal bool) {
-		if writeErr != nil {
-			return
-		}
-		if isFinal {
-			out, err := addMetadata(w, p, data, eval, res, opt.Version, initSum)
-			if err == nil {
-				err = writeAtomic(tr.Output, out)
-			}
-			if err != nil {
-				writeErr = fmt.Errorf("train: writing the weights %s: %w", tr.Output, err)
-				cancel()
-				return
-			}
-			sum := sha256.Sum256(out)
-			res.OutputSHA256 = hex.EncodeToString(sum[:])
-			final = true
-			return
-		}
-		st := state
-		// The plugin saved after training on the batches it received: the
-		// count handed out so far (its next request comes after this
-		// message on the stream).
-		st.Step, _ = f.position()
-		st.Epoch, st.EpochBatches = st.Step/per, st.Step%per
-		st.Time = time.Now().UTC().Format(time.RFC3339)
-		if err := writeCheckpoint(tr.Checkpoint, st, w); err != nil {
-			writeErr = fmt.Errorf("train: writing checkpoint %s: %w", tr.Checkpoint, err)
-			cancel()
-			return
-		}
-		res.Checkpoints++
-		res.CheckpointStep = st.Step
-		ev := position()
-		ev.Type, ev.Path = "checkpoint", tr.Checkpoint
-		emit(ev)
+	return false, nil
+}
+
+// openData lists the training (and eval) items and plans the steps, the
+// checkpoint state and the plugin's request.
+func (t *trainer) openData(ctx context.Context) error {
+	tr, p := t.tr, t.p
+	var spec *sdk.ImageSpec
+	if tr.PresetSpec != nil {
+		spec, t.outSpec = tr.PresetSpec.Input, tr.PresetSpec.Output
 	}
-	err = plug.Train(tctx, req, f.Next, onEvent, onWeights)
-	res.Step, res.Items = f.position()
-	res.Metrics = metrics
-	res.Took = time.Since(began)
+	data, err := newDataset(ctx, p, tr.Input, spec, t.opt.Workers)
+	if err != nil {
+		return fmt.Errorf("train.input: %w", err)
+	}
+	t.data = data
+	t.res.Examples = data.Len()
+	if tr.Eval != "" {
+		ed, err := newDataset(ctx, p, tr.Eval, spec, t.opt.Workers)
+		if err != nil {
+			return fmt.Errorf("train.eval: %w", err)
+		}
+		t.eval = &evalSource{d: ed, batch: tr.Batch, seed: p.Seed ^ 0x6576616c} // "eval"
+		t.res.EvalExamples = ed.Len()
+	}
+	t.per = stepsPerEpoch(data.Len(), tr.Batch)
+	t.res.Steps = t.per * tr.Epochs
+	t.state = checkpointState{
+		Version: 1, File: filepath.Base(p.File), FileSHA256: p.SHA256, Model: tr.Model, Preset: tr.Preset,
+		Seed: p.Seed, Shuffle: tr.Shuffle, Items: data.Len(), Batch: tr.Batch, Epochs: tr.Epochs,
+	}
+	t.req = sdk.TrainRequest{
+		Preset: tr.Preset, Params: tr.Params, Seed: p.Seed,
+		Epochs: tr.Epochs, Steps: t.res.Steps, CheckpointEvery: tr.CheckpointEvery,
+		SampleEvery: tr.SampleEvery,
+	}
+	if t.eval != nil {
+		t.req.Eval = t.eval.Eval
+	}
+	return nil
+}
+
+// readInit reads the weights train.init starts from.
+func (t *trainer) readInit() error {
+	if t.tr.Init == "" {
+		return nil
+	}
+	w, err := os.ReadFile(t.tr.Init)
+	if err != nil {
+		return fmt.Errorf("train.init: %w", err)
+	}
+	sum := sha256.Sum256(w)
+	t.req.Init, t.initSum = w, hex.EncodeToString(sum[:])
+	return nil
+}
+
+// resume continues from the checkpoint, if there is one that fits the
+// run, and returns the step to start at.
+func (t *trainer) resume() (int, error) {
+	if t.opt.Fresh {
+		return 0, nil
+	}
+	tr := t.tr
+	old, resume, err := readCheckpoint(tr.Checkpoint)
 	switch {
-	case writeErr != nil:
-		return res, writeErr
+	case errors.Is(err, os.ErrNotExist):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("train: %w (--fresh starts over)", err)
+	}
+	if why := old.mismatch(t.state); why != "" {
+		return 0, fmt.Errorf("train: checkpoint %s cannot be resumed: %s; --fresh starts over", tr.Checkpoint, why)
+	}
+	if old.FileSHA256 != t.state.FileSHA256 {
+		t.emit(TrainProgress{Type: "message", Message: fmt.Sprintf("%s changed since checkpoint %s was written; resuming with the file as it is now", t.p.File, filepath.Base(tr.Checkpoint))})
+	}
+	// The checkpoint carries the weights: init only starts a run.
+	start := old.Step
+	t.req.Resume, t.req.Init = resume, nil
+	t.res.ResumedAt, t.res.CheckpointStep = start, start
+	return start, nil
+}
+
+func (t *trainer) emit(ev TrainProgress) {
+	if t.opt.Progress != nil {
+		ev.Time = time.Now()
+		t.opt.Progress(ev)
+	}
+}
+
+// position is a progress event at the feed's current position.
+func (t *trainer) position() TrainProgress {
+	step, items := t.f.position()
+	epoch := min(t.tr.Epochs, 1+step/t.per)
+	if step == 0 {
+		epoch = 1
+	}
+	return TrainProgress{Epoch: epoch, Epochs: t.tr.Epochs, Step: step, Steps: t.res.Steps, Items: items}
+}
+
+// event handles the plugin's progress: metrics, messages, sample grids.
+func (t *trainer) event(e sdk.TrainEvent) {
+	t.mu.Lock()
+	maps.Copy(t.metrics, e.Metrics)
+	snapshot := maps.Clone(t.metrics)
+	t.mu.Unlock()
+	ev := t.position()
+	ev.Metrics = snapshot
+	if len(e.Metrics) > 0 {
+		ev.Type = "step"
+		t.emit(ev)
+	}
+	if e.Message != "" {
+		ev.Type, ev.Message = "message", e.Message
+		t.emit(ev)
+	}
+	if e.Samples != nil && t.tr.SampleDir != "" {
+		t.samples(e)
+	}
+}
+
+// samples writes a grid of the plugin's samples. A grid that cannot be
+// written is reported, not fatal: it is a view of the training, not its
+// result.
+func (t *trainer) samples(e sdk.TrainEvent) {
+	ev := t.position()
+	path, err := writeSamples(t.tr.SampleDir, e, t.outSpec)
+	if err != nil {
+		ev.Type, ev.Message = "message", fmt.Sprintf("train: samples of step %d: %v", e.Step, err)
+	} else {
+		ev.Type, ev.Path = "samples", path
+		t.res.Samples++
+		t.res.LastSamples = path
+	}
+	t.emit(ev)
+}
+
+// weights writes what the plugin saves: a checkpoint, or the final
+// weights. A write error stops training.
+func (t *trainer) weights(w []byte, isFinal bool) {
+	if t.writeErr != nil {
+		return
+	}
+	if isFinal {
+		t.finalWeights(w)
+	} else {
+		t.checkpoint(w)
+	}
+}
+
+func (t *trainer) finalWeights(w []byte) {
+	tr := t.tr
+	out, err := addMetadata(w, t.p, t.data, t.eval, t.res, t.opt.Version, t.initSum)
+	if err == nil {
+		err = writeAtomic(tr.Output, out)
+	}
+	if err != nil {
+		t.writeErr = fmt.Errorf("train: writing the weights %s: %w", tr.Output, err)
+		t.cancel()
+		return
+	}
+	sum := sha256.Sum256(out)
+	t.res.OutputSHA256 = hex.EncodeToString(sum[:])
+	t.final = true
+}
+
+func (t *trainer) checkpoint(w []byte) {
+	tr := t.tr
+	st := t.state
+	// The plugin saved after training on the batches it received: the
+	// count handed out so far (its next request comes after this message
+	// on the stream).
+	st.Step, _ = t.f.position()
+	st.Epoch, st.EpochBatches = st.Step/t.per, st.Step%t.per
+	st.Time = time.Now().UTC().Format(time.RFC3339)
+	if err := writeCheckpoint(tr.Checkpoint, st, w); err != nil {
+		t.writeErr = fmt.Errorf("train: writing checkpoint %s: %w", tr.Checkpoint, err)
+		t.cancel()
+		return
+	}
+	t.res.Checkpoints++
+	t.res.CheckpointStep = st.Step
+	ev := t.position()
+	ev.Type, ev.Path = "checkpoint", tr.Checkpoint
+	t.emit(ev)
+}
+
+// finish turns the end of the plugin's training (err from its Train) into
+// the result: the error that explains it, or the output in place and the
+// checkpoint removed.
+func (t *trainer) finish(ctx context.Context, err error) (*TrainResult, error) {
+	res := t.res
+	switch {
+	case t.writeErr != nil:
+		return res, t.writeErr
 	case ctx.Err() != nil:
 		return res, ctx.Err()
 	case err != nil:
-		f.mu.Lock()
-		dataErr := f.failed
-		f.mu.Unlock()
+		t.f.mu.Lock()
+		dataErr := t.f.failed
+		t.f.mu.Unlock()
 		if dataErr != nil {
 			return res, fmt.Errorf("train: reading training data: %w", dataErr)
 		}
@@ -313,16 +405,16 @@ func Train(ctx context.Context, p *plan.Plan, m *plugins.Manager, opt TrainOptio
 			return res, fmt.Errorf("%s\n  (%w)", msg, ce.Err)
 		}
 		return res, fmt.Errorf("train: %w", err)
-	case !final:
-		return res, fmt.Errorf("train: plugin %s returned without sending final weights (TrainSession.Save(w, true))", tr.Model)
+	case !t.final:
+		return res, fmt.Errorf("train: plugin %s returned without sending final weights (TrainSession.Save(w, true))", t.tr.Model)
 	}
-	res.Output = tr.Output
-	if err := os.Remove(tr.Checkpoint); err != nil && !errors.Is(err, os.ErrNotExist) {
+	res.Output = t.tr.Output
+	if err := os.Remove(t.tr.Checkpoint); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return res, fmt.Errorf("train: removing the checkpoint after training: %w", err)
 	}
-	ev = position()
-	ev.Type, ev.Metrics = "done", maps.Clone(metrics)
-	emit(ev)
+	ev := t.position()
+	ev.Type, ev.Metrics = "done", maps.Clone(t.metrics)
+	t.emit(ev)
 	return res, nil
 }
 

@@ -40,24 +40,26 @@ type preStage struct {
 // newDataset lists the items of stage id of p.
 func newDataset(ctx context.Context, p *plan.Plan, id string, spec *sdk.ImageSpec, workers int) (*dataset, error) {
 	d := &dataset{stage: id, spec: spec, workers: max(1, workers)}
-	n := p.Node(id)
+	n := p.Stage(id)
 	for n != nil && n.Kind == "preprocess" {
-		ops, _ := n.Host.([]any)
-		pp, err := stages.NewPreprocess(ops, n.ConsumerInput)
-		if err != nil {
-			return nil, fmt.Errorf("stage %q: %w", n.ID, err)
+		pp, ok := n.Config.(*stages.Preprocess)
+		if !ok {
+			return nil, fmt.Errorf("stage %q: not a checked preprocess stage", n.ID)
 		}
 		d.chain = append([]preStage{{n.ID, pp}}, d.chain...)
-		if len(n.Inputs) != 1 {
-			return nil, fmt.Errorf("stage %q: training reads one chain of preprocess stages, this one reads %d stages", n.ID, len(n.Inputs))
-		}
-		n = p.Node(n.Inputs[0])
+		// The planner checked that training reads one chain of
+		// preprocess stages (plan's trainData): each reads one stage.
+		n = p.Stage(n.Inputs[0])
 	}
 	if n == nil || n.Kind != "load" {
 		return nil, fmt.Errorf("stage %q: training data must come from a load stage", id)
 	}
-	params := n.Host.(map[string]any)
-	l, err := stages.NewLoader(params, p.BaseDir)
+	lc, ok := n.Config.(*stages.LoadConfig)
+	if !ok {
+		return nil, fmt.Errorf("stage %q: not a checked load stage", n.ID)
+	}
+	params := map[string]any(lc.Values)
+	l, err := lc.Open(p.BaseDir)
 	if err != nil {
 		return nil, fmt.Errorf("stage %q: %w", n.ID, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/genpipe/genpipe/pipeline/spec"
+	"github.com/genpipe/genpipe/pipeline/stages"
 	"github.com/genpipe/genpipe/sdk"
 )
 
@@ -47,14 +48,14 @@ stages:
 		t.Errorf("plan header %q %d %q %q %q %v", p.Name, p.Seed, p.File, p.BaseDir, p.SHA256, p.Overrides)
 	}
 	var order []string
-	for _, n := range p.Nodes {
+	for _, n := range p.Stages {
 		order = append(order, n.ID)
 	}
 	// Inputs first, otherwise file order.
 	if want := []string{"photos", "paint", "out", "digits", "more", "plain", "all"}; !slices.Equal(order, want) {
 		t.Errorf("order %v, want %v", order, want)
 	}
-	paint := p.Node("paint").Model
+	paint := p.Stage("paint").Model
 	if paint.Path != filepath.Join(dir, "bin/pipeline-plugin-local") || paint.SHA256 != "abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789" {
 		t.Errorf("path %q sha %q", paint.Path, paint.SHA256)
 	}
@@ -67,26 +68,26 @@ stages:
 	if n := slices.Index(d.calls, "gan  "); n < 0 || slices.Index(d.calls[n+1:], "gan  ") >= 0 {
 		t.Errorf("gan should be described exactly once: %v", d.calls)
 	}
-	digits, more, plain := p.Node("digits").Model, p.Node("more").Model, p.Node("plain").Model
+	digits, more, plain := p.Stage("digits").Model, p.Stage("more").Model, p.Stage("plain").Model
 	if digits.Batch != 64 || digits.Count != 5 || !slices.Equal(digits.Labels, []int{1, 2}) || digits.Each || digits.Preset != "mnist-cgan" {
 		t.Errorf("digits %+v", digits)
 	}
 	if more.Batch != 3 || !more.Each || more.Labels != nil || plain.Labels != nil || plain.Each || plain.Preset != "mnist-dcgan" {
 		t.Errorf("more %+v plain %+v", more, plain)
 	}
-	if got := p.Node("all").Inputs; !slices.Equal(got, []string{"digits", "more", "plain"}) {
+	if got := p.Stage("all").Inputs; !slices.Equal(got, []string{"digits", "more", "plain"}) {
 		t.Errorf("all inputs %v", got)
 	}
 	if got := p.Consumers("photos"); len(got) != 1 || got[0].ID != "paint" {
 		t.Errorf("consumers of photos: %v", got)
 	}
-	if p.Node("photos").Inputs != nil || p.Node("digits").Inputs != nil {
+	if p.Stage("photos").Inputs != nil || p.Stage("digits").Inputs != nil {
 		t.Error("sources have inputs")
 	}
-	if out := p.Node("all").Out; out.Image != nil || out.Latent != nil {
+	if out := p.Stage("all").Out; out.Image != nil || out.Latent != nil {
 		t.Errorf("save emits %v", out)
 	}
-	host := sdk.Params(p.Node("out").Host.(map[string]any))
+	host := sdk.Params(p.Stage("out").Values.(map[string]any))
 	if host.String("format") != "png" || host.Int("quality") != 95 {
 		t.Errorf("save defaults not filled: %v", host)
 	}
@@ -117,17 +118,17 @@ func TestDefaultInputs(t *testing.T) {
 	}
 	want := map[string][]string{"a": nil, "b": {"a"}, "g": nil, "c": {"g"}, "s": {"c"}}
 	for id, in := range want {
-		if got := p.Node(id).Inputs; !slices.Equal(got, in) {
+		if got := p.Stage(id).Inputs; !slices.Equal(got, in) {
 			t.Errorf("%s reads %v, want %v", id, got, in)
 		}
 	}
-	if ci := p.Node("b").ConsumerInput; ci != nil {
+	if ci := p.Stage("b").ConsumerInput; ci != nil {
 		t.Errorf("b feeds no model, consumer %v", ci)
 	}
-	if got := p.Node("b").Out.String(); got != "1-channel images" {
+	if got := p.Stage("b").Out.String(); got != "1-channel images" {
 		t.Errorf("b out %q", got)
 	}
-	if got := p.Node("c").Out.String(); got != "1-channel 28x28 images" {
+	if got := p.Stage("c").Out.String(); got != "1-channel 28x28 images" {
 		t.Errorf("c out %q", got)
 	}
 }
@@ -143,11 +144,11 @@ func TestDefaultPresetPerCapability(t *testing.T) {
 		t.Fatal(errs)
 	}
 	for id, want := range map[string]string{"g": "mnist-gen", "d": "mnist", "v": "mnist"} {
-		if got := p.Node(id).Model.Preset; got != want {
+		if got := p.Stage(id).Model.Preset; got != want {
 			t.Errorf("%s: preset %q, want %q", id, got, want)
 		}
 	}
-	if got := p.Node("v").Out.String(); got != `16-dim latents of space "vae/mnist-z16"` {
+	if got := p.Stage("v").Out.String(); got != `16-dim latents of space "vae/mnist-z16"` {
 		t.Errorf("v out %s", got)
 	}
 }
@@ -225,12 +226,27 @@ func TestDesignOverride(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	if got := p.Node("typeset").Model.Params.String("direction"); got != "b2a" {
+	if got := p.Stage("typeset").Model.Params.String("direction"); got != "b2a" {
 		t.Errorf("direction %q", got)
 	}
 	_, errs = build("typeset.direction=up")
 	want := `--set typeset.direction: translate.direction: "up" is not one of a2b, b2a`
 	if errs.Error() != want {
 		t.Errorf("got %s\nwant %s", errs, want)
+	}
+}
+
+// The file format's kinds are the registry's.
+func TestKindsAreTheRegistry(t *testing.T) {
+	var names []string
+	for _, k := range stages.Kinds() {
+		names = append(names, k.Name)
+	}
+	var want []string
+	for _, k := range spec.Kinds {
+		want = append(want, string(k))
+	}
+	if !slices.Equal(names, want) {
+		t.Errorf("stages.Kinds() %v, spec.Kinds %v", names, want)
 	}
 }

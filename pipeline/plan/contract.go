@@ -30,18 +30,17 @@ func (b *builder) contract(bn *bnode) {
 		for i := range bn.inputs {
 			b.needImages(bn, i)
 		}
-		ops, _ := n.Host.([]any)
+		ops, _ := n.Values.([]any)
 		if b.feedsBrokenTrain(bn) {
 			return // what training wants is unknown; the train section says why
 		}
 		var ambiguous bool
 		n.ConsumerInput, ambiguous = b.consumerInput(bn, ops)
-		errs := stages.CheckPreprocess(ops, n.ConsumerInput)
-		b.paramErrors(st, errs, false)
+		errs := b.parseHost(bn, stages.LookupKind(string(st.Kind)), n.ConsumerInput)
 		if len(errs) > 0 || ambiguous {
 			return // output unknown: no follow-on mismatch errors
 		}
-		n.Out.Image = stages.PreprocessOutput(ops, mergeImages(bn), n.ConsumerInput)
+		n.Out.Image = n.Config.(*stages.Preprocess).Output(mergeImages(bn))
 	case spec.Encode, spec.Translate, spec.Denoise:
 		m := n.Model
 		var want *sdk.ImageSpec

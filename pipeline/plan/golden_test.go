@@ -75,10 +75,10 @@ func dumpPlan(b *strings.Builder, p *Plan, wd string) {
 	}
 	js := func(v any) string { j, _ := json.Marshal(v); return string(j) }
 	fmt.Fprintf(b, "plan %q seed %d file %s base %s sha256 %s\n", p.Name, p.Seed, p.File, rel(p.BaseDir), p.SHA256)
-	for _, n := range p.Nodes {
+	for _, n := range p.Stages {
 		fmt.Fprintf(b, "%s %q inputs %v -> %s\n", n.Kind, n.ID, n.Inputs, n.Out)
-		if n.Host != nil {
-			fmt.Fprintf(b, "  host: %s\n", js(n.Host))
+		if n.Values != nil {
+			fmt.Fprintf(b, "  host: %s\n", js(n.Values))
 		}
 		if n.ConsumerInput != nil {
 			fmt.Fprintf(b, "  consumer input: %s\n", js(n.ConsumerInput))

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/genpipe/genpipe/pipeline/spec"
+	"github.com/genpipe/genpipe/pipeline/stages"
 	"github.com/genpipe/genpipe/sdk"
 )
 
@@ -54,16 +55,16 @@ type Plan struct {
 	Seed uint64
 	// Nodes are the stages in topological order (inputs before the stages
 	// that read them; file order where the graph allows).
-	Nodes []*Node
+	Stages []*Stage
 	// Spec is the parsed file, for positions.
 	Spec *spec.Spec
 	// Train is the checked train: section, nil when the file has none.
 	Train *Training
 }
 
-// Node returns the node of stage id, or nil.
-func (p *Plan) Node(id string) *Node {
-	for _, n := range p.Nodes {
+// Stage returns the checked stage id, or nil.
+func (p *Plan) Stage(id string) *Stage {
+	for _, n := range p.Stages {
 		if n.ID == id {
 			return n
 		}
@@ -71,10 +72,10 @@ func (p *Plan) Node(id string) *Node {
 	return nil
 }
 
-// Consumers returns the nodes that read stage id, in topological order.
-func (p *Plan) Consumers(id string) []*Node {
-	var out []*Node
-	for _, n := range p.Nodes {
+// Consumers returns the stages that read stage id, in topological order.
+func (p *Plan) Consumers(id string) []*Stage {
+	var out []*Stage
+	for _, n := range p.Stages {
 		if slices.Contains(n.Inputs, id) {
 			out = append(out, n)
 		}
@@ -82,8 +83,8 @@ func (p *Plan) Consumers(id string) []*Node {
 	return out
 }
 
-// Node is one checked stage.
-type Node struct {
+// Stage is one checked stage: what the planner made of a stage of the file.
+type Stage struct {
 	ID   string
 	Kind spec.Kind
 	// Stage is the parsed stage, for positions in run-time messages.
@@ -91,10 +92,14 @@ type Node struct {
 	// Inputs are the ids of the stages this one reads, resolved (the
 	// previous stage by default); empty for load and for generate with count.
 	Inputs []string
-	// Host is the validated value of a host stage, defaults filled in:
-	// map[string]any for load and save (usable as sdk.Params), []any of
-	// one-key maps for preprocess. Nil for model stages.
-	Host any
+	// Values is the validated value of a host stage as written, defaults
+	// filled in: map[string]any for load and save, []any of one-key maps
+	// for preprocess. Nil for model stages.
+	Values any
+	// Config is a host stage's typed configuration, parsed once from
+	// Values by its kind; the executor makes the stage from it. Nil for
+	// model stages.
+	Config stages.Config
 	// Model is set for model stages.
 	Model *ModelStage
 	// Out is the static contract of what the stage emits (zero for save,
@@ -191,7 +196,7 @@ type descResult struct {
 // bnode is a stage during the build.
 type bnode struct {
 	st     *spec.Stage
-	n      *Node
+	n      *Stage
 	inputs []*bnode
 	refs   []spec.Pos // where each input is named (KindPos for a default)
 	// ok is false when the stage's own checks failed badly enough that its
@@ -210,15 +215,15 @@ func Build(ctx context.Context, s *spec.Spec, d Describer, opts Options) (*Plan,
 	b := &builder{ctx: ctx, s: s, d: d, opts: opts, descs: map[string]*descResult{}, baseDir: baseDir(s.File), trainBadData: map[string]bool{}}
 	b.checkPlugins()
 	for _, st := range s.Stages {
-		bn := &bnode{st: st, n: &Node{ID: st.ID, Kind: st.Kind, Stage: st}, ok: !st.Bad}
+		bn := &bnode{st: st, n: &Stage{ID: st.ID, Kind: st.Kind, Stage: st}, ok: !st.Bad}
 		b.nodes = append(b.nodes, bn)
 		if st.Bad {
 			continue
 		}
-		if st.Kind.IsModel() {
+		if k := stages.LookupKind(string(st.Kind)); k.Model {
 			b.modelStage(bn)
 		} else {
-			b.hostStage(bn)
+			b.hostStage(bn, k)
 		}
 	}
 	b.resolveInputs()
@@ -240,7 +245,7 @@ func Build(ctx context.Context, s *spec.Spec, d Describer, opts Options) (*Plan,
 		for _, in := range bn.inputs {
 			bn.n.Inputs = append(bn.n.Inputs, in.st.ID)
 		}
-		p.Nodes = append(p.Nodes, bn.n)
+		p.Stages = append(p.Stages, bn.n)
 	}
 	return p, nil
 }
@@ -269,7 +274,7 @@ func (b *builder) abs(p string) string {
 	return filepath.Join(b.baseDir, p)
 }
 
-const relHint = "paths are relative to the pipeline file's folder"
+const relHint = stages.RelHint
 
 func (b *builder) checkPlugins() {
 	if b.opts.SkipFiles {
@@ -405,7 +410,7 @@ func (b *builder) resolveInputs() {
 					b.errorf(ref.Pos, sdk.Suggest(ref.ID, others), "stage %s: input %q is not a stage", st.Name(), ref.ID)
 				case seen[ref.ID]:
 					b.errorf(ref.Pos, "", "stage %s: input %q is listed twice", st.Name(), ref.ID)
-				case in.st.Kind == spec.Save:
+				case isSink(in):
 					b.errorf(ref.Pos, "name the stage that the save reads", "stage %s: input %q is a save stage, which emits nothing", st.Name(), ref.ID)
 				default:
 					bn.inputs = append(bn.inputs, in)
@@ -429,7 +434,7 @@ func (b *builder) resolveInputs() {
 			b.errorf(st.KindPos, "start with a load or generate stage, or set input:", "stage %s: %s has nothing to read: it is the first stage", st.Name(), st.Kind)
 		default:
 			prev := b.nodes[st.Index-1]
-			if prev.st.Kind == spec.Save {
+			if isSink(prev) {
 				b.errorf(st.KindPos, "set input: to the stage it should read", "stage %s would read the previous stage %s, a save, which emits nothing", st.Name(), prev.st.Name())
 				break
 			}
@@ -581,4 +586,11 @@ func cyclePath(scc []*bnode) []*bnode {
 		path = append(path, v)
 	}
 	return append(path, start)
+}
+
+// isSink reports whether bn's kind emits nothing (save), so no stage can
+// read it.
+func isSink(bn *bnode) bool {
+	k := stages.LookupKind(string(bn.st.Kind))
+	return k != nil && k.Sink
 }

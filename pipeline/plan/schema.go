@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/genpipe/genpipe/pipeline/spec"
+	"github.com/genpipe/genpipe/pipeline/stages"
 	"github.com/genpipe/genpipe/sdk"
 )
 
@@ -157,12 +158,13 @@ func stageSchema(k spec.Kind) obj {
 
 // kindSchema is the schema of a kind's value.
 func kindSchema(k spec.Kind, descs []*sdk.Description) obj {
-	hp := HostParams(string(k))
-	if k == spec.Preprocess {
+	kind := stages.LookupKind(string(k))
+	hp := kind.Param
+	if hp.Type == sdk.List {
 		// The file format wants a list here, not a single operation.
 		return obj{"type": "array", "description": hp.Doc, "items": paramSchema(*hp.Elem)}
 	}
-	if !k.IsModel() {
+	if !kind.Model {
 		return paramSchema(hp)
 	}
 	host := obj{}

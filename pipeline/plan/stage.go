@@ -11,91 +11,79 @@ import (
 	"github.com/genpipe/genpipe/sdk"
 )
 
-// hostStage validates a load, preprocess or save stage. Preprocess's
-// cross-op checks need the consumer's contract and run in contract.
-func (b *builder) hostStage(bn *bnode) {
+// hostStage validates a host stage (load, preprocess, save) against its
+// kind's declared parameters and parses it into the kind's typed config.
+// Kinds that need their consumers' contract (preprocess) are parsed in
+// contract.
+func (b *builder) hostStage(bn *bnode, k *stages.Kind) {
 	st := bn.st
-	kind := string(st.Kind)
-	hp := HostParams(kind)
-	if st.Kind == spec.Preprocess {
-		vals, errs := sdk.CheckParams([]sdk.Param{hp}, map[string]any{kind: st.Value}, "")
-		b.paramErrors(st, errs, true)
-		bn.n.Host = vals[kind]
-		bn.ok = len(errs) == 0
-		return
+	var vals any
+	var errs []*sdk.ParamError
+	if k.Param.Type == sdk.Object {
+		// A mapping (spec checked that): checking its fields directly
+		// keeps the valid ones when others are wrong, so the checks of
+		// single fields in Parse still run.
+		m, _ := st.Value.(map[string]any)
+		var v sdk.Params
+		v, errs = sdk.CheckParams(k.Param.Fields, m, k.Name)
+		vals = map[string]any(v)
+	} else {
+		var v sdk.Params
+		v, errs = sdk.CheckParams([]sdk.Param{k.Param}, map[string]any{k.Name: st.Value}, "")
+		vals = v[k.Name]
 	}
-	// load and save are mappings (spec checked that): checking their fields
-	// directly keeps the valid ones when others are wrong, so the checks
-	// of single fields below still run.
-	m, _ := st.Value.(map[string]any)
-	vals, errs := sdk.CheckParams(hp.Fields, m, kind)
 	b.paramErrors(st, errs, true)
 	bn.ok = len(errs) == 0
-	bn.n.Host = map[string]any(vals)
-	switch st.Kind {
-	case spec.Load:
-		if !bn.ok {
-			return // the rules between fields need every field valid
-		}
-		lerrs := stages.CheckLoad(vals)
-		b.paramErrors(st, lerrs, false)
-		if len(lerrs) == 0 && !b.opts.SkipFiles {
-			b.loadFiles(st, vals)
-		}
-	case spec.Save:
-		serrs := stages.CheckSave(vals)
-		if !bn.ok {
-			// Some fields are invalid and missing from vals: keep only the
-			// checks that depend on one field alone, and only on fields
-			// that are there.
-			serrs = slices.DeleteFunc(serrs, func(e *sdk.ParamError) bool {
-				return !slices.Contains(singleFieldSaveChecks, e.Path) || !hasPath(vals, e.Path)
-			})
-		}
-		b.paramErrors(st, serrs, false)
+	bn.n.Values = vals
+	if k.NeedsConsumer {
+		return
 	}
+	b.parseHost(bn, k, nil)
 }
 
-// singleFieldSaveChecks are the paths of stages.CheckSave's errors that
-// depend on that field alone.
-var singleFieldSaveChecks = []string{"name", "grid.file", "grid.background", "animation.file"}
-
-// hasPath reports whether the dotted path exists in m.
-func hasPath(m map[string]any, path string) bool {
-	var v any = m
-	for _, k := range strings.Split(path, ".") {
-		mm, ok := v.(map[string]any)
-		if !ok {
-			return false
-		}
-		if v, ok = mm[k]; !ok {
-			return false
-		}
-	}
-	return true
+// parseHost parses a host stage's checked value into its config.
+func (b *builder) parseHost(bn *bnode, k *stages.Kind, consumer *sdk.ImageSpec) []*sdk.ParamError {
+	cfg, errs := k.Parse(bn.n.Values, stages.ParseEnv{BaseDir: b.baseDir, SkipFiles: b.opts.SkipFiles, Partial: !bn.ok, Consumer: consumer})
+	b.paramErrors(bn.st, errs, false)
+	bn.n.Config = cfg
+	return errs
 }
 
-// loadFiles checks that a load stage's sources exist.
-func (b *builder) loadFiles(st *spec.Stage, p sdk.Params) {
-	for _, k := range []string{"dir", "list", "idx", "idx_labels"} {
-		name := p.String(k)
-		if name == "" {
-			continue
+// resolveModel is the model resolution every model stage shares (the
+// train: section included): the plugins: entry's path and checksum, a
+// known model ("did you mean" otherwise), its description. Errors go
+// through errorf at pos, named key.model; ok is false when the model cannot
+// be used (also when the error was reported before).
+func (b *builder) resolveModel(key, model string, pos spec.Pos, errorf func(spec.Pos, string, string, ...any), path, sha *string) (desc *sdk.Description, ok bool) {
+	if pl := b.s.Plugin(model); pl != nil {
+		if pl.Path != "" {
+			*path = b.abs(pl.Path)
 		}
-		fi, err := os.Stat(b.abs(name))
-		what := "file"
-		if k == "dir" {
-			what = "folder"
-		}
-		switch {
-		case err != nil:
-			b.errorf(st.ValuePos(k), relHint, "load.%s: %s %q not found", k, what, name)
-		case k == "dir" && !fi.IsDir():
-			b.errorf(st.ValuePos(k), "", "load.dir: %q is a file, expected a folder", name)
-		case k != "dir" && fi.IsDir():
-			b.errorf(st.ValuePos(k), "", "load.%s: %q is a folder, expected a file", k, name)
-		}
+		*sha = pl.SHA256
 	}
+	if !b.known(model) {
+		names := b.knownNames()
+		hint := sdk.Suggest(model, names)
+		if hint == "" && len(names) > 0 {
+			hint = "known models: " + strings.Join(names, ", ")
+		}
+		if hint == "" {
+			hint = "no plugins found; give its executable in plugins:"
+		}
+		errorf(pos, hint, "%s.model: unknown model %q", key, model)
+		return nil, false
+	}
+	if b.badPath[model] {
+		return nil, false // its path: is reported already
+	}
+	desc, err, first := b.describe(model)
+	if err != nil {
+		if first { // once per model, not once per stage using it
+			errorf(pos, "", "%s.model: cannot describe plugin %q: %v", key, model, err)
+		}
+		return nil, false
+	}
+	return desc, true
 }
 
 // modelStage validates an encode, generate, translate or denoise stage:
@@ -106,7 +94,7 @@ func (b *builder) modelStage(bn *bnode) {
 	kind := st.Kind
 	cap := kind.Capability()
 	all, _ := st.Value.(map[string]any)
-	hostSpecs := modelHostFields(kind)
+	hostSpecs := stages.LookupKind(string(kind)).Param.Fields
 	hostVals, pluginVals := map[string]any{}, map[string]any{}
 	for k, v := range all {
 		if slices.ContainsFunc(hostSpecs, func(p sdk.Param) bool { return p.Name == k }) {
@@ -132,7 +120,7 @@ func (b *builder) modelStage(bn *bnode) {
 			fi, err := os.Stat(m.Weights)
 			switch {
 			case err != nil:
-				b.errorf(st.ValuePos("weights"), relHint, "%s.weights: file %q not found", kind, w)
+				b.errorf(st.ValuePos("weights"), stages.RelHint, "%s.weights: file %q not found", kind, w)
 			case fi.IsDir():
 				b.errorf(st.ValuePos("weights"), "", "%s.weights: %q is a folder, expected a weights file", kind, w)
 			}
@@ -142,35 +130,8 @@ func (b *builder) modelStage(bn *bnode) {
 		bn.ok = false // missing or mistyped: reported by CheckParams
 		return
 	}
-	if pl := b.s.Plugin(m.Model); pl != nil {
-		if pl.Path != "" {
-			m.Path = b.abs(pl.Path)
-		}
-		m.SHA256 = pl.SHA256
-	}
-	modelPos := st.ValuePos("model")
-	if !b.known(m.Model) {
-		names := b.knownNames()
-		hint := sdk.Suggest(m.Model, names)
-		if hint == "" && len(names) > 0 {
-			hint = "known models: " + strings.Join(names, ", ")
-		}
-		if hint == "" {
-			hint = "no plugins found; give its executable in plugins:"
-		}
-		b.errorf(modelPos, hint, "%s.model: unknown model %q", kind, m.Model)
-		bn.ok = false
-		return
-	}
-	if b.badPath[m.Model] {
-		bn.ok = false // its path: is reported already
-		return
-	}
-	desc, err, first := b.describe(m.Model)
-	if err != nil {
-		if first { // once per model, not once per stage using it
-			b.errorf(modelPos, "", "%s.model: cannot describe plugin %q: %v", kind, m.Model, err)
-		}
+	desc, ok := b.resolveModel(string(kind), m.Model, st.ValuePos("model"), b.errorf, &m.Path, &m.SHA256)
+	if !ok {
 		bn.ok = false
 		return
 	}

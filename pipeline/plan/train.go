@@ -393,33 +393,9 @@ func (b *builder) trainModel(tr *Training) bool {
 	if tr.Model == "" {
 		return false // missing or mistyped: reported by CheckParams
 	}
-	if pl := b.s.Plugin(tr.Model); pl != nil {
-		if pl.Path != "" {
-			tr.Path = b.abs(pl.Path)
-		}
-		tr.SHA256 = pl.SHA256
-	}
 	pos := t.ValuePos("model")
-	if !b.known(tr.Model) {
-		names := b.knownNames()
-		hint := sdk.Suggest(tr.Model, names)
-		if hint == "" && len(names) > 0 {
-			hint = "known models: " + strings.Join(names, ", ")
-		}
-		if hint == "" {
-			hint = "no plugins found; give its executable in plugins:"
-		}
-		b.trainErrorf(pos, hint, "train.model: unknown model %q", tr.Model)
-		return false
-	}
-	if b.badPath[tr.Model] {
-		return false // its path: is reported already
-	}
-	desc, err, first := b.describe(tr.Model)
-	if err != nil {
-		if first {
-			b.trainErrorf(pos, "", "train.model: cannot describe plugin %q: %v", tr.Model, err)
-		}
+	desc, ok := b.resolveModel("train", tr.Model, pos, b.trainErrorf, &tr.Path, &tr.SHA256)
+	if !ok {
 		return false
 	}
 	tr.Desc = desc

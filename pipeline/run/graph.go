@@ -13,7 +13,7 @@ import (
 
 // Source emits the items a stage starts from (a folder listing, idx records,
 // or generate's count). Emitting must be cheap: heavy work (decoding, model
-// calls) belongs in the node's Mapper, which runs on workers. Items must be
+// calls) belongs in the task's Mapper, which runs on workers. Items must be
 // emitted with increasing Index; emit blocks when downstream is full
 // (backpressure) and returns an error when the job is stopping.
 type Source interface {
@@ -38,21 +38,21 @@ type Sink interface {
 	Close() error
 }
 
-// Node is one stage of the graph.
-type Node struct {
+// Task is one stage of the graph.
+type Task struct {
 	// ID is the stage id from the pipeline file; it names the stage in
 	// errors and progress, and seeds its items.
 	ID string
 	// Kind is the stage kind (load, translate, ...), for progress and errors.
 	Kind string
-	// Inputs are the nodes whose items this node consumes (none for a source).
-	Inputs []*Node
-	// Source, when set, makes this a source node. Its items are then passed
+	// Inputs are the nodes whose items this task consumes (none for a source).
+	Inputs []*Task
+	// Source, when set, makes this a source task. Its items are then passed
 	// through Map (if set) on workers, e.g. enumerate files then decode.
 	Source Source
 	// Map transforms items (nil: pass through).
 	Map Mapper
-	// Sink, when set, consumes the items; a sink node has no outputs.
+	// Sink, when set, consumes the items; a sink task has no outputs.
 	Sink Sink
 	// Batch is the number of items per Map call (<= 0: 1).
 	Batch int

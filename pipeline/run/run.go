@@ -101,26 +101,26 @@ type job struct {
 
 	mu       sync.Mutex
 	res      Result
-	counts   map[*Node]*Event
+	counts   map[*Task]*Event
 	stopped  bool
 	progress func(Event)
 	// sourceErr holds job-level errors of sources (set by their goroutines,
 	// read after all goroutines end).
-	sourceErr map[*Node]error
+	sourceErr map[*Task]error
 }
 
-// Run executes the graph. nodes must be in topological order (inputs before
+// Execute executes the graph. nodes must be in topological order (inputs before
 // consumers). It returns when every item has been written or failed, or the
 // job stopped; the error is non-nil only for failures of the job itself
 // (a source that cannot list, a sink that cannot finish), not of items.
-func Run(ctx context.Context, nodes []*Node, opt Options) (*Result, error) {
+func Execute(ctx context.Context, nodes []*Task, opt Options) (*Result, error) {
 	if opt.Buffer <= 0 {
 		opt.Buffer = 8
 	}
 	if opt.ShardCount > 1 && (opt.ShardIndex < 0 || opt.ShardIndex >= opt.ShardCount) {
 		return nil, fmt.Errorf("run: shard %d/%d out of range", opt.ShardIndex, opt.ShardCount)
 	}
-	pos := map[*Node]int{}
+	pos := map[*Task]int{}
 	for i, n := range nodes {
 		for _, in := range n.Inputs {
 			p, ok := pos[in]
@@ -138,14 +138,14 @@ func Run(ctx context.Context, nodes []*Node, opt Options) (*Result, error) {
 	}
 	jctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	j := &job{opt: opt, ctx: jctx, cancel: cancel, counts: map[*Node]*Event{}, progress: opt.Progress, sourceErr: map[*Node]error{}}
+	j := &job{opt: opt, ctx: jctx, cancel: cancel, counts: map[*Task]*Event{}, progress: opt.Progress, sourceErr: map[*Task]error{}}
 	for _, n := range nodes {
 		j.counts[n] = &Event{Stage: n.ID, Kind: n.Kind, Sink: n.Sink != nil}
 	}
 
 	// One output channel per (producer, consumer) edge.
-	outs := map[*Node][]chan item.Item{}
-	ins := map[*Node][]chan item.Item{}
+	outs := map[*Task][]chan item.Item{}
+	ins := map[*Task][]chan item.Item{}
 	for _, n := range nodes {
 		for _, in := range n.Inputs {
 			ch := make(chan item.Item, opt.Buffer)

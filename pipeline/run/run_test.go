@@ -79,12 +79,12 @@ func (s *memSink) Write(ctx context.Context, it item.Item) error {
 }
 func (s *memSink) Close() error { s.closed = true; return nil }
 
-func chain(n int, m Mapper, sink Sink, batch, workers int) ([]*Node, *countSource) {
+func chain(n int, m Mapper, sink Sink, batch, workers int) ([]*Task, *countSource) {
 	src := &countSource{n: n}
-	a := &Node{ID: "src", Kind: "load", Source: src, Workers: workers}
-	b := &Node{ID: "model", Kind: "translate", Inputs: []*Node{a}, Map: m, Batch: batch, Workers: workers}
-	c := &Node{ID: "out", Kind: "save", Inputs: []*Node{b}, Sink: sink, Workers: workers}
-	return []*Node{a, b, c}, src
+	a := &Task{ID: "src", Kind: "load", Source: src, Workers: workers}
+	b := &Task{ID: "model", Kind: "translate", Inputs: []*Task{a}, Map: m, Batch: batch, Workers: workers}
+	c := &Task{ID: "out", Kind: "save", Inputs: []*Task{b}, Sink: sink, Workers: workers}
+	return []*Task{a, b, c}, src
 }
 
 func TestResultsIndependentOfBatchAndWorkers(t *testing.T) {
@@ -92,7 +92,7 @@ func TestResultsIndependentOfBatchAndWorkers(t *testing.T) {
 	for _, bw := range [][2]int{{1, 1}, {7, 2}, {16, 4}, {100, 3}} {
 		sink := newSink()
 		nodes, _ := chain(200, &seedMap{}, sink, bw[0], bw[1])
-		res, err := Run(context.Background(), nodes, Options{Seed: 42})
+		res, err := Execute(context.Background(), nodes, Options{Seed: 42})
 		if err != nil || len(res.Failures) != 0 {
 			t.Fatalf("batch %d workers %d: err %v failures %v", bw[0], bw[1], err, res.Failures)
 		}
@@ -119,7 +119,7 @@ func TestShardsPartitionTheJob(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		sink := newSink()
 		nodes, _ := chain(100, &seedMap{}, sink, 8, 2)
-		if _, err := Run(context.Background(), nodes, Options{ShardIndex: i, ShardCount: 3}); err != nil {
+		if _, err := Execute(context.Background(), nodes, Options{ShardIndex: i, ShardCount: 3}); err != nil {
 			t.Fatal(err)
 		}
 		for idx := range sink.written {
@@ -139,7 +139,7 @@ func TestResumeSkipsDoneItems(t *testing.T) {
 		sink.done[i] = true
 	}
 	nodes, _ := chain(50, &seedMap{}, sink, 4, 2)
-	res, err := Run(context.Background(), nodes, Options{})
+	res, err := Execute(context.Background(), nodes, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +149,7 @@ func TestResumeSkipsDoneItems(t *testing.T) {
 	sink2 := newSink()
 	sink2.done = sink.done
 	nodes, _ = chain(50, &seedMap{}, sink2, 4, 2)
-	if res, _ = Run(context.Background(), nodes, Options{Overwrite: true}); res.Written != 50 {
+	if res, _ = Execute(context.Background(), nodes, Options{Overwrite: true}); res.Written != 50 {
 		t.Fatalf("overwrite wrote %d, want 50", res.Written)
 	}
 }
@@ -158,7 +158,7 @@ func TestErrorPolicies(t *testing.T) {
 	fail := map[int]bool{3: true, 17: true, 40: true}
 	sink := newSink()
 	nodes, _ := chain(60, &seedMap{failOn: fail, panicOn: 25}, sink, 1, 2)
-	res, err := Run(context.Background(), nodes, Options{OnError: Skip})
+	res, err := Execute(context.Background(), nodes, Options{OnError: Skip})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestErrorPolicies(t *testing.T) {
 
 	sink = newSink()
 	nodes, _ = chain(1000, &seedMap{failOn: map[int]bool{5: true}}, sink, 1, 1)
-	res, err = Run(context.Background(), nodes, Options{OnError: Stop})
+	res, err = Execute(context.Background(), nodes, Options{OnError: Stop})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestMemoryBoundedByChannels(t *testing.T) {
 	sink := newSink()
 	nodes, src := chain(20000, &seedMap{}, sink, 16, 2)
 	sink.src = src
-	if _, err := Run(context.Background(), nodes, Options{Buffer: 4}); err != nil {
+	if _, err := Execute(context.Background(), nodes, Options{Buffer: 4}); err != nil {
 		t.Fatal(err)
 	}
 	// Channels of 4, batches of 16 on 2 workers, a few items per goroutine:
@@ -210,17 +210,17 @@ func TestMemoryBoundedByChannels(t *testing.T) {
 func TestFanOutAndFanIn(t *testing.T) {
 	srcA := &countSource{n: 10}
 	srcB := &countSource{n: 5}
-	a := &Node{ID: "a", Source: srcA}
-	b := &Node{ID: "b", Source: srcB}
-	m := &Node{ID: "m", Inputs: []*Node{a, b}, Map: &seedMap{}}
+	a := &Task{ID: "a", Source: srcA}
+	b := &Task{ID: "b", Source: srcB}
+	m := &Task{ID: "m", Inputs: []*Task{a, b}, Map: &seedMap{}}
 	s2 := newSink()
 	// Items of the two sources share indices: collect into lists instead.
 	var mu sync.Mutex
 	var names []string
 	s1w := &funcSink{write: func(it item.Item) { mu.Lock(); names = append(names, it.Name); mu.Unlock() }}
-	n1 := &Node{ID: "s1", Inputs: []*Node{m}, Sink: s1w}
-	n2 := &Node{ID: "s2", Inputs: []*Node{a}, Sink: s2}
-	res, err := Run(context.Background(), []*Node{a, b, m, n1, n2}, Options{})
+	n1 := &Task{ID: "s1", Inputs: []*Task{m}, Sink: s1w}
+	n2 := &Task{ID: "s2", Inputs: []*Task{a}, Sink: s2}
+	res, err := Execute(context.Background(), []*Task{a, b, m, n1, n2}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func TestCancellationStopsCleanly(t *testing.T) {
 	nodes, _ := chain(1000, bm, sink, 4, 2)
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-bm.started; cancel() }()
-	res, err := Run(ctx, nodes, Options{})
+	res, err := Execute(ctx, nodes, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,9 +275,9 @@ func (errSource) Items(ctx context.Context, emit func(item.Item) error) error {
 }
 
 func TestSourceErrorEndsJob(t *testing.T) {
-	a := &Node{ID: "a", Source: errSource{}}
-	s := &Node{ID: "s", Inputs: []*Node{a}, Sink: newSink()}
-	_, err := Run(context.Background(), []*Node{a, s}, Options{})
+	a := &Task{ID: "a", Source: errSource{}}
+	s := &Task{ID: "s", Inputs: []*Task{a}, Sink: newSink()}
+	_, err := Execute(context.Background(), []*Task{a, s}, Options{})
 	if err == nil || !strings.Contains(err.Error(), `stage "a": listing failed`) {
 		t.Fatalf("err = %v", err)
 	}

@@ -10,21 +10,21 @@ import (
 )
 
 // reachableSinks maps each node to the sinks downstream of it.
-func reachableSinks(nodes []*Node) map[*Node][]*Node {
-	consumers := map[*Node][]*Node{}
+func reachableSinks(nodes []*Task) map[*Task][]*Task {
+	consumers := map[*Task][]*Task{}
 	for _, n := range nodes {
 		for _, in := range n.Inputs {
 			consumers[in] = append(consumers[in], n)
 		}
 	}
-	memo := map[*Node][]*Node{}
-	var visit func(n *Node) []*Node
-	visit = func(n *Node) []*Node {
+	memo := map[*Task][]*Task{}
+	var visit func(n *Task) []*Task
+	visit = func(n *Task) []*Task {
 		if s, ok := memo[n]; ok {
 			return s
 		}
-		var out []*Node
-		seen := map[*Node]bool{}
+		var out []*Task
+		seen := map[*Task]bool{}
 		if n.Sink != nil {
 			out = append(out, n)
 		}
@@ -46,7 +46,7 @@ func reachableSinks(nodes []*Node) map[*Node][]*Node {
 }
 
 // event updates the counters of n and reports an event.
-func (j *job) event(n *Node, typ string, it *item.Item, err error, total int) {
+func (j *job) event(n *Task, typ string, it *item.Item, err error, total int) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	c := j.counts[n]
@@ -75,7 +75,7 @@ func (j *job) event(n *Node, typ string, it *item.Item, err error, total int) {
 }
 
 // fail records a failed item and applies the error policy.
-func (j *job) fail(n *Node, it item.Item, err error) {
+func (j *job) fail(n *Task, it item.Item, err error) {
 	j.mu.Lock()
 	j.res.Failures = append(j.res.Failures, Failure{Stage: n.ID, Index: it.Index, Item: it.Name, Source: it.Source, Err: err})
 	if j.opt.OnError == Stop && !j.stopped {
@@ -100,7 +100,7 @@ func (j *job) send(outs []chan item.Item, it item.Item) bool {
 
 // source runs n's Source, applies shard and resume filters, and returns the
 // stream of items to process.
-func (j *job) source(n *Node, sinks []*Node) <-chan item.Item {
+func (j *job) source(n *Task, sinks []*Task) <-chan item.Item {
 	ch := make(chan item.Item, j.opt.Buffer)
 	go func() {
 		defer close(ch)
@@ -140,7 +140,7 @@ func (j *job) source(n *Node, sinks []*Node) <-chan item.Item {
 	return ch
 }
 
-func allDone(sinks []*Node, it item.Item) bool {
+func allDone(sinks []*Task, it item.Item) bool {
 	for _, s := range sinks {
 		if !s.Sink.Done(it) {
 			return false
@@ -177,7 +177,7 @@ func (j *job) merge(ins []chan item.Item) <-chan item.Item {
 }
 
 // process batches the stream, runs n.Map on workers and forwards results.
-func (j *job) process(n *Node, in <-chan item.Item, outs []chan item.Item) {
+func (j *job) process(n *Task, in <-chan item.Item, outs []chan item.Item) {
 	batch := max(n.Batch, 1)
 	workers := max(n.Workers, 1)
 	batches := make(chan []item.Item, workers)
@@ -234,7 +234,7 @@ func (j *job) process(n *Node, in <-chan item.Item, outs []chan item.Item) {
 }
 
 // callMap runs n.Map, turning a panic or a malformed answer into item errors.
-func (j *job) callMap(n *Node, b []item.Item) (out []item.Item, errs []error) {
+func (j *job) callMap(n *Task, b []item.Item) (out []item.Item, errs []error) {
 	errs = make([]error, len(b))
 	if n.Map == nil {
 		return b, errs
@@ -269,7 +269,7 @@ func (j *job) callMap(n *Node, b []item.Item) (out []item.Item, errs []error) {
 }
 
 // sink writes items with a worker per CPU-bound share of the machine.
-func (j *job) sink(n *Node, in <-chan item.Item) {
+func (j *job) sink(n *Task, in <-chan item.Item) {
 	workers := max(n.Workers, 1)
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
@@ -306,7 +306,7 @@ func (j *job) sink(n *Node, in <-chan item.Item) {
 	j.event(n, "stage-done", nil, nil, 0)
 }
 
-func (j *job) write(n *Node, it item.Item) (err error) {
+func (j *job) write(n *Task, it item.Item) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())

@@ -49,9 +49,6 @@ func (k Kind) IsModel() bool {
 	return k == Encode || k == Generate || k == Translate || k == Denoise
 }
 
-// IsHost reports whether stages of kind k are run by the host itself.
-func (k Kind) IsHost() bool { return k == Load || k == Preprocess || k == Save }
-
 // Capability is the plugin capability that serves a model kind.
 func (k Kind) Capability() sdk.Capability { return sdk.Capability(k) }
 

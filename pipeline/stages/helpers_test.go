@@ -2,6 +2,7 @@ package stages
 
 import (
 	"bytes"
+	"fmt"
 	"image"
 	"image/color"
 	"image/gif"
@@ -90,7 +91,7 @@ func checked(t testing.TB, spec sdk.Param, raw map[string]any) map[string]any {
 
 func checkedOps(t testing.TB, raw ...any) []any {
 	t.Helper()
-	v, errs := sdk.CheckParams([]sdk.Param{PreprocessParam}, map[string]any{"preprocess": raw}, "")
+	v, errs := sdk.CheckParams([]sdk.Param{PreprocessParam()}, map[string]any{"preprocess": raw}, "")
 	if len(errs) > 0 {
 		t.Fatalf("params: %v", errs)
 	}
@@ -110,4 +111,28 @@ func pixelsEqual(a, b image.Image) bool {
 		}
 	}
 	return true
+}
+
+// NewPreprocess parses ops and reports their problems as one error.
+func NewPreprocess(ops []any, consumer *sdk.ImageSpec) (*Preprocess, error) {
+	p, errs := ParsePreprocess(ops, consumer)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("preprocess: %w", joinParamErrors(errs))
+	}
+	return p, nil
+}
+
+// CheckPreprocess returns ParsePreprocess's problems.
+func CheckPreprocess(ops []any, consumer *sdk.ImageSpec) []*sdk.ParamError {
+	_, errs := ParsePreprocess(ops, consumer)
+	return errs
+}
+
+// PreprocessOutput is the output of ops, all unknown when they are invalid.
+func PreprocessOutput(ops []any, in, consumer *sdk.ImageSpec) *sdk.ImageSpec {
+	p, errs := ParsePreprocess(ops, consumer)
+	if len(errs) > 0 {
+		return &sdk.ImageSpec{DType: sdk.Uint8, Min: 0, Max: 255}
+	}
+	return p.Output(in)
 }

@@ -117,7 +117,64 @@ func NewLoader(params map[string]any, baseDir string) (*Loader, error) {
 	if errs := CheckLoad(params); len(errs) > 0 {
 		return nil, fmt.Errorf("load: %w", joinParamErrors(errs))
 	}
-	p := sdk.Params(params)
+	return (&LoadConfig{Values: params}).Open(baseDir)
+}
+
+// LoadConfig is a load stage's checked configuration (see [ParseLoad]).
+type LoadConfig struct {
+	// Values are the validated parameters, defaults filled in.
+	Values sdk.Params
+}
+
+// ParseLoad checks a load stage's validated values (what sdk.CheckParams
+// returned for [LoadParam]): the rules between fields ([CheckLoad]) and,
+// when env says so, that the files it names exist.
+func ParseLoad(v any, env ParseEnv) (*LoadConfig, []*sdk.ParamError) {
+	params, _ := v.(map[string]any)
+	if env.Partial {
+		return nil, nil // the rules between fields need every field valid
+	}
+	if errs := CheckLoad(params); len(errs) > 0 {
+		return nil, errs
+	}
+	if errs := loadFiles(params, env); len(errs) > 0 {
+		return nil, errs
+	}
+	return &LoadConfig{Values: params}, nil
+}
+
+// loadFiles checks that a load stage's sources exist.
+func loadFiles(p sdk.Params, env ParseEnv) []*sdk.ParamError {
+	if env.SkipFiles {
+		return nil
+	}
+	var errs []*sdk.ParamError
+	for _, k := range []string{"dir", "list", "idx", "idx_labels"} {
+		name := p.String(k)
+		if name == "" {
+			continue
+		}
+		fi, err := os.Stat(env.abs(name))
+		what := "file"
+		if k == "dir" {
+			what = "folder"
+		}
+		switch {
+		case err != nil:
+			errs = append(errs, &sdk.ParamError{Path: k, Hint: RelHint, Msg: fmt.Sprintf("%s %q not found", what, name)})
+		case k == "dir" && !fi.IsDir():
+			errs = append(errs, &sdk.ParamError{Path: k, Msg: fmt.Sprintf("%q is a file, expected a folder", name)})
+		case k != "dir" && fi.IsDir():
+			errs = append(errs, &sdk.ParamError{Path: k, Msg: fmt.Sprintf("%q is a folder, expected a file", name)})
+		}
+	}
+	return errs
+}
+
+// Open prepares the load stage; relative paths resolve against baseDir.
+func (c *LoadConfig) Open(baseDir string) (*Loader, error) {
+	params := map[string]any(c.Values)
+	p := c.Values
 	resolve := func(s string) string {
 		if s == "" || filepath.IsAbs(s) {
 			return s

@@ -13,10 +13,9 @@ import (
 	"github.com/genpipe/genpipe/sdk"
 )
 
-// Preprocess applies a preprocess stage's operations to images. It holds no
-// mutable state, so one value serves a whole worker pool.
 type Preprocess struct {
 	ops []*op
+	raw []any
 }
 
 // op is one parsed operation.
@@ -44,42 +43,47 @@ var anchorByName = map[string]imaging.Anchor{
 	"bottom-right": imaging.BottomRight,
 }
 
-// NewPreprocess builds a preprocess stage from the list sdk.CheckParams
-// returned for [PreprocessParam] (each element a one-key mapping). consumer
-// is the image contract of the model stage the output feeds; conform needs
-// it (nil is then an error naming the op).
-func NewPreprocess(ops []any, consumer *sdk.ImageSpec) (*Preprocess, error) {
-	parsed, errs := parseOps(ops, consumer)
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("preprocess: %w", joinParamErrors(errs))
+// Preprocess is a preprocess stage parsed once: its ops, typed, in order.
+// The planner makes it (see [ParsePreprocess]) and stores it in the plan;
+// the executor applies it. It holds no mutable state, so one value serves a
+// whole worker pool.
+//
+// ParsePreprocess parses the list sdk.CheckParams returned for
+// [PreprocessParam] (each element a one-key mapping). consumer is the image
+// contract of the model stage the output feeds; conform needs it (nil is
+// then an error naming the op). Errors have paths relative to the list
+// ("[2].resize"), which the caller prefixes with the stage key.
+func ParsePreprocess(ops []any, consumer *sdk.ImageSpec) (*Preprocess, []*sdk.ParamError) {
+	var out []*op
+	var errs []*sdk.ParamError
+	for i, raw := range ops {
+		o, es := parseOp(i, raw, consumer)
+		errs = append(errs, es...)
+		if o != nil {
+			out = append(out, o)
+		}
 	}
-	return &Preprocess{ops: parsed}, nil
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return &Preprocess{ops: out, raw: ops}, nil
 }
 
-// CheckPreprocess reports the problems [NewPreprocess] would refuse, as
-// parameter errors with paths relative to the list ("[2].resize"), which the
-// caller prefixes with the stage key.
-func CheckPreprocess(ops []any, consumer *sdk.ImageSpec) []*sdk.ParamError {
-	_, errs := parseOps(ops, consumer)
-	return errs
-}
+// Ops returns the ops as validated (defaults filled in), for provenance.
+func (p *Preprocess) Ops() []any { return p.raw }
 
-// PreprocessOutput is the statically known output of ops for input in
-// (nil: unknown) feeding consumer: width, height and channels where they can
-// be known before seeing an image (0 where not), 8-bit pixels. For example
-// resize with both sizes or conform fix the size, grayscale fixes 1 channel,
-// crop and fit need a known input size. Invalid ops give an all-unknown spec.
-func PreprocessOutput(ops []any, in *sdk.ImageSpec, consumer *sdk.ImageSpec) *sdk.ImageSpec {
+// Output is the statically known output of the ops for input in (nil:
+// unknown): width, height and channels where they can be known before
+// seeing an image (0 where not), 8-bit pixels. For example resize with both
+// sizes or conform fix the size, grayscale fixes 1 channel, crop and fit
+// need a known input size.
+func (p *Preprocess) Output(in *sdk.ImageSpec) *sdk.ImageSpec {
 	out := &sdk.ImageSpec{DType: sdk.Uint8, Min: 0, Max: 255}
-	parsed, errs := parseOps(ops, consumer)
-	if len(errs) > 0 {
-		return out
-	}
 	var s shape
 	if in != nil {
 		s = shape{in.Width, in.Height, in.Channels}
 	}
-	for _, o := range parsed {
+	for _, o := range p.ops {
 		s = o.shape(s)
 	}
 	out.Width, out.Height, out.Channels = s.w, s.h, s.c
@@ -167,19 +171,6 @@ func keepGray(f func(image.Image) image.Image) func(image.Image, uint64, uint64)
 
 func same(s shape) shape { return s }
 
-func parseOps(ops []any, consumer *sdk.ImageSpec) ([]*op, []*sdk.ParamError) {
-	var out []*op
-	var errs []*sdk.ParamError
-	for i, raw := range ops {
-		o, es := parseOp(i, raw, consumer)
-		errs = append(errs, es...)
-		if o != nil {
-			out = append(out, o)
-		}
-	}
-	return out, errs
-}
-
 func parseOp(i int, raw any, consumer *sdk.ImageSpec) (*op, []*sdk.ParamError) {
 	path := fmt.Sprintf("[%d]", i)
 	if s, ok := raw.(string); ok { // "- grayscale"
@@ -195,133 +186,20 @@ func parseOp(i int, raw any, consumer *sdk.ImageSpec) (*op, []*sdk.ParamError) {
 		kind = k
 		args, _ = v.(map[string]any)
 	}
-	path += "." + kind
-	var errs []*sdk.ParamError
-	bad := func(field, format string, a ...any) {
-		p := path
-		if field != "" {
-			p += "." + field
-		}
-		errs = append(errs, &sdk.ParamError{Path: p, Msg: fmt.Sprintf(format, a...)})
+	a := &OpArgs{Params: args, Consumer: consumer, name: kind, path: path + "." + kind}
+	def := lookupOp(kind)
+	if def == nil {
+		a.Bad("", "unknown operation %q", kind)
+		return nil, a.errs
 	}
-	o := &op{index: i, kind: kind, shape: same}
-	w, h := args.Int("width"), args.Int("height")
-	filter, ok := filterByName[orDefault(args.String("filter"), "lanczos")]
-	if !ok {
-		bad("filter", "unknown filter %q", args.String("filter"))
+	apply, shape := def.Build(a)
+	if len(a.errs) > 0 {
+		return nil, a.errs
 	}
-	anchor, ok := anchorByName[orDefault(args.String("anchor"), "center")]
-	if !ok {
-		bad("anchor", "unknown anchor %q", args.String("anchor"))
+	if shape == nil {
+		shape = same
 	}
-	both := func() {
-		if w <= 0 || h <= 0 {
-			bad("", "%s needs width and height above 0, got %dx%d", kind, w, h)
-		}
-	}
-	switch kind {
-	case "resize":
-		if w <= 0 && h <= 0 {
-			bad("", "resize needs width or height above 0 (0 for one of them keeps the aspect ratio)")
-		}
-		o.apply = keepGray(func(img image.Image) image.Image { return imaging.Resize(img, w, h, filter) })
-		o.shape = func(s shape) shape { s.w, s.h = resizedSize(s.w, s.h, w, h); return s }
-	case "fit":
-		both()
-		o.apply = keepGray(func(img image.Image) image.Image { return imaging.Fit(img, w, h, filter) })
-		o.shape = func(s shape) shape { s.w, s.h = fitSize(s.w, s.h, w, h); return s }
-	case "fill":
-		both()
-		o.apply = keepGray(func(img image.Image) image.Image { return imaging.Fill(img, w, h, anchor, filter) })
-		o.shape = func(s shape) shape { s.w, s.h = w, h; return s }
-	case "crop":
-		both()
-		o.apply = keepGray(func(img image.Image) image.Image { return imaging.CropAnchor(img, w, h, anchor) })
-		o.shape = func(s shape) shape {
-			// A region larger than the image is cut to the image.
-			if s.w > 0 && s.h > 0 {
-				s.w, s.h = min(s.w, w), min(s.h, h)
-			} else {
-				s.w, s.h = 0, 0
-			}
-			return s
-		}
-	case "grayscale":
-		o.apply = func(img image.Image, _, _ uint64) image.Image { return item.ToGray(img) }
-		o.shape = func(s shape) shape { s.c = 1; return s }
-	case "invert":
-		o.apply = keepGray(func(img image.Image) image.Image { return imaging.Invert(img) })
-	case "flip":
-		if args.String("direction") == "vertical" {
-			o.apply = keepGray(func(img image.Image) image.Image { return imaging.FlipV(img) })
-		} else {
-			o.apply = keepGray(func(img image.Image) image.Image { return imaging.FlipH(img) })
-		}
-	case "rotate":
-		angle := args.Float("angle")
-		bg, err := parseColor(orDefault(args.String("background"), "#000000"))
-		if err != nil {
-			bad("background", "%v", err)
-		}
-		o.apply = keepGray(func(img image.Image) image.Image { return imaging.Rotate(img, angle, bg) })
-		o.shape = func(s shape) shape { s.w, s.h = rotatedSize(s.w, s.h, angle); return s }
-	case "blur":
-		sigma := args.Float("sigma")
-		o.apply = keepGray(func(img image.Image) image.Image { return imaging.Blur(img, sigma) })
-	case "sharpen":
-		sigma := args.Float("sigma")
-		o.apply = keepGray(func(img image.Image) image.Image { return imaging.Sharpen(img, sigma) })
-	case "brightness":
-		pct := args.Float("percent")
-		o.apply = keepGray(func(img image.Image) image.Image { return imaging.AdjustBrightness(img, pct) })
-	case "contrast":
-		pct := args.Float("percent")
-		o.apply = keepGray(func(img image.Image) image.Image { return imaging.AdjustContrast(img, pct) })
-	case "gamma":
-		g := args.Float("gamma")
-		if g <= 0 {
-			bad("gamma", "gamma must be above 0, got %v", g)
-		}
-		o.apply = keepGray(func(img image.Image) image.Image { return imaging.AdjustGamma(img, g) })
-	case "noise":
-		typ := orDefault(args.String("type"), "gaussian")
-		amount := 0.1
-		if _, ok := args["amount"]; ok {
-			amount = args.Float("amount")
-		}
-		if typ != "gaussian" && typ != "salt_pepper" {
-			bad("type", "unknown noise type %q, expected gaussian or salt_pepper", typ)
-		}
-		o.apply = func(img image.Image, seed, stream uint64) image.Image {
-			return addNoise(img, typ, amount, rand.NewPCG(seed, stream))
-		}
-	case "conform":
-		if consumer == nil {
-			bad("", "conform needs a model stage after it that declares its input size and channels; none does")
-			break
-		}
-		c := *consumer
-		mode := orDefault(args.String("mode"), "fill")
-		o.apply = func(img image.Image, _, _ uint64) image.Image { return conform(img, c, mode, filter) }
-		o.shape = func(s shape) shape {
-			switch {
-			case c.Width > 0 && c.Height > 0:
-				s.w, s.h = c.Width, c.Height
-			case c.Width > 0 || c.Height > 0:
-				s.w, s.h = resizedSize(s.w, s.h, c.Width, c.Height)
-			}
-			if c.Channels > 0 {
-				s.c = c.Channels
-			}
-			return s
-		}
-	default:
-		bad("", "unknown operation %q", kind)
-	}
-	if len(errs) > 0 {
-		return nil, errs
-	}
-	return o, nil
+	return &op{index: i, kind: kind, apply: apply, shape: shape}, nil
 }
 
 func orDefault(s, def string) string {

@@ -32,7 +32,7 @@ func uniformGray(w, h int, v uint8) *image.Gray {
 	return g
 }
 
-func run(t *testing.T, img image.Image, seed uint64, consumer *sdk.ImageSpec, ops ...any) image.Image {
+func runOps(t *testing.T, img image.Image, seed uint64, consumer *sdk.ImageSpec, ops ...any) image.Image {
 	t.Helper()
 	p, err := NewPreprocess(checkedOps(t, ops...), consumer)
 	if err != nil {
@@ -146,7 +146,7 @@ func TestPreprocessOps(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out := run(t, tc.in, 1, nil, tc.op)
+			out := runOps(t, tc.in, 1, nil, tc.op)
 			if got := out.Bounds().Size(); got != tc.size {
 				t.Fatalf("size %v, expected %v", got, tc.size)
 			}
@@ -175,9 +175,9 @@ func TestPreprocessNoise(t *testing.T) {
 		for _, in := range []image.Image{src, gray} {
 			t.Run(fmt.Sprintf("%s %T", typ, in), func(t *testing.T) {
 				op := map[string]any{"noise": map[string]any{"type": typ, "amount": 0.2}}
-				a := run(t, in, 42, nil, op)
-				b := run(t, in, 42, nil, op)
-				c := run(t, in, 43, nil, op)
+				a := runOps(t, in, 42, nil, op)
+				b := runOps(t, in, 42, nil, op)
+				c := runOps(t, in, 43, nil, op)
 				if !pixelsEqual(a, b) {
 					t.Error("same seed, different noise")
 				}
@@ -202,7 +202,7 @@ func TestPreprocessNoise(t *testing.T) {
 		t.Error("two noise ops drew the same noise")
 	}
 	// Gaussian noise has the declared spread; salt and pepper the declared fraction.
-	g := run(t, gray, 7, nil, map[string]any{"noise": map[string]any{"type": "gaussian", "amount": 0.1}}).(*image.Gray)
+	g := runOps(t, gray, 7, nil, map[string]any{"noise": map[string]any{"type": "gaussian", "amount": 0.1}}).(*image.Gray)
 	var sum, sq float64
 	for _, v := range g.Pix {
 		d := float64(v) - 128
@@ -213,7 +213,7 @@ func TestPreprocessNoise(t *testing.T) {
 	if mean, sd := sum/n, math.Sqrt(sq/n); math.Abs(mean) > 3 || math.Abs(sd-25.5) > 3 {
 		t.Errorf("gaussian noise mean %.2f sd %.2f, expected about 0 and 25.5", mean, sd)
 	}
-	sp := run(t, gray, 7, nil, map[string]any{"noise": map[string]any{"type": "salt_pepper", "amount": 0.25}}).(*image.Gray)
+	sp := runOps(t, gray, 7, nil, map[string]any{"noise": map[string]any{"type": "salt_pepper", "amount": 0.25}}).(*image.Gray)
 	var black, white int
 	for _, v := range sp.Pix {
 		switch v {
@@ -251,7 +251,7 @@ func TestPreprocessConform(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out := run(t, src, 0, &tc.consumer, map[string]any{"conform": map[string]any{"mode": tc.mode}})
+			out := runOps(t, src, 0, &tc.consumer, map[string]any{"conform": map[string]any{"mode": tc.mode}})
 			if got := out.Bounds().Size(); got != tc.size {
 				t.Fatalf("size %v, expected %v", got, tc.size)
 			}
@@ -277,7 +277,7 @@ func TestPreprocessConform(t *testing.T) {
 		})
 	}
 	// A gray image stays gray through conform.
-	out := run(t, grayPattern(40, 20), 0, &sdk.ImageSpec{Width: 28, Height: 28}, "conform")
+	out := runOps(t, grayPattern(40, 20), 0, &sdk.ImageSpec{Width: 28, Height: 28}, "conform")
 	if _, ok := out.(*image.Gray); !ok {
 		t.Errorf("gray in, %T out", out)
 	}

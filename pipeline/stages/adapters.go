@@ -1,0 +1,132 @@
+package stages
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/genpipe/genpipe/pipeline/item"
+	"github.com/genpipe/genpipe/pipeline/run"
+)
+
+// The adapters between the host stages and the executor: each host config
+// makes its executor stage here.
+
+// Task makes the load stage: the listing (cheap, in order) is its source,
+// decoding runs on the workers.
+func (c *LoadConfig) Task(env Env) (*run.Task, error) {
+	l, err := c.Open(env.BaseDir)
+	if err != nil {
+		return nil, err
+	}
+	return &run.Task{Source: LoadSource{l}, Map: Decode{l, env.ID}, Workers: env.Workers}, nil
+}
+
+// Task makes the preprocess stage.
+func (p *Preprocess) Task(env Env) (*run.Task, error) {
+	return &run.Task{Map: PreprocessMap{p, env.ID}, Workers: env.Workers}, nil
+}
+
+// LoadSource lists a loader's files (cheaply, in order); [Decode] reads
+// them on workers.
+type LoadSource struct{ L *Loader }
+
+// Items emits one item per entry, its image not yet decoded.
+func (s LoadSource) Items(ctx context.Context, emit func(item.Item) error) error {
+	return s.L.Enumerate(ctx, func(e Entry) error {
+		return emit(item.Item{Index: e.Index, Name: e.Name, Source: e.Source, Label: e.Label, Raw: e})
+	})
+}
+
+// Decode decodes the items a [LoadSource] listed.
+type Decode struct {
+	L     *Loader
+	Stage string
+}
+
+// Map decodes each item's image.
+func (d Decode) Map(_ context.Context, in []item.Item) ([]item.Item, []error) {
+	return perItem(in, func(it item.Item) (item.Item, error) {
+		e, ok := it.Raw.(Entry)
+		if !ok {
+			return it, fmt.Errorf("load: item %s was not listed by this stage", it.Name)
+		}
+		img, err := d.L.Decode(e)
+		if err != nil {
+			return it, err
+		}
+		it.Image, it.Raw = img, nil
+		return it.With(item.Step{Stage: d.Stage, Kind: "load"}), nil
+	})
+}
+
+// PreprocessMap applies a preprocess stage to items.
+type PreprocessMap struct {
+	P     *Preprocess
+	Stage string
+}
+
+// Map preprocesses each item and records the step.
+func (p PreprocessMap) Map(_ context.Context, in []item.Item) ([]item.Item, []error) {
+	return perItem(in, func(it item.Item) (item.Item, error) {
+		out, err := p.P.ApplyItem(it)
+		if err != nil {
+			return it, err
+		}
+		return out.With(item.Step{Stage: p.Stage, Kind: "preprocess", Seed: it.Seed, Params: map[string]any{"ops": p.P.raw}}), nil
+	})
+}
+
+// perItem applies fn to each item, collecting per-item errors.
+func perItem(in []item.Item, fn func(item.Item) (item.Item, error)) ([]item.Item, []error) {
+	out := make([]item.Item, len(in))
+	errs := make([]error, len(in))
+	for i, it := range in {
+		out[i], errs[i] = fn(it)
+	}
+	return out, errs
+}
+
+// SaveSink writes items with a [Saver].
+type SaveSink struct{ S *Saver }
+
+// Done reports whether the item's outputs exist.
+func (s SaveSink) Done(it item.Item) bool { return s.S.Done(it) }
+
+// Write saves the item.
+func (s SaveSink) Write(ctx context.Context, it item.Item) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.S.Write(it)
+}
+
+// Close writes the grid and animation.
+func (s SaveSink) Close() error { return s.S.Close() }
+
+// CountSource makes the items of a generate stage with count: names are
+// the zero-padded index, labels follow Labels (cycled) or, with Classes
+// above 0, every class in turn (index modulo Classes).
+type CountSource struct {
+	Count   int
+	Labels  []int
+	Classes int
+}
+
+// Items emits the Count items.
+func (s CountSource) Items(ctx context.Context, emit func(item.Item) error) error {
+	width := max(5, len(strconv.Itoa(s.Count-1)))
+	for i := 0; i < s.Count; i++ {
+		label := -1
+		switch {
+		case len(s.Labels) > 0:
+			label = s.Labels[i%len(s.Labels)]
+		case s.Classes > 0:
+			label = i % s.Classes
+		}
+		if err := emit(item.Item{Index: i, Name: fmt.Sprintf("%0*d", width, i), Label: label}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
