@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/genpipe/genpipe/internal/suggest"
 )
 
 // Params holds validated parameter values by name. Values use these Go types:
@@ -90,7 +92,7 @@ func CheckParams(specs []Param, values map[string]any, path string) (Params, []*
 			for _, s := range specs {
 				names = append(names, s.Name)
 			}
-			errs = append(errs, &ParamError{Path: join(path, k), Msg: fmt.Sprintf("unknown parameter %q", k), Hint: Suggest(k, names)})
+			errs = append(errs, &ParamError{Path: join(path, k), Msg: fmt.Sprintf("unknown parameter %q", k), Hint: suggest.DidYouMean(k, names)})
 			continue
 		}
 		v, es := checkValue(sp, values[k], join(path, k))
@@ -157,7 +159,7 @@ func checkValue(sp *Param, v any, path string) (any, []*ParamError) {
 			return bad("expected %s, got %s", typeName(sp), describeValue(v))
 		}
 		if len(sp.Enum) > 0 && !contains(sp.Enum, s) {
-			return nil, []*ParamError{{Path: path, Msg: fmt.Sprintf("%q is not one of %s", s, strings.Join(sp.Enum, ", ")), Hint: Suggest(s, sp.Enum)}}
+			return nil, []*ParamError{{Path: path, Msg: fmt.Sprintf("%q is not one of %s", s, strings.Join(sp.Enum, ", ")), Hint: suggest.DidYouMean(s, sp.Enum)}}
 		}
 		return s, nil
 	case Bool:
@@ -186,7 +188,7 @@ func checkValue(sp *Param, v any, path string) (any, []*ParamError) {
 			if contains(sp.Enum, s) {
 				return s, nil
 			}
-			return nil, []*ParamError{{Path: path, Msg: fmt.Sprintf("%q is not a list nor one of %s", s, strings.Join(sp.Enum, ", ")), Hint: Suggest(s, sp.Enum)}}
+			return nil, []*ParamError{{Path: path, Msg: fmt.Sprintf("%q is not a list nor one of %s", s, strings.Join(sp.Enum, ", ")), Hint: suggest.DidYouMean(s, sp.Enum)}}
 		}
 		l, ok := v.([]any)
 		if !ok {
@@ -267,39 +269,4 @@ func contains(l []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// Suggest returns `did you mean "x"?` for the candidate closest to s by edit
-// distance, or "" when none is close enough to be a plausible typo.
-func Suggest(s string, candidates []string) string {
-	best, bestD := "", 1<<30
-	for _, c := range candidates {
-		if d := editDistance(strings.ToLower(s), strings.ToLower(c)); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	if best == "" || bestD > max(2, len(s)/3) {
-		return ""
-	}
-	return fmt.Sprintf("did you mean %q?", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

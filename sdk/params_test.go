@@ -66,18 +66,6 @@ func TestCheckParams(t *testing.T) {
 	}
 }
 
-func TestSuggest(t *testing.T) {
-	for _, tt := range []struct{ in, want string }{
-		{"cyclegn", `did you mean "cyclegan"?`},
-		{"VAE", `did you mean "vae"?`},
-		{"zzzzzz", ""},
-	} {
-		if got := Suggest(tt.in, []string{"cyclegan", "vae", "gan"}); got != tt.want {
-			t.Errorf("Suggest(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestTensor(t *testing.T) {
 	a := FromFloat32([]float32{1, 2, 3, 4, 5, 6}, 3, 2)
 	if err := a.Check(); err != nil {

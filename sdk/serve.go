@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/genpipe/genpipe/internal/suggest"
 	pb "github.com/genpipe/genpipe/sdk/proto"
 )
 
@@ -239,7 +240,7 @@ func (s *server) presetHint(name string) string {
 		return ": the plugin declares no presets"
 	}
 	hint := " (presets: " + strings.Join(names, ", ") + ")"
-	if sug := Suggest(name, names); sug != "" {
+	if sug := suggest.DidYouMean(name, names); sug != "" {
 		hint += "; " + sug
 	}
 	return hint

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/genpipe/genpipe/internal/suggest"
 	"github.com/genpipe/genpipe/pipeline/spec"
 	"github.com/genpipe/genpipe/sdk"
 )
@@ -402,7 +403,7 @@ func (b *builder) resolveInputs() {
 				switch {
 				case in == nil:
 					others := slices.DeleteFunc(slices.Clone(ids), func(s string) bool { return s == st.ID })
-					b.errorf(ref.Pos, sdk.Suggest(ref.ID, others), "stage %s: input %q is not a stage", st.Name(), ref.ID)
+					b.errorf(ref.Pos, suggest.DidYouMean(ref.ID, others), "stage %s: input %q is not a stage", st.Name(), ref.ID)
 				case seen[ref.ID]:
 					b.errorf(ref.Pos, "", "stage %s: input %q is listed twice", st.Name(), ref.ID)
 				case in.st.Kind == spec.Save:

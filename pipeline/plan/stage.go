@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/genpipe/genpipe/internal/suggest"
 	"github.com/genpipe/genpipe/pipeline/spec"
 	"github.com/genpipe/genpipe/pipeline/stages"
 	"github.com/genpipe/genpipe/sdk"
@@ -151,7 +152,7 @@ func (b *builder) modelStage(bn *bnode) {
 	modelPos := st.ValuePos("model")
 	if !b.known(m.Model) {
 		names := b.knownNames()
-		hint := sdk.Suggest(m.Model, names)
+		hint := suggest.DidYouMean(m.Model, names)
 		if hint == "" && len(names) > 0 {
 			hint = "known models: " + strings.Join(names, ", ")
 		}
@@ -231,7 +232,7 @@ func (b *builder) preset(bn *bnode, m *ModelStage, name string) {
 		}
 	}
 	if p == nil && name != "" {
-		hint := sdk.Suggest(name, names)
+		hint := suggest.DidYouMean(name, names)
 		switch {
 		case hint != "":
 		case len(names) == 0:
@@ -286,7 +287,7 @@ func (b *builder) pluginParams(bn *bnode, m *ModelStage, cs *sdk.CapabilitySpec,
 		if !slices.ContainsFunc(cs.Params, func(p sdk.Param) bool { return p.Name == k }) {
 			// Checked here, not by CheckParams, so that "did you mean"
 			// also offers the host keys (preset, weights, ...).
-			hint := sdk.Suggest(k, names)
+			hint := suggest.DidYouMean(k, names)
 			if hint == "" {
 				hint = fmt.Sprintf("%s %s takes %s", m.Model, st.Kind, strings.Join(names, ", "))
 			}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/genpipe/genpipe/internal/suggest"
 	"github.com/genpipe/genpipe/pipeline/spec"
 	"github.com/genpipe/genpipe/sdk"
 )
@@ -351,7 +352,7 @@ func (b *builder) trainData(key, id string) {
 		}
 	}
 	if bn == nil {
-		hint := sdk.Suggest(id, b.s.StageIDs())
+		hint := suggest.DidYouMean(id, b.s.StageIDs())
 		if hint == "" && len(b.s.StageIDs()) > 0 {
 			hint = "stages: " + strings.Join(b.s.StageIDs(), ", ")
 		}
@@ -402,7 +403,7 @@ func (b *builder) trainModel(tr *Training) bool {
 	pos := t.ValuePos("model")
 	if !b.known(tr.Model) {
 		names := b.knownNames()
-		hint := sdk.Suggest(tr.Model, names)
+		hint := suggest.DidYouMean(tr.Model, names)
 		if hint == "" && len(names) > 0 {
 			hint = "known models: " + strings.Join(names, ", ")
 		}
@@ -450,7 +451,7 @@ func (b *builder) trainModel(tr *Training) bool {
 		}
 	}
 	if p == nil && name != "" {
-		hint := sdk.Suggest(name, names)
+		hint := suggest.DidYouMean(name, names)
 		switch {
 		case hint != "":
 		case len(names) == 0:

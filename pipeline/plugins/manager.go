@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/genpipe/genpipe/internal/suggest"
 	"github.com/genpipe/genpipe/sdk"
 )
 
@@ -174,7 +175,7 @@ func (m *Manager) Resolve(ref Ref) (Info, error) {
 	for n := range listExternal(m.dirs) {
 		known = append(known, n)
 	}
-	return Info{}, &NotFoundError{Name: ref.Name, Dirs: m.Dirs(), Hint: sdk.Suggest(ref.Name, known)}
+	return Info{}, &NotFoundError{Name: ref.Name, Dirs: m.Dirs(), Hint: suggest.DidYouMean(ref.Name, known)}
 }
 
 // Open returns the running plugin for ref, starting it on first use. Plugins
