@@ -13,17 +13,44 @@ import (
 // Params holds validated parameter values by name. Values use these Go types:
 // String -> string, Int -> int, Float -> float64, Bool -> bool,
 // List -> []any, Object -> map[string]any.
+//
+// The Params a plugin receives (LoadRequest.Params, TrainRequest.Params)
+// went through [CheckParams] against the capability's declared [Param]s, so
+// every declared parameter with a Default (or Required) is present. The
+// typed getters below read such a parameter; asked for a name that is not
+// there (one the capability never declared, a typo, or an optional
+// parameter without a Default) they panic, naming it, instead of handing
+// back a zero value that looks like a setting. Read an optional parameter
+// without a Default with [Params.Lookup] or [Params.Has].
 type Params map[string]any
 
-// String returns the string parameter name ("" if absent).
-func (p Params) String(name string) string { s, _ := p[name].(string); return s }
+// Has reports whether the parameter name has a value.
+func (p Params) Has(name string) bool { _, ok := p[name]; return ok }
 
-// Int returns the int parameter name (0 if absent).
-func (p Params) Int(name string) int { i, _ := p[name].(int); return i }
+// Lookup returns the value of the parameter name and whether it has one.
+func (p Params) Lookup(name string) (any, bool) { v, ok := p[name]; return v, ok }
 
-// Float returns the float parameter name; an int value is converted.
+// must returns the value of name, or panics when there is none.
+func (p Params) must(getter, name string) any {
+	v, ok := p[name]
+	if !ok {
+		panic(fmt.Sprintf("sdk: Params.%s(%q): no such parameter (declare it in the capability's Params with a Default, or read an optional one with Lookup)", getter, name))
+	}
+	return v
+}
+
+// String returns the string parameter name ("" if it is not a string). It
+// panics if name has no value.
+func (p Params) String(name string) string { s, _ := p.must("String", name).(string); return s }
+
+// Int returns the int parameter name (0 if it is not an int). It panics if
+// name has no value.
+func (p Params) Int(name string) int { i, _ := p.must("Int", name).(int); return i }
+
+// Float returns the float parameter name; an int value is converted (0 if
+// it is not a number). It panics if name has no value.
 func (p Params) Float(name string) float64 {
-	switch v := p[name].(type) {
+	switch v := p.must("Float", name).(type) {
 	case float64:
 		return v
 	case int:
@@ -32,12 +59,15 @@ func (p Params) Float(name string) float64 {
 	return 0
 }
 
-// Bool returns the bool parameter name (false if absent).
-func (p Params) Bool(name string) bool { b, _ := p[name].(bool); return b }
+// Bool returns the bool parameter name (false if it is not a bool). It
+// panics if name has no value.
+func (p Params) Bool(name string) bool { b, _ := p.must("Bool", name).(bool); return b }
 
-// Ints returns the list-of-int parameter name (nil if absent or not ints).
+// Ints returns the list-of-int parameter name (nil if it is not a list of
+// ints, e.g. a special value such as "each"). It panics if name has no
+// value.
 func (p Params) Ints(name string) []int {
-	l, _ := p[name].([]any)
+	l, _ := p.must("Ints", name).([]any)
 	var out []int
 	for _, v := range l {
 		i, ok := v.(int)

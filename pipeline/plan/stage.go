@@ -41,7 +41,7 @@ func (b *builder) hostStage(bn *bnode) {
 		lerrs := stages.CheckLoad(vals)
 		b.paramErrors(st, lerrs, false)
 		if len(lerrs) == 0 && !b.opts.SkipFiles {
-			b.loadFiles(st, vals)
+			b.loadFiles(st, stages.Values(vals))
 		}
 	case spec.Save:
 		serrs := stages.CheckSave(vals)
@@ -77,7 +77,7 @@ func hasPath(m map[string]any, path string) bool {
 }
 
 // loadFiles checks that a load stage's sources exist.
-func (b *builder) loadFiles(st *spec.Stage, p sdk.Params) {
+func (b *builder) loadFiles(st *spec.Stage, p stages.Values) {
 	for _, k := range []string{"dir", "list", "idx", "idx_labels"} {
 		name := p.String(k)
 		if name == "" {
@@ -116,7 +116,8 @@ func (b *builder) modelStage(bn *bnode) {
 			pluginVals[k] = v
 		}
 	}
-	hv, errs := sdk.CheckParams(hostSpecs, hostVals, string(kind))
+	checked, errs := sdk.CheckParams(hostSpecs, hostVals, string(kind))
+	hv := stages.Values(checked)
 	b.paramErrors(st, errs, true)
 	m := &ModelStage{Model: hv.String("model"), Batch: hv.Int("batch"), Count: hv.Int("count")}
 	bn.n.Model = m

@@ -9,6 +9,7 @@ import (
 
 	"github.com/genpipe/genpipe/internal/suggest"
 	"github.com/genpipe/genpipe/pipeline/spec"
+	"github.com/genpipe/genpipe/pipeline/stages"
 	"github.com/genpipe/genpipe/sdk"
 )
 
@@ -122,7 +123,8 @@ func (b *builder) trainSection() {
 		vals[k] = v
 	}
 	host := slices.DeleteFunc(slices.Clone(trainFields), func(p sdk.Param) bool { return p.Name == "params" })
-	hv, errs := sdk.CheckParams(host, vals, "")
+	checked, errs := sdk.CheckParams(host, vals, "")
+	hv := stages.Values(checked)
 	b.trainErrors(errs)
 	tr := &Training{
 		Model:   hv.String("model"),
@@ -134,7 +136,7 @@ func (b *builder) trainSection() {
 	}
 	b.train = tr
 	b.trainOK = len(errs) == 0
-	cp := sdk.Params{}
+	cp := stages.Values{}
 	if m, ok := hv["checkpoint"].(map[string]any); ok {
 		cp = m
 	}
@@ -158,7 +160,7 @@ func (b *builder) trainSection() {
 		tr.Init = b.trainInit(in)
 	}
 	if sm, ok := hv["samples"].(map[string]any); ok {
-		sp := sdk.Params(sm)
+		sp := stages.Values(sm)
 		tr.SampleEvery = sp.Int("every")
 		if dir := sp.String("dir"); dir != "" {
 			tr.SampleDir = b.trainDir("samples.dir", dir)

@@ -61,7 +61,7 @@ type Loader struct {
 // (defaults filled in). Error paths are field names relative to the stage
 // mapping ("" for the mapping itself).
 func CheckLoad(params map[string]any) []*sdk.ParamError {
-	p := sdk.Params(params)
+	p := Values(params)
 	var errs []*sdk.ParamError
 	add := func(path, format string, a ...any) *sdk.ParamError {
 		e := &sdk.ParamError{Path: path, Msg: fmt.Sprintf(format, a...)}
@@ -117,7 +117,7 @@ func NewLoader(params map[string]any, baseDir string) (*Loader, error) {
 	if errs := CheckLoad(params); len(errs) > 0 {
 		return nil, fmt.Errorf("load: %w", joinParamErrors(errs))
 	}
-	p := sdk.Params(params)
+	p := Values(params)
 	resolve := func(s string) string {
 		if s == "" || filepath.IsAbs(s) {
 			return s

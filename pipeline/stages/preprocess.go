@@ -190,7 +190,7 @@ func parseOp(i int, raw any, consumer *sdk.ImageSpec) (*op, []*sdk.ParamError) {
 		return nil, []*sdk.ParamError{{Path: path, Msg: "expected a mapping with exactly one operation"}}
 	}
 	var kind string
-	var args sdk.Params
+	var args Values
 	for k, v := range m {
 		kind = k
 		args, _ = v.(map[string]any)
