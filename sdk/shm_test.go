@@ -20,7 +20,7 @@ import (
 
 // Tests of the shared-memory data plane inside one process: host and
 // plugin see the same Go slice as their "mapping". Tests with real
-// processes and memfds are in client_test.go and pipeline/plugins.
+// processes and memfds are in client_test.go and pipeline/pluginhost.
 
 // testMemory is a SharedMemory over ordinary memory, so these tests run on
 // every OS.

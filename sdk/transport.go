@@ -88,7 +88,7 @@ func PluginSets(impl Plugin) map[int]plugin.PluginSet {
 //
 // Flow control is left to gRPC's defaults on purpose: fixed 16 MiB HTTP/2
 // windows and 1 MiB socket buffers measured no better on this project's
-// benchmarks (pipeline/plugins, BenchmarkEmptyCall and
+// benchmarks (pipeline/pluginhost, BenchmarkEmptyCall and
 // BenchmarkRGB256x16Copy: differences within run-to-run noise).
 func ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{

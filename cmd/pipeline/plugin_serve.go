@@ -3,7 +3,7 @@ package main
 import (
 	"fmt"
 
-	"github.com/genpipe/genpipe/pipeline/plugins"
+	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/sdk"
 	"github.com/spf13/cobra"
 )
@@ -20,7 +20,7 @@ func newPluginCmd() *cobra.Command {
 		Use:  "serve NAME",
 		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			factory, ok := plugins.Builtin(args[0])
+			factory, ok := pluginhost.Builtin(args[0])
 			if !ok {
 				return &exitError{exitInvalid, fmt.Errorf("plugin serve: no built-in plugin %q", args[0])}
 			}

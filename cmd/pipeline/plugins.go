@@ -8,7 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/genpipe/genpipe/pipeline/plugins"
+	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/sdk"
 	"github.com/spf13/cobra"
 )
@@ -28,10 +28,10 @@ func newPluginsListCmd() *cobra.Command {
 		Short: "List built-in and discovered plugins and where each comes from",
 		Long: `list shows every plugin: the built-ins compiled into pipeline and the
 executables named pipeline-plugin-NAME found in the directories of
-PIPELINE_PLUGIN_PATH, then ` + plugins.DefaultDir() + `.`,
+PIPELINE_PLUGIN_PATH, then ` + pluginhost.DefaultDir() + `.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := newManager(cmd.ErrOrStderr())
+			m, err := newPluginHost(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -44,7 +44,7 @@ PIPELINE_PLUGIN_PATH, then ` + plugins.DefaultDir() + `.`,
 			fmt.Fprintln(tw, "NAME\tKIND\tLOCATION")
 			for _, i := range infos {
 				loc := i.Location
-				if i.Kind == plugins.KindBuiltin {
+				if i.Kind == pluginhost.KindBuiltin {
 					loc = "compiled in (" + loc + " " + strings.Join(i.Args, " ") + ")"
 				}
 				if i.Overrides {
@@ -67,12 +67,12 @@ func newPluginsDescribeCmd() *cobra.Command {
 		Short: "Show a plugin's capabilities, every parameter and its shipped presets",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := newManager(cmd.ErrOrStderr())
+			m, err := newPluginHost(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
 			defer m.Close()
-			p, err := m.Open(context.Background(), plugins.Ref{Name: args[0], Path: path, SHA256: sha})
+			p, err := m.Open(context.Background(), pluginhost.Ref{Name: args[0], Path: path, SHA256: sha})
 			if err != nil {
 				return err
 			}

@@ -111,7 +111,7 @@ func runPipeline(cmd *cobra.Command, file string, f *runFlags) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	m, err := newManager(stderr)
+	m, err := newPluginHost(stderr)
 	if err != nil {
 		return err
 	}

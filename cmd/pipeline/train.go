@@ -81,7 +81,7 @@ func trainFile(cmd *cobra.Command, file string, f *trainFlags) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	m, err := newManager(stderr)
+	m, err := newPluginHost(stderr)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/genpipe/genpipe/pipeline/item"
 	"github.com/genpipe/genpipe/pipeline/plan"
-	"github.com/genpipe/genpipe/pipeline/plugins"
+	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/pipeline/run"
 	"github.com/genpipe/genpipe/pipeline/spec"
 	"github.com/genpipe/genpipe/pipeline/stages"
@@ -144,7 +144,7 @@ func (s countSource) Items(ctx context.Context, emit func(item.Item) error) erro
 
 func (b *builder) modelNode(ctx context.Context, pn *plan.Node) (*run.Node, error) {
 	ms := pn.Model
-	p, err := b.m.Open(ctx, plugins.Ref{Name: ms.Model, Path: ms.Path, SHA256: ms.SHA256})
+	p, err := b.m.Open(ctx, pluginhost.Ref{Name: ms.Model, Path: ms.Path, SHA256: ms.SHA256})
 	if err != nil {
 		return nil, err
 	}

@@ -20,7 +20,7 @@ import (
 )
 
 // Describer gives the planner the plugins' descriptions. The host adapts
-// its plugin manager to it; tests use a fake.
+// its plugin host to it; tests use a fake.
 type Describer interface {
 	// Describe returns the description of model. path and sha256 come from
 	// the pipeline's plugins: entry for model ("" when none); path is

@@ -1,4 +1,4 @@
-package plugins_test
+package pluginhost_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/genpipe/genpipe/pipeline/plugins"
+	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/sdk"
 	"github.com/genpipe/genpipe/sdk/sdktest"
 )
@@ -22,7 +22,7 @@ import (
 //	benchstat -col /path new.txt
 //
 // Each throughput benchmark has three cases: "path=shm" (a real process,
-// through Manager/Model with supervision, tensor bytes in shared memory),
+// through Host/Model with supervision, tensor bytes in shared memory),
 // "path=inline" (the same with shared memory switched off: tensor bytes in
 // the gRPC messages) and "path=inprocess" (the same translator called
 // directly); the difference to inprocess is what the boundary adds. Besides
@@ -63,8 +63,8 @@ func reportCPU(b *testing.B, start time.Duration, items int, pids ...int) {
 // BenchmarkEmptyCall is the latency of one call carrying one 1x3x1x1 image
 // through a real plugin process, with its median and p99.
 func BenchmarkEmptyCall(b *testing.B) {
-	m, _ := newManager(b)
-	p := open(b, m, plugins.Ref{Name: "testplug"})
+	m, _ := newPluginHost(b)
+	p := open(b, m, pluginhost.Ref{Name: "testplug"})
 	mdl := load(b, p, sdk.CapTranslate, "rgb8", nil)
 	in := &sdk.Batch{Tensor: images(1, 3, 1, 1, 1)}
 	c := context.Background()
@@ -110,8 +110,8 @@ func benchTranslate(b *testing.B, preset string, params sdk.Params, in *sdk.Tens
 			if path == "inline" {
 				size = -1
 			}
-			m, _ := newManagerWith(b, plugins.Options{SharedMemoryBytes: size})
-			p := open(b, m, plugins.Ref{Name: "testplug"})
+			m, _ := newHostWith(b, pluginhost.Options{SharedMemoryBytes: size})
+			p := open(b, m, pluginhost.Ref{Name: "testplug"})
 			mdl := load(b, p, sdk.CapTranslate, preset, params)
 			if _, ok := p.SharedMemoryStats(); ok != (path == "shm") {
 				b.Skipf("shared memory in use: %v (GENPIPE_SHM=%q)", ok, os.Getenv(sdk.SharedMemoryEnv))

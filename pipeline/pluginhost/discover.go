@@ -1,4 +1,5 @@
-// Package plugins finds, launches and supervises model plugins for the host.
+// Package pluginhost is the host's side of model plugins: it finds, launches
+// and supervises plugin processes.
 //
 // A plugin is either built into the host binary (registered with
 // [RegisterBuiltin] and run out of process by re-executing the host with
@@ -7,11 +8,11 @@
 // an executable given by path in the pipeline file. An external plugin with a
 // built-in's name overrides the built-in (with a notice in the log).
 //
-// A [Manager] starts each plugin process once, restarts it when it dies in
+// A [Host] starts each plugin process once, restarts it when it dies in
 // the middle of a call (retrying that call once, alone), and kills every
 // plugin on Close; on Linux a plugin also dies with the host, even when the
 // host is killed with SIGKILL.
-package plugins
+package pluginhost
 
 import (
 	"errors"

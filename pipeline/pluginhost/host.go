@@ -1,4 +1,4 @@
-package plugins
+package pluginhost
 
 import (
 	"context"
@@ -17,13 +17,13 @@ import (
 	"github.com/genpipe/genpipe/sdk"
 )
 
-// Options configure a Manager. The zero value works.
+// Options configure a Host. The zero value works.
 type Options struct {
 	// Logger is the host's logger. Plugin logs appear under "plugin.NAME".
 	// Default: warnings and errors to stderr.
 	Logger hclog.Logger
 	// SearchDirs overrides the directories searched for external plugins
-	// (default: SearchDirs(), read when the Manager is made).
+	// (default: SearchDirs(), read when the Host is made).
 	SearchDirs []string
 	// BuiltinCommand is the argv that serves a built-in, NAME appended
 	// (default: the host executable with "plugin", "serve"). Tests set it
@@ -43,9 +43,9 @@ type Options struct {
 	SharedMemoryBytes int
 }
 
-// Manager finds, starts and supervises plugins. It is safe for concurrent
+// Host finds, starts and supervises plugins. It is safe for concurrent
 // use. Close it to stop every plugin process.
-type Manager struct {
+type Host struct {
 	opts Options
 	log  hclog.Logger
 	dirs []string
@@ -62,11 +62,11 @@ type openEntry struct {
 	err  error
 }
 
-// ErrClosed is returned by calls on a closed Manager or Plugin.
+// ErrClosed is returned by calls on a closed Host or Plugin.
 var ErrClosed = errors.New("plugin manager closed")
 
-// New returns a Manager.
-func New(opts Options) *Manager {
+// New returns a Host.
+func New(opts Options) *Host {
 	if opts.Logger == nil {
 		opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "pipeline", Level: hclog.Warn, Output: os.Stderr})
 	}
@@ -80,13 +80,13 @@ func New(opts Options) *Manager {
 	if dirs == nil {
 		dirs = SearchDirs()
 	}
-	return &Manager{opts: opts, log: opts.Logger, dirs: dirs, plugins: map[string]*openEntry{}, noticed: map[string]bool{}}
+	return &Host{opts: opts, log: opts.Logger, dirs: dirs, plugins: map[string]*openEntry{}, noticed: map[string]bool{}}
 }
 
 // Dirs returns the directories searched for external plugins.
-func (m *Manager) Dirs() []string { return append([]string(nil), m.dirs...) }
+func (m *Host) Dirs() []string { return append([]string(nil), m.dirs...) }
 
-func (m *Manager) builtinCommand(name string) (string, []string, error) {
+func (m *Host) builtinCommand(name string) (string, []string, error) {
 	argv := m.opts.BuiltinCommand
 	if len(argv) == 0 {
 		exe, err := os.Executable()
@@ -101,7 +101,7 @@ func (m *Manager) builtinCommand(name string) (string, []string, error) {
 // List returns every known plugin, built-in and external, sorted by name.
 // An external plugin that overrides a built-in is listed once, as external,
 // with Overrides set.
-func (m *Manager) List() ([]Info, error) {
+func (m *Host) List() ([]Info, error) {
 	ext := listExternal(m.dirs)
 	var out []Info
 	for name, path := range ext {
@@ -136,7 +136,7 @@ type Ref struct {
 }
 
 // Resolve says which executable runs a plugin, without starting it.
-func (m *Manager) Resolve(ref Ref) (Info, error) {
+func (m *Host) Resolve(ref Ref) (Info, error) {
 	if ref.Path != "" {
 		p, err := filepath.Abs(ref.Path)
 		if err != nil {
@@ -182,7 +182,7 @@ func (m *Manager) Resolve(ref Ref) (Info, error) {
 // are shared per (name, path, pin): a second Open returns the same *Plugin.
 // Concurrent Opens of one plugin wait for a single start and share its
 // result; a failed start is not remembered, so a later Open tries again.
-func (m *Manager) Open(ctx context.Context, ref Ref) (*Plugin, error) {
+func (m *Host) Open(ctx context.Context, ref Ref) (*Plugin, error) {
 	key := ref.Name + "\x00" + ref.Path + "\x00" + ref.SHA256
 	m.mu.Lock()
 	if m.closed {
@@ -212,7 +212,7 @@ func (m *Manager) Open(ctx context.Context, ref Ref) (*Plugin, error) {
 	return e.p, e.err
 }
 
-func (m *Manager) open(ctx context.Context, ref Ref) (*Plugin, error) {
+func (m *Host) open(ctx context.Context, ref Ref) (*Plugin, error) {
 	info, err := m.Resolve(ref)
 	if err != nil {
 		return nil, err
@@ -264,8 +264,8 @@ func (m *Manager) open(ctx context.Context, ref Ref) (*Plugin, error) {
 	return p, nil
 }
 
-// Close stops every plugin process the manager started.
-func (m *Manager) Close() error {
+// Close stops every plugin process the host started.
+func (m *Host) Close() error {
 	m.mu.Lock()
 	m.closed = true
 	var ps []*Plugin
@@ -290,7 +290,7 @@ func (m *Manager) Close() error {
 // Plugin is a supervised plugin: one process at a time, restarted when it
 // dies. Its methods are safe for concurrent use.
 type Plugin struct {
-	m    *Manager
+	m    *Host
 	info Info
 	pin  string
 	desc sdk.Description

@@ -1,4 +1,4 @@
-package plugins
+package pluginhost
 
 import (
 	"context"
@@ -126,7 +126,7 @@ func verifyChecksum(name, path, pin string) error {
 }
 
 // launch starts one process for info and completes the handshake.
-func (m *Manager) launch(info Info, pin string, gen int) (*proc, error) {
+func (m *Host) launch(info Info, pin string, gen int) (*proc, error) {
 	if pin != "" {
 		if err := verifyChecksum(info.Name, info.Location, pin); err != nil {
 			return nil, err
@@ -143,7 +143,7 @@ func (m *Manager) launch(info Info, pin string, gen int) (*proc, error) {
 	cc.RunnerFunc = func(l hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
 		cmd := exec.Command(info.Location, info.Args...)
 		// spec carries the host's environment and go-plugin's handshake
-		// variables; the manager's own settings go last so they win. A
+		// variables; the host's own settings go last so they win. A
 		// memory named in the host's own environment is not passed on.
 		cmd.Env = slices.DeleteFunc(append(spec.Env, m.env()...), func(kv string) bool {
 			return strings.HasPrefix(kv, "GENPIPE_SHM_FD=") || strings.HasPrefix(kv, "GENPIPE_SHM_SIZE=")
@@ -194,7 +194,7 @@ func (m *Manager) launch(info Info, pin string, gen int) (*proc, error) {
 
 // newSharedMemory creates the memory for one plugin process, or returns nil
 // when tensors go inline (switched off, or not supported here).
-func (m *Manager) newSharedMemory(name string) *sdk.SharedMemory {
+func (m *Host) newSharedMemory(name string) *sdk.SharedMemory {
 	size := m.opts.SharedMemoryBytes
 	if size < 0 || !sdk.SharedMemoryEnabled() {
 		return nil
@@ -210,8 +210,8 @@ func (m *Manager) newSharedMemory(name string) *sdk.SharedMemory {
 	return shm
 }
 
-// env is the environment the manager adds for plugin processes.
-func (m *Manager) env() []string {
+// env is the environment the host adds for plugin processes.
+func (m *Host) env() []string {
 	env := append([]string(nil), m.opts.Env...)
 	if os.Getenv(sdk.LogLevelEnv) == "" {
 		// Let plugins log at the level the host shows.

@@ -1,4 +1,4 @@
-package plugins_test
+package pluginhost_test
 
 import (
 	"bufio"
@@ -21,7 +21,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/genpipe/genpipe/pipeline/plugins"
+	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/sdk"
 	"github.com/genpipe/genpipe/sdk/sdktest"
 )
@@ -34,10 +34,10 @@ const hostEnv = "PLUGINS_TEST_HOST"
 // `plugin serve NAME` for built-ins, an external plugin when it is run
 // through a symlink named pipeline-plugin-NAME, and a host to be killed.
 func TestMain(m *testing.M) {
-	plugins.RegisterBuiltin("testplug", func() sdk.Plugin { return sdktest.NewTestPlugin("testplug") })
-	plugins.RegisterBuiltin("edges", func() sdk.Plugin { return sdktest.NewTestPlugin("edges") })
+	pluginhost.RegisterBuiltin("testplug", func() sdk.Plugin { return sdktest.NewTestPlugin("testplug") })
+	pluginhost.RegisterBuiltin("edges", func() sdk.Plugin { return sdktest.NewTestPlugin("edges") })
 	if len(os.Args) == 4 && os.Args[1] == "plugin" && os.Args[2] == "serve" {
-		f, ok := plugins.Builtin(os.Args[3])
+		f, ok := pluginhost.Builtin(os.Args[3])
 		if !ok {
 			fmt.Fprintf(os.Stderr, "no built-in plugin %q\n", os.Args[3])
 			os.Exit(2)
@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 		sdk.Serve(f())
 		return
 	}
-	if name, ok := strings.CutPrefix(filepath.Base(os.Args[0]), plugins.Prefix); ok {
+	if name, ok := strings.CutPrefix(filepath.Base(os.Args[0]), pluginhost.Prefix); ok {
 		sdk.Serve(sdktest.NewTestPlugin(name))
 		return
 	}
@@ -57,8 +57,8 @@ func TestMain(m *testing.M) {
 }
 
 func runHost() {
-	m := plugins.New(plugins.Options{SearchDirs: []string{}})
-	p, err := m.Open(context.Background(), plugins.Ref{Name: "testplug"})
+	m := pluginhost.New(pluginhost.Options{SearchDirs: []string{}})
+	p, err := m.Open(context.Background(), pluginhost.Ref{Name: "testplug"})
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -85,14 +85,14 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newManager(t testing.TB, dirs ...string) (*plugins.Manager, *syncBuffer) {
+func newPluginHost(t testing.TB, dirs ...string) (*pluginhost.Host, *syncBuffer) {
 	t.Helper()
-	return newManagerWith(t, plugins.Options{SearchDirs: append([]string{}, dirs...)})
+	return newHostWith(t, pluginhost.Options{SearchDirs: append([]string{}, dirs...)})
 }
 
-// newManagerWith makes a manager from opts, with a test logger and start
+// newHostWith makes a host from opts, with a test logger and start
 // timeout and no search directories unless opts sets them.
-func newManagerWith(t testing.TB, opts plugins.Options) (*plugins.Manager, *syncBuffer) {
+func newHostWith(t testing.TB, opts pluginhost.Options) (*pluginhost.Host, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	opts.Logger = hclog.New(&hclog.LoggerOptions{Name: "host", Level: hclog.Info, Output: logs})
@@ -100,7 +100,7 @@ func newManagerWith(t testing.TB, opts plugins.Options) (*plugins.Manager, *sync
 	if opts.SearchDirs == nil {
 		opts.SearchDirs = []string{}
 	}
-	m := plugins.New(opts)
+	m := pluginhost.New(opts)
 	t.Cleanup(func() {
 		m.Close()
 		if t.Failed() {
@@ -116,7 +116,7 @@ func ctx(t testing.TB) context.Context {
 	return c
 }
 
-func open(t testing.TB, m *plugins.Manager, ref plugins.Ref) *plugins.Plugin {
+func open(t testing.TB, m *pluginhost.Host, ref pluginhost.Ref) *pluginhost.Plugin {
 	t.Helper()
 	p, err := m.Open(ctx(t), ref)
 	if err != nil {
@@ -125,7 +125,7 @@ func open(t testing.TB, m *plugins.Manager, ref plugins.Ref) *plugins.Plugin {
 	return p
 }
 
-func load(t testing.TB, p *plugins.Plugin, c sdk.Capability, preset string, params sdk.Params) *plugins.Model {
+func load(t testing.TB, p *pluginhost.Plugin, c sdk.Capability, preset string, params sdk.Params) *pluginhost.Model {
 	t.Helper()
 	mdl, err := p.Load(ctx(t), sdk.LoadRequest{Capability: c, Preset: preset, Params: params})
 	if err != nil {
@@ -163,7 +163,7 @@ func selfLink(t testing.TB, dir, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(dir, plugins.Prefix+name)
+	p := filepath.Join(dir, pluginhost.Prefix+name)
 	if err := os.Symlink(exe, p); err != nil {
 		t.Fatal(err)
 	}
@@ -207,9 +207,9 @@ func waitGone(t testing.TB, pid int, d time.Duration) {
 }
 
 func TestBuiltinRunsOutOfProcess(t *testing.T) {
-	m, _ := newManager(t)
-	p := open(t, m, plugins.Ref{Name: "testplug"})
-	if info := p.Info(); info.Kind != plugins.KindBuiltin || strings.Join(info.Args, " ") != "plugin serve testplug" {
+	m, _ := newPluginHost(t)
+	p := open(t, m, pluginhost.Ref{Name: "testplug"})
+	if info := p.Info(); info.Kind != pluginhost.KindBuiltin || strings.Join(info.Args, " ") != "plugin serve testplug" {
 		t.Errorf("info %+v", info)
 	}
 	if d := p.Description(); d.Name != "testplug" || d.Capability(sdk.CapTranslate) == nil {
@@ -218,7 +218,7 @@ func TestBuiltinRunsOutOfProcess(t *testing.T) {
 	if p.Pid() == os.Getpid() || p.Pid() <= 0 {
 		t.Errorf("plugin pid %d (host %d)", p.Pid(), os.Getpid())
 	}
-	if again := open(t, m, plugins.Ref{Name: "testplug"}); again != p {
+	if again := open(t, m, pluginhost.Ref{Name: "testplug"}); again != p {
 		t.Errorf("a second Open started another plugin")
 	}
 	mdl := load(t, p, sdk.CapTranslate, "rgb8", sdk.Params{"op": "invert"})
@@ -236,8 +236,8 @@ func TestBuiltinRunsOutOfProcess(t *testing.T) {
 }
 
 func TestPluginLogsCarryItsName(t *testing.T) {
-	m, logs := newManager(t)
-	p := open(t, m, plugins.Ref{Name: "testplug"})
+	m, logs := newPluginHost(t)
+	p := open(t, m, pluginhost.Ref{Name: "testplug"})
 	sent := false
 	err := p.Train(ctx(t), sdk.TrainRequest{}, func(context.Context) (*sdk.Batch, error) {
 		if sent {
@@ -259,14 +259,14 @@ func TestPluginLogsCarryItsName(t *testing.T) {
 }
 
 func TestSearchDirs(t *testing.T) {
-	t.Setenv(plugins.PathEnv, strings.Join([]string{"/a", "", "/b"}, string(os.PathListSeparator)))
+	t.Setenv(pluginhost.PathEnv, strings.Join([]string{"/a", "", "/b"}, string(os.PathListSeparator)))
 	t.Setenv("XDG_DATA_HOME", "/xdg")
-	if got, want := strings.Join(plugins.SearchDirs(), ","), "/a,/b,/xdg/genpipe/plugins"; got != want {
+	if got, want := strings.Join(pluginhost.SearchDirs(), ","), "/a,/b,/xdg/genpipe/plugins"; got != want {
 		t.Errorf("SearchDirs() = %s, want %s", got, want)
 	}
 	t.Setenv("XDG_DATA_HOME", "")
 	t.Setenv("HOME", "/home/u")
-	if got, want := plugins.DefaultDir(), "/home/u/.local/share/genpipe/plugins"; got != want {
+	if got, want := pluginhost.DefaultDir(), "/home/u/.local/share/genpipe/plugins"; got != want {
 		t.Errorf("DefaultDir() = %s, want %s", got, want)
 	}
 }
@@ -276,10 +276,10 @@ func TestDiscovery(t *testing.T) {
 	extA := selfLink(t, a, "ext")
 	selfLink(t, b, "ext") // shadowed by a
 	over := selfLink(t, b, "testplug")
-	script(t, a, plugins.Prefix+"noexec", "exit 0", 0o644)
+	script(t, a, pluginhost.Prefix+"noexec", "exit 0", 0o644)
 	script(t, a, "README", "not a plugin", 0o755)
 
-	m, logs := newManager(t, a, b)
+	m, logs := newPluginHost(t, a, b)
 	list, err := m.List()
 	if err != nil {
 		t.Fatal(err)
@@ -295,20 +295,20 @@ func TestDiscovery(t *testing.T) {
 		t.Errorf("locations %s, %s; want %s, %s", list[1].Location, list[2].Location, extA, over)
 	}
 
-	p := open(t, m, plugins.Ref{Name: "ext"})
+	p := open(t, m, pluginhost.Ref{Name: "ext"})
 	if p.Description().Name != "ext" || p.Info().Location != extA {
 		t.Errorf("ext: %+v from %s", p.Description().Name, p.Info().Location)
 	}
-	tp := open(t, m, plugins.Ref{Name: "testplug"})
-	if tp.Info().Kind != plugins.KindExternal || !tp.Info().Overrides {
+	tp := open(t, m, pluginhost.Ref{Name: "testplug"})
+	if tp.Info().Kind != pluginhost.KindExternal || !tp.Info().Overrides {
 		t.Errorf("testplug: %+v", tp.Info())
 	}
 	if !strings.Contains(logs.String(), "external plugin overrides the built-in of the same name: plugin=testplug path="+over) {
 		t.Errorf("no notice of the override in the log:\n%s", logs.String())
 	}
 
-	byPath := open(t, m, plugins.Ref{Name: "mine", Path: extA})
-	if byPath.Info().Kind != plugins.KindPath || byPath == p {
+	byPath := open(t, m, pluginhost.Ref{Name: "mine", Path: extA})
+	if byPath.Info().Kind != pluginhost.KindPath || byPath == p {
 		t.Errorf("by path: %+v", byPath.Info())
 	}
 }
@@ -316,37 +316,37 @@ func TestDiscovery(t *testing.T) {
 func TestStartErrors(t *testing.T) {
 	dir := t.TempDir()
 	selfLink(t, dir, "good")
-	good := filepath.Join(dir, plugins.Prefix+"good")
-	goodSum, err := plugins.FileSHA256(good)
+	good := filepath.Join(dir, pluginhost.Prefix+"good")
+	goodSum, err := pluginhost.FileSHA256(good)
 	if err != nil {
 		t.Fatal(err)
 	}
 	marker := filepath.Join(dir, "ran")
-	script(t, dir, plugins.Prefix+"noexec", "exit 0", 0o644)
+	script(t, dir, pluginhost.Prefix+"noexec", "exit 0", 0o644)
 	hello := script(t, dir, "hello", "echo hello", 0o755)
 	dies := script(t, dir, "dies", "echo 'config file missing' >&2; exit 1", 0o755)
 	touch := script(t, dir, "touch", "touch "+marker, 0o755)
 
 	tests := []struct {
 		name   string
-		ref    plugins.Ref
+		ref    pluginhost.Ref
 		want   []string
 		target any
 	}{
-		{"missing", plugins.Ref{Name: "tesplug"},
-			[]string{`plugin "tesplug" not found`, "pipeline-plugin-tesplug", dir, plugins.PathEnv, `did you mean "testplug"?`}, new(*plugins.NotFoundError)},
-		{"not executable", plugins.Ref{Name: "noexec"}, []string{"not an executable file", "chmod +x"}, plugins.ErrNotExecutable},
-		{"path not executable", plugins.Ref{Name: "x", Path: filepath.Join(dir, plugins.Prefix+"noexec")}, []string{"not an executable file"}, plugins.ErrNotExecutable},
-		{"path missing", plugins.Ref{Name: "x", Path: filepath.Join(dir, "nothing")}, []string{"no such file"}, os.ErrNotExist},
-		{"not a plugin", plugins.Ref{Name: "hello", Path: hello},
-			[]string{"plugin hello: starting " + hello + `: it is not a pipeline plugin: it printed "hello" instead of the plugin handshake`}, new(*plugins.StartError)},
-		{"exits before the handshake", plugins.Ref{Name: "dies", Path: dies},
-			[]string{"it exited before completing the plugin handshake", "config file missing"}, new(*plugins.StartError)},
-		{"checksum mismatch", plugins.Ref{Name: "touch", Path: touch, SHA256: "sha256:" + strings.Repeat("0", 64)},
-			[]string{"checksum mismatch", "refusing to start it"}, new(*plugins.ChecksumError)},
-		{"bad pin", plugins.Ref{Name: "good", SHA256: "sha256:xyz"}, []string{`invalid sha256 "sha256:xyz"`}, nil},
+		{"missing", pluginhost.Ref{Name: "tesplug"},
+			[]string{`plugin "tesplug" not found`, "pipeline-plugin-tesplug", dir, pluginhost.PathEnv, `did you mean "testplug"?`}, new(*pluginhost.NotFoundError)},
+		{"not executable", pluginhost.Ref{Name: "noexec"}, []string{"not an executable file", "chmod +x"}, pluginhost.ErrNotExecutable},
+		{"path not executable", pluginhost.Ref{Name: "x", Path: filepath.Join(dir, pluginhost.Prefix+"noexec")}, []string{"not an executable file"}, pluginhost.ErrNotExecutable},
+		{"path missing", pluginhost.Ref{Name: "x", Path: filepath.Join(dir, "nothing")}, []string{"no such file"}, os.ErrNotExist},
+		{"not a plugin", pluginhost.Ref{Name: "hello", Path: hello},
+			[]string{"plugin hello: starting " + hello + `: it is not a pipeline plugin: it printed "hello" instead of the plugin handshake`}, new(*pluginhost.StartError)},
+		{"exits before the handshake", pluginhost.Ref{Name: "dies", Path: dies},
+			[]string{"it exited before completing the plugin handshake", "config file missing"}, new(*pluginhost.StartError)},
+		{"checksum mismatch", pluginhost.Ref{Name: "touch", Path: touch, SHA256: "sha256:" + strings.Repeat("0", 64)},
+			[]string{"checksum mismatch", "refusing to start it"}, new(*pluginhost.ChecksumError)},
+		{"bad pin", pluginhost.Ref{Name: "good", SHA256: "sha256:xyz"}, []string{`invalid sha256 "sha256:xyz"`}, nil},
 	}
-	m, _ := newManager(t, dir)
+	m, _ := newPluginHost(t, dir)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := m.Open(ctx(t), tt.ref)
@@ -374,7 +374,7 @@ func TestStartErrors(t *testing.T) {
 	if _, err := os.Stat(marker); err == nil {
 		t.Error("the plugin with a mismatching checksum was run")
 	}
-	p := open(t, m, plugins.Ref{Name: "good", SHA256: strings.ToUpper(goodSum)})
+	p := open(t, m, pluginhost.Ref{Name: "good", SHA256: strings.ToUpper(goodSum)})
 	if p.Description().Name != "good" {
 		t.Errorf("pinned plugin: %s", p.Description().Name)
 	}
@@ -383,8 +383,8 @@ func TestStartErrors(t *testing.T) {
 // TestKilledMidJobRetries SIGKILLs the plugin while several goroutines have
 // calls in flight: every batch must still come back, once, and correct.
 func TestKilledMidJobRetries(t *testing.T) {
-	m, logs := newManager(t)
-	p := open(t, m, plugins.Ref{Name: "testplug"})
+	m, logs := newPluginHost(t)
+	p := open(t, m, pluginhost.Ref{Name: "testplug"})
 	mdl := load(t, p, sdk.CapTranslate, "rgb8", sdk.Params{"op": "invert", "delay_ms": 20})
 	first := p.Pid()
 
@@ -444,8 +444,8 @@ func TestKilledMidJobRetries(t *testing.T) {
 // good batches: only the poison batch fails, with the plugin's last words,
 // and the plugin keeps serving.
 func TestPoisonBatch(t *testing.T) {
-	m, _ := newManager(t)
-	p := open(t, m, plugins.Ref{Name: "testplug"})
+	m, _ := newPluginHost(t)
+	p := open(t, m, pluginhost.Ref{Name: "testplug"})
 	mdl := load(t, p, sdk.CapTranslate, "rgb8", sdk.Params{"op": "invert", "delay_ms": 10})
 
 	var wg sync.WaitGroup
@@ -468,7 +468,7 @@ func TestPoisonBatch(t *testing.T) {
 	_, err := mdl.Translate(ctx(t), &sdk.Batch{Tensor: images(2, 3, 8, 8, 7), Seeds: []uint64{1, sdktest.SeedExit}})
 	wg.Wait()
 
-	var ce *plugins.CrashError
+	var ce *pluginhost.CrashError
 	if !errors.As(err, &ce) {
 		t.Fatalf("got %v, want a *CrashError", err)
 	}
@@ -486,12 +486,12 @@ func TestPoisonBatch(t *testing.T) {
 }
 
 func TestPanicIsNotACrash(t *testing.T) {
-	m, _ := newManager(t)
-	p := open(t, m, plugins.Ref{Name: "testplug"})
+	m, _ := newPluginHost(t)
+	p := open(t, m, pluginhost.Ref{Name: "testplug"})
 	pid := p.Pid()
 	mdl := load(t, p, sdk.CapDenoise, "gray28", nil)
 	_, err := mdl.Denoise(ctx(t), &sdk.Batch{Tensor: images(1, 1, 28, 28, 1), Seeds: []uint64{sdktest.SeedPanic}})
-	var ce *plugins.CrashError
+	var ce *pluginhost.CrashError
 	if !errors.Is(err, sdk.ErrPanic) || errors.As(err, &ce) || err.Error() != "plugin testplug: denoise: panic: injected panic" {
 		t.Errorf("got %v", err)
 	}
@@ -503,8 +503,8 @@ func TestPanicIsNotACrash(t *testing.T) {
 // TestModelsReloadAfterRestart kills the plugin between calls: the next
 // calls start a new process and load every model into it again.
 func TestModelsReloadAfterRestart(t *testing.T) {
-	m, _ := newManager(t)
-	p := open(t, m, plugins.Ref{Name: "testplug"})
+	m, _ := newPluginHost(t)
+	p := open(t, m, pluginhost.Ref{Name: "testplug"})
 	inv := load(t, p, sdk.CapTranslate, "rgb8", sdk.Params{"op": "invert"})
 	gen := load(t, p, sdk.CapGenerate, "gray28", nil)
 	before, err := gen.Generate(ctx(t), sdk.GenerateRequest{Seeds: []uint64{1, 2}})
@@ -539,9 +539,9 @@ func TestModelsReloadAfterRestart(t *testing.T) {
 func TestCloseStopsEveryPlugin(t *testing.T) {
 	dir := t.TempDir()
 	selfLink(t, dir, "ext")
-	m, _ := newManager(t, dir)
-	a := open(t, m, plugins.Ref{Name: "testplug"})
-	b := open(t, m, plugins.Ref{Name: "ext"})
+	m, _ := newPluginHost(t, dir)
+	a := open(t, m, pluginhost.Ref{Name: "testplug"})
+	b := open(t, m, pluginhost.Ref{Name: "ext"})
 	pids := []int{a.Pid(), b.Pid()}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
@@ -549,7 +549,7 @@ func TestCloseStopsEveryPlugin(t *testing.T) {
 	for _, pid := range pids {
 		waitGone(t, pid, 5*time.Second)
 	}
-	if _, err := m.Open(ctx(t), plugins.Ref{Name: "testplug"}); !errors.Is(err, plugins.ErrClosed) {
+	if _, err := m.Open(ctx(t), pluginhost.Ref{Name: "testplug"}); !errors.Is(err, pluginhost.ErrClosed) {
 		t.Errorf("open after close: %v", err)
 	}
 }
@@ -592,12 +592,12 @@ func TestPluginDiesWithKilledHost(t *testing.T) {
 }
 
 func TestConcurrentOpenAndCalls(t *testing.T) {
-	m, _ := newManager(t)
+	m, _ := newPluginHost(t)
 	var wg sync.WaitGroup
-	ps := make([]*plugins.Plugin, 8)
+	ps := make([]*pluginhost.Plugin, 8)
 	for i := range ps {
 		wg.Go(func() {
-			p, err := m.Open(ctx(t), plugins.Ref{Name: "edges"})
+			p, err := m.Open(ctx(t), pluginhost.Ref{Name: "edges"})
 			if err != nil {
 				t.Error(err)
 				return

@@ -1,4 +1,4 @@
-package plugins_test
+package pluginhost_test
 
 import (
 	"runtime"
@@ -7,12 +7,12 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/genpipe/genpipe/pipeline/plugins"
+	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/sdk"
 )
 
 // The shared-memory data plane under supervision. The sdk package tests the
-// protocol; these run it through Manager with real plugin processes.
+// protocol; these run it through Host with real plugin processes.
 
 func needSharedMemory(t *testing.T) {
 	t.Helper()
@@ -26,8 +26,8 @@ func needSharedMemory(t *testing.T) {
 // batch never fits, and every result is right.
 func TestSharedMemoryUnderLoad(t *testing.T) {
 	needSharedMemory(t)
-	m, _ := newManagerWith(t, plugins.Options{SharedMemoryBytes: 256 << 10})
-	p := open(t, m, plugins.Ref{Name: "testplug"})
+	m, _ := newHostWith(t, pluginhost.Options{SharedMemoryBytes: 256 << 10})
+	p := open(t, m, pluginhost.Ref{Name: "testplug"})
 	mdl := load(t, p, sdk.CapTranslate, "rgb8", sdk.Params{"op": "invert", "delay_ms": 2})
 	if _, ok := p.SharedMemoryStats(); !ok {
 		t.Fatal("the plugin does not use shared memory")
@@ -88,8 +88,8 @@ func TestSharedMemoryOff(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv(sdk.SharedMemoryEnv, tt.env)
-			m, _ := newManagerWith(t, plugins.Options{SharedMemoryBytes: tt.size, Env: tt.pluginEnv})
-			p := open(t, m, plugins.Ref{Name: "testplug"})
+			m, _ := newHostWith(t, pluginhost.Options{SharedMemoryBytes: tt.size, Env: tt.pluginEnv})
+			p := open(t, m, pluginhost.Ref{Name: "testplug"})
 			mdl := load(t, p, sdk.CapTranslate, "rgb8", sdk.Params{"op": "invert"})
 			in := images(4, 3, 32, 32, 1)
 			out, err := mdl.Translate(ctx(t), &sdk.Batch{Tensor: in})
@@ -111,8 +111,8 @@ func TestSharedMemoryOff(t *testing.T) {
 // with its own memory, and every batch comes back once and right.
 func TestKilledMidCallWithSharedMemory(t *testing.T) {
 	needSharedMemory(t)
-	m, logs := newManager(t)
-	p := open(t, m, plugins.Ref{Name: "testplug"})
+	m, logs := newPluginHost(t)
+	p := open(t, m, pluginhost.Ref{Name: "testplug"})
 	mdl := load(t, p, sdk.CapTranslate, "rgb8", sdk.Params{"op": "invert", "delay_ms": 15})
 	first := p.Pid()
 	const batches, workers = 24, 4
