@@ -70,7 +70,7 @@ func newDataset(ctx context.Context, p *plan.Plan, id string, spec *sdk.ImageSpe
 			d.source[k] = v
 		}
 		if k == "dir" || k == "list" || k == "idx" {
-			if s := sdk.Params(params).String(k); s != "" {
+			if s := stages.Values(params).String(k); s != "" {
 				what = fmt.Sprintf("%s %q", k, s)
 			}
 		}
