@@ -112,12 +112,7 @@ func writeDescription(w io.Writer, d *sdk.Description, from string) {
 			fmt.Fprintf(w, ": %s", c.Doc)
 		}
 		fmt.Fprintln(w)
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  PARAMETER\tTYPE\tDEFAULT\tALLOWED\tDOC")
-		for _, p := range c.Params {
-			writeParam(tw, "  ", &p)
-		}
-		tw.Flush()
+		paramList(w, c.Params)
 	}
 	if len(d.Presets) > 0 {
 		fmt.Fprintln(w, "\npresets")
@@ -150,38 +145,6 @@ func writeDescription(w io.Writer, d *sdk.Description, from string) {
 		if p.Weights != "" {
 			fmt.Fprintf(w, "    weights: %s\n", p.Weights)
 		}
-	}
-}
-
-func writeParam(w io.Writer, indent string, p *sdk.Param) {
-	def := ""
-	if p.Required {
-		def = "(required)"
-	} else if p.Default != nil {
-		def = fmt.Sprint(p.Default)
-	}
-	allowed := ""
-	switch {
-	case len(p.Enum) > 0:
-		allowed = strings.Join(p.Enum, "|")
-	case p.Min != nil || p.Max != nil:
-		lo, hi := "", ""
-		if p.Min != nil {
-			lo = fmt.Sprint(*p.Min)
-		}
-		if p.Max != nil {
-			hi = fmt.Sprint(*p.Max)
-		}
-		allowed = lo + ".." + hi
-	}
-	typ := string(p.Type)
-	if p.Type == sdk.List && p.Elem != nil {
-		typ = "list of " + string(p.Elem.Type)
-	}
-	fmt.Fprintf(w, "%s%s\t%s\t%s\t%s\t%s\n", indent, p.Name, typ, def, allowed, p.Doc)
-	for _, f := range p.Fields {
-		f := f
-		writeParam(w, indent+"  ", &f)
 	}
 }
 
