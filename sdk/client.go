@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	pb "github.com/genpipe/genpipe/sdk/proto"
+	pb "github.com/genpipe/genpipe/sdk/internal/proto"
 )
 
 // Errors a [Client] call may wrap; test with errors.Is.

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/runtime/protoiface"
 
-	pb "github.com/genpipe/genpipe/sdk/proto"
+	pb "github.com/genpipe/genpipe/sdk/internal/proto"
 )
 
 // codecName is the gRPC content-subtype of the tensor codec. The client

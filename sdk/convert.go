@@ -6,7 +6,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/structpb"
 
-	pb "github.com/genpipe/genpipe/sdk/proto"
+	pb "github.com/genpipe/genpipe/sdk/internal/proto"
 )
 
 // Conversions between the Go contract types and their wire form. Tensor data

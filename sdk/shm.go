@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	pb "github.com/genpipe/genpipe/sdk/proto"
+	pb "github.com/genpipe/genpipe/sdk/internal/proto"
 )
 
 // The shared-memory data plane.

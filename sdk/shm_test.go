@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	pb "github.com/genpipe/genpipe/sdk/proto"
+	pb "github.com/genpipe/genpipe/sdk/internal/proto"
 )
 
 // Tests of the shared-memory data plane inside one process: host and

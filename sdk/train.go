@@ -11,7 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
 
-	pb "github.com/genpipe/genpipe/sdk/proto"
+	pb "github.com/genpipe/genpipe/sdk/internal/proto"
 )
 
 // Train is the plugin side of a training run: the first message is the

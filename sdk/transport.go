@@ -10,10 +10,10 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
-	pb "github.com/genpipe/genpipe/sdk/proto"
+	pb "github.com/genpipe/genpipe/sdk/internal/proto"
 )
 
-// ProtocolVersion is the version of the wire contract in sdk/proto. Host and
+// ProtocolVersion is the version of the wire contract in sdk/internal/proto. Host and
 // plugin negotiate it through go-plugin's VersionedPlugins; bump it (and keep
 // serving the old set) when the proto changes incompatibly.
 const ProtocolVersion = 1
