@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/genpipe/genpipe/sdk"
+	"github.com/genpipe/genpipe/sdk/client"
 	"github.com/genpipe/genpipe/sdk/sdktest"
 )
 
@@ -46,7 +47,7 @@ func ctx(t testing.TB) context.Context {
 	return c
 }
 
-func load(t testing.TB, p *sdktest.Process, c sdk.Capability, preset string, params sdk.Params) sdk.Handle {
+func load(t testing.TB, p *sdktest.Process, c sdk.Capability, preset string, params sdk.Params) client.Handle {
 	t.Helper()
 	h, err := p.Client.Load(ctx(t), sdk.LoadRequest{Capability: c, Preset: preset, Params: params})
 	if err != nil {
@@ -111,7 +112,7 @@ func TestItemTooLarge(t *testing.T) {
 	h := load(t, p, sdk.CapTranslate, "rgb", nil)
 	in := sdk.NewTensor(sdk.Float32, 1, 3, 3000, 3000) // 108 MB in one item
 	_, err := p.Client.Translate(ctx(t), h, &sdk.Batch{Tensor: in})
-	if !errors.Is(err, sdk.ErrTooLarge) || !strings.Contains(err.Error(), "one item is 108000000 bytes") {
+	if !errors.Is(err, client.ErrTooLarge) || !strings.Contains(err.Error(), "one item is 108000000 bytes") {
 		t.Fatalf("got %v, want ErrTooLarge naming the item size", err)
 	}
 }
@@ -121,7 +122,7 @@ func TestPanicBecomesError(t *testing.T) {
 	h := load(t, p, sdk.CapTranslate, "gray28", nil)
 	in := randomUint8(2, 1, 28, 28, 2)
 	_, err := p.Client.Translate(ctx(t), h, &sdk.Batch{Tensor: in, Seeds: []uint64{1, sdktest.SeedPanic}})
-	if err == nil || !errors.Is(err, sdk.ErrPanic) {
+	if err == nil || !errors.Is(err, client.ErrPanic) {
 		t.Fatalf("got %v, want ErrPanic", err)
 	}
 	if want := "plugin testplug: translate: panic: injected panic"; err.Error() != want {
@@ -175,15 +176,15 @@ func TestLoadErrors(t *testing.T) {
 		want   string
 		target error
 	}{
-		{"unknown capability", sdk.LoadRequest{Capability: "upscale"}, `capability "upscale" is not declared (declared: denoise, encode, generate, train, translate)`, sdk.ErrInvalid},
-		{"train", sdk.LoadRequest{Capability: sdk.CapTrain}, "train is not loaded", sdk.ErrInvalid},
-		{"unknown preset", sdk.LoadRequest{Capability: sdk.CapTranslate, Preset: "gray29"}, `unknown preset "gray29" (presets: gray28, rgb, rgb8); did you mean "gray28"?`, sdk.ErrInvalid},
-		{"preset lacks capability", sdk.LoadRequest{Capability: sdk.CapEncode, Preset: "rgb8"}, `preset "rgb8" does not support encode`, sdk.ErrInvalid},
-		{"unknown param", sdk.LoadRequest{Capability: sdk.CapTranslate, Params: sdk.Params{"gian": 2}}, `gian: unknown parameter "gian" (did you mean "gain"?)`, sdk.ErrInvalid},
-		{"out of range", sdk.LoadRequest{Capability: sdk.CapTranslate, Params: sdk.Params{"gain": 11}}, "gain: 11 is out of range [0, 10]", sdk.ErrInvalid},
-		{"not in enum", sdk.LoadRequest{Capability: sdk.CapTranslate, Params: sdk.Params{"op": "edgse"}}, `op: "edgse" is not one of scale, invert, edges, standardize (did you mean "edges"?)`, sdk.ErrInvalid},
-		{"wrong type", sdk.LoadRequest{Capability: sdk.CapTranslate, Params: sdk.Params{"delay_ms": "soon"}}, `delay_ms: expected int, got string "soon"`, sdk.ErrInvalid},
-		{"every problem at once", sdk.LoadRequest{Capability: sdk.CapTranslate, Params: sdk.Params{"gain": -1, "op": "x"}}, "invalid parameters: gain: -1 is out of range [0, 10]; op:", sdk.ErrInvalid},
+		{"unknown capability", sdk.LoadRequest{Capability: "upscale"}, `capability "upscale" is not declared (declared: denoise, encode, generate, train, translate)`, client.ErrInvalid},
+		{"train", sdk.LoadRequest{Capability: sdk.CapTrain}, "train is not loaded", client.ErrInvalid},
+		{"unknown preset", sdk.LoadRequest{Capability: sdk.CapTranslate, Preset: "gray29"}, `unknown preset "gray29" (presets: gray28, rgb, rgb8); did you mean "gray28"?`, client.ErrInvalid},
+		{"preset lacks capability", sdk.LoadRequest{Capability: sdk.CapEncode, Preset: "rgb8"}, `preset "rgb8" does not support encode`, client.ErrInvalid},
+		{"unknown param", sdk.LoadRequest{Capability: sdk.CapTranslate, Params: sdk.Params{"gian": 2}}, `gian: unknown parameter "gian" (did you mean "gain"?)`, client.ErrInvalid},
+		{"out of range", sdk.LoadRequest{Capability: sdk.CapTranslate, Params: sdk.Params{"gain": 11}}, "gain: 11 is out of range [0, 10]", client.ErrInvalid},
+		{"not in enum", sdk.LoadRequest{Capability: sdk.CapTranslate, Params: sdk.Params{"op": "edgse"}}, `op: "edgse" is not one of scale, invert, edges, standardize (did you mean "edges"?)`, client.ErrInvalid},
+		{"wrong type", sdk.LoadRequest{Capability: sdk.CapTranslate, Params: sdk.Params{"delay_ms": "soon"}}, `delay_ms: expected int, got string "soon"`, client.ErrInvalid},
+		{"every problem at once", sdk.LoadRequest{Capability: sdk.CapTranslate, Params: sdk.Params{"gain": -1, "op": "x"}}, "invalid parameters: gain: -1 is out of range [0, 10]; op:", client.ErrInvalid},
 		{"plugin error", sdk.LoadRequest{Capability: sdk.CapTranslate, Weights: "/nonexistent/w.json"}, "plugin testplug: load: weights: open /nonexistent/w.json", nil},
 	}
 	for _, tt := range tests {
@@ -198,7 +199,7 @@ func TestLoadErrors(t *testing.T) {
 			if tt.target != nil && !errors.Is(err, tt.target) {
 				t.Errorf("error %v is not %v", err, tt.target)
 			}
-			if tt.target == nil && errors.Is(err, sdk.ErrInvalid) {
+			if tt.target == nil && errors.Is(err, client.ErrInvalid) {
 				t.Errorf("plugin error %v reported as ErrInvalid", err)
 			}
 		})
@@ -258,7 +259,7 @@ func TestCallErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want an error containing %q", err, tt.want)
 			}
-			if !errors.Is(err, sdk.ErrInvalid) {
+			if !errors.Is(err, client.ErrInvalid) {
 				t.Errorf("%v is not ErrInvalid", err)
 			}
 		})
@@ -394,11 +395,11 @@ func TestTrainErrors(t *testing.T) {
 		t.Errorf("next error: got %v", err)
 	}
 	err = p.Client.Train(ctx(t), sdk.TrainRequest{Params: sdk.Params{"rate": 2}}, nil, nil, nil)
-	if !errors.Is(err, sdk.ErrInvalid) || !strings.Contains(err.Error(), "rate: 2 is out of range") {
+	if !errors.Is(err, client.ErrInvalid) || !strings.Contains(err.Error(), "rate: 2 is out of range") {
 		t.Errorf("bad params: got %v", err)
 	}
 	err = p.Client.Train(ctx(t), sdk.TrainRequest{Preset: "rgb"}, nil, nil, nil)
-	if !errors.Is(err, sdk.ErrInvalid) || !strings.Contains(err.Error(), `preset "rgb" does not support train`) {
+	if !errors.Is(err, client.ErrInvalid) || !strings.Contains(err.Error(), `preset "rgb" does not support train`) {
 		t.Errorf("preset without train: got %v", err)
 	}
 	n := 0
@@ -409,7 +410,7 @@ func TestTrainErrors(t *testing.T) {
 		}
 		return &sdk.Batch{Tensor: randomUint8(1, 1, 28, 28, 1), Seeds: []uint64{sdktest.SeedPanic}}, nil
 	}, nil, nil)
-	if !errors.Is(err, sdk.ErrPanic) || !strings.Contains(err.Error(), "plugin testplug: train: panic: injected panic") {
+	if !errors.Is(err, client.ErrPanic) || !strings.Contains(err.Error(), "plugin testplug: train: panic: injected panic") {
 		t.Errorf("panic in train: got %v", err)
 	}
 	if p.Exited() {

@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"github.com/genpipe/genpipe/sdk"
+	"github.com/genpipe/genpipe/sdk/client"
 	"github.com/genpipe/genpipe/sdk/sdktest"
 )
 
 // sharedMemoryExpected says whether a host here sends tensor bytes through
 // shared memory.
-func sharedMemoryExpected() bool { return runtime.GOOS == "linux" && sdk.SharedMemoryEnabled() }
+func sharedMemoryExpected() bool { return runtime.GOOS == "linux" && client.SharedMemoryEnabled() }
 
 // TestSharedMemoryRoundTrip sends uint8 and float32 images, latents and
 // generated images through a real plugin process and its shared memory.
@@ -100,10 +101,10 @@ func TestWithoutSharedMemory(t *testing.T) {
 	}
 	for _, tt := range []struct{ name, hostEnv, pluginEnv string }{
 		{"host GENPIPE_SHM=off", "off", ""},
-		{"plugin refuses", "", sdk.SharedMemoryEnv + "=off"},
+		{"plugin refuses", "", client.SharedMemoryEnv + "=off"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Setenv(sdk.SharedMemoryEnv, tt.hostEnv)
+			t.Setenv(client.SharedMemoryEnv, tt.hostEnv)
 			env := []string{"SDK_TEST_SERVE=1"}
 			if tt.pluginEnv != "" {
 				env = append(env, tt.pluginEnv)

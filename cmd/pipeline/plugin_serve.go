@@ -5,6 +5,7 @@ import (
 
 	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/sdk"
+	"github.com/genpipe/genpipe/sdk/client"
 	"github.com/spf13/cobra"
 )
 
@@ -31,4 +32,4 @@ func newPluginCmd() *cobra.Command {
 	return cmd
 }
 
-func protocolVersion() int { return int(sdk.Handshake.ProtocolVersion) }
+func protocolVersion() int { return int(client.ProtocolVersion) }

@@ -238,7 +238,7 @@ func newFeed(ctx context.Context, d *dataset, batch, epochs int, shuffle bool, s
 // augmentation differs between epochs yet is reproducible.
 func epochSeed(seed uint64, epoch int) uint64 { return run.DeriveSeed(seed, "train-epoch", epoch) }
 
-// Next is the plugin's data source (sdk.Client.Train's next).
+// Next is the plugin's data source (client.Client.Train's next).
 func (f *feed) Next(ctx context.Context) (*sdk.Batch, error) {
 	select {
 	case fb, ok := <-f.ch:

@@ -11,6 +11,7 @@ import (
 	"github.com/genpipe/genpipe/pipeline/spec"
 	"github.com/genpipe/genpipe/pipeline/stages"
 	"github.com/genpipe/genpipe/sdk"
+	"github.com/genpipe/genpipe/sdk/client"
 )
 
 // DefaultCheckpointEvery is how many steps apart the plugin is asked for
@@ -531,7 +532,7 @@ func (b *builder) trainBatchBytes(tr *Training) {
 		size = 1
 	}
 	item := in.Channels * in.Height * in.Width * size
-	limit := sdk.MaxMessageBytes - (1 << 20)
+	limit := client.MaxMessageBytes - (1 << 20)
 	if tr.Batch*item > limit {
 		pos := b.s.Train.ValuePos("batch")
 		b.trainErrorf(pos, fmt.Sprintf("at most %d items of %s", limit/item, imagesText(in)), "train.batch: %d items of %d bytes exceed the %d-byte message limit", tr.Batch, item, limit)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/sdk"
+	"github.com/genpipe/genpipe/sdk/client"
 	"github.com/genpipe/genpipe/sdk/sdktest"
 )
 
@@ -114,7 +115,7 @@ func benchTranslate(b *testing.B, preset string, params sdk.Params, in *sdk.Tens
 			p := open(b, m, pluginhost.Ref{Name: "testplug"})
 			mdl := load(b, p, sdk.CapTranslate, preset, params)
 			if _, ok := p.SharedMemoryStats(); ok != (path == "shm") {
-				b.Skipf("shared memory in use: %v (GENPIPE_SHM=%q)", ok, os.Getenv(sdk.SharedMemoryEnv))
+				b.Skipf("shared memory in use: %v (GENPIPE_SHM=%q)", ok, os.Getenv(client.SharedMemoryEnv))
 			}
 			b.SetBytes(int64(len(in.Data)))
 			cpu0 := cpuTime(p.Pid())

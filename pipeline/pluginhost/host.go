@@ -15,6 +15,7 @@ import (
 
 	"github.com/genpipe/genpipe/internal/suggest"
 	"github.com/genpipe/genpipe/sdk"
+	"github.com/genpipe/genpipe/sdk/client"
 )
 
 // Options configure a Host. The zero value works.
@@ -38,7 +39,7 @@ type Options struct {
 	StderrLines int
 	// SharedMemoryBytes is the size of the memory shared with each plugin
 	// process to carry tensor bytes (Linux; default
-	// sdk.DefaultSharedMemoryBytes). A call that finds no room goes inline.
+	// client.DefaultSharedMemoryBytes). A call that finds no room goes inline.
 	// Negative switches shared memory off, as GENPIPE_SHM=off does.
 	SharedMemoryBytes int
 }
@@ -327,12 +328,12 @@ func (p *Plugin) Pid() int {
 // SharedMemoryStats returns the counters of the memory the current process
 // shares with the host; ok is false when its tensors go inline (or no
 // process runs).
-func (p *Plugin) SharedMemoryStats() (stats sdk.SharedMemoryStats, ok bool) {
+func (p *Plugin) SharedMemoryStats() (stats client.SharedMemoryStats, ok bool) {
 	p.mu.Lock()
 	cur := p.cur
 	p.mu.Unlock()
 	if cur == nil {
-		return sdk.SharedMemoryStats{}, false
+		return client.SharedMemoryStats{}, false
 	}
 	return cur.rpc.SharedMemoryStats()
 }
@@ -420,7 +421,7 @@ func crashed(ctx context.Context, pr *proc, err error) bool {
 	if pr == nil || err == nil || ctx.Err() != nil {
 		return false
 	}
-	if errors.Is(err, sdk.ErrConnection) {
+	if errors.Is(err, client.ErrConnection) {
 		return true
 	}
 	return pr.exited()
@@ -484,7 +485,7 @@ func (p *Plugin) Load(ctx context.Context, req sdk.LoadRequest) (*Model, error) 
 	return mdl, nil
 }
 
-// Train runs a training run in the plugin (see sdk.Client.Train). A crash
+// Train runs a training run in the plugin (see client.Client.Train). A crash
 // is not retried, since the data already consumed cannot be replayed; it is
 // reported as a *CrashError.
 func (p *Plugin) Train(ctx context.Context, req sdk.TrainRequest, next func(context.Context) (*sdk.Batch, error), onEvent func(sdk.TrainEvent), onWeights func(w []byte, final bool)) error {
@@ -510,7 +511,7 @@ type Model struct {
 
 	mu     sync.Mutex
 	gen    int // process generation the handle belongs to
-	handle sdk.Handle
+	handle client.Handle
 	closed bool
 }
 
@@ -535,7 +536,7 @@ func (m *Model) loadIn(ctx context.Context, pr *proc) error {
 	return nil
 }
 
-func (m *Model) handleIn(ctx context.Context, pr *proc) (sdk.Handle, error) {
+func (m *Model) handleIn(ctx context.Context, pr *proc) (client.Handle, error) {
 	if err := m.loadIn(ctx, pr); err != nil {
 		return 0, err
 	}
@@ -565,21 +566,21 @@ func (m *Model) Close() error {
 
 // Encode maps images to latents.
 func (m *Model) Encode(ctx context.Context, in *sdk.Batch) (*sdk.Tensor, error) {
-	return m.do(ctx, "encode", batchLen(in), func(c *sdk.Client, h sdk.Handle) (*sdk.Tensor, error) {
+	return m.do(ctx, "encode", batchLen(in), func(c *client.Client, h client.Handle) (*sdk.Tensor, error) {
 		return c.Encode(ctx, h, in)
 	})
 }
 
 // Translate maps images to images.
 func (m *Model) Translate(ctx context.Context, in *sdk.Batch) (*sdk.Tensor, error) {
-	return m.do(ctx, "translate", batchLen(in), func(c *sdk.Client, h sdk.Handle) (*sdk.Tensor, error) {
+	return m.do(ctx, "translate", batchLen(in), func(c *client.Client, h client.Handle) (*sdk.Tensor, error) {
 		return c.Translate(ctx, h, in)
 	})
 }
 
 // Denoise removes noise from images.
 func (m *Model) Denoise(ctx context.Context, in *sdk.Batch) (*sdk.Tensor, error) {
-	return m.do(ctx, "denoise", batchLen(in), func(c *sdk.Client, h sdk.Handle) (*sdk.Tensor, error) {
+	return m.do(ctx, "denoise", batchLen(in), func(c *client.Client, h client.Handle) (*sdk.Tensor, error) {
 		return c.Denoise(ctx, h, in)
 	})
 }
@@ -590,7 +591,7 @@ func (m *Model) Generate(ctx context.Context, req sdk.GenerateRequest) (*sdk.Ten
 	if n == 0 && req.Latents != nil {
 		n = req.Latents.Len()
 	}
-	return m.do(ctx, "generate", n, func(c *sdk.Client, h sdk.Handle) (*sdk.Tensor, error) {
+	return m.do(ctx, "generate", n, func(c *client.Client, h client.Handle) (*sdk.Tensor, error) {
 		return c.Generate(ctx, h, req)
 	})
 }
@@ -605,7 +606,7 @@ func batchLen(b *sdk.Batch) int {
 // do runs one call with supervision: when the process dies under it, the
 // process is replaced and the call retried once, alone; a second death is
 // a *CrashError.
-func (m *Model) do(ctx context.Context, call string, items int, fn func(*sdk.Client, sdk.Handle) (*sdk.Tensor, error)) (*sdk.Tensor, error) {
+func (m *Model) do(ctx context.Context, call string, items int, fn func(*client.Client, client.Handle) (*sdk.Tensor, error)) (*sdk.Tensor, error) {
 	p := m.p
 	p.exclusive.RLock()
 	out, pr, err := m.attempt(ctx, fn)
@@ -626,7 +627,7 @@ func (m *Model) do(ctx context.Context, call string, items int, fn func(*sdk.Cli
 	return nil, &CrashError{Plugin: p.info.Name, Call: call, Items: items, Stderr: pr.stderr.Lines(), Err: err}
 }
 
-func (m *Model) attempt(ctx context.Context, fn func(*sdk.Client, sdk.Handle) (*sdk.Tensor, error)) (*sdk.Tensor, *proc, error) {
+func (m *Model) attempt(ctx context.Context, fn func(*client.Client, client.Handle) (*sdk.Tensor, error)) (*sdk.Tensor, *proc, error) {
 	pr, err := m.p.ensure()
 	if err != nil {
 		return nil, nil, err

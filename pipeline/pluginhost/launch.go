@@ -20,17 +20,18 @@ import (
 	"github.com/hashicorp/go-plugin/runner"
 
 	"github.com/genpipe/genpipe/sdk"
+	"github.com/genpipe/genpipe/sdk/client"
 )
 
 // proc is one running plugin process.
 type proc struct {
 	client *plugin.Client
-	rpc    *sdk.Client
+	rpc    *client.Client
 	pid    int
 	gen    int
 	stderr *stderrTail
 	// shm carries the tensor bytes of calls; nil when they go inline.
-	shm *sdk.SharedMemory
+	shm *client.SharedMemory
 
 	killOnce sync.Once
 }
@@ -138,7 +139,7 @@ func (m *Host) launch(info Info, pin string, gen int) (*proc, error) {
 	// A fresh memory per process: a call still running in a dead process
 	// can then never touch the memory of its successor.
 	shm := m.newSharedMemory(info.Name)
-	cc := sdk.NewClientConfig(nil)
+	cc := client.NewClientConfig(nil)
 	cc.Cmd = nil
 	cc.RunnerFunc = func(l hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
 		cmd := exec.Command(info.Location, info.Args...)
@@ -162,7 +163,7 @@ func (m *Host) launch(info Info, pin string, gen int) (*proc, error) {
 	cc.SyncStdout = &lineLogger{log: named, stream: "stdout"}
 	cc.StartTimeout = m.opts.StartTimeout
 	pc := plugin.NewClient(cc)
-	rpc, err := sdk.Dispense(pc)
+	rpc, err := client.Dispense(pc)
 	if err != nil {
 		pc.Kill()
 		if shm != nil {
@@ -194,15 +195,15 @@ func (m *Host) launch(info Info, pin string, gen int) (*proc, error) {
 
 // newSharedMemory creates the memory for one plugin process, or returns nil
 // when tensors go inline (switched off, or not supported here).
-func (m *Host) newSharedMemory(name string) *sdk.SharedMemory {
+func (m *Host) newSharedMemory(name string) *client.SharedMemory {
 	size := m.opts.SharedMemoryBytes
-	if size < 0 || !sdk.SharedMemoryEnabled() {
+	if size < 0 || !client.SharedMemoryEnabled() {
 		return nil
 	}
 	if size == 0 {
-		size = sdk.DefaultSharedMemoryBytes
+		size = client.DefaultSharedMemoryBytes
 	}
-	shm, err := sdk.NewSharedMemory(size)
+	shm, err := client.NewSharedMemory(size)
 	if err != nil {
 		m.log.Named("plugin").Named(name).Debug("no shared memory; tensors go inline", "error", err.Error())
 		return nil
@@ -240,7 +241,7 @@ func startError(info Info, err error, stderr []string, timeout string) error {
 	case strings.Contains(msg, "plugin exited before we could connect") || strings.Contains(msg, "Failed to read any lines"):
 		e.Reason = "it exited before completing the plugin handshake (is it a pipeline plugin built with sdk.Serve?)"
 	case strings.Contains(msg, "Incompatible API version") || strings.Contains(msg, "incompatible core API version"):
-		e.Reason = fmt.Sprintf("it speaks another protocol version (this host speaks version %d): %s", sdk.ProtocolVersion, msg)
+		e.Reason = fmt.Sprintf("it speaks another protocol version (this host speaks version %d): %s", client.ProtocolVersion, msg)
 	case strings.Contains(msg, "timeout while waiting for plugin to start"):
 		e.Reason = "it did not complete the plugin handshake within " + timeout + " (is it a pipeline plugin built with sdk.Serve?)"
 	case strings.Contains(msg, "unsupported plugin protocol"):

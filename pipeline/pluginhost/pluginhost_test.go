@@ -23,6 +23,7 @@ import (
 
 	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/sdk"
+	"github.com/genpipe/genpipe/sdk/client"
 	"github.com/genpipe/genpipe/sdk/sdktest"
 )
 
@@ -492,7 +493,7 @@ func TestPanicIsNotACrash(t *testing.T) {
 	mdl := load(t, p, sdk.CapDenoise, "gray28", nil)
 	_, err := mdl.Denoise(ctx(t), &sdk.Batch{Tensor: images(1, 1, 28, 28, 1), Seeds: []uint64{sdktest.SeedPanic}})
 	var ce *pluginhost.CrashError
-	if !errors.Is(err, sdk.ErrPanic) || errors.As(err, &ce) || err.Error() != "plugin testplug: denoise: panic: injected panic" {
+	if !errors.Is(err, client.ErrPanic) || errors.As(err, &ce) || err.Error() != "plugin testplug: denoise: panic: injected panic" {
 		t.Errorf("got %v", err)
 	}
 	if p.Pid() != pid || p.Restarts() != 0 {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/sdk"
+	"github.com/genpipe/genpipe/sdk/client"
 )
 
 // The shared-memory data plane under supervision. The sdk package tests the
@@ -16,7 +17,7 @@ import (
 
 func needSharedMemory(t *testing.T) {
 	t.Helper()
-	if runtime.GOOS != "linux" || !sdk.SharedMemoryEnabled() {
+	if runtime.GOOS != "linux" || !client.SharedMemoryEnabled() {
 		t.Skip("no shared memory on this OS or with GENPIPE_SHM=off")
 	}
 }
@@ -84,10 +85,10 @@ func TestSharedMemoryOff(t *testing.T) {
 	}{
 		{"GENPIPE_SHM=off", "off", 0, nil},
 		{"Options.SharedMemoryBytes < 0", "", -1, nil},
-		{"the plugin does not map it", "", 0, []string{sdk.SharedMemoryEnv + "=off"}},
+		{"the plugin does not map it", "", 0, []string{client.SharedMemoryEnv + "=off"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Setenv(sdk.SharedMemoryEnv, tt.env)
+			t.Setenv(client.SharedMemoryEnv, tt.env)
 			m, _ := newHostWith(t, pluginhost.Options{SharedMemoryBytes: tt.size, Env: tt.pluginEnv})
 			p := open(t, m, pluginhost.Ref{Name: "testplug"})
 			mdl := load(t, p, sdk.CapTranslate, "rgb8", sdk.Params{"op": "invert"})

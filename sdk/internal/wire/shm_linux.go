@@ -1,4 +1,4 @@
-package sdk
+package wire
 
 import (
 	"crypto/rand"
@@ -15,8 +15,8 @@ import (
 // returns an error that wraps errors.ErrUnsupported and hosts use the inline
 // path.
 func NewSharedMemory(size int) (*SharedMemory, error) {
-	if size < 2*shmHeaderBytes {
-		return nil, fmt.Errorf("sdk: shared memory: size %d is too small (at least %d bytes)", size, 2*shmHeaderBytes)
+	if size < 2*HeaderBytes {
+		return nil, fmt.Errorf("sdk: shared memory: size %d is too small (at least %d bytes)", size, 2*HeaderBytes)
 	}
 	fd, err := unix.MemfdCreate("genpipe-shm", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
@@ -39,16 +39,16 @@ func NewSharedMemory(size int) (*SharedMemory, error) {
 	if err != nil {
 		return fail("mmap", err)
 	}
-	var token [shmTokenBytes]byte
+	var token [tokenBytes]byte
 	_, _ = rand.Read(token[:])
 	return newSharedMemory(mem, file, unix.Munmap, token), nil
 }
 
-// mapSharedMemoryFromEnv maps the memory the host passed to this process,
+// MapSharedMemoryFromEnv maps the memory the host passed to this process,
 // if any. It clears the variables that named it and closes the descriptor
 // (the mapping keeps the memory), so a process this plugin starts inherits
 // neither.
-func mapSharedMemoryFromEnv() (*shmPeer, error) {
+func MapSharedMemoryFromEnv() (*Peer, error) {
 	fdStr, sizeStr := os.Getenv(shmFDEnv), os.Getenv(shmSizeEnv)
 	if fdStr == "" {
 		return nil, nil
@@ -64,8 +64,8 @@ func mapSharedMemoryFromEnv() (*shmPeer, error) {
 		return nil, nil
 	}
 	size, err := strconv.Atoi(sizeStr)
-	if err != nil || size < shmHeaderBytes {
-		return nil, fmt.Errorf("%s=%q is not a size of at least %d bytes", shmSizeEnv, sizeStr, shmHeaderBytes)
+	if err != nil || size < HeaderBytes {
+		return nil, fmt.Errorf("%s=%q is not a size of at least %d bytes", shmSizeEnv, sizeStr, HeaderBytes)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
@@ -84,7 +84,7 @@ func mapSharedMemoryFromEnv() (*shmPeer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mmap: %w", err)
 	}
-	p, err := newShmPeer(mem)
+	p, err := newPeer(mem)
 	if err != nil {
 		_ = unix.Munmap(mem)
 		return nil, err

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package sdk
+package wire
 
 import (
 	"errors"
@@ -14,5 +14,5 @@ func NewSharedMemory(size int) (*SharedMemory, error) {
 	return nil, fmt.Errorf("sdk: shared memory: %w on this operating system", errors.ErrUnsupported)
 }
 
-// mapSharedMemoryFromEnv maps nothing: plugins use the inline path.
-func mapSharedMemoryFromEnv() (*shmPeer, error) { return nil, nil }
+// MapSharedMemoryFromEnv maps nothing: plugins use the inline path.
+func MapSharedMemoryFromEnv() (*Peer, error) { return nil, nil }

@@ -1,21 +1,26 @@
-package sdk
+// Package wire is the plugin protocol both sides speak: the go-plugin
+// handshake and plugin set, the gRPC options and message limits, the tensor
+// codec, and the shared-memory data plane (the host's arena and the
+// plugin's view of it). Package sdk serves it, package sdk/client calls it;
+// the generated messages are in sdk/internal/proto.
+//
+// wire does not import sdk (sdk imports it, to serve), so it works on the
+// wire messages, not on the contract's Go types.
+package wire
 
 import (
 	"context"
-	"fmt"
-	"os/exec"
-	"runtime/debug"
-	"sync"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
 	pb "github.com/genpipe/genpipe/sdk/internal/proto"
 )
 
-// ProtocolVersion is the version of the wire contract in sdk/internal/proto. Host and
-// plugin negotiate it through go-plugin's VersionedPlugins; bump it (and keep
-// serving the old set) when the proto changes incompatibly.
+// ProtocolVersion is the version of the wire contract in sdk/internal/proto.
+// Host and plugin negotiate it through go-plugin's VersionedPlugins; bump it
+// (and keep serving the old set) when the proto changes incompatibly.
 const ProtocolVersion = 1
 
 // PluginKey is the name under which the model service is registered in the
@@ -45,41 +50,33 @@ var Handshake = plugin.HandshakeConfig{
 	MagicCookieValue: "3f1c9a7e-genpipe-model-plugin",
 }
 
-// GRPCPlugin adapts the model service to go-plugin. On the plugin side Impl
-// is served; on the host side Dispense returns a *[Client].
+// GRPCPlugin adapts the model service to go-plugin. On the plugin side
+// Impl is served; on the host side Dispense returns the
+// *grpc.ClientConn, which sdk/client wraps.
 type GRPCPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	// Impl is the plugin implementation (nil on the host side).
-	Impl Plugin
-
-	server *server // set by Serve, built from Impl otherwise
+	// Impl is the plugin side of every call (nil on the host side).
+	Impl pb.PluginServer
 }
 
 var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
 
 // GRPCServer registers the model service; go-plugin calls it in the plugin.
 func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	srv := p.server
-	if srv == nil {
-		var err error
-		if srv, err = newServer(p.Impl, nil); err != nil {
-			return err
-		}
-	}
-	pb.RegisterPluginServer(s, srv)
+	pb.RegisterPluginServer(s, p.Impl)
 	return nil
 }
 
-// GRPCClient returns a *Client; go-plugin calls it in the host.
+// GRPCClient returns the connection; go-plugin calls it in the host.
 func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return NewClient(c), nil
+	return c, nil
 }
 
 // PluginSets returns the versioned plugin sets for go-plugin's
 // ClientConfig/ServeConfig.VersionedPlugins. The host passes nil.
-func PluginSets(impl Plugin) map[int]plugin.PluginSet {
+func PluginSets(srv pb.PluginServer) map[int]plugin.PluginSet {
 	return map[int]plugin.PluginSet{
-		ProtocolVersion: {PluginKey: &GRPCPlugin{Impl: impl}},
+		ProtocolVersion: {PluginKey: &GRPCPlugin{Impl: srv}},
 	}
 }
 
@@ -109,60 +106,9 @@ func DialOptions() []grpc.DialOption {
 	}
 }
 
-// NewClientConfig returns a go-plugin client configuration that launches cmd
-// as a plugin: the shared handshake, the versioned plugin set, gRPC only and
-// the dial options above. Callers add Logger, Stderr, Managed, SecureConfig
-// or replace Cmd with a RunnerFunc as they need.
-func NewClientConfig(cmd *exec.Cmd) *plugin.ClientConfig {
-	return &plugin.ClientConfig{
-		HandshakeConfig:  Handshake,
-		VersionedPlugins: PluginSets(nil),
-		Cmd:              cmd,
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		GRPCDialOptions:  DialOptions(),
-	}
-}
-
-// Dispense connects a started (or startable) go-plugin client and returns the
-// model client. It starts the process if needed.
-func Dispense(pc *plugin.Client) (*Client, error) {
-	rpc, err := pc.Client()
-	if err != nil {
-		return nil, err
-	}
-	raw, err := rpc.Dispense(PluginKey)
-	if err != nil {
-		return nil, err
-	}
-	c, ok := raw.(*Client)
-	if !ok {
-		return nil, fmt.Errorf("sdk: dispense: got %T, want *sdk.Client", raw)
-	}
-	return c, nil
-}
-
-// modulePath is the module that holds this package.
-const modulePath = "github.com/genpipe/genpipe"
-
-var sdkVersion = sync.OnceValue(func() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	if bi.Main.Path == modulePath {
-		return bi.Main.Version
-	}
-	for _, d := range bi.Deps {
-		if d.Path == modulePath {
-			if d.Replace != nil {
-				return d.Version + " (replaced by " + d.Replace.Path + ")"
-			}
-			return d.Version
-		}
-	}
-	return "unknown"
-})
-
-// SDKVersion is the version of the sdk module this binary was built with, as
-// recorded in its build info ("(devel)" inside the sdk's own module).
-func SDKVersion() string { return sdkVersion() }
+// NewServer builds the plugin side of every call for impl, an sdk.Plugin,
+// logging to log (nil: a default logger) and taking tensor bytes through
+// peer (nil: inline only). Package sdk, which this package cannot import,
+// sets it when it is initialised; tests in other packages use it to pair a
+// client with a server in one process.
+var NewServer func(impl any, log hclog.Logger, peer *Peer) (pb.PluginServer, error)

@@ -1,4 +1,4 @@
-package sdk
+package client
 
 import (
 	"bytes"
@@ -13,7 +13,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/genpipe/genpipe/sdk"
 	pb "github.com/genpipe/genpipe/sdk/internal/proto"
+	"github.com/genpipe/genpipe/sdk/internal/wire"
 )
 
 // Errors a [Client] call may wrap; test with errors.Is.
@@ -36,7 +38,7 @@ type Handle uint64
 
 // Client is the host's side of one plugin connection. It is safe for
 // concurrent use. Large batches are split so that no message exceeds
-// ChunkBytes, and the parts' results are joined again. Tensor bytes travel
+// ChunkBytes, and the parts' results are joined again. sdk.Tensor bytes travel
 // in the gRPC messages unless [Client.UseSharedMemory] turned the
 // shared-memory data plane on. Tensors a call returns are the caller's own.
 type Client struct {
@@ -44,13 +46,13 @@ type Client struct {
 	shm atomic.Pointer[SharedMemory]
 
 	mu      sync.Mutex
-	desc    *Description
+	desc    *sdk.Description
 	handles map[Handle]*handleInfo
 }
 
 type handleInfo struct {
-	cap    Capability
-	preset *Preset
+	cap    sdk.Capability
+	preset *sdk.Preset
 }
 
 // NewClient wraps a gRPC connection to a plugin. Hosts normally get a Client
@@ -123,7 +125,7 @@ func (c *Client) rpcErr(ctx context.Context, call string, err error) error {
 
 // Describe returns the plugin's description. The first successful answer is
 // cached; callers must not modify it.
-func (c *Client) Describe(ctx context.Context) (Description, error) {
+func (c *Client) Describe(ctx context.Context) (sdk.Description, error) {
 	c.mu.Lock()
 	d := c.desc
 	c.mu.Unlock()
@@ -132,7 +134,7 @@ func (c *Client) Describe(ctx context.Context) (Description, error) {
 	}
 	resp, err := c.rpc.Describe(ctx, &pb.DescribeRequest{})
 	if err != nil {
-		return Description{}, c.rpcErr(ctx, "describe", err)
+		return sdk.Description{}, c.rpcErr(ctx, "describe", err)
 	}
 	desc := descriptionFromProto(resp)
 	c.mu.Lock()
@@ -161,7 +163,7 @@ func (c *Client) UseSharedMemory(ctx context.Context, m *SharedMemory) (bool, er
 		c.desc = &desc
 	}
 	c.mu.Unlock()
-	if m == nil || resp.ShmSize != uint64(m.Size()) || !bytes.Equal(resp.ShmToken, m.token[:]) {
+	if m == nil || resp.ShmSize != uint64(m.Size()) || !bytes.Equal(resp.ShmToken, m.Token()) {
 		return false, nil
 	}
 	c.shm.Store(m)
@@ -181,7 +183,7 @@ func (c *Client) SharedMemoryStats() (stats SharedMemoryStats, ok bool) {
 // lease takes shared memory for a call with the given input tensor (nil:
 // none) and expected output bytes (0: unknown), or returns nil when the call
 // goes inline: no shared memory, too few bytes to gain from it, or no room.
-func (c *Client) lease(in *Tensor, outBytes int) *shmLease {
+func (c *Client) lease(in *sdk.Tensor, outBytes int) *wire.Lease {
 	m := c.shm.Load()
 	if m == nil {
 		return nil
@@ -190,20 +192,20 @@ func (c *Client) lease(in *Tensor, outBytes int) *shmLease {
 	if in != nil {
 		inBytes = len(in.Data)
 	}
-	if inBytes+outBytes < shmMinBytes {
+	if inBytes+outBytes < wire.MinBytes {
 		return nil
 	}
-	return m.lease(inBytes, outBytes)
+	return m.Lease(inBytes, outBytes)
 }
 
 // Load prepares a model for one stage. req.Logger is ignored (the plugin
 // logs to its own stderr).
-func (c *Client) Load(ctx context.Context, req LoadRequest) (Handle, error) {
+func (c *Client) Load(ctx context.Context, req sdk.LoadRequest) (Handle, error) {
 	desc, err := c.Describe(ctx)
 	if err != nil {
 		return 0, err
 	}
-	params, err := paramsToProto(req.Params)
+	params, err := wire.ParamsToProto(req.Params)
 	if err != nil {
 		return 0, fmt.Errorf("%s%v", c.prefix("load"), err)
 	}
@@ -244,23 +246,23 @@ func (c *Client) info(h Handle) *handleInfo {
 }
 
 // Encode maps images to latents.
-func (c *Client) Encode(ctx context.Context, h Handle, in *Batch) (*Tensor, error) {
-	return c.batchCall(ctx, CapEncode, h, in, c.rpc.Encode)
+func (c *Client) Encode(ctx context.Context, h Handle, in *sdk.Batch) (*sdk.Tensor, error) {
+	return c.batchCall(ctx, sdk.CapEncode, h, in, c.rpc.Encode)
 }
 
 // Translate maps images to images.
-func (c *Client) Translate(ctx context.Context, h Handle, in *Batch) (*Tensor, error) {
-	return c.batchCall(ctx, CapTranslate, h, in, c.rpc.Translate)
+func (c *Client) Translate(ctx context.Context, h Handle, in *sdk.Batch) (*sdk.Tensor, error) {
+	return c.batchCall(ctx, sdk.CapTranslate, h, in, c.rpc.Translate)
 }
 
 // Denoise removes noise from images.
-func (c *Client) Denoise(ctx context.Context, h Handle, in *Batch) (*Tensor, error) {
-	return c.batchCall(ctx, CapDenoise, h, in, c.rpc.Denoise)
+func (c *Client) Denoise(ctx context.Context, h Handle, in *sdk.Batch) (*sdk.Tensor, error) {
+	return c.batchCall(ctx, sdk.CapDenoise, h, in, c.rpc.Denoise)
 }
 
 type batchRPC func(context.Context, *pb.BatchRequest, ...grpc.CallOption) (*pb.TensorResponse, error)
 
-func (c *Client) batchCall(ctx context.Context, cap Capability, h Handle, in *Batch, rpc batchRPC) (*Tensor, error) {
+func (c *Client) batchCall(ctx context.Context, cap sdk.Capability, h Handle, in *sdk.Batch, rpc batchRPC) (*sdk.Tensor, error) {
 	call := string(cap)
 	if in == nil || in.Tensor == nil {
 		return nil, fmt.Errorf("%s%w: no input tensor", c.prefix(call), ErrInvalid)
@@ -288,23 +290,23 @@ func (c *Client) batchCall(ctx context.Context, cap Capability, h Handle, in *Ba
 		// which fits image-to-image calls; a larger answer goes inline.
 		outItem = in.ItemBytes()
 	}
-	return c.split(ctx, call, n, per, func(i, j int) (*Tensor, error) {
+	return c.split(ctx, call, n, per, func(i, j int) (*sdk.Tensor, error) {
 		part := in.Tensor.Slice(i, j)
 		req := &pb.BatchRequest{Handle: uint64(h)}
 		if len(in.Seeds) > 0 {
 			req.Seeds = in.Seeds[i:j]
 		}
 		if len(in.Labels) > 0 {
-			req.Labels = labelsToProto(in.Labels[i:j])
+			req.Labels = wire.LabelsToProto(in.Labels[i:j])
 		}
 		l := c.lease(part, outItem*(j-i))
 		if l == nil {
 			req.Tensor = tensorToProto(part)
 		} else {
-			defer l.release()
-			req.Tensor, req.Shm = l.tensorIn(part), l.call()
+			defer l.Release()
+			req.Tensor, req.Shm = l.TensorIn(tensorToProto(part), part.Data), l.Call()
 		}
-		resp, err := rpc(ctx, req, callOptions...)
+		resp, err := rpc(ctx, req, wire.CallOptions...)
 		if err != nil {
 			return nil, err
 		}
@@ -314,7 +316,7 @@ func (c *Client) batchCall(ctx context.Context, cap Capability, h Handle, in *Ba
 
 // Generate makes one image per seed (or per latent when only latents are
 // given).
-func (c *Client) Generate(ctx context.Context, h Handle, req GenerateRequest) (*Tensor, error) {
+func (c *Client) Generate(ctx context.Context, h Handle, req sdk.GenerateRequest) (*sdk.Tensor, error) {
 	const call = "generate"
 	n := len(req.Seeds)
 	latItem := 0
@@ -333,26 +335,26 @@ func (c *Client) Generate(ctx context.Context, h Handle, req GenerateRequest) (*
 	if len(req.Labels) != 0 && len(req.Labels) != n {
 		return nil, fmt.Errorf("%s%w: %d labels for %d seeds", c.prefix(call), ErrInvalid, len(req.Labels), n)
 	}
-	per := MaxGenerateItems
-	outItem := c.outItemBytes(h, CapGenerate, nil)
+	per := wire.MaxGenerateItems
+	outItem := c.outItemBytes(h, sdk.CapGenerate, nil)
 	if outItem > 0 || latItem > 0 {
 		var err error
 		if per, err = itemsPerCall(max(outItem, latItem)); err != nil {
 			return nil, fmt.Errorf("%s%w: %v", c.prefix(call), ErrTooLarge, err)
 		}
 		if outItem == 0 {
-			per = min(per, MaxGenerateItems)
+			per = min(per, wire.MaxGenerateItems)
 		}
 	}
-	return c.split(ctx, call, n, per, func(i, j int) (*Tensor, error) {
+	return c.split(ctx, call, n, per, func(i, j int) (*sdk.Tensor, error) {
 		r := &pb.GenerateRequest{Handle: uint64(h)}
 		if len(req.Seeds) > 0 {
 			r.Seeds = req.Seeds[i:j]
 		}
 		if len(req.Labels) > 0 {
-			r.Labels = labelsToProto(req.Labels[i:j])
+			r.Labels = wire.LabelsToProto(req.Labels[i:j])
 		}
-		var lat *Tensor
+		var lat *sdk.Tensor
 		if req.Latents != nil {
 			lat = req.Latents.Slice(i, j)
 			r.Latents = tensorToProto(lat)
@@ -360,18 +362,18 @@ func (c *Client) Generate(ctx context.Context, h Handle, req GenerateRequest) (*
 		// With an unknown output size (outItem 0) no room is offered and
 		// the images come back inline.
 		if l := c.lease(lat, outItem*(j-i)); l != nil {
-			defer l.release()
-			r.Shm = l.call()
+			defer l.Release()
+			r.Shm = l.Call()
 			if lat != nil {
-				r.Latents = l.tensorIn(lat)
+				r.Latents = l.TensorIn(r.Latents, lat.Data)
 			}
-			resp, err := c.rpc.Generate(ctx, r, callOptions...)
+			resp, err := c.rpc.Generate(ctx, r, wire.CallOptions...)
 			if err != nil {
 				return nil, err
 			}
 			return tensorFromLease(resp.Tensor, l)
 		}
-		resp, err := c.rpc.Generate(ctx, r, callOptions...)
+		resp, err := c.rpc.Generate(ctx, r, wire.CallOptions...)
 		if err != nil {
 			return nil, err
 		}
@@ -392,12 +394,12 @@ func itemsPerCall(item int) (int, error) {
 
 // outItemBytes estimates the bytes of one output item from the preset's
 // Output spec; zero sizes mean "same as the input". It returns 0 when unknown.
-func (c *Client) outItemBytes(h Handle, cap Capability, in *Tensor) int {
+func (c *Client) outItemBytes(h Handle, cap sdk.Capability, in *sdk.Tensor) int {
 	info := c.info(h)
 	if info == nil || info.preset == nil {
 		return 0
 	}
-	if cap == CapEncode {
+	if cap == sdk.CapEncode {
 		if l := info.preset.Latent; l != nil {
 			return l.Dim * 4
 		}
@@ -433,8 +435,8 @@ func (c *Client) outItemBytes(h Handle, cap Capability, in *Tensor) int {
 // split runs fn over [0,n) in parts of at most per items and joins the
 // results. A part whose response turns out larger than the limit is halved
 // and retried.
-func (c *Client) split(ctx context.Context, call string, n, per int, fn func(i, j int) (*Tensor, error)) (*Tensor, error) {
-	var parts []*Tensor
+func (c *Client) split(ctx context.Context, call string, n, per int, fn func(i, j int) (*sdk.Tensor, error)) (*sdk.Tensor, error) {
+	var parts []*sdk.Tensor
 	var run func(i, j int) error
 	run = func(i, j int) error {
 		t, err := fn(i, j)
@@ -467,14 +469,24 @@ func (c *Client) split(ctx context.Context, call string, n, per int, fn func(i, 
 	if len(parts) == 1 {
 		return parts[0], nil
 	}
-	out, err := Concat(parts...)
+	out, err := sdk.Concat(parts...)
 	if err != nil {
 		return nil, fmt.Errorf("%sjoining the parts of a split batch: %v", c.prefix(call), err)
 	}
 	return out, nil
 }
 
-func shapeOf(t *Tensor) any {
+// tensorFromLease converts a response tensor, copying bytes the plugin
+// answered through the lease l out of shared memory (see wire.Resolve).
+func tensorFromLease(t *pb.Tensor, l *wire.Lease) (*sdk.Tensor, error) {
+	t, err := wire.Resolve(t, l)
+	if err != nil {
+		return nil, err
+	}
+	return tensorFromProto(t)
+}
+
+func shapeOf(t *sdk.Tensor) any {
 	if t == nil {
 		return "no"
 	}

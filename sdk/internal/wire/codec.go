@@ -1,4 +1,4 @@
-package sdk
+package wire
 
 import (
 	"fmt"
@@ -121,5 +121,5 @@ func (tensorCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	return proto.Unmarshal(buf, pm)
 }
 
-// callOptions select the tensor codec for the model service's calls.
-var callOptions = []grpc.CallOption{grpc.CallContentSubtype(codecName)}
+// CallOptions select the tensor codec for the model service's calls.
+var CallOptions = []grpc.CallOption{grpc.CallContentSubtype(codecName)}

@@ -1,4 +1,4 @@
-package sdk
+package wire
 
 import (
 	"bytes"
@@ -25,7 +25,7 @@ import (
 // image, an order of magnitude more than a memcpy. Instead the host creates
 // one anonymous shared memory file (memfd) per plugin process, maps it, and
 // hands it to the child as an inherited file descriptor named by
-// GENPIPE_SHM_FD and GENPIPE_SHM_SIZE. [Serve] maps it too and says so in
+// GENPIPE_SHM_FD and GENPIPE_SHM_SIZE. The plugin (sdk.Serve) maps it too and says so in
 // its description (echoing a random token from the memory's header, which
 // proves it mapped the right file). From then on, for each call:
 //
@@ -73,20 +73,20 @@ const (
 
 // Layout of the memory: a header page (magic, token, size), then the arena.
 const (
-	shmHeaderBytes = 4096
-	shmMagic       = "genpipe\x01"
-	shmTokenBytes  = 16
+	HeaderBytes = 4096
+	shmMagic    = "genpipe\x01"
+	tokenBytes  = 16
 	// shmAlign aligns every block (a cache line; the state word needs 8).
 	shmAlign = 64
-	// shmMinBytes is the smallest call that uses shared memory; below it
+	// MinBytes is the smallest call that uses shared memory; below it
 	// the bytes are too few for the arena's bookkeeping to pay off.
-	shmMinBytes = 1024
+	MinBytes = 1024
 )
 
 // States of a call's state word.
 const (
-	shmBusy uint32 = 1 // set by the host before the call
-	shmDone uint32 = 2 // set by the plugin when it no longer touches the block
+	StateBusy uint32 = 1 // set by the host before the call
+	StateDone uint32 = 2 // set by the plugin when it no longer touches the block
 )
 
 // ErrSharedMemory reports a shared-memory reference that is malformed or
@@ -106,12 +106,12 @@ func SharedMemoryEnabled() bool {
 // SharedMemory is the memory a host shares with one plugin process to carry
 // tensor bytes (Linux only; see [NewSharedMemory]). A host creates one per
 // process it starts, passes it to the process with Attach before the start,
-// turns it on with [Client.UseSharedMemory] after the handshake, and closes
+// turns it on with the client's UseSharedMemory after the handshake, and closes
 // it when the process is gone. It is safe for concurrent use.
 type SharedMemory struct {
 	mem   []byte
 	file  *os.File
-	token [shmTokenBytes]byte
+	token [tokenBytes]byte
 	unmap func([]byte) error
 
 	mu      sync.Mutex
@@ -145,19 +145,37 @@ type span struct{ off, n int }
 func alignUp(n int) int { return (n + shmAlign - 1) &^ (shmAlign - 1) }
 
 // newSharedMemory sets up the header and the arena over a fresh mapping.
-func newSharedMemory(mem []byte, file *os.File, unmap func([]byte) error, token [shmTokenBytes]byte) *SharedMemory {
+func newSharedMemory(mem []byte, file *os.File, unmap func([]byte) error, token [tokenBytes]byte) *SharedMemory {
 	m := &SharedMemory{mem: mem, file: file, unmap: unmap, token: token}
 	copy(mem, shmMagic)
 	copy(mem[len(shmMagic):], token[:])
-	binary.LittleEndian.PutUint64(mem[len(shmMagic)+shmTokenBytes:], uint64(len(mem)))
-	if end := len(mem) &^ (shmAlign - 1); end > shmHeaderBytes {
-		m.free = []span{{shmHeaderBytes, end - shmHeaderBytes}}
+	binary.LittleEndian.PutUint64(mem[len(shmMagic)+tokenBytes:], uint64(len(mem)))
+	if end := len(mem) &^ (shmAlign - 1); end > HeaderBytes {
+		m.free = []span{{HeaderBytes, end - HeaderBytes}}
 	}
 	return m
 }
 
 // Size is the size of the memory in bytes.
 func (m *SharedMemory) Size() int { return len(m.mem) }
+
+// Token is the random token in the memory's header: a plugin that mapped
+// the memory echoes it in its description.
+func (m *SharedMemory) Token() []byte { return m.token[:] }
+
+// NewInProcessMemory returns a SharedMemory of size bytes over ordinary
+// memory, for tests that run host and plugin in one process (on every OS);
+// [SharedMemory.Peer] is the plugin's view of it.
+func NewInProcessMemory(size int) *SharedMemory {
+	return newSharedMemory(make([]byte, size), nil, nil, [tokenBytes]byte{1, 2, 3})
+}
+
+// Peer returns the plugin's view of the memory in this process (for
+// in-process tests).
+func (m *SharedMemory) Peer() (*Peer, error) { return newPeer(m.mem) }
+
+// Bytes returns the memory itself (for in-process tests).
+func (m *SharedMemory) Bytes() []byte { return m.mem }
 
 // Attach makes cmd inherit the memory: it appends the memory's file to
 // cmd.ExtraFiles and names it in cmd.Env (starting from os.Environ() when
@@ -222,23 +240,27 @@ func (m *SharedMemory) Stats() SharedMemoryStats {
 	}
 }
 
+// StateWord is the state word at off of mem (8-aligned, inside the
+// memory). Tests use it to play a call's host side.
+func StateWord(mem []byte, off int) *uint32 { return word(mem, off) }
+
 // word is the state word at off (8-aligned, inside the memory).
 func word(mem []byte, off int) *uint32 {
 	return (*uint32)(unsafe.Pointer(&mem[off]))
 }
 
-// shmLease is one call's block: the state word, the input bytes and room
+// Lease is one call's block: the state word, the input bytes and room
 // for the output. The host copies through it until release.
-type shmLease struct {
+type Lease struct {
 	m     *SharedMemory
 	block span
 	in    span
 	out   span
 }
 
-// lease takes a block for a call with inBytes of input and room for outCap
+// Lease takes a block for a call with inBytes of input and room for outCap
 // bytes of output. It returns nil when the memory is closed or full.
-func (m *SharedMemory) lease(inBytes, outCap int) *shmLease {
+func (m *SharedMemory) Lease(inBytes, outCap int) *Lease {
 	size := shmAlign + alignUp(inBytes) + alignUp(outCap)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -254,8 +276,8 @@ func (m *SharedMemory) lease(inBytes, outCap int) *shmLease {
 	m.leases++
 	m.inUse += size
 	m.calls.Add(1)
-	atomic.StoreUint32(word(m.mem, off), shmBusy)
-	return &shmLease{
+	atomic.StoreUint32(word(m.mem, off), StateBusy)
+	return &Lease{
 		m:     m,
 		block: span{off, size},
 		in:    span{off + shmAlign, inBytes},
@@ -263,12 +285,12 @@ func (m *SharedMemory) lease(inBytes, outCap int) *shmLease {
 	}
 }
 
-// release ends the host's use of the block: it is free again if the plugin
+// Release ends the host's use of the block: it is free again if the plugin
 // is done with it, else pending until it is.
-func (l *shmLease) release() {
+func (l *Lease) Release() {
 	m := l.m
 	m.mu.Lock()
-	if atomic.LoadUint32(word(m.mem, l.block.off)) == shmDone {
+	if atomic.LoadUint32(word(m.mem, l.block.off)) == StateDone {
 		m.freeLocked(l.block)
 	} else {
 		m.pending = append(m.pending, l.block)
@@ -288,7 +310,7 @@ func (m *SharedMemory) sweepLocked() {
 	}
 	keep := m.pending[:0]
 	for _, b := range m.pending {
-		if atomic.LoadUint32(word(m.mem, b.off)) == shmDone {
+		if atomic.LoadUint32(word(m.mem, b.off)) == StateDone {
 			m.freeLocked(b)
 		} else {
 			keep = append(keep, b)
@@ -330,18 +352,15 @@ func (m *SharedMemory) freeLocked(b span) {
 	}
 }
 
-// tensorIn puts t's bytes into the block and returns its wire form, which
-// carries only their place.
-func (l *shmLease) tensorIn(t *Tensor) *pb.Tensor {
-	copy(l.m.mem[l.in.off:l.in.off+l.in.n], t.Data)
-	p := tensorToProto(&Tensor{Shape: t.Shape, DType: t.DType, Space: t.Space})
-	p.Data = nil
-	p.Shm = &pb.ShmRegion{Offset: uint64(l.in.off), Length: uint64(l.in.n)}
-	return p
+// TensorIn puts data, the bytes of tensor t (whose own Data is ignored),
+// into the block and returns t's wire form carrying only their place.
+func (l *Lease) TensorIn(t *pb.Tensor, data []byte) *pb.Tensor {
+	copy(l.m.mem[l.in.off:l.in.off+l.in.n], data)
+	return &pb.Tensor{Shape: t.Shape, Dtype: t.Dtype, Space: t.Space, Shm: &pb.ShmRegion{Offset: uint64(l.in.off), Length: uint64(l.in.n)}}
 }
 
-// call is the request's invitation to answer through the block.
-func (l *shmLease) call() *pb.ShmCall {
+// Call is the request's invitation to answer through the block.
+func (l *Lease) Call() *pb.ShmCall {
 	c := &pb.ShmCall{State: uint64(l.block.off)}
 	if l.out.n > 0 {
 		c.Out = &pb.ShmRegion{Offset: uint64(l.out.off), Length: uint64(l.out.n)}
@@ -349,13 +368,14 @@ func (l *shmLease) call() *pb.ShmCall {
 	return c
 }
 
-// tensorFromLease converts a response tensor: one that answers through
-// shared memory must lie inside the output room of the call's lease (nil
-// when none was offered); its bytes are copied out, so the result outlives
-// the lease.
-func tensorFromLease(t *pb.Tensor, l *shmLease) (*Tensor, error) {
+// Resolve returns a response tensor with its bytes inline: one that
+// answers through shared memory must lie inside the output room of the
+// call's lease l (nil when none was offered); its bytes are copied out, so
+// the result outlives the lease. A tensor without a reference is returned
+// as it is.
+func Resolve(t *pb.Tensor, l *Lease) (*pb.Tensor, error) {
 	if t == nil || t.Shm == nil {
-		return tensorFromProto(t)
+		return t, nil
 	}
 	if l == nil || l.out.n == 0 {
 		return nil, fmt.Errorf("%w: the plugin answered through shared memory, which the host did not offer for this call", ErrSharedMemory)
@@ -370,59 +390,64 @@ func tensorFromLease(t *pb.Tensor, l *shmLease) (*Tensor, error) {
 	}
 	// append, unlike make and copy, does not zero the new memory first.
 	data := append([]byte(nil), l.m.mem[off:off+n]...)
-	c := &pb.Tensor{Shape: t.Shape, Dtype: t.Dtype, Space: t.Space, Data: data}
-	return tensorFromProto(c)
+	return &pb.Tensor{Shape: t.Shape, Dtype: t.Dtype, Space: t.Space, Data: data}, nil
 }
 
-// shmPeer is the plugin's mapping of the host's memory.
-type shmPeer struct {
+// Peer is the plugin's mapping of the host's memory.
+type Peer struct {
 	mem   []byte
 	token []byte
 }
 
-// newShmPeer checks the header of a mapping made from the host's memory.
-func newShmPeer(mem []byte) (*shmPeer, error) {
-	if len(mem) < shmHeaderBytes {
-		return nil, fmt.Errorf("the shared memory is %d bytes, less than its %d-byte header", len(mem), shmHeaderBytes)
+// newPeer checks the header of a mapping made from the host's memory.
+func newPeer(mem []byte) (*Peer, error) {
+	if len(mem) < HeaderBytes {
+		return nil, fmt.Errorf("the shared memory is %d bytes, less than its %d-byte header", len(mem), HeaderBytes)
 	}
 	if string(mem[:len(shmMagic)]) != shmMagic {
 		return nil, errors.New("the shared memory does not start with the expected header")
 	}
-	if n := binary.LittleEndian.Uint64(mem[len(shmMagic)+shmTokenBytes:]); n != uint64(len(mem)) {
+	if n := binary.LittleEndian.Uint64(mem[len(shmMagic)+tokenBytes:]); n != uint64(len(mem)) {
 		return nil, fmt.Errorf("the shared memory's header says %d bytes, the mapping has %d", n, len(mem))
 	}
-	token := bytes.Clone(mem[len(shmMagic) : len(shmMagic)+shmTokenBytes])
-	return &shmPeer{mem: mem, token: token}, nil
+	token := bytes.Clone(mem[len(shmMagic) : len(shmMagic)+tokenBytes])
+	return &Peer{mem: mem, token: token}, nil
 }
+
+// Token is the token read from the memory's header.
+func (p *Peer) Token() []byte { return p.token }
+
+// Size is the size of the mapping in bytes.
+func (p *Peer) Size() int { return len(p.mem) }
 
 // region returns the bytes a reference names, after checking that they lie
 // in the arena. The slice's capacity ends with it, so an append by the
 // implementation reallocates instead of writing past the region.
-func (p *shmPeer) region(what string, r *pb.ShmRegion) ([]byte, error) {
+func (p *Peer) region(what string, r *pb.ShmRegion) ([]byte, error) {
 	if p == nil {
 		return nil, fmt.Errorf("%w: %s is in shared memory, but this plugin process has none", ErrSharedMemory, what)
 	}
 	size := uint64(len(p.mem))
-	if r.Offset < shmHeaderBytes || r.Offset > size || r.Length > size-r.Offset {
-		return nil, fmt.Errorf("%w: %s [%d, +%d) is outside the shared memory's arena [%d, %d)", ErrSharedMemory, what, r.Offset, r.Length, shmHeaderBytes, size)
+	if r.Offset < HeaderBytes || r.Offset > size || r.Length > size-r.Offset {
+		return nil, fmt.Errorf("%w: %s [%d, +%d) is outside the shared memory's arena [%d, %d)", ErrSharedMemory, what, r.Offset, r.Length, HeaderBytes, size)
 	}
 	lo, hi := int(r.Offset), int(r.Offset+r.Length)
 	return p.mem[lo:hi:hi], nil
 }
 
 // state returns the call's state word after checking its place.
-func (p *shmPeer) state(off uint64) (*uint32, error) {
+func (p *Peer) state(off uint64) (*uint32, error) {
 	if p == nil {
 		return nil, fmt.Errorf("%w: the call has a shared-memory state word, but this plugin process has no shared memory", ErrSharedMemory)
 	}
-	if off < shmHeaderBytes || off%8 != 0 || off > uint64(len(p.mem))-8 {
-		return nil, fmt.Errorf("%w: state word at %d is not an 8-aligned offset in the arena [%d, %d)", ErrSharedMemory, off, shmHeaderBytes, len(p.mem))
+	if off < HeaderBytes || off%8 != 0 || off > uint64(len(p.mem))-8 {
+		return nil, fmt.Errorf("%w: state word at %d is not an 8-aligned offset in the arena [%d, %d)", ErrSharedMemory, off, HeaderBytes, len(p.mem))
 	}
 	return word(p.mem, int(off)), nil
 }
 
 // contains reports whether b points into the mapping.
-func (p *shmPeer) contains(b []byte) bool {
+func (p *Peer) contains(b []byte) bool {
 	if p == nil || len(b) == 0 {
 		return false
 	}
@@ -431,25 +456,25 @@ func (p *shmPeer) contains(b []byte) bool {
 	return at >= start && at < start+uintptr(len(p.mem))
 }
 
-// shmCall is the plugin's side of one call's use of shared memory.
-type shmCall struct {
-	peer  *shmPeer
+// Call is the plugin's side of one call's use of shared memory.
+type Call struct {
+	peer  *Peer
 	state *uint32
 	out   []byte
 	outAt uint64
 }
 
-// beginCall checks a request's shared-memory fields. The caller must defer
-// done on the result.
-func (p *shmPeer) beginCall(c *pb.ShmCall) (*shmCall, error) {
+// BeginCall checks a request's shared-memory fields. The caller must defer
+// Done on the result.
+func (p *Peer) BeginCall(c *pb.ShmCall) (*Call, error) {
 	if c == nil {
-		return &shmCall{peer: p}, nil
+		return &Call{peer: p}, nil
 	}
 	st, err := p.state(c.State)
 	if err != nil {
 		return nil, err
 	}
-	sc := &shmCall{peer: p, state: st}
+	sc := &Call{peer: p, state: st}
 	if c.Out != nil {
 		if sc.out, err = p.region("the output region", c.Out); err != nil {
 			return nil, err
@@ -459,19 +484,20 @@ func (p *shmPeer) beginCall(c *pb.ShmCall) (*shmCall, error) {
 	return sc, nil
 }
 
-// done tells the host the plugin no longer touches the call's block. It is
+// Done tells the host the plugin no longer touches the call's block. It is
 // the last thing a call does with shared memory.
-func (c *shmCall) done() {
+func (c *Call) Done() {
 	if c != nil && c.state != nil {
-		atomic.CompareAndSwapUint32(c.state, shmBusy, shmDone)
+		atomic.CompareAndSwapUint32(c.state, StateBusy, StateDone)
 	}
 }
 
-// tensorIn converts a request tensor; bytes in shared memory are not
-// copied, so the tensor is valid only during the call.
-func (c *shmCall) tensorIn(what string, t *pb.Tensor) (*Tensor, error) {
+// TensorIn returns a request tensor with its bytes in place: bytes in
+// shared memory are not copied, so the tensor is valid only during the
+// call. A tensor without a reference is returned as it is.
+func (c *Call) TensorIn(what string, t *pb.Tensor) (*pb.Tensor, error) {
 	if t == nil || t.Shm == nil {
-		return tensorFromProto(t)
+		return t, nil
 	}
 	if len(t.Data) != 0 {
 		return nil, fmt.Errorf("%w: %s has both inline data and a shared-memory reference", ErrSharedMemory, what)
@@ -480,22 +506,22 @@ func (c *shmCall) tensorIn(what string, t *pb.Tensor) (*Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	return tensorFromProto(&pb.Tensor{Shape: t.Shape, Dtype: t.Dtype, Space: t.Space, Data: data})
+	return &pb.Tensor{Shape: t.Shape, Dtype: t.Dtype, Space: t.Space, Data: data}, nil
 }
 
-// response builds the answer: through the output region when the host
-// offered one and the bytes fit, else inline. Inline bytes never point into
-// shared memory (an implementation may return its input), because the host
-// may reuse the block once the call is marked done, while gRPC still sends.
-func (c *shmCall) response(t *Tensor) *pb.TensorResponse {
-	p := tensorToProto(t)
-	switch {
-	case c.out != nil && len(t.Data) > 0 && len(t.Data) <= len(c.out):
-		copy(c.out, t.Data)
+// Response builds the answer for p, the wire form of the returned tensor
+// with its data inline: through the output region when the host offered
+// one and the bytes fit, else inline. Inline bytes never point into shared
+// memory (an implementation may return its input), because the host may
+// reuse the block once the call is marked done, while gRPC still sends.
+func (c *Call) Response(p *pb.Tensor) *pb.TensorResponse {
+	switch n := len(p.Data); {
+	case c.out != nil && n > 0 && n <= len(c.out):
+		copy(c.out, p.Data)
 		p.Data = nil
-		p.Shm = &pb.ShmRegion{Offset: c.outAt, Length: uint64(len(t.Data))}
-	case c.peer.contains(t.Data):
-		p.Data = bytes.Clone(t.Data)
+		p.Shm = &pb.ShmRegion{Offset: c.outAt, Length: uint64(n)}
+	case c.peer.contains(p.Data):
+		p.Data = bytes.Clone(p.Data)
 	}
 	return &pb.TensorResponse{Tensor: p}
 }
