@@ -12,8 +12,6 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -63,14 +61,7 @@ func Serve(p Plugin) {
 		srv.useSharedMemory(shm)
 		log.Debug("tensors go through shared memory", "bytes", shm.Size())
 	}
-	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig:  wire.Handshake,
-		VersionedPlugins: wire.PluginSets(srv),
-		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			return grpc.NewServer(append(opts, wire.ServerOptions()...)...)
-		},
-		Logger: log.Named("go-plugin"),
-	})
+	wire.Serve(srv, log.Named("go-plugin"))
 }
 
 // newPluginLogger logs JSON to the process's real stderr. It holds on to the

@@ -101,3 +101,29 @@ func importedBy(t *testing.T, dir, pkg string) bool {
 	}
 	return false
 }
+
+// TestSDKLeavesTheTransportToWire keeps go-plugin and gRPC out of the plugin
+// author's package: sdk serves through sdk/internal/wire, and only the
+// status codes of its errors come from gRPC. (The author's build still
+// links them, through wire; the point is the API a plugin author sees.)
+func TestSDKLeavesTheTransportToWire(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go command: %v", err)
+	}
+	cmd := exec.Command(goBin, "list", "-f", "{{join .Imports \"\\n\"}}", "./sdk")
+	cmd.Dir = repoRoot
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list ./sdk: %v", err)
+	}
+	imports := strings.Fields(string(out))
+	if !slices.Contains(imports, "github.com/genpipe/genpipe/sdk/internal/wire") {
+		t.Fatalf("sdk does not import sdk/internal/wire: %v", imports)
+	}
+	for _, p := range imports {
+		if strings.HasPrefix(p, "github.com/hashicorp/go-plugin") || p == "google.golang.org/grpc" || strings.HasPrefix(p, "github.com/genpipe/genpipe/sdk/client") {
+			t.Errorf("sdk imports %s; the transport belongs to sdk/internal/wire, the host's side to sdk/client", p)
+		}
+	}
+}

@@ -106,6 +106,20 @@ func DialOptions() []grpc.DialOption {
 	}
 }
 
+// Serve serves srv over go-plugin until the host closes the connection,
+// then exits the process: the handshake, the plugin set and the server
+// options above, logging go-plugin's own lines to log.
+func Serve(srv pb.PluginServer, log hclog.Logger) {
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: PluginSets(srv),
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return grpc.NewServer(append(opts, ServerOptions()...)...)
+		},
+		Logger: log,
+	})
+}
+
 // NewServer builds the plugin side of every call for impl, an sdk.Plugin,
 // logging to log (nil: a default logger) and taking tensor bytes through
 // peer (nil: inline only). Package sdk, which this package cannot import,
