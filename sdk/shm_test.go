@@ -20,7 +20,7 @@ import (
 // Tests of the plugin side of the shared-memory data plane inside one
 // process: the server's view of the memory is the test's own slice. The
 // arena is tested in sdk/internal/wire, whole calls in sdk/client and with
-// real processes in client_test.go and pipeline/pluginhost.
+// real processes in sdk/client and pipeline/pluginhost.
 
 // servedMemory returns a server for impl that takes tensor bytes through
 // in-process memory of the given size.
