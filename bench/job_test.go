@@ -17,7 +17,7 @@ import (
 	"github.com/genpipe/genpipe/pipeline/item"
 	"github.com/genpipe/genpipe/pipeline/job"
 	"github.com/genpipe/genpipe/pipeline/plan"
-	"github.com/genpipe/genpipe/pipeline/plugins"
+	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/pipeline/run"
 	"github.com/genpipe/genpipe/pipeline/spec"
 	"github.com/genpipe/genpipe/pipeline/stages"
@@ -145,7 +145,7 @@ func runJob(ctx context.Context, md mode, file string, data []byte, bz *busy) (*
 		return nil, err
 	}
 	if md == inPlugin {
-		m := plugins.New(plugins.Options{SearchDirs: []string{}, BuiltinCommand: []string{exe, "plugin", "serve"}})
+		m := pluginhost.New(pluginhost.Options{SearchDirs: []string{}, BuiltinCommand: []string{exe, "plugin", "serve"}})
 		defer m.Close()
 		p, errs := job.Check(ctx, m, file, data, nil, nil)
 		if len(errs) > 0 {
@@ -225,7 +225,7 @@ func inProcessNodes(ctx context.Context, p *plan.Plan, exe string, bz *busy) ([]
 			}
 			// pipeline/job records the plugin executable's SHA-256 once per
 			// job; so does this, on the same executable.
-			sum, err := plugins.FileSHA256(exe)
+			sum, err := pluginhost.FileSHA256(exe)
 			if err != nil {
 				return nil, err
 			}
@@ -341,7 +341,7 @@ func (m *modelMap) call(ctx context.Context, items []item.Item) ([]item.Item, er
 }
 
 // cpuTimes returns the user+system CPU time of this process and of its
-// waited-for children (plugin processes, once the manager has stopped them).
+// waited-for children (plugin processes, once the host has stopped them).
 func cpuTimes() (self, children time.Duration) {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)

@@ -14,18 +14,18 @@ import (
 	"runtime/pprof"
 	"testing"
 
-	"github.com/genpipe/genpipe/pipeline/plugins"
+	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/plugins/classic"
 	"github.com/genpipe/genpipe/sdk"
 )
 
 // TestMain lets the test binary serve the built-in classic plugin when the
-// plugin manager re-executes it as `BINARY plugin serve classic`, exactly
+// plugin host re-executes it as `BINARY plugin serve classic`, exactly
 // as the pipeline binary re-executes itself.
 func TestMain(m *testing.M) {
-	plugins.RegisterBuiltin(classic.Name, classic.New)
+	pluginhost.RegisterBuiltin(classic.Name, classic.New)
 	if len(os.Args) == 4 && os.Args[1] == "plugin" && os.Args[2] == "serve" {
-		f, ok := plugins.Builtin(os.Args[3])
+		f, ok := pluginhost.Builtin(os.Args[3])
 		if !ok {
 			fmt.Fprintf(os.Stderr, "bench: no built-in plugin %q\n", os.Args[3])
 			os.Exit(2)

@@ -6,22 +6,51 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/genpipe/genpipe/internal/suggest"
 )
 
 // Params holds validated parameter values by name. Values use these Go types:
 // String -> string, Int -> int, Float -> float64, Bool -> bool,
 // List -> []any, Object -> map[string]any.
+//
+// The Params a plugin receives (LoadRequest.Params, TrainRequest.Params)
+// went through [CheckParams] against the capability's declared [Param]s, so
+// every declared parameter with a Default (or Required) is present. The
+// typed getters below read such a parameter; asked for a name that is not
+// there (one the capability never declared, a typo, or an optional
+// parameter without a Default) they panic, naming it, instead of handing
+// back a zero value that looks like a setting. Read an optional parameter
+// without a Default with [Params.Lookup] or [Params.Has].
 type Params map[string]any
 
-// String returns the string parameter name ("" if absent).
-func (p Params) String(name string) string { s, _ := p[name].(string); return s }
+// Has reports whether the parameter name has a value.
+func (p Params) Has(name string) bool { _, ok := p[name]; return ok }
 
-// Int returns the int parameter name (0 if absent).
-func (p Params) Int(name string) int { i, _ := p[name].(int); return i }
+// Lookup returns the value of the parameter name and whether it has one.
+func (p Params) Lookup(name string) (any, bool) { v, ok := p[name]; return v, ok }
 
-// Float returns the float parameter name; an int value is converted.
+// must returns the value of name, or panics when there is none.
+func (p Params) must(getter, name string) any {
+	v, ok := p[name]
+	if !ok {
+		panic(fmt.Sprintf("sdk: Params.%s(%q): no such parameter (declare it in the capability's Params with a Default, or read an optional one with Lookup)", getter, name))
+	}
+	return v
+}
+
+// String returns the string parameter name ("" if it is not a string). It
+// panics if name has no value.
+func (p Params) String(name string) string { s, _ := p.must("String", name).(string); return s }
+
+// Int returns the int parameter name (0 if it is not an int). It panics if
+// name has no value.
+func (p Params) Int(name string) int { i, _ := p.must("Int", name).(int); return i }
+
+// Float returns the float parameter name; an int value is converted (0 if
+// it is not a number). It panics if name has no value.
 func (p Params) Float(name string) float64 {
-	switch v := p[name].(type) {
+	switch v := p.must("Float", name).(type) {
 	case float64:
 		return v
 	case int:
@@ -30,12 +59,15 @@ func (p Params) Float(name string) float64 {
 	return 0
 }
 
-// Bool returns the bool parameter name (false if absent).
-func (p Params) Bool(name string) bool { b, _ := p[name].(bool); return b }
+// Bool returns the bool parameter name (false if it is not a bool). It
+// panics if name has no value.
+func (p Params) Bool(name string) bool { b, _ := p.must("Bool", name).(bool); return b }
 
-// Ints returns the list-of-int parameter name (nil if absent or not ints).
+// Ints returns the list-of-int parameter name (nil if it is not a list of
+// ints, e.g. a special value such as "each"). It panics if name has no
+// value.
 func (p Params) Ints(name string) []int {
-	l, _ := p[name].([]any)
+	l, _ := p.must("Ints", name).([]any)
 	var out []int
 	for _, v := range l {
 		i, ok := v.(int)
@@ -90,7 +122,7 @@ func CheckParams(specs []Param, values map[string]any, path string) (Params, []*
 			for _, s := range specs {
 				names = append(names, s.Name)
 			}
-			errs = append(errs, &ParamError{Path: join(path, k), Msg: fmt.Sprintf("unknown parameter %q", k), Hint: Suggest(k, names)})
+			errs = append(errs, &ParamError{Path: join(path, k), Msg: fmt.Sprintf("unknown parameter %q", k), Hint: suggest.DidYouMean(k, names)})
 			continue
 		}
 		v, es := checkValue(sp, values[k], join(path, k))
@@ -157,7 +189,7 @@ func checkValue(sp *Param, v any, path string) (any, []*ParamError) {
 			return bad("expected %s, got %s", typeName(sp), describeValue(v))
 		}
 		if len(sp.Enum) > 0 && !contains(sp.Enum, s) {
-			return nil, []*ParamError{{Path: path, Msg: fmt.Sprintf("%q is not one of %s", s, strings.Join(sp.Enum, ", ")), Hint: Suggest(s, sp.Enum)}}
+			return nil, []*ParamError{{Path: path, Msg: fmt.Sprintf("%q is not one of %s", s, strings.Join(sp.Enum, ", ")), Hint: suggest.DidYouMean(s, sp.Enum)}}
 		}
 		return s, nil
 	case Bool:
@@ -186,7 +218,7 @@ func checkValue(sp *Param, v any, path string) (any, []*ParamError) {
 			if contains(sp.Enum, s) {
 				return s, nil
 			}
-			return nil, []*ParamError{{Path: path, Msg: fmt.Sprintf("%q is not a list nor one of %s", s, strings.Join(sp.Enum, ", ")), Hint: Suggest(s, sp.Enum)}}
+			return nil, []*ParamError{{Path: path, Msg: fmt.Sprintf("%q is not a list nor one of %s", s, strings.Join(sp.Enum, ", ")), Hint: suggest.DidYouMean(s, sp.Enum)}}
 		}
 		l, ok := v.([]any)
 		if !ok {
@@ -267,39 +299,4 @@ func contains(l []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// Suggest returns `did you mean "x"?` for the candidate closest to s by edit
-// distance, or "" when none is close enough to be a plausible typo.
-func Suggest(s string, candidates []string) string {
-	best, bestD := "", 1<<30
-	for _, c := range candidates {
-		if d := editDistance(strings.ToLower(s), strings.ToLower(c)); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	if best == "" || bestD > max(2, len(s)/3) {
-		return ""
-	}
-	return fmt.Sprintf("did you mean %q?", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -66,18 +66,6 @@ func TestCheckParams(t *testing.T) {
 	}
 }
 
-func TestSuggest(t *testing.T) {
-	for _, tt := range []struct{ in, want string }{
-		{"cyclegn", `did you mean "cyclegan"?`},
-		{"VAE", `did you mean "vae"?`},
-		{"zzzzzz", ""},
-	} {
-		if got := Suggest(tt.in, []string{"cyclegan", "vae", "gan"}); got != tt.want {
-			t.Errorf("Suggest(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestTensor(t *testing.T) {
 	a := FromFloat32([]float32{1, 2, 3, 4, 5, 6}, 3, 2)
 	if err := a.Check(); err != nil {
@@ -97,5 +85,40 @@ func TestTensor(t *testing.T) {
 	bad := &Tensor{Shape: []int{2, 2}, DType: Uint8, Data: []byte{1, 2, 3}}
 	if err := bad.Check(); err == nil || !strings.Contains(err.Error(), "needs 4 bytes, got 3") {
 		t.Fatalf("check = %v", err)
+	}
+}
+
+func TestParamsGetters(t *testing.T) {
+	p := Params{"s": "x", "i": 3, "f": 1.5, "fi": 2, "b": true, "l": []any{1, 2}, "each": "each"}
+	if p.String("s") != "x" || p.Int("i") != 3 || p.Float("f") != 1.5 || p.Float("fi") != 2 || !p.Bool("b") ||
+		!reflect.DeepEqual(p.Ints("l"), []int{1, 2}) || p.Ints("each") != nil {
+		t.Fatalf("getters read %v wrong", p)
+	}
+	if !p.Has("s") || p.Has("nope") {
+		t.Fatal("Has")
+	}
+	if v, ok := p.Lookup("i"); !ok || v != 3 {
+		t.Fatalf("Lookup(i) = %v, %v", v, ok)
+	}
+	if v, ok := p.Lookup("nope"); ok || v != nil {
+		t.Fatalf("Lookup(nope) = %v, %v", v, ok)
+	}
+	for name, get := range map[string]func(){
+		"String": func() { p.String("lr") },
+		"Int":    func() { p.Int("lr") },
+		"Float":  func() { p.Float("lr") },
+		"Bool":   func() { p.Bool("lr") },
+		"Ints":   func() { p.Ints("lr") },
+	} {
+		func() {
+			defer func() {
+				r := recover()
+				want := `sdk: Params.` + name + `("lr"): no such parameter`
+				if s, _ := r.(string); !strings.HasPrefix(s, want) {
+					t.Errorf("%s of an undeclared name: recovered %v, want a panic starting %q", name, r, want)
+				}
+			}()
+			get()
+		}()
 	}
 }

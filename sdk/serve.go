@@ -12,12 +12,12 @@ import (
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/go-plugin"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	pb "github.com/genpipe/genpipe/sdk/proto"
+	"github.com/genpipe/genpipe/internal/suggest"
+	pb "github.com/genpipe/genpipe/sdk/internal/proto"
+	"github.com/genpipe/genpipe/sdk/internal/wire"
 )
 
 // LogLevelEnv names the environment variable that sets a plugin's log level
@@ -53,24 +53,15 @@ func Serve(p Plugin) {
 		os.Exit(1)
 	}
 	log = srv.log
-	shm, err := mapSharedMemoryFromEnv()
+	shm, err := wire.MapSharedMemoryFromEnv()
 	switch {
 	case err != nil:
 		log.Warn("shared memory offered by the host cannot be used; tensors go inline", "error", err.Error())
 	case shm != nil:
-		srv.shm = shm
-		srv.descPB.ShmToken = shm.token
-		srv.descPB.ShmSize = uint64(len(shm.mem))
-		log.Debug("tensors go through shared memory", "bytes", len(shm.mem))
+		srv.useSharedMemory(shm)
+		log.Debug("tensors go through shared memory", "bytes", shm.Size())
 	}
-	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig:  Handshake,
-		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: {PluginKey: &GRPCPlugin{Impl: p, server: srv}}},
-		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			return grpc.NewServer(append(opts, ServerOptions()...)...)
-		},
-		Logger: log.Named("go-plugin"),
-	})
+	wire.Serve(srv, log.Named("go-plugin"))
 }
 
 // newPluginLogger logs JSON to the process's real stderr. It holds on to the
@@ -96,7 +87,7 @@ type server struct {
 	descPB *pb.Description
 	log    hclog.Logger
 	// shm is the host's shared memory, nil when tensors go inline.
-	shm *shmPeer
+	shm *wire.Peer
 
 	mu     sync.Mutex
 	next   uint64
@@ -141,6 +132,33 @@ func newServer(impl Plugin, log hclog.Logger) (s *server, err error) {
 		return nil, fmt.Errorf("sdk: serve: plugin %s: describe: %w", desc.Name, err)
 	}
 	return &server{impl: impl, desc: desc, descPB: dpb, log: log, models: map[uint64]*loaded{}}, nil
+}
+
+// useSharedMemory takes tensor bytes through peer and says so in the
+// description, echoing the memory's token.
+func (s *server) useSharedMemory(peer *wire.Peer) {
+	s.shm = peer
+	s.descPB.ShmToken = peer.Token()
+	s.descPB.ShmSize = uint64(peer.Size())
+}
+
+// The wire package builds servers through this hook (it cannot import
+// sdk): sdk/client's tests pair a client with a server in one process.
+func init() {
+	wire.NewServer = func(impl any, log hclog.Logger, peer *wire.Peer) (pb.PluginServer, error) {
+		p, ok := impl.(Plugin)
+		if !ok {
+			return nil, fmt.Errorf("sdk: serve: %T is not an sdk.Plugin", impl)
+		}
+		s, err := newServer(p, log)
+		if err != nil {
+			return nil, err
+		}
+		if peer != nil {
+			s.useSharedMemory(peer)
+		}
+		return s, nil
+	}
 }
 
 func (s *server) prefix(call string) string {
@@ -198,7 +216,7 @@ func (s *server) Load(ctx context.Context, req *pb.LoadRequest) (_ *pb.LoadRespo
 			return nil, s.fail(call, codes.InvalidArgument, "preset %q does not support %s (it supports %v)", preset.Name, c, preset.Capabilities)
 		}
 	}
-	params, perrs := CheckParams(spec.Params, paramsFromProto(req.Params), "")
+	params, perrs := CheckParams(spec.Params, wire.ParamsFromProto(req.Params), "")
 	if len(perrs) > 0 {
 		return nil, s.fail(call, codes.InvalidArgument, "invalid parameters: %s", joinParamErrors(perrs))
 	}
@@ -239,7 +257,7 @@ func (s *server) presetHint(name string) string {
 		return ": the plugin declares no presets"
 	}
 	hint := " (presets: " + strings.Join(names, ", ") + ")"
-	if sug := Suggest(name, names); sug != "" {
+	if sug := suggest.DidYouMean(name, names); sug != "" {
 		hint += "; " + sug
 	}
 	return hint
@@ -291,13 +309,13 @@ func (s *server) Denoise(ctx context.Context, req *pb.BatchRequest) (*pb.TensorR
 func (s *server) batchCall(ctx context.Context, c Capability, req *pb.BatchRequest) (_ *pb.TensorResponse, err error) {
 	call := string(c)
 	defer s.guard(call, &err)
-	sc, err := s.shm.beginCall(req.Shm)
+	sc, err := s.shm.BeginCall(req.Shm)
 	if err != nil {
 		return nil, s.fail(call, codes.InvalidArgument, "%v", err)
 	}
 	// Deferred after guard, so it also runs first on a panic: nothing
 	// touches the call's shared memory after it.
-	defer sc.done()
+	defer sc.Done()
 	l, err := s.lookup(c, req.Handle)
 	if err != nil {
 		return nil, err
@@ -331,24 +349,24 @@ func (s *server) batchCall(ctx context.Context, c Capability, req *pb.BatchReque
 	if err := s.checkOutput(c, l, b.Len(), out, b.Tensor); err != nil {
 		return nil, s.fail(call, codes.Unknown, "%v", err)
 	}
-	return sc.response(out), nil
+	return sc.Response(tensorToProto(out)), nil
 }
 
 func (s *server) Generate(ctx context.Context, req *pb.GenerateRequest) (_ *pb.TensorResponse, err error) {
 	const call = "generate"
 	defer s.guard(call, &err)
-	sc, err := s.shm.beginCall(req.Shm)
+	sc, err := s.shm.BeginCall(req.Shm)
 	if err != nil {
 		return nil, s.fail(call, codes.InvalidArgument, "%v", err)
 	}
-	defer sc.done()
+	defer sc.Done()
 	l, err := s.lookup(CapGenerate, req.Handle)
 	if err != nil {
 		return nil, err
 	}
-	g := GenerateRequest{Seeds: req.Seeds, Labels: labelsFromProto(req.Labels)}
+	g := GenerateRequest{Seeds: req.Seeds, Labels: wire.LabelsFromProto(req.Labels)}
 	if req.Latents != nil {
-		if g.Latents, err = sc.tensorIn("the latents", req.Latents); err != nil {
+		if g.Latents, err = tensorIn(sc, "the latents", req.Latents); err != nil {
 			return nil, s.fail(call, codes.InvalidArgument, "latents: %v", err)
 		}
 	}
@@ -381,7 +399,7 @@ func (s *server) Generate(ctx context.Context, req *pb.GenerateRequest) (_ *pb.T
 	if err := s.checkOutput(CapGenerate, l, n, out, nil); err != nil {
 		return nil, s.fail(call, codes.Unknown, "%v", err)
 	}
-	return sc.response(out), nil
+	return sc.Response(tensorToProto(out)), nil
 }
 
 func (s *server) checkLabels(l *loaded, labels []int) error {
@@ -435,14 +453,14 @@ func (s *server) checkOutput(c Capability, l *loaded, n int, out, in *Tensor) er
 
 // batchFromProto converts a request; sc resolves shared-memory references
 // (nil: none are allowed).
-func batchFromProto(req *pb.BatchRequest, sc *shmCall) (*Batch, error) {
+func batchFromProto(req *pb.BatchRequest, sc *wire.Call) (*Batch, error) {
 	if req.Tensor == nil {
 		return nil, errors.New("no input tensor")
 	}
 	var t *Tensor
 	var err error
 	if sc != nil {
-		t, err = sc.tensorIn("the tensor", req.Tensor)
+		t, err = tensorIn(sc, "the tensor", req.Tensor)
 	} else {
 		t, err = tensorFromProto(req.Tensor)
 	}
@@ -456,11 +474,22 @@ func batchFromProto(req *pb.BatchRequest, sc *shmCall) (*Batch, error) {
 	if err != nil {
 		return nil, err
 	}
-	labels, err := fillLabels(labelsFromProto(req.Labels), t.Len())
+	labels, err := fillLabels(wire.LabelsFromProto(req.Labels), t.Len())
 	if err != nil {
 		return nil, err
 	}
 	return &Batch{Tensor: t, Seeds: seeds, Labels: labels}, nil
+}
+
+// tensorIn converts a request tensor whose bytes may be in the call's
+// shared memory: they are not copied, so the tensor is valid only during
+// the call.
+func tensorIn(sc *wire.Call, what string, t *pb.Tensor) (*Tensor, error) {
+	t, err := sc.TensorIn(what, t)
+	if err != nil {
+		return nil, err
+	}
+	return tensorFromProto(t)
 }
 
 // fillSeeds makes sure there is one seed per item: a host that sends none

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"github.com/genpipe/genpipe/pipeline/plugins"
+	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/plugins/classic"
 	"github.com/genpipe/genpipe/plugins/gan"
 	"github.com/genpipe/genpipe/plugins/vae"
@@ -10,7 +10,7 @@ import (
 // The built-in model families. They are linked into this binary but still run
 // out of process: the host re-executes itself as `pipeline plugin serve NAME`.
 func init() {
-	plugins.RegisterBuiltin("classic", classic.New)
-	plugins.RegisterBuiltin("gan", gan.New)
-	plugins.RegisterBuiltin("vae", vae.New)
+	pluginhost.RegisterBuiltin("classic", classic.New)
+	pluginhost.RegisterBuiltin("gan", gan.New)
+	pluginhost.RegisterBuiltin("vae", vae.New)
 }

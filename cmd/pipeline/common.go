@@ -11,7 +11,7 @@ import (
 
 	"github.com/genpipe/genpipe/pipeline/job"
 	"github.com/genpipe/genpipe/pipeline/plan"
-	"github.com/genpipe/genpipe/pipeline/plugins"
+	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/pipeline/spec"
 	"github.com/genpipe/genpipe/sdk"
 	"github.com/hashicorp/go-hclog"
@@ -25,14 +25,14 @@ func addLogFlag(root *cobra.Command) {
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "warn", "log level of the host and its plugins: trace, debug, info, warn, error")
 }
 
-// newManager makes the plugin manager with the host logger on stderr.
-func newManager(stderr io.Writer) (*plugins.Manager, error) {
+// newPluginHost makes the plugin host with the host logger on stderr.
+func newPluginHost(stderr io.Writer) (*pluginhost.Host, error) {
 	lvl := hclog.LevelFromString(logLevel)
 	if lvl == hclog.NoLevel {
 		return nil, &exitError{exitInvalid, fmt.Errorf("--log-level %q: expected trace, debug, info, warn or error", logLevel)}
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "pipeline", Level: lvl, Output: stderr})
-	return plugins.New(plugins.Options{
+	return pluginhost.New(pluginhost.Options{
 		Logger: log,
 		Env:    []string{sdk.LogLevelEnv + "=" + strings.ToLower(lvl.String())},
 	}), nil
@@ -55,7 +55,7 @@ func isTerminal(f *os.File) bool {
 // it starts the plugins the file names (through m) and returns the plan,
 // or an exitInvalid error after printing every problem; verb says what was
 // not done ("run", "trained"). seed overrides the file's seed when set.
-func checkFile(ctx context.Context, m *plugins.Manager, stderr io.Writer, file string, sets []string, seed *uint64, verb string) (*plan.Plan, error) {
+func checkFile(ctx context.Context, m *pluginhost.Host, stderr io.Writer, file string, sets []string, seed *uint64, verb string) (*plan.Plan, error) {
 	p, errs := job.CheckFile(ctx, m, file, sets, seed)
 	if len(errs) > 0 {
 		if ctx.Err() != nil {
@@ -91,7 +91,7 @@ func progressMode(stderr io.Writer, flag, notTerminal, expected string, allowed 
 // and SIGTERM cancel, the plugin manager, and the checked plan.
 type session struct {
 	ctx  context.Context
-	m    *plugins.Manager
+	m    *pluginhost.Host
 	plan *plan.Plan
 	stop context.CancelFunc
 }
@@ -102,7 +102,7 @@ type session struct {
 func startSession(cmd *cobra.Command, file string, sets []string, seed uint64, verb string) (*session, error) {
 	s := &session{}
 	s.ctx, s.stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	m, err := newManager(cmd.ErrOrStderr())
+	m, err := newPluginHost(cmd.ErrOrStderr())
 	if err != nil {
 		return s, err
 	}

@@ -3,8 +3,9 @@ package main
 import (
 	"fmt"
 
-	"github.com/genpipe/genpipe/pipeline/plugins"
+	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/sdk"
+	"github.com/genpipe/genpipe/sdk/client"
 	"github.com/spf13/cobra"
 )
 
@@ -20,7 +21,7 @@ func newPluginCmd() *cobra.Command {
 		Use:  "serve NAME",
 		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			factory, ok := plugins.Builtin(args[0])
+			factory, ok := pluginhost.Builtin(args[0])
 			if !ok {
 				return &exitError{exitInvalid, fmt.Errorf("plugin serve: no built-in plugin %q", args[0])}
 			}
@@ -31,4 +32,4 @@ func newPluginCmd() *cobra.Command {
 	return cmd
 }
 
-func protocolVersion() int { return int(sdk.Handshake.ProtocolVersion) }
+func protocolVersion() int { return int(client.ProtocolVersion) }

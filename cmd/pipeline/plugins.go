@@ -8,7 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/genpipe/genpipe/pipeline/plugins"
+	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/sdk"
 	"github.com/spf13/cobra"
 )
@@ -28,10 +28,10 @@ func newPluginsListCmd() *cobra.Command {
 		Short: "List built-in and discovered plugins and where each comes from",
 		Long: `list shows every plugin: the built-ins compiled into pipeline and the
 executables named pipeline-plugin-NAME found in the directories of
-PIPELINE_PLUGIN_PATH, then ` + plugins.DefaultDir() + `.`,
+PIPELINE_PLUGIN_PATH, then ` + pluginhost.DefaultDir() + `.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := newManager(cmd.ErrOrStderr())
+			m, err := newPluginHost(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -44,7 +44,7 @@ PIPELINE_PLUGIN_PATH, then ` + plugins.DefaultDir() + `.`,
 			fmt.Fprintln(tw, "NAME\tKIND\tLOCATION")
 			for _, i := range infos {
 				loc := i.Location
-				if i.Kind == plugins.KindBuiltin {
+				if i.Kind == pluginhost.KindBuiltin {
 					loc = "compiled in (" + loc + " " + strings.Join(i.Args, " ") + ")"
 				}
 				if i.Overrides {
@@ -67,12 +67,12 @@ func newPluginsDescribeCmd() *cobra.Command {
 		Short: "Show a plugin's capabilities, every parameter and its shipped presets",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := newManager(cmd.ErrOrStderr())
+			m, err := newPluginHost(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
 			defer m.Close()
-			p, err := m.Open(context.Background(), plugins.Ref{Name: args[0], Path: path, SHA256: sha})
+			p, err := m.Open(context.Background(), pluginhost.Ref{Name: args[0], Path: path, SHA256: sha})
 			if err != nil {
 				return err
 			}
@@ -112,12 +112,7 @@ func writeDescription(w io.Writer, d *sdk.Description, from string) {
 			fmt.Fprintf(w, ": %s", c.Doc)
 		}
 		fmt.Fprintln(w)
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  PARAMETER\tTYPE\tDEFAULT\tALLOWED\tDOC")
-		for _, p := range c.Params {
-			writeParam(tw, "  ", &p)
-		}
-		tw.Flush()
+		paramList(w, c.Params)
 	}
 	if len(d.Presets) > 0 {
 		fmt.Fprintln(w, "\npresets")
@@ -150,38 +145,6 @@ func writeDescription(w io.Writer, d *sdk.Description, from string) {
 		if p.Weights != "" {
 			fmt.Fprintf(w, "    weights: %s\n", p.Weights)
 		}
-	}
-}
-
-func writeParam(w io.Writer, indent string, p *sdk.Param) {
-	def := ""
-	if p.Required {
-		def = "(required)"
-	} else if p.Default != nil {
-		def = fmt.Sprint(p.Default)
-	}
-	allowed := ""
-	switch {
-	case len(p.Enum) > 0:
-		allowed = strings.Join(p.Enum, "|")
-	case p.Min != nil || p.Max != nil:
-		lo, hi := "", ""
-		if p.Min != nil {
-			lo = fmt.Sprint(*p.Min)
-		}
-		if p.Max != nil {
-			hi = fmt.Sprint(*p.Max)
-		}
-		allowed = lo + ".." + hi
-	}
-	typ := string(p.Type)
-	if p.Type == sdk.List && p.Elem != nil {
-		typ = "list of " + string(p.Elem.Type)
-	}
-	fmt.Fprintf(w, "%s%s\t%s\t%s\t%s\t%s\n", indent, p.Name, typ, def, allowed, p.Doc)
-	for _, f := range p.Fields {
-		f := f
-		writeParam(w, indent+"  ", &f)
 	}
 }
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/genpipe/genpipe/pipeline/plan"
-	"github.com/genpipe/genpipe/pipeline/plugins"
+	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/sdk"
 	"github.com/spf13/cobra"
 )
@@ -21,7 +21,7 @@ e.g. with the YAML language server:
   # yaml-language-server: $schema=pipeline.schema.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := newManager(cmd.ErrOrStderr())
+			m, err := newPluginHost(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -32,7 +32,7 @@ e.g. with the YAML language server:
 			}
 			var descs []*sdk.Description
 			for _, i := range infos {
-				p, err := m.Open(context.Background(), plugins.Ref{Name: i.Name})
+				p, err := m.Open(context.Background(), pluginhost.Ref{Name: i.Name})
 				if err != nil {
 					return fmt.Errorf("schema: %w", err)
 				}

@@ -19,7 +19,7 @@ presets, inputs, cycles, image and latent contracts, save paths. It prints all
 problems at once and exits 1 when there is any, 0 when the pipeline is valid.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			m, err := newManager(cmd.ErrOrStderr())
+			m, err := newPluginHost(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}

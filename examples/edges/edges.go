@@ -100,7 +100,7 @@ func (*Plugin) Load(_ context.Context, req sdk.LoadRequest) (sdk.Model, error) {
 	}
 	if req.Preset != "" && req.Preset != "default" {
 		msg := fmt.Sprintf("plugin edges: load: unknown preset %q (edges has: default)", req.Preset)
-		if h := sdk.Suggest(req.Preset, []string{"default"}); h != "" {
+		if h := didYouMean(req.Preset, []string{"default"}); h != "" {
 			msg += "; " + h
 		}
 		return nil, errors.New(msg)

@@ -12,7 +12,7 @@ import (
 	"sync"
 
 	"github.com/genpipe/genpipe/pipeline/plan"
-	"github.com/genpipe/genpipe/pipeline/plugins"
+	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/pipeline/run"
 	"github.com/genpipe/genpipe/pipeline/spec"
 	"github.com/genpipe/genpipe/sdk"
@@ -21,7 +21,7 @@ import (
 // Check parses and plans a pipeline file, returning every problem at once,
 // sorted by position. Plugins it starts to read their descriptions stay open
 // in m for a following Run; the caller closes m.
-func Check(ctx context.Context, m *plugins.Manager, file string, data []byte, overrides []string, seed *uint64) (*plan.Plan, spec.Errors) {
+func Check(ctx context.Context, m *pluginhost.Host, file string, data []byte, overrides []string, seed *uint64) (*plan.Plan, spec.Errors) {
 	s, errs := spec.Parse(file, data, overrides)
 	if s == nil {
 		errs.Sort()
@@ -38,7 +38,7 @@ func Check(ctx context.Context, m *plugins.Manager, file string, data []byte, ov
 
 // CheckFile reads file and calls Check; a file that cannot be read is
 // reported as an error at the file.
-func CheckFile(ctx context.Context, m *plugins.Manager, file string, overrides []string, seed *uint64) (*plan.Plan, spec.Errors) {
+func CheckFile(ctx context.Context, m *pluginhost.Host, file string, overrides []string, seed *uint64) (*plan.Plan, spec.Errors) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, spec.Errors{spec.Errorf(spec.Pos{File: file}, "", "%v", err)}
@@ -46,15 +46,15 @@ func CheckFile(ctx context.Context, m *plugins.Manager, file string, overrides [
 	return Check(ctx, m, file, data, overrides, seed)
 }
 
-// Describer adapts a plugin manager to the planner: describing a model starts
+// Describer adapts a plugin host to the planner: describing a model starts
 // its plugin (once) and asks it.
-type Describer struct{ M *plugins.Manager }
+type Describer struct{ M *pluginhost.Host }
 
 var _ plan.Describer = Describer{}
 
 // Describe starts (or reuses) the plugin and returns its description.
 func (d Describer) Describe(ctx context.Context, model, path, sha string) (*sdk.Description, error) {
-	p, err := d.M.Open(ctx, plugins.Ref{Name: model, Path: path, SHA256: sha})
+	p, err := d.M.Open(ctx, pluginhost.Ref{Name: model, Path: path, SHA256: sha})
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +62,7 @@ func (d Describer) Describe(ctx context.Context, model, path, sha string) (*sdk.
 	return &desc, nil
 }
 
-// Known lists the names of every plugin the manager can find.
+// Known lists the names of every plugin the host can find.
 func (d Describer) Known() []string {
 	infos, err := d.M.List()
 	if err != nil {
@@ -94,7 +94,7 @@ type Options struct {
 
 // Run executes a plan. Models are loaded before any item moves, so a bad
 // weights file fails the job before it writes anything.
-func Run(ctx context.Context, p *plan.Plan, m *plugins.Manager, opt Options) (*run.Result, error) {
+func Run(ctx context.Context, p *plan.Plan, m *pluginhost.Host, opt Options) (*run.Result, error) {
 	if opt.Workers <= 0 {
 		opt.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -119,9 +119,9 @@ func Run(ctx context.Context, p *plan.Plan, m *plugins.Manager, opt Options) (*r
 
 type builder struct {
 	plan   *plan.Plan
-	m      *plugins.Manager
+	m      *pluginhost.Host
 	opt    Options
-	models []*plugins.Model
+	models []*pluginhost.Model
 
 	mu     sync.Mutex
 	hashes map[string]string // executable path -> sha256, for provenance
@@ -158,7 +158,7 @@ func (b *builder) fileHash(path string) string {
 	defer b.mu.Unlock()
 	h, ok := b.hashes[path]
 	if !ok {
-		h, _ = plugins.FileSHA256(path)
+		h, _ = pluginhost.FileSHA256(path)
 		b.hashes[path] = h
 	}
 	return h

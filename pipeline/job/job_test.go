@@ -12,19 +12,19 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/genpipe/genpipe/pipeline/plugins"
+	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/pipeline/run"
 	"github.com/genpipe/genpipe/sdk"
 	"github.com/genpipe/genpipe/sdk/sdktest"
 )
 
-// The test binary doubles as the plugins: the manager re-executes it with
+// The test binary doubles as the plugins: the host re-executes it with
 // `plugin serve NAME`, so every model call below crosses a real process.
 func TestMain(m *testing.M) {
-	plugins.RegisterBuiltin("testplug", func() sdk.Plugin { return sdktest.NewTestPlugin("testplug") })
-	plugins.RegisterBuiltin("poison", func() sdk.Plugin { return &poisonPlugin{sdktest.NewTestPlugin("poison")} })
+	pluginhost.RegisterBuiltin("testplug", func() sdk.Plugin { return sdktest.NewTestPlugin("testplug") })
+	pluginhost.RegisterBuiltin("poison", func() sdk.Plugin { return &poisonPlugin{sdktest.NewTestPlugin("poison")} })
 	if len(os.Args) == 4 && os.Args[1] == "plugin" && os.Args[2] == "serve" {
-		f, ok := plugins.Builtin(os.Args[3])
+		f, ok := pluginhost.Builtin(os.Args[3])
 		if !ok {
 			os.Exit(2)
 		}
@@ -57,12 +57,12 @@ func (m poisonModel) Translate(ctx context.Context, in *sdk.Batch) (*sdk.Tensor,
 	return m.Translator.Translate(ctx, in)
 }
 
-func newManager(t *testing.T) *plugins.Manager {
+func newPluginHost(t *testing.T) *pluginhost.Host {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := plugins.New(plugins.Options{SearchDirs: []string{}, BuiltinCommand: []string{exe, "plugin", "serve"}})
+	m := pluginhost.New(pluginhost.Options{SearchDirs: []string{}, BuiltinCommand: []string{exe, "plugin", "serve"}})
 	t.Cleanup(func() { m.Close() })
 	return m
 }
@@ -73,7 +73,7 @@ func runFile(t *testing.T, dir, yaml string, sets []string, opt Options) *run.Re
 	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m := newManager(t)
+	m := newPluginHost(t)
 	p, errs := CheckFile(context.Background(), m, file, sets, nil)
 	if len(errs) > 0 {
 		t.Fatalf("check: %v", errs)

@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/genpipe/genpipe/pipeline/item"
-	"github.com/genpipe/genpipe/pipeline/plugins"
+	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/pipeline/spec"
 	"github.com/genpipe/genpipe/sdk"
 )
@@ -15,7 +15,7 @@ import (
 // contract, one plugin call per batch, tensors back to items.
 type modelMap struct {
 	kind   spec.Kind
-	model  *plugins.Model
+	model  *pluginhost.Model
 	preset *sdk.Preset
 	step   item.Step
 }

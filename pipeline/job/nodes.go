@@ -6,7 +6,7 @@ import (
 
 	"github.com/genpipe/genpipe/pipeline/item"
 	"github.com/genpipe/genpipe/pipeline/plan"
-	"github.com/genpipe/genpipe/pipeline/plugins"
+	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/pipeline/run"
 	"github.com/genpipe/genpipe/pipeline/spec"
 	"github.com/genpipe/genpipe/pipeline/stages"
@@ -37,7 +37,7 @@ func (b *builder) node(ctx context.Context, pn *plan.Stage) (*run.Task, error) {
 
 func (b *builder) modelNode(ctx context.Context, pn *plan.Stage) (*run.Task, error) {
 	ms := pn.Model
-	p, err := b.m.Open(ctx, plugins.Ref{Name: ms.Model, Path: ms.Path, SHA256: ms.SHA256})
+	p, err := b.m.Open(ctx, pluginhost.Ref{Name: ms.Model, Path: ms.Path, SHA256: ms.SHA256})
 	if err != nil {
 		return nil, err
 	}

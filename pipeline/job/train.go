@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/genpipe/genpipe/pipeline/plan"
-	"github.com/genpipe/genpipe/pipeline/plugins"
+	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/sdk"
 	"github.com/genpipe/genpipe/sdk/safetensors"
 )
@@ -99,7 +99,7 @@ type TrainResult struct {
 // the checkpoints it sends and, at the end, the final weights. It resumes
 // from the checkpoint file unless opt.Fresh. On an error the last
 // checkpoint is kept, so a rerun resumes.
-func Train(ctx context.Context, p *plan.Plan, m *plugins.Manager, opt TrainOptions) (*TrainResult, error) {
+func Train(ctx context.Context, p *plan.Plan, m *pluginhost.Host, opt TrainOptions) (*TrainResult, error) {
 	tr := p.Train
 	if tr == nil {
 		return nil, fmt.Errorf("%s has no train: section", p.File)
@@ -130,7 +130,7 @@ func Train(ctx context.Context, p *plan.Plan, m *plugins.Manager, opt TrainOptio
 			return nil, fmt.Errorf("train.samples: removing the grids of an earlier run: %w", err)
 		}
 	}
-	plug, err := m.Open(ctx, plugins.Ref{Name: tr.Model, Path: tr.Path, SHA256: tr.SHA256})
+	plug, err := m.Open(ctx, pluginhost.Ref{Name: tr.Model, Path: tr.Path, SHA256: tr.SHA256})
 	if err != nil {
 		return nil, err
 	}
@@ -396,7 +396,7 @@ func (t *trainer) finish(ctx context.Context, err error) (*TrainResult, error) {
 		if dataErr != nil {
 			return res, fmt.Errorf("train: reading training data: %w", dataErr)
 		}
-		var ce *plugins.CrashError
+		var ce *pluginhost.CrashError
 		if errors.As(err, &ce) {
 			msg := fmt.Sprintf("train: plugin %s died during training, after step %d", ce.Plugin, res.Step)
 			if len(ce.Stderr) > 0 {

@@ -72,7 +72,7 @@ func newDataset(ctx context.Context, p *plan.Plan, id string, spec *sdk.ImageSpe
 			d.source[k] = v
 		}
 		if k == "dir" || k == "list" || k == "idx" {
-			if s := sdk.Params(params).String(k); s != "" {
+			if s := stages.Values(params).String(k); s != "" {
 				what = fmt.Sprintf("%s %q", k, s)
 			}
 		}
@@ -240,7 +240,7 @@ func newFeed(ctx context.Context, d *dataset, batch, epochs int, shuffle bool, s
 // augmentation differs between epochs yet is reproducible.
 func epochSeed(seed uint64, epoch int) uint64 { return run.DeriveSeed(seed, "train-epoch", epoch) }
 
-// Next is the plugin's data source (sdk.Client.Train's next).
+// Next is the plugin's data source (client.Client.Train's next).
 func (f *feed) Next(ctx context.Context) (*sdk.Batch, error) {
 	select {
 	case fb, ok := <-f.ch:

@@ -8,7 +8,7 @@ import (
 	"github.com/genpipe/genpipe/sdk"
 )
 
-// fakeDescriber serves fixed descriptions, like the plugin manager would
+// fakeDescriber serves fixed descriptions, like the plugin host would
 // after launching each plugin, and records what it was asked.
 type fakeDescriber struct {
 	mu    sync.Mutex

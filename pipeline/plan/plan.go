@@ -14,13 +14,14 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/genpipe/genpipe/internal/suggest"
 	"github.com/genpipe/genpipe/pipeline/spec"
 	"github.com/genpipe/genpipe/pipeline/stages"
 	"github.com/genpipe/genpipe/sdk"
 )
 
 // Describer gives the planner the plugins' descriptions. The host adapts
-// its plugin manager to it; tests use a fake.
+// its plugin host to it; tests use a fake.
 type Describer interface {
 	// Describe returns the description of model. path and sha256 come from
 	// the pipeline's plugins: entry for model ("" when none); path is
@@ -407,7 +408,7 @@ func (b *builder) resolveInputs() {
 				switch {
 				case in == nil:
 					others := slices.DeleteFunc(slices.Clone(ids), func(s string) bool { return s == st.ID })
-					b.errorf(ref.Pos, sdk.Suggest(ref.ID, others), "stage %s: input %q is not a stage", st.Name(), ref.ID)
+					b.errorf(ref.Pos, suggest.DidYouMean(ref.ID, others), "stage %s: input %q is not a stage", st.Name(), ref.ID)
 				case seen[ref.ID]:
 					b.errorf(ref.Pos, "", "stage %s: input %q is listed twice", st.Name(), ref.ID)
 				case isSink(in):

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/genpipe/genpipe/internal/suggest"
 	"github.com/genpipe/genpipe/pipeline/spec"
 	"github.com/genpipe/genpipe/pipeline/stages"
 	"github.com/genpipe/genpipe/sdk"
@@ -63,7 +64,7 @@ func (b *builder) resolveModel(key, model string, pos spec.Pos, errorf func(spec
 	}
 	if !b.known(model) {
 		names := b.knownNames()
-		hint := sdk.Suggest(model, names)
+		hint := suggest.DidYouMean(model, names)
 		if hint == "" && len(names) > 0 {
 			hint = "known models: " + strings.Join(names, ", ")
 		}
@@ -103,7 +104,8 @@ func (b *builder) modelStage(bn *bnode) {
 			pluginVals[k] = v
 		}
 	}
-	hv, errs := sdk.CheckParams(hostSpecs, hostVals, string(kind))
+	checked, errs := sdk.CheckParams(hostSpecs, hostVals, string(kind))
+	hv := stages.Values(checked)
 	b.paramErrors(st, errs, true)
 	m := &ModelStage{Model: hv.String("model"), Batch: hv.Int("batch"), Count: hv.Int("count")}
 	bn.n.Model = m
@@ -192,7 +194,7 @@ func (b *builder) preset(bn *bnode, m *ModelStage, name string) {
 		}
 	}
 	if p == nil && name != "" {
-		hint := sdk.Suggest(name, names)
+		hint := suggest.DidYouMean(name, names)
 		switch {
 		case hint != "":
 		case len(names) == 0:
@@ -247,7 +249,7 @@ func (b *builder) pluginParams(bn *bnode, m *ModelStage, cs *sdk.CapabilitySpec,
 		if !slices.ContainsFunc(cs.Params, func(p sdk.Param) bool { return p.Name == k }) {
 			// Checked here, not by CheckParams, so that "did you mean"
 			// also offers the host keys (preset, weights, ...).
-			hint := sdk.Suggest(k, names)
+			hint := suggest.DidYouMean(k, names)
 			if hint == "" {
 				hint = fmt.Sprintf("%s %s takes %s", m.Model, st.Kind, strings.Join(names, ", "))
 			}

@@ -7,8 +7,11 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/genpipe/genpipe/internal/suggest"
 	"github.com/genpipe/genpipe/pipeline/spec"
+	"github.com/genpipe/genpipe/pipeline/stages"
 	"github.com/genpipe/genpipe/sdk"
+	"github.com/genpipe/genpipe/sdk/client"
 )
 
 // DefaultCheckpointEvery is how many steps apart the plugin is asked for
@@ -121,7 +124,8 @@ func (b *builder) trainSection() {
 		vals[k] = v
 	}
 	host := slices.DeleteFunc(slices.Clone(trainFields), func(p sdk.Param) bool { return p.Name == "params" })
-	hv, errs := sdk.CheckParams(host, vals, "")
+	checked, errs := sdk.CheckParams(host, vals, "")
+	hv := stages.Values(checked)
 	b.trainErrors(errs)
 	tr := &Training{
 		Model:   hv.String("model"),
@@ -133,7 +137,7 @@ func (b *builder) trainSection() {
 	}
 	b.train = tr
 	b.trainOK = len(errs) == 0
-	cp := sdk.Params{}
+	cp := stages.Values{}
 	if m, ok := hv["checkpoint"].(map[string]any); ok {
 		cp = m
 	}
@@ -157,7 +161,7 @@ func (b *builder) trainSection() {
 		tr.Init = b.trainInit(in)
 	}
 	if sm, ok := hv["samples"].(map[string]any); ok {
-		sp := sdk.Params(sm)
+		sp := stages.Values(sm)
 		tr.SampleEvery = sp.Int("every")
 		if dir := sp.String("dir"); dir != "" {
 			tr.SampleDir = b.trainDir("samples.dir", dir)
@@ -351,7 +355,7 @@ func (b *builder) trainData(key, id string) {
 		}
 	}
 	if bn == nil {
-		hint := sdk.Suggest(id, b.s.StageIDs())
+		hint := suggest.DidYouMean(id, b.s.StageIDs())
 		if hint == "" && len(b.s.StageIDs()) > 0 {
 			hint = "stages: " + strings.Join(b.s.StageIDs(), ", ")
 		}
@@ -426,7 +430,7 @@ func (b *builder) trainModel(tr *Training) bool {
 		}
 	}
 	if p == nil && name != "" {
-		hint := sdk.Suggest(name, names)
+		hint := suggest.DidYouMean(name, names)
 		switch {
 		case hint != "":
 		case len(names) == 0:
@@ -504,7 +508,7 @@ func (b *builder) trainBatchBytes(tr *Training) {
 		size = 1
 	}
 	item := in.Channels * in.Height * in.Width * size
-	limit := sdk.MaxMessageBytes - (1 << 20)
+	limit := client.MaxMessageBytes - (1 << 20)
 	if tr.Batch*item > limit {
 		pos := b.s.Train.ValuePos("batch")
 		b.trainErrorf(pos, fmt.Sprintf("at most %d items of %s", limit/item, imagesText(in)), "train.batch: %d items of %d bytes exceed the %d-byte message limit", tr.Batch, item, limit)

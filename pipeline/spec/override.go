@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/genpipe/genpipe/sdk"
+	"github.com/genpipe/genpipe/internal/suggest"
 	"gopkg.in/yaml.v3"
 )
 
@@ -35,7 +35,7 @@ func (p *parser) applyOverrides(s *Spec, overrides []string) {
 		}
 		st := s.Stage(stageID)
 		if st == nil {
-			hint := sdk.Suggest(stageID, s.StageIDs())
+			hint := suggest.DidYouMean(stageID, s.StageIDs())
 			if hint == "" && len(s.StageIDs()) > 0 {
 				hint = "stages: " + strings.Join(s.StageIDs(), ", ")
 			}

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/genpipe/genpipe/internal/suggest"
 	"github.com/genpipe/genpipe/sdk"
 	"gopkg.in/yaml.v3"
 )
@@ -554,7 +555,7 @@ func (p *parser) top(s *Spec, root *yaml.Node) {
 				s.Train.Bad = true
 			}
 		default:
-			hint := sdk.Suggest(k, TopKeys)
+			hint := suggest.DidYouMean(k, TopKeys)
 			if hint == "" {
 				hint = "the top level has " + strings.Join(TopKeys, ", ")
 			}
@@ -640,7 +641,7 @@ func (p *parser) plugins(s *Spec, v *yaml.Node) {
 				}
 				pl.SHA256 = strings.ToLower(sum)
 			default:
-				p.errorf(f.key, sdk.Suggest(f.key.Value, []string{"path", "sha256"}), "unknown key %q in plugins.%s (expected path or sha256)", f.key.Value, pl.Name)
+				p.errorf(f.key, suggest.DidYouMean(f.key.Value, []string{"path", "sha256"}), "unknown key %q in plugins.%s (expected path or sha256)", f.key.Value, pl.Name)
 			}
 		}
 	}
@@ -708,7 +709,7 @@ func (p *parser) stage(i int, item *yaml.Node) *Stage {
 			st.Kind, st.KindPos, st.Node = Kind(k), p.pos(e.key), e.value
 		default:
 			unknown = true
-			hint := sdk.Suggest(k, stageKeyNames)
+			hint := suggest.DidYouMean(k, stageKeyNames)
 			if hint == "" {
 				hint = "a stage has id, input and one of " + strings.Join(kindNames(), ", ")
 			}

@@ -61,7 +61,7 @@ type Loader struct {
 // (defaults filled in). Error paths are field names relative to the stage
 // mapping ("" for the mapping itself).
 func CheckLoad(params map[string]any) []*sdk.ParamError {
-	p := sdk.Params(params)
+	p := Values(params)
 	var errs []*sdk.ParamError
 	add := func(path, format string, a ...any) *sdk.ParamError {
 		e := &sdk.ParamError{Path: path, Msg: fmt.Sprintf(format, a...)}
@@ -123,7 +123,7 @@ func NewLoader(params map[string]any, baseDir string) (*Loader, error) {
 // LoadConfig is a load stage's checked configuration (see [ParseLoad]).
 type LoadConfig struct {
 	// Values are the validated parameters, defaults filled in.
-	Values sdk.Params
+	Values Values
 }
 
 // ParseLoad checks a load stage's validated values (what sdk.CheckParams
@@ -144,7 +144,7 @@ func ParseLoad(v any, env ParseEnv) (*LoadConfig, []*sdk.ParamError) {
 }
 
 // loadFiles checks that a load stage's sources exist.
-func loadFiles(p sdk.Params, env ParseEnv) []*sdk.ParamError {
+func loadFiles(p Values, env ParseEnv) []*sdk.ParamError {
 	if env.SkipFiles {
 		return nil
 	}

@@ -181,12 +181,12 @@ func parseOp(i int, raw any, consumer *sdk.ImageSpec) (*op, []*sdk.ParamError) {
 		return nil, []*sdk.ParamError{{Path: path, Msg: "expected a mapping with exactly one operation"}}
 	}
 	var kind string
-	var args sdk.Params
+	var args Values
 	for k, v := range m {
 		kind = k
 		args, _ = v.(map[string]any)
 	}
-	a := &OpArgs{Params: args, Consumer: consumer, name: kind, path: path + "." + kind}
+	a := &OpArgs{Values: args, Consumer: consumer, name: kind, path: path + "." + kind}
 	def := lookupOp(kind)
 	if def == nil {
 		a.Bad("", "unknown operation %q", kind)

@@ -25,13 +25,13 @@ func init() {
 		Build: func(a *OpArgs) (applyFunc, func(shape) shape) {
 			method := orDefault(a.String("method"), "canny")
 			sigma, low, high := 1.5, 0.08, 0.2
-			if _, ok := a.Params["sigma"]; ok {
+			if _, ok := a.Values["sigma"]; ok {
 				sigma = a.Float("sigma")
 			}
-			if _, ok := a.Params["low"]; ok {
+			if _, ok := a.Values["low"]; ok {
 				low = a.Float("low")
 			}
-			if _, ok := a.Params["high"]; ok {
+			if _, ok := a.Values["high"]; ok {
 				high = a.Float("high")
 			}
 			switch {

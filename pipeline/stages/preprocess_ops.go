@@ -31,7 +31,7 @@ type applyFunc func(img image.Image, seed, stream uint64) image.Image
 
 // OpArgs are an op's validated arguments while it is built.
 type OpArgs struct {
-	sdk.Params
+	Values
 	// Consumer is the image contract of the model stage the preprocess
 	// stage feeds (nil when none declares one).
 	Consumer *sdk.ImageSpec
@@ -186,7 +186,7 @@ var ops = []opDef{
 		func(a *OpArgs) (applyFunc, func(shape) shape) {
 			typ := orDefault(a.String("type"), "gaussian")
 			amount := 0.1
-			if _, ok := a.Params["amount"]; ok {
+			if _, ok := a.Values["amount"]; ok {
 				amount = a.Float("amount")
 			}
 			if typ != "gaussian" && typ != "salt_pepper" {

@@ -136,7 +136,7 @@ func CheckSave(params map[string]any) []*sdk.ParamError {
 }
 
 func parseSave(params map[string]any) (*Saver, []*sdk.ParamError) {
-	p := sdk.Params(params)
+	p := Values(params)
 	var errs []*sdk.ParamError
 	add := func(path, format string, a ...any) *sdk.ParamError {
 		e := &sdk.ParamError{Path: path, Msg: fmt.Sprintf(format, a...)}
@@ -179,7 +179,7 @@ func parseSave(params map[string]any) (*Saver, []*sdk.ParamError) {
 		add("provenance", "provenance: png needs format: png, got format %q", s.format).Hint = "use provenance: sidecar"
 	}
 	if g, ok := params["grid"].(map[string]any); ok {
-		gp := sdk.Params(g)
+		gp := Values(g)
 		gs := &gridSpec{columns: 8, padding: 2, file: orDefault(gp.String("file"), "grid.png")}
 		if _, ok := g["columns"]; ok {
 			gs.columns = max(1, gp.Int("columns"))
@@ -200,7 +200,7 @@ func parseSave(params map[string]any) (*Saver, []*sdk.ParamError) {
 		s.grid = gs
 	}
 	if a, ok := params["animation"].(map[string]any); ok {
-		ap := sdk.Params(a)
+		ap := Values(a)
 		as := &animSpec{file: orDefault(ap.String("file"), "animation.gif"), delay: 10}
 		if _, ok := a["delay"]; ok {
 			as.delay = ap.Int("delay")
@@ -245,7 +245,7 @@ func NewSaver(params map[string]any, baseDir string, opt SaveOptions) (*Saver, e
 		return nil, fmt.Errorf("save: %w", joinParamErrors(errs))
 	}
 	s.opt = opt
-	s.dir = filepath.FromSlash(sdk.Params(params).String("dir"))
+	s.dir = filepath.FromSlash(Values(params).String("dir"))
 	if !filepath.IsAbs(s.dir) {
 		s.dir = filepath.Join(baseDir, s.dir)
 	}

@@ -11,7 +11,7 @@ import (
 // SaveConfig is a save stage's checked configuration (see [ParseSave]).
 type SaveConfig struct {
 	// Values are the validated parameters, defaults filled in.
-	Values sdk.Params
+	Values Values
 }
 
 // ParseSave checks a save stage's validated values (what sdk.CheckParams

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/genpipe/genpipe/sdk"
+	"github.com/genpipe/genpipe/internal/suggest"
 )
 
 // nameTemplate is a parsed save file-name template. Fields: {name},
@@ -66,7 +66,7 @@ func parseTemplate(s string) (*nameTemplate, error) {
 		switch p.field {
 		case "name", "index", "label", "stage":
 		default:
-			h := sdk.Suggest(p.field, []string{"name", "index", "label", "stage"})
+			h := suggest.DidYouMean(p.field, []string{"name", "index", "label", "stage"})
 			if h == "" {
 				h = "fields: {name}, {index}, {index:05}, {label}, {stage}"
 			}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/genpipe/genpipe/internal/suggest"
 	"github.com/genpipe/genpipe/sdk"
 )
 
@@ -120,7 +121,7 @@ func (*Plugin) Load(_ context.Context, req sdk.LoadRequest) (sdk.Model, error) {
 	}
 	if req.Preset != "" && req.Preset != "default" {
 		msg := fmt.Sprintf("plugin classic: load: unknown preset %q (classic has: default)", req.Preset)
-		if h := sdk.Suggest(req.Preset, []string{"default"}); h != "" {
+		if h := suggest.DidYouMean(req.Preset, []string{"default"}); h != "" {
 			msg += "; " + h
 		}
 		return nil, errors.New(msg)

@@ -14,14 +14,14 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
-	"github.com/genpipe/genpipe/sdk"
+	"github.com/genpipe/genpipe/sdk/client"
 )
 
 // Process is a plugin process launched for a test. It is killed when the
 // test that started it ends.
 type Process struct {
 	// Client talks to the plugin.
-	Client *sdk.Client
+	Client *client.Client
 	// Pid is the plugin's process id.
 	Pid int
 	// Path is the executable that was run.
@@ -65,14 +65,14 @@ func Start(tb testing.TB, cfg Config) *Process {
 	cmd.Env = append(os.Environ(), cfg.Env...)
 	// Like the pipeline host, offer shared memory for tensor bytes, so the
 	// plugin is tested on the path it runs on.
-	var shm *sdk.SharedMemory
-	if sdk.SharedMemoryEnabled() {
-		shm, _ = sdk.NewSharedMemory(sdk.DefaultSharedMemoryBytes)
+	var shm *client.SharedMemory
+	if client.SharedMemoryEnabled() {
+		shm, _ = client.NewSharedMemory(client.DefaultSharedMemoryBytes)
 	}
 	if shm != nil {
 		shm.Attach(cmd)
 	}
-	cc := sdk.NewClientConfig(cmd)
+	cc := client.NewClientConfig(cmd)
 	// cmd.Env already holds the host's environment; go-plugin appending it
 	// again would let it override cfg.Env.
 	cc.SkipHostEnv = true
@@ -89,7 +89,7 @@ func Start(tb testing.TB, cfg Config) *Process {
 			tb.Logf("sdktest: plugin %s log:\n%s", argv[0], logs.String())
 		}
 	})
-	client, err := sdk.Dispense(pc)
+	client, err := client.Dispense(pc)
 	if err != nil {
 		tb.Fatalf("sdktest: %s did not complete the plugin handshake: %v\n"+
 			"(a plugin's main must call sdk.Serve and print nothing to stdout; its stderr:\n%s)", argv[0], err, logs.String())

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/genpipe/genpipe/sdk"
+	"github.com/genpipe/genpipe/sdk/client"
 )
 
 // Config says which plugin to test and how.
@@ -157,8 +158,8 @@ func sub(tb testing.TB, name string, fn func(tb testing.TB)) {
 }
 
 func checkHandshake(tb testing.TB, h *harness) {
-	if h.p.Version != sdk.ProtocolVersion {
-		tb.Errorf("negotiated protocol version %d, expected %d", h.p.Version, sdk.ProtocolVersion)
+	if h.p.Version != client.ProtocolVersion {
+		tb.Errorf("negotiated protocol version %d, expected %d", h.p.Version, client.ProtocolVersion)
 	}
 	if h.p.Pid <= 0 || h.p.Exited() {
 		tb.Errorf("plugin process is not running (pid %d, exited %v)", h.p.Pid, h.p.Exited())
@@ -176,7 +177,7 @@ func checkDescribe(tb testing.TB, h *harness) {
 
 // loadCase loads a model for c with the given parameters on top of values
 // for required parameters.
-func (h *harness) load(ctx context.Context, c tcase, params map[string]any) (sdk.Handle, error) {
+func (h *harness) load(ctx context.Context, c tcase, params map[string]any) (client.Handle, error) {
 	all := sdk.Params{}
 	for _, p := range h.desc.Capability(c.cap).Params {
 		if p.Required {
@@ -189,7 +190,7 @@ func (h *harness) load(ctx context.Context, c tcase, params map[string]any) (sdk
 	return h.p.Client.Load(ctx, sdk.LoadRequest{Capability: c.cap, Preset: c.preset.Name, Params: all})
 }
 
-func (h *harness) mustLoad(tb testing.TB, c tcase) sdk.Handle {
+func (h *harness) mustLoad(tb testing.TB, c tcase) client.Handle {
 	tb.Helper()
 	ctx, cancel := h.ctx()
 	defer cancel()
@@ -249,7 +250,7 @@ func (in input) slice(i, j int) input {
 	return out
 }
 
-func (h *harness) call(ctx context.Context, c tcase, hd sdk.Handle, in input) (*sdk.Tensor, error) {
+func (h *harness) call(ctx context.Context, c tcase, hd client.Handle, in input) (*sdk.Tensor, error) {
 	cl := h.p.Client
 	switch c.cap {
 	case sdk.CapEncode:
@@ -264,7 +265,7 @@ func (h *harness) call(ctx context.Context, c tcase, hd sdk.Handle, in input) (*
 	return nil, fmt.Errorf("sdktest: capability %s is not callable", c.cap)
 }
 
-func (h *harness) mustCall(tb testing.TB, c tcase, hd sdk.Handle, in input) *sdk.Tensor {
+func (h *harness) mustCall(tb testing.TB, c tcase, hd client.Handle, in input) *sdk.Tensor {
 	tb.Helper()
 	ctx, cancel := h.ctx()
 	defer cancel()

@@ -1,0 +1,145 @@
+package pluginhost
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// stderrTail keeps the last lines a plugin wrote to stderr, for error
+// reports. hclog JSON lines are rendered as "[LEVEL] message k=v". A Go panic
+// prints its message first and then a long stack, so the first lines of a
+// panic are kept apart from the tail, where the stack would push them out.
+type stderrTail struct {
+	mu      sync.Mutex
+	max     int
+	lines   []string
+	panic   []string
+	inPanic int
+	partial []byte
+}
+
+const panicLines = 8
+
+func newStderrTail(max int) *stderrTail { return &stderrTail{max: max} }
+
+func (r *stderrTail) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.partial = append(r.partial, p...)
+	for {
+		i := bytes.IndexByte(r.partial, '\n')
+		if i < 0 {
+			break
+		}
+		r.add(string(r.partial[:i]))
+		r.partial = r.partial[i+1:]
+	}
+	if len(r.partial) > 64<<10 {
+		r.add(string(r.partial))
+		r.partial = nil
+	}
+	return len(p), nil
+}
+
+func (r *stderrTail) add(raw string) {
+	line := formatLine(strings.TrimRight(raw, "\r"))
+	if line == "" {
+		return
+	}
+	if r.panic == nil && (strings.HasPrefix(line, "panic: ") || strings.HasPrefix(line, "fatal error: ")) {
+		r.inPanic = panicLines
+	}
+	if r.inPanic > 0 {
+		r.panic = append(r.panic, line)
+		r.inPanic--
+	}
+	r.lines = append(r.lines, line)
+	if len(r.lines) > r.max {
+		r.lines = r.lines[len(r.lines)-r.max:]
+	}
+}
+
+// Lines returns the start of a panic, if any, and the last lines.
+func (r *stderrTail) Lines() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	if len(r.panic) > 0 && (len(r.lines) == 0 || r.lines[0] != r.panic[0]) {
+		out = append(out, r.panic...)
+		out = append(out, "...")
+	}
+	out = append(out, r.lines...)
+	if len(r.partial) > 0 {
+		out = append(out, formatLine(string(r.partial)))
+	}
+	return out
+}
+
+// formatLine renders one hclog JSON line readably; other lines pass as is.
+func formatLine(s string) string {
+	if !strings.HasPrefix(s, "{") {
+		return s
+	}
+	var m map[string]any
+	if json.Unmarshal([]byte(s), &m) != nil {
+		return s
+	}
+	level, _ := m["@level"].(string)
+	msg, _ := m["@message"].(string)
+	var keys []string
+	for k := range m {
+		if !strings.HasPrefix(k, "@") {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	fmt.Fprintf(&b, "[%s] %s", strings.ToUpper(level), msg)
+	for _, k := range keys {
+		v := fmt.Sprint(m[k])
+		if i := strings.IndexByte(v, '\n'); i >= 0 {
+			v = v[:i] + " ..."
+		}
+		if len(v) > 300 {
+			v = v[:300] + "..."
+		}
+		fmt.Fprintf(&b, " %s=%s", k, v)
+	}
+	return b.String()
+}
+
+// lineLogger forwards the lines a plugin writes to its redirected stdout or
+// stderr (after the handshake go-plugin streams them to the host) to the
+// host log under the plugin's name, and to the stderr tail.
+type lineLogger struct {
+	mu      sync.Mutex
+	log     hclog.Logger
+	stream  string
+	tail    io.Writer
+	partial []byte
+}
+
+func (w *lineLogger) Write(p []byte) (int, error) {
+	if w.tail != nil {
+		_, _ = w.tail.Write(p)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.partial = append(w.partial, p...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			break
+		}
+		w.log.Info(string(w.partial[:i]), "stream", w.stream)
+		w.partial = w.partial[i+1:]
+	}
+	return len(p), nil
+}

@@ -1,5 +1,0 @@
-// Package proto holds the gRPC wire types of the plugin contract. Plugin
-// authors do not use it directly; package sdk wraps it.
-package proto
-
-//go:generate protoc --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative plugin.proto
