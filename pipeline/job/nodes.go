@@ -87,7 +87,11 @@ type preprocess struct {
 
 func (p preprocess) Map(_ context.Context, in []item.Item) ([]item.Item, []error) {
 	return perItem(in, func(it item.Item) (item.Item, error) {
-		out, err := p.p.ApplyItem(it)
+		px, err := it.WithPixels()
+		if err != nil {
+			return it, err
+		}
+		out, err := p.p.ApplyItem(px)
 		if err != nil {
 			return it, err
 		}
@@ -110,6 +114,10 @@ type saveSink struct{ s *stages.Saver }
 func (s saveSink) Done(it item.Item) bool { return s.s.Done(it) }
 func (s saveSink) Write(ctx context.Context, it item.Item) error {
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	it, err := it.WithPixels()
+	if err != nil {
 		return err
 	}
 	return s.s.Write(it)
