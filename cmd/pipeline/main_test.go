@@ -48,6 +48,8 @@ func TestMain(m *testing.M) {
 		// The SDK's test plugin, as an external plugin: it can train
 		// (per-channel statistics), checkpoint, evaluate and crash on demand.
 		"pipeline-plugin-testplug": func() { sdk.Serve(sdktest.NewTestPlugin("testplug")) },
+		// Reports the latents it is given as pixel bytes (precision_test.go).
+		"pipeline-plugin-latentprobe": func() { sdk.Serve(latentProbe{}) },
 		// A plugin that never completes the handshake.
 		"pipeline-plugin-hang": func() {
 			fmt.Fprintln(os.Stderr, "hang: not answering")

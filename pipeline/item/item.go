@@ -8,8 +8,10 @@ import (
 )
 
 // Item is one image (or one latent) with its metadata. Host stages work on
-// Image; model stages convert it to and from the tensor contract their plugin
-// declares at the boundary.
+// 8-bit pixels (Image, Frames), which they get from [Item.WithPixels]; model
+// stages convert items to and from the tensor contract their plugin declares
+// at the boundary, and keep a float32 output as Tensor, so chained float
+// models never pass through 8 bits in between.
 type Item struct {
 	// Index is the item's position in the job's stream, fixed at its source
 	// and kept through every stage (also under --shard).
@@ -26,12 +28,23 @@ type Item struct {
 	// Seed is the seed of the stage currently processing the item, derived
 	// from (pipeline seed, stage id, item index).
 	Seed uint64
-	// Image holds the pixels; nil for a latent item.
+	// Image holds the 8-bit pixels; nil for a latent item and while the
+	// pixels are in Tensor.
 	Image image.Image
 	// Frames holds an animation (a sequence item); Image is then its last frame.
 	Frames []image.Image
 	// Latent holds a 1 x D latent with its Space set; nil for image items.
 	Latent *sdk.Tensor
+	// Tensor holds the pixels as a model stage made them when it emitted
+	// float32: one image, 1 x C x H x W, with values in Range. Image and
+	// Frames are then nil; [Item.WithPixels] quantises it to 8 bits for a
+	// host stage, and [ToTensor] maps it to the next model's float range
+	// without rounding to 8 bits. Never modified in place (fan-out branches
+	// share it).
+	Tensor *sdk.Tensor
+	// Range is the value range [lo, hi] of Tensor's values: the one the
+	// producing model declared (see [ValueRange]).
+	Range [2]float32
 	// Prov records every stage that made or changed the item.
 	Prov []Step
 	// Raw is what a source listed for the item before the heavy work of

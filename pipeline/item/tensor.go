@@ -20,15 +20,16 @@ import (
 var ErrMixedShapes = errors.New("items of the batch differ in shape")
 
 // SameSize reports whether all items' images have the same width and height.
-// Items without an image are ignored.
+// Items without pixels are ignored.
 func SameSize(items []Item) bool {
 	var first image.Point
 	seen := false
-	for _, it := range items {
-		if it.Image == nil {
+	for i := range items {
+		_, h, w, ok := items[i].Shape()
+		if !ok {
 			continue
 		}
-		sz := it.Image.Bounds().Size()
+		sz := image.Pt(w, h)
 		if !seen {
 			first, seen = sz, true
 		} else if sz != first {
@@ -50,11 +51,12 @@ func SameShape(items []Item, spec *sdk.ImageSpec) bool {
 	}
 	if spec == nil || spec.Channels == 0 {
 		c := -1
-		for _, it := range items {
-			if it.Image == nil {
+		for i := range items {
+			n, _, _, ok := items[i].Shape()
+			if !ok {
 				continue
 			}
-			if n := Channels(it.Image); c < 0 {
+			if c < 0 {
 				c = n
 			} else if n != c {
 				return false
@@ -119,6 +121,11 @@ func describe(it *Item) string {
 // exactly (conform them in a preprocess stage); sizes it leaves open must
 // agree between the items, else the error wraps [ErrMixedShapes]. A sequence
 // item contributes its Image (the last frame).
+//
+// An item whose pixels are a float Tensor goes to a float32 spec with the
+// same channels by a range remap (clamped to its range, never rounded to 8
+// bits); to a uint8 spec, or one with other channels, it goes as the 8-bit
+// image [Item.WithPixels] makes, exactly as an image item.
 func ToTensor(items []Item, spec *sdk.ImageSpec) (*sdk.Tensor, error) {
 	if len(items) == 0 {
 		return nil, errors.New("item: to tensor: empty batch")
@@ -136,19 +143,36 @@ func ToTensor(items []Item, spec *sdk.ImageSpec) (*sdk.Tensor, error) {
 		want = *spec
 	}
 	for i := range items {
-		if items[i].Image == nil {
+		if items[i].Image == nil && items[i].Tensor == nil {
 			return nil, fmt.Errorf("item: to tensor: %s has no image (a latent item?)", describe(&items[i]))
 		}
 	}
-	first := &items[0]
-	c, h, w := want.Channels, want.Height, want.Width
+	c := want.Channels
 	if c == 0 {
-		c = Channels(first.Image)
+		c, _, _, _ = items[0].Shape()
 	}
 	if c < 1 || c > 4 {
 		return nil, fmt.Errorf("item: to tensor: %d channels requested, expected 1 to 4", c)
 	}
-	sz := first.Image.Bounds().Size()
+	// Float pixels that cannot go as floats go as 8-bit images; the
+	// caller's slice is left alone.
+	copied := false
+	for i := range items {
+		t := items[i].Tensor
+		if t == nil || dt == sdk.Float32 && t.DType == sdk.Float32 && len(t.Shape) == 4 && t.Shape[1] == c {
+			continue
+		}
+		if !copied {
+			items, copied = append([]Item(nil), items...), true
+		}
+		if items[i], err = items[i].WithPixels(); err != nil {
+			return nil, fmt.Errorf("item: to tensor: %w", err)
+		}
+	}
+	first := &items[0]
+	_, fh, fw, _ := first.Shape()
+	sz := image.Pt(fw, fh)
+	h, w := want.Height, want.Width
 	if h == 0 {
 		h = sz.Y
 	}
@@ -157,7 +181,8 @@ func ToTensor(items []Item, spec *sdk.ImageSpec) (*sdk.Tensor, error) {
 	}
 	for i := range items {
 		it := &items[i]
-		got := it.Image.Bounds().Size()
+		n, gh, gw, _ := it.Shape()
+		got := image.Pt(gw, gh)
 		if want.Width != 0 && got.X != w || want.Height != 0 && got.Y != h {
 			return nil, fmt.Errorf("item: to tensor: %s is %dx%d, expected %s (add a conform or resize step)",
 				describe(it), got.X, got.Y, specSize(&want))
@@ -167,7 +192,7 @@ func ToTensor(items []Item, spec *sdk.ImageSpec) (*sdk.Tensor, error) {
 				ErrMixedShapes, describe(first), sz.X, sz.Y, describe(it), got.X, got.Y)
 		}
 		if want.Channels == 0 {
-			if n := Channels(it.Image); n != c {
+			if n != c {
 				return nil, fmt.Errorf("item: to tensor: %w: %s has %d channels, %s has %d channels",
 					ErrMixedShapes, describe(first), c, describe(it), n)
 			}
@@ -177,8 +202,13 @@ func ToTensor(items []Item, spec *sdk.ImageSpec) (*sdk.Tensor, error) {
 	per := c * plane
 	t := sdk.NewTensor(dt, len(items), c, h, w)
 	buf := make([]uint8, per)
-	scale := (hi - lo) / 255
+	rng := hi - lo
 	for n := range items {
+		if src := items[n].Tensor; src != nil {
+			r := items[n].Range
+			remap(t.Data[n*per*4:(n+1)*per*4], src.Data, r[0], r[1], lo, hi)
+			continue
+		}
 		planes(items[n].Image, c, buf)
 		switch dt {
 		case sdk.Uint8:
@@ -186,7 +216,7 @@ func ToTensor(items []Item, spec *sdk.ImageSpec) (*sdk.Tensor, error) {
 		case sdk.Float32:
 			out := t.Data[n*per*4:]
 			for i, v := range buf {
-				binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(float32(v)*scale+lo))
+				binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(float32(v)*rng/255+lo))
 			}
 		}
 	}
@@ -343,40 +373,15 @@ func fillNRGBA(m *image.NRGBA, buf []uint8, c, w, h int) {
 // *image.Gray; 2 (gray and alpha), 3 and 4 give *image.NRGBA. Dimensions and
 // dtype that spec fixes must match the tensor.
 func FromTensor(t *sdk.Tensor, spec *sdk.ImageSpec) ([][]image.Image, error) {
-	if t == nil {
-		return nil, errors.New("item: from tensor: no tensor")
-	}
-	if err := t.Check(); err != nil {
-		return nil, fmt.Errorf("item: from tensor: %w", err)
-	}
-	var n, frames, c, h, w int
-	switch len(t.Shape) {
-	case 4:
-		n, frames, c, h, w = t.Shape[0], 1, t.Shape[1], t.Shape[2], t.Shape[3]
-	case 5:
-		n, frames, c, h, w = t.Shape[0], t.Shape[1], t.Shape[2], t.Shape[3], t.Shape[4]
-	default:
-		return nil, fmt.Errorf("item: from tensor: shape %v, expected NCHW or NTCHW", t.Shape)
-	}
-	if c < 1 || c > 4 {
-		return nil, fmt.Errorf("item: from tensor: shape %v has %d channels, expected 1 to 4", t.Shape, c)
-	}
-	if t.Space != "" {
-		return nil, fmt.Errorf("item: from tensor: got a latent of space %q, expected images", t.Space)
-	}
-	if spec != nil {
-		if spec.DType != 0 && spec.DType != t.DType {
-			return nil, fmt.Errorf("item: from tensor: dtype %s, expected %s", t.DType, spec.DType)
-		}
-		if spec.Channels != 0 && spec.Channels != c || spec.Height != 0 && spec.Height != h || spec.Width != 0 && spec.Width != w {
-			return nil, fmt.Errorf("item: from tensor: items are %dx%dx%d (CxHxW), expected %s",
-				c, h, w, specShape(spec))
-		}
+	d, err := imageDims(t, spec)
+	if err != nil {
+		return nil, err
 	}
 	lo, hi, err := ValueRange(spec, t.DType)
 	if err != nil {
 		return nil, fmt.Errorf("item: from tensor: %w", err)
 	}
+	n, frames, c, h, w := d.n, d.frames, d.c, d.h, d.w
 	per := c * h * w
 	buf := make([]uint8, per)
 	scale := 255 / (hi - lo)
@@ -409,6 +414,45 @@ func FromTensor(t *sdk.Tensor, spec *sdk.ImageSpec) ([][]image.Image, error) {
 		}
 	}
 	return out, nil
+}
+
+// dims are the dimensions of an image tensor (frames is 1 for NCHW).
+type dims struct{ n, frames, c, h, w int }
+
+// imageDims checks that t is an image tensor (NCHW or NTCHW, 1 to 4
+// channels, no latent space) that agrees with what spec fixes.
+func imageDims(t *sdk.Tensor, spec *sdk.ImageSpec) (dims, error) {
+	if t == nil {
+		return dims{}, errors.New("item: from tensor: no tensor")
+	}
+	if err := t.Check(); err != nil {
+		return dims{}, fmt.Errorf("item: from tensor: %w", err)
+	}
+	var d dims
+	switch len(t.Shape) {
+	case 4:
+		d = dims{t.Shape[0], 1, t.Shape[1], t.Shape[2], t.Shape[3]}
+	case 5:
+		d = dims{t.Shape[0], t.Shape[1], t.Shape[2], t.Shape[3], t.Shape[4]}
+	default:
+		return dims{}, fmt.Errorf("item: from tensor: shape %v, expected NCHW or NTCHW", t.Shape)
+	}
+	if d.c < 1 || d.c > 4 {
+		return dims{}, fmt.Errorf("item: from tensor: shape %v has %d channels, expected 1 to 4", t.Shape, d.c)
+	}
+	if t.Space != "" {
+		return dims{}, fmt.Errorf("item: from tensor: got a latent of space %q, expected images", t.Space)
+	}
+	if spec != nil {
+		if spec.DType != 0 && spec.DType != t.DType {
+			return dims{}, fmt.Errorf("item: from tensor: dtype %s, expected %s", t.DType, spec.DType)
+		}
+		if spec.Channels != 0 && spec.Channels != d.c || spec.Height != 0 && spec.Height != d.h || spec.Width != 0 && spec.Width != d.w {
+			return dims{}, fmt.Errorf("item: from tensor: items are %dx%dx%d (CxHxW), expected %s",
+				d.c, d.h, d.w, specShape(spec))
+		}
+	}
+	return d, nil
 }
 
 func to8(v float32) uint8 {

@@ -12,7 +12,8 @@ import (
 )
 
 // modelMap runs one model stage: items to tensors in the preset's declared
-// contract, one plugin call per batch, tensors back to items.
+// contract, one plugin call per batch, tensors back to items (float32
+// images stay float32 in the items, see item.Unpack).
 type modelMap struct {
 	kind   spec.Kind
 	model  *pluginhost.Model
@@ -78,9 +79,8 @@ func groupByShape(in []item.Item, idx []int) [][]int {
 	groups := map[key][]int{}
 	for _, i := range idx {
 		k := key{}
-		if img := in[i].Image; img != nil {
-			r := img.Bounds()
-			k = key{r.Dx(), r.Dy(), item.Channels(img)}
+		if c, h, w, ok := in[i].Shape(); ok {
+			k = key{w, h, c}
 		}
 		if _, ok := groups[k]; !ok {
 			order = append(order, k)
@@ -170,7 +170,7 @@ func (m *modelMap) call(ctx context.Context, items []item.Item) ([]item.Item, er
 	out := make([]item.Item, len(items))
 	if m.kind == spec.Encode {
 		for i, it := range items {
-			it.Latent, it.Image, it.Frames = t.Slice(i, i+1), nil, nil
+			it.Latent, it.Image, it.Frames, it.Tensor = t.Slice(i, i+1), nil, nil, nil
 			out[i] = m.stamp(it)
 		}
 		return out, nil
@@ -179,16 +179,11 @@ func (m *modelMap) call(ctx context.Context, items []item.Item) ([]item.Item, er
 	if m.preset != nil {
 		got = m.preset.Output
 	}
-	imgs, err := item.FromTensor(t, got)
-	if err != nil {
+	// Float outputs stay float until a host stage or save needs pixels.
+	if err := item.Unpack(items, t, got); err != nil {
 		return nil, err
 	}
 	for i, it := range items {
-		frames := imgs[i]
-		it.Image, it.Latent, it.Frames = frames[len(frames)-1], nil, nil
-		if len(frames) > 1 {
-			it.Frames = frames
-		}
 		out[i] = m.stamp(it)
 	}
 	return out, nil

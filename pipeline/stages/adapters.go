@@ -69,7 +69,11 @@ type PreprocessMap struct {
 // Map preprocesses each item and records the step.
 func (p PreprocessMap) Map(_ context.Context, in []item.Item) ([]item.Item, []error) {
 	return perItem(in, func(it item.Item) (item.Item, error) {
-		out, err := p.P.ApplyItem(it)
+		px, err := it.WithPixels()
+		if err != nil {
+			return it, err
+		}
+		out, err := p.P.ApplyItem(px)
 		if err != nil {
 			return it, err
 		}
@@ -96,6 +100,10 @@ func (s SaveSink) Done(it item.Item) bool { return s.S.Done(it) }
 // Write saves the item.
 func (s SaveSink) Write(ctx context.Context, it item.Item) error {
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	it, err := it.WithPixels()
+	if err != nil {
 		return err
 	}
 	return s.S.Write(it)

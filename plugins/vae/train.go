@@ -124,15 +124,14 @@ func (t *trainer) graph(n int, train bool) (*trainGraph, error) {
 	return g, nil
 }
 
-// pixels converts a uint8 NCHW batch to [0,1] floats in dst.
+// pixels converts an NCHW batch (float32 in [0,1], or uint8) to [0,1]
+// floats in dst.
 func (t *trainer) pixels(b *sdk.Batch, dst []float32) error {
 	a := t.m.Arch
-	if len(b.Shape) != 4 || b.Shape[1] != a.Channels || b.Shape[2] != a.Size || b.Shape[3] != a.Size || b.DType != sdk.Uint8 {
-		return fmt.Errorf("batch: expected uint8 [N %d %d %d], got %s %v", a.Channels, a.Size, a.Size, b.DType, b.Shape)
+	if len(b.Shape) != 4 || b.Shape[1] != a.Channels || b.Shape[2] != a.Size || b.Shape[3] != a.Size || b.DType != sdk.Float32 && b.DType != sdk.Uint8 {
+		return fmt.Errorf("batch: expected float32 or uint8 [N %d %d %d], got %s %v", a.Channels, a.Size, a.Size, b.DType, b.Shape)
 	}
-	for i, v := range b.Data {
-		dst[i] = float32(v) / 255
-	}
+	toPixels(b.Tensor, dst)
 	return nil
 }
 

@@ -9,7 +9,9 @@ package vae
 import (
 	"context"
 	"embed"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"strconv"
 	"sync"
 
@@ -99,7 +101,9 @@ var (
 
 // Describe declares the capabilities and presets.
 func (*Plugin) Describe() sdk.Description {
-	img := &sdk.ImageSpec{Channels: 1, Height: 28, Width: 28, DType: sdk.Uint8, Min: 0, Max: 255}
+	// Float pixels in [0, 1], what the networks compute in: the host keeps
+	// them float between chained float models, never rounding to 8 bits.
+	img := &sdk.ImageSpec{Channels: 1, Height: 28, Width: 28, DType: sdk.Float32, Min: 0, Max: 1}
 	d := sdk.Description{
 		Name:      Name,
 		Version:   Version,
@@ -183,25 +187,40 @@ func (md *model) graph(kind string, n int) (*inferGraph, error) {
 	return g, nil
 }
 
-// pixels converts an NCHW uint8 batch to float32 in [0,1].
+// pixels converts an NCHW batch to float32 in [0,1]: float32 pixels (the
+// declared contract) as they are, uint8 ones divided by 255.
 func (md *model) pixels(in *sdk.Batch) ([]float32, int, error) {
 	a := md.m.Arch
-	if len(in.Shape) != 4 || in.Shape[1] != a.Channels || in.Shape[2] != a.Size || in.Shape[3] != a.Size || in.DType != sdk.Uint8 {
-		return nil, 0, fmt.Errorf("input: expected uint8 [N %d %d %d], got %s %v", a.Channels, a.Size, a.Size, in.DType, in.Shape)
+	if len(in.Shape) != 4 || in.Shape[1] != a.Channels || in.Shape[2] != a.Size || in.Shape[3] != a.Size || in.DType != sdk.Float32 && in.DType != sdk.Uint8 {
+		return nil, 0, fmt.Errorf("input: expected float32 or uint8 [N %d %d %d], got %s %v", a.Channels, a.Size, a.Size, in.DType, in.Shape)
 	}
-	out := make([]float32, len(in.Data))
-	for i, v := range in.Data {
-		out[i] = float32(v) / 255
-	}
+	out := make([]float32, in.NumElements())
+	toPixels(in.Tensor, out)
 	return out, in.Shape[0], nil
 }
 
-func toImage(px []float32, n int, a Arch) *sdk.Tensor {
-	t := sdk.NewTensor(sdk.Uint8, n, a.Channels, a.Size, a.Size)
-	for i, v := range px {
-		t.Data[i] = uint8(clamp01(v)*255 + 0.5)
+// toPixels writes the [0,1] pixels of t (float32, or uint8 divided by 255)
+// to dst.
+func toPixels(t *sdk.Tensor, dst []float32) {
+	if t.DType == sdk.Float32 {
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*i:]))
+		}
+		return
 	}
-	return t
+	for i, v := range t.Data {
+		dst[i] = float32(v) / 255
+	}
+}
+
+// toImage makes the float32 image tensor of the decoder's output, clamped
+// to the declared [0, 1] (NaN: 0).
+func toImage(px []float32, n int, a Arch) *sdk.Tensor {
+	out := make([]float32, len(px))
+	for i, v := range px {
+		out[i] = clamp01(v)
+	}
+	return sdk.FromFloat32(out, n, a.Channels, a.Size, a.Size)
 }
 
 func clamp01(v float32) float32 {
@@ -264,7 +283,7 @@ func (md *model) Generate(ctx context.Context, req sdk.GenerateRequest) (*sdk.Te
 		z = md.prior(req.Seeds, md.params.Float("temperature"))
 	}
 	if n == 0 {
-		return sdk.NewTensor(sdk.Uint8, 0, a.Channels, a.Size, a.Size), nil
+		return sdk.NewTensor(sdk.Float32, 0, a.Channels, a.Size, a.Size), nil
 	}
 	md.mu.Lock()
 	defer md.mu.Unlock()
