@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -43,7 +45,7 @@ PIPELINE_PLUGIN_PATH, then ` + pluginhost.DefaultDir() + `.`,
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tKIND\tLOCATION")
 			for _, i := range infos {
-				loc := i.Location
+				loc := displayPath(i.Location)
 				if i.Kind == pluginhost.KindBuiltin {
 					loc = "compiled in (" + loc + " " + strings.Join(i.Args, " ") + ")"
 				}
@@ -53,7 +55,7 @@ PIPELINE_PLUGIN_PATH, then ` + pluginhost.DefaultDir() + `.`,
 				fmt.Fprintf(tw, "%s\t%s\t%s\n", i.Name, i.Kind, loc)
 			}
 			tw.Flush()
-			fmt.Fprintf(cmd.OutOrStdout(), "\nsearch path: %s\n", strings.Join(m.Dirs(), ", "))
+			fmt.Fprintf(cmd.OutOrStdout(), "\nsearch path: %s\n", strings.Join(displayPaths(m.Dirs()), ", "))
 			return nil
 		},
 	}
@@ -83,7 +85,7 @@ func newPluginsDescribeCmd() *cobra.Command {
 				return enc.Encode(d)
 			}
 			info := p.Info()
-			writeDescription(cmd.OutOrStdout(), &d, fmt.Sprintf("%s (%s)", info.Location, info.Kind))
+			writeDescription(cmd.OutOrStdout(), &d, fmt.Sprintf("%s (%s)", displayPath(info.Location), info.Kind))
 			return nil
 		},
 	}
@@ -166,4 +168,33 @@ func imageSpecText(s *sdk.ImageSpec, zero string) string {
 		rng = fmt.Sprintf("%g..%g", s.Min, s.Max)
 	}
 	return fmt.Sprintf("%s, %s, %s in %s", size, ch, dt, rng)
+}
+
+// displayPath shortens a path for people to read: relative to the working
+// folder when it is inside it, "~/..." inside the home folder, otherwise
+// as it is. Listings then read the same on every machine (the README shows
+// them), and a path shown can still be pasted into a shell.
+func displayPath(p string) string {
+	if !filepath.IsAbs(p) {
+		return p
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, p); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return rel
+		}
+	}
+	if home, err := os.UserHomeDir(); err == nil && home != "/" {
+		if rel, err := filepath.Rel(home, p); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return filepath.Join("~", rel)
+		}
+	}
+	return p
+}
+
+func displayPaths(ps []string) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = displayPath(p)
+	}
+	return out
 }
