@@ -1,4 +1,8 @@
-// Package item defines the unit of data that flows between pipeline stages.
+// Package item owns the unit of data that flows between pipeline stages: an
+// 8-bit image, a model's float32 pixels kept until a host stage needs 8 bits
+// ([Item.WithPixels]), or latents with their space id, plus the item's
+// metadata and provenance; and the conversion of items to and from the
+// tensors that cross the plugin boundary.
 package item
 
 import (

@@ -1,6 +1,11 @@
-// Package stages implements the host-side stages: load, preprocess and save.
-// They are declared with the same [sdk.Param] specs as plugin parameters, so
-// the planner validates them, and docs and JSON Schema come from the same place.
+// Package stages owns the stage kinds: the registry ([Kind], one entry per
+// kind, host and model alike) where each kind declares its parameters once,
+// the typed configs host stages are parsed into once by the planner, the
+// host stages themselves (load, the preprocess ops table, save), and the
+// adapters that run them in the executor (pipeline/run). Parameters are
+// declared with the same [sdk.Param] specs as plugin parameters, so the
+// planner validates them, and docs and the JSON Schema come from the same
+// place. A new preprocess op is one file that registers itself.
 package stages
 
 import "github.com/genpipe/genpipe/sdk"
