@@ -385,8 +385,10 @@ func runStart(dir string) (time.Time, error) {
 }
 
 // Write saves one item: its image file and provenance, each atomically
-// (temporary file in the same folder, then rename), creating sub-folders.
-// Two items whose names render to the same file are an error.
+// (see put), creating sub-folders. An output name this run already wrote
+// (two items, inputs or save stages named alike) is an error for the item,
+// and nothing is overwritten; an earlier run's file is kept unless
+// Overwrite is set.
 func (s *Saver) Write(it item.Item) error {
 	if it.Image == nil && len(it.Frames) == 0 {
 		return fmt.Errorf("save: %s has no image (a latent item?)", describe(&it))
