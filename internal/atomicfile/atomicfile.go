@@ -19,6 +19,12 @@ import (
 
 // File is a temporary file that becomes path on Commit or CommitNew.
 type File struct {
+	// DeferDirSync skips the sync of the folder after the commit: a writer
+	// of many files in one folder (save) syncs it once with [SyncDir] when
+	// it is done. The file itself is always synced before it is named, so a
+	// crash can lose the name, never leave a partial file under it.
+	DeferDirSync bool
+
 	f    *os.File
 	path string
 	perm fs.FileMode
@@ -79,8 +85,14 @@ func (f *File) Commit() error {
 		return err
 	}
 	f.done = true
-	SyncDir(filepath.Dir(f.path))
+	f.syncDir()
 	return nil
+}
+
+func (f *File) syncDir() {
+	if !f.DeferDirSync {
+		SyncDir(filepath.Dir(f.path))
+	}
 }
 
 // CommitNew puts the file at path only if nothing is there: when path
@@ -113,7 +125,7 @@ func (f *File) CommitNew() error {
 		}
 		f.done = true
 	}
-	SyncDir(filepath.Dir(f.path))
+	f.syncDir()
 	return nil
 }
 

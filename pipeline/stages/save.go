@@ -561,6 +561,10 @@ func (s *Saver) put(file string, data []byte, replace bool) error {
 		return fmt.Errorf("write %s: %w", file, unwrapPath(err))
 	}
 	defer f.Abort()
+	// One sync of the folder at Close instead of one per file: a crash
+	// can lose the names of the last items (redone on resume), never
+	// leave a partial file.
+	f.DeferDirSync = true
 	if _, err := f.Write(data); err != nil {
 		return fmt.Errorf("write %s: %w", file, unwrapPath(err))
 	}
@@ -625,6 +629,7 @@ func (s *Saver) Close() error {
 	recs := s.records
 	s.records = nil
 	s.mu.Unlock()
+	defer atomicfile.SyncDir(s.dir)
 	if !s.collects() || len(recs) == 0 {
 		return nil
 	}
