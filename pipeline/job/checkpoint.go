@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/genpipe/genpipe/internal/atomicfile"
 )
 
 // checkpointMagic starts a training checkpoint file. The layout is the
@@ -81,36 +83,13 @@ func readCheckpoint(path string) (checkpointState, []byte, error) {
 	return st, rest[n:], nil
 }
 
-// writeAtomic writes b to path through a temporary file in the same folder
-// and a rename, creating the folder.
-func writeAtomic(path string, b []byte) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// writeAtomic writes b to path atomically (temporary file, fsync,
+// rename, fsync of the folder), creating the folder.
+func writeAtomic(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(b); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o644); err != nil { // CreateTemp makes it private
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.Write(path, b, 0o644)
 }
 
 func exists(path string) bool {

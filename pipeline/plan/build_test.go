@@ -38,7 +38,7 @@ stages:
     generate: {model: gan, preset: mnist-dcgan, count: 1}
   - id: all
     input: [digits, more, plain]
-    save: {dir: o2}
+    save: {dir: o2, name: "{stage}-{name}"}
 `
 	p, errs, d := check(t, src, []string{"paint.strength=0.25"}, Options{})
 	if len(errs) > 0 {

@@ -228,6 +228,7 @@ func Build(ctx context.Context, s *spec.Spec, d Describer, opts Options) (*Plan,
 		}
 	}
 	b.resolveInputs()
+	b.saveTargets()
 	b.trainSection()
 	order := b.order()
 	for _, bn := range order {

@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -294,4 +295,26 @@ func presetText(m *ModelStage) string {
 		return ""
 	}
 	return fmt.Sprintf(" preset %q", m.Preset)
+}
+
+// saveTargets reports the file-name collisions the file shows, between
+// save stages and between the inputs of one (stages.CheckSaveTargets).
+func (b *builder) saveTargets() {
+	var ts []stages.SaveTarget
+	var sts []*spec.Stage
+	for _, bn := range b.nodes {
+		if bn.st.Kind != spec.Save || !bn.ok {
+			continue
+		}
+		vals, _ := bn.n.Host.(map[string]any)
+		dir, _ := vals["dir"].(string)
+		t := stages.SaveTarget{ID: bn.st.ID, Params: vals, Dir: b.abs(filepath.FromSlash(dir))}
+		for _, in := range bn.inputs {
+			t.Inputs = append(t.Inputs, in.st.ID)
+		}
+		ts, sts = append(ts, t), append(sts, bn.st)
+	}
+	for i, errs := range stages.CheckSaveTargets(ts) {
+		b.paramErrors(sts[i], errs, false)
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"image"
 	"image/color"
 	"image/color/palette"
@@ -13,13 +12,16 @@ import (
 	"image/gif"
 	"image/jpeg"
 	"image/png"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/genpipe/genpipe/internal/atomicfile"
 	"github.com/genpipe/genpipe/pipeline/item"
 	"github.com/genpipe/genpipe/sdk"
 )
@@ -90,12 +92,13 @@ type Saver struct {
 	seqAnim animSpec // delay and loop of sequence items' GIFs
 	opt     SaveOptions
 
-	mu sync.Mutex
-	// owners maps the 64-bit FNV hash of each output path to the index of
-	// the item writing it (-1: grid/animation), to catch two items named
-	// alike. A hash, not the path, keeps it to ~40 bytes per item for
-	// million-image jobs; a false collision needs 2^32 outputs.
-	owners  map[uint64]int
+	// since is the filesystem time at which this run began (see runStart):
+	// an existing output older than it is an earlier run's, a newer one this
+	// run's own. The filesystem is thus the set of names written, and a
+	// collision costs no memory per item.
+	since time.Time
+
+	mu      sync.Mutex
 	records []record
 	closed  bool
 }
@@ -244,12 +247,13 @@ func NewSaver(params map[string]any, baseDir string, opt SaveOptions) (*Saver, e
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("save: %w", joinParamErrors(errs))
 	}
+	var err error
 	s.opt = opt
 	s.dir = filepath.FromSlash(Values(params).String("dir"))
 	if !filepath.IsAbs(s.dir) {
 		s.dir = filepath.Join(baseDir, s.dir)
 	}
-	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+	if err = os.MkdirAll(s.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("save: dir %s: %w", s.dir, unwrapPath(err))
 	}
 	if opt.Shard != "" {
@@ -260,12 +264,8 @@ func NewSaver(params map[string]any, baseDir string, opt SaveOptions) (*Saver, e
 			s.anim.file = shardName(s.anim.file, opt.Shard)
 		}
 	}
-	s.owners = map[uint64]int{}
-	if s.grid != nil {
-		s.owners[pathHash(s.abs(s.grid.file))] = -1
-	}
-	if s.anim != nil {
-		s.owners[pathHash(s.abs(s.anim.file))] = -1
+	if s.since, err = runStart(s.dir); err != nil {
+		return nil, fmt.Errorf("save: dir %s: %w", s.dir, unwrapPath(err))
 	}
 	return s, nil
 }
@@ -319,8 +319,9 @@ func sidecarPath(file string) string {
 	return strings.TrimSuffix(file, filepath.Ext(file)) + ".json"
 }
 
-// Done reports whether all of the item's outputs exist (and Overwrite is
-// off), so the executor can skip it. When it does, the item is recorded for
+// Done reports whether all of the item's outputs exist from an earlier run
+// (and Overwrite is off), so the executor can skip it; a file this run
+// wrote never makes an item done. When it does, the item is recorded for
 // the grid and animation, which Close then reads back from its file. With
 // images: false nothing is ever done (the grid needs the pixels).
 func (s *Saver) Done(it item.Item) bool {
@@ -332,7 +333,7 @@ func (s *Saver) Done(it item.Item) bool {
 		return false
 	}
 	file := s.abs(rel)
-	if !exists(file) || s.sidecar(file) && !exists(sidecarPath(file)) {
+	if !s.earlier(file) || s.sidecar(file) && !s.earlier(sidecarPath(file)) {
 		return false
 	}
 	if s.collects() {
@@ -343,14 +344,51 @@ func (s *Saver) Done(it item.Item) bool {
 	return true
 }
 
-func exists(p string) bool {
+// earlier reports whether p is a file written before this run.
+func (s *Saver) earlier(p string) bool {
 	st, err := os.Stat(p)
-	return err == nil && st.Mode().IsRegular()
+	return err == nil && st.Mode().IsRegular() && st.ModTime().Before(s.since)
+}
+
+// runStart returns a time of dir's filesystem clock that every file
+// written there before the call is older than, and every file written
+// after it is not: it makes a marker file, then rewrites it until its
+// modification time moves past the first one (a tick of the clock, a few
+// milliseconds on Linux; up to 3 s on coarse filesystems, after which
+// a file of the same tick counts as this run's: an error, never an
+// overwrite).
+func runStart(dir string) (time.Time, error) {
+	f, err := os.CreateTemp(dir, ".genpipe-run-*")
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return time.Time{}, err
+	}
+	first := st.ModTime()
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+		if _, err := f.Write([]byte{0}); err != nil {
+			return time.Time{}, err
+		}
+		if st, err = f.Stat(); err != nil {
+			return time.Time{}, err
+		}
+		if st.ModTime().After(first) {
+			return st.ModTime(), nil
+		}
+	}
+	return first, nil
 }
 
 // Write saves one item: its image file and provenance, each atomically
-// (temporary file in the same folder, then rename), creating sub-folders.
-// Two items whose names render to the same file are an error.
+// (see put), creating sub-folders. An output name this run already wrote
+// (two items, inputs or save stages named alike) is an error for the item,
+// and nothing is overwritten; an earlier run's file is kept unless
+// Overwrite is set.
 func (s *Saver) Write(it item.Item) error {
 	if it.Image == nil && len(it.Frames) == 0 {
 		return fmt.Errorf("save: %s has no image (a latent item?)", describe(&it))
@@ -372,18 +410,8 @@ func (s *Saver) Write(it item.Item) error {
 		return err
 	}
 	file := s.abs(rel)
-	s.mu.Lock()
-	owner, taken := s.owners[pathHash(file)]
-	if !taken {
-		s.owners[pathHash(file)] = it.Index
-	}
-	s.mu.Unlock()
-	if taken && owner != it.Index {
-		if owner < 0 {
-			return fmt.Errorf("save: %s: file name %s is the grid or animation file", describe(&it), rel)
-		}
-		return fmt.Errorf("save: %s: file name %s is already used by item %d (make the name template unique, e.g. with {index})",
-			describe(&it), rel, owner)
+	if s.grid != nil && rel == s.grid.file || s.anim != nil && rel == s.anim.file {
+		return fmt.Errorf("save: %s: file name %s is the grid or animation file", describe(&it), rel)
 	}
 	data, err := s.encode(it)
 	if err != nil {
@@ -398,7 +426,7 @@ func (s *Saver) Write(it item.Item) error {
 			return fmt.Errorf("save: %s: %w", describe(&it), err)
 		}
 	}
-	if err := writeAtomic(file, data); err != nil {
+	if err := s.put(file, data, s.opt.Overwrite); err != nil {
 		return fmt.Errorf("save: %s: %w", describe(&it), err)
 	}
 	if s.sidecar(file) {
@@ -406,7 +434,7 @@ func (s *Saver) Write(it item.Item) error {
 		if err != nil {
 			return fmt.Errorf("save: %s: provenance: %w", describe(&it), err)
 		}
-		if err := writeAtomic(sidecarPath(file), append(js, '\n')); err != nil {
+		if err := s.put(sidecarPath(file), append(js, '\n'), s.opt.Overwrite); err != nil {
 			return fmt.Errorf("save: %s: %w", describe(&it), err)
 		}
 	}
@@ -456,12 +484,6 @@ func (s *Saver) encode(it item.Item) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
-}
-
-func pathHash(p string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(p))
-	return h.Sum64()
 }
 
 // pngEncoder reuses zlib compressors across images: png.Encode allocates a
@@ -523,38 +545,75 @@ func toPaletted(img image.Image) *image.Paletted {
 	return p
 }
 
-// writeAtomic writes data to a hidden temporary file next to file and
-// renames it into place, so file is either absent, the old version or
-// complete. (A crash can leave a ".NAME.*.tmp" file behind, never a partial
-// NAME; loads skip hidden files.)
-func writeAtomic(file string, data []byte) (err error) {
+// put writes data to file atomically (internal/atomicfile), creating
+// sub-folders. A file already there is judged by its age: one this run
+// wrote (not older than the run) means two outputs have one name, an error
+// that leaves it alone; an earlier run's is kept, or replaced when replace
+// is set. Without replace the new file is hard-linked into place, so of
+// two writers of one name exactly one wins, whatever the timing.
+func (s *Saver) put(file string, data []byte, replace bool) error {
 	dir := filepath.Dir(file)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create folder %s: %w", dir, unwrapPath(err))
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(file)+".*.tmp")
+	f, err := atomicfile.Create(file, 0o644)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", file, unwrapPath(err))
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
+	defer f.Abort()
+	// One sync of the folder at Close instead of one per file: a crash
+	// can lose the names of the last items (redone on resume), never
+	// leave a partial file.
+	f.DeferDirSync = true
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", file, unwrapPath(err))
+	}
+	for try := 0; try < 3; try++ {
+		err := f.CommitNew()
+		if err == nil {
+			return nil
 		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", file, unwrapPath(err))
+		if !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("write %s: %w", file, unwrapPath(err))
+		}
+		st, err := os.Lstat(file)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed meanwhile: try again
+		}
+		if err != nil {
+			return fmt.Errorf("write %s: %w", file, unwrapPath(err))
+		}
+		if !st.ModTime().Before(s.since) || !st.Mode().IsRegular() {
+			return s.collision(file)
+		}
+		if !replace {
+			return nil // an earlier run's output: keep it
+		}
+		// Move the earlier run's file aside (one atomic step, so a
+		// concurrent writer of this run is never the one removed), then
+		// link the new one in.
+		aside := f.Name() + ".old"
+		if err := os.Rename(file, aside); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return fmt.Errorf("write %s: %w", file, unwrapPath(err))
+		}
+		if st, err := os.Lstat(aside); err == nil && !st.ModTime().Before(s.since) {
+			os.Rename(aside, file) // another item of this run got there first
+			return s.collision(file)
+		}
+		os.Remove(aside)
 	}
-	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("write %s: %w", file, unwrapPath(err))
+	return s.collision(file)
+}
+
+func (s *Saver) collision(file string) error {
+	rel, err := filepath.Rel(s.dir, file)
+	if err != nil {
+		rel = file
 	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", file, unwrapPath(err))
-	}
-	if err = os.Rename(f.Name(), file); err != nil {
-		return fmt.Errorf("write %s: %w", file, unwrapPath(err))
-	}
-	return nil
+	return fmt.Errorf("file name %s was already written by this run (by another item, input or save stage: make the names unique, e.g. with {index} or {stage}; nothing was overwritten)", filepath.ToSlash(rel))
 }
 
 // Close writes the grid and the animation of all items in index order, each
@@ -570,6 +629,7 @@ func (s *Saver) Close() error {
 	recs := s.records
 	s.records = nil
 	s.mu.Unlock()
+	defer atomicfile.SyncDir(s.dir)
 	if !s.collects() || len(recs) == 0 {
 		return nil
 	}
@@ -629,7 +689,7 @@ func (s *Saver) Close() error {
 		var buf bytes.Buffer
 		if err := encodeImage(&buf, sheet.canvas, format, s.quality); err != nil {
 			errs = append(errs, fmt.Errorf("save: grid: %w", err))
-		} else if err := writeAtomic(s.abs(s.grid.file), buf.Bytes()); err != nil {
+		} else if err := s.put(s.abs(s.grid.file), buf.Bytes(), true); err != nil {
 			errs = append(errs, fmt.Errorf("save: grid: %w", err))
 		}
 	}
@@ -637,7 +697,7 @@ func (s *Saver) Close() error {
 		var buf bytes.Buffer
 		if err := gif.EncodeAll(&buf, anim); err != nil {
 			errs = append(errs, fmt.Errorf("save: animation: encode gif: %w", err))
-		} else if err := writeAtomic(s.abs(s.anim.file), buf.Bytes()); err != nil {
+		} else if err := s.put(s.abs(s.anim.file), buf.Bytes(), true); err != nil {
 			errs = append(errs, fmt.Errorf("save: animation: %w", err))
 		}
 	}

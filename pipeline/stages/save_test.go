@@ -56,7 +56,7 @@ func readImage(t *testing.T, file string) image.Image {
 func noTemps(t *testing.T, dir string) {
 	t.Helper()
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && strings.HasSuffix(p, ".tmp") {
+		if err == nil && strings.HasPrefix(filepath.Base(p), ".") && p != dir {
 			t.Errorf("temporary file left behind: %s", p)
 		}
 		return nil
@@ -183,13 +183,56 @@ func TestSaveAtomicWrite(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 	noTemps(t, dir)
-	// Rewriting replaces the old file whole.
+	// An earlier run's file is kept without overwrite, replaced whole with.
 	writeFile(t, filepath.Join(dir, "img05.png"), []byte("old contents"))
-	if err := s.Write(testItem(5)); err != nil {
+	if err := newSaver(t, dir, map[string]any{}, false).Write(testItem(5)); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "img05.png")); string(b) != "old contents" {
+		t.Error("an earlier run's file was overwritten without overwrite")
+	}
+	if err := newSaver(t, dir, map[string]any{}, true).Write(testItem(5)); err != nil {
 		t.Fatal(err)
 	}
 	if !pixelsEqual(readImage(t, filepath.Join(dir, "img05.png")), testItem(5).Image) {
 		t.Error("the old file was not replaced")
+	}
+	noTemps(t, dir)
+}
+
+// TestSaveSameIndexCollision is issue 9's bug: the items of a multi-input
+// save share an index, and the second one to a name was reported as
+// already done (no overwrite) or silently replaced the first (overwrite).
+// Each must be an error, and a run's own file never makes an item done.
+func TestSaveSameIndexCollision(t *testing.T) {
+	for _, overwrite := range []bool{false, true} {
+		dir := t.TempDir()
+		s := newSaver(t, dir, map[string]any{}, overwrite)
+		// A second save stage on the folder (made, as a job does, before
+		// any item is written).
+		s2 := newSaver(t, dir, map[string]any{}, overwrite)
+		a := testItem(1)
+		g := testItem(1)
+		g.Image = pattern(4, 3, 200)
+		g.Prov = []item.Step{{Stage: "g", Kind: "preprocess"}}
+		if err := s.Write(a); err != nil {
+			t.Fatal(err)
+		}
+		if s.Done(g) {
+			t.Errorf("overwrite %v: a file written by this run makes an item done", overwrite)
+		}
+		err := s.Write(g)
+		if err == nil || !strings.Contains(err.Error(), "already written by this run") {
+			t.Errorf("overwrite %v: second item to img01.png: %v", overwrite, err)
+		}
+		if !pixelsEqual(readImage(t, filepath.Join(dir, "img01.png")), a.Image) {
+			t.Errorf("overwrite %v: the first item's file was replaced", overwrite)
+		}
+		// Two save stages on one folder collide the same way.
+		if err := s2.Write(a); err == nil || !strings.Contains(err.Error(), "already written by this run") {
+			t.Errorf("overwrite %v: a second save stage to the same file: %v", overwrite, err)
+		}
+		noTemps(t, dir)
 	}
 }
 
@@ -360,11 +403,8 @@ func TestSaveNames(t *testing.T) {
 	if err := s.Write(a); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Write(b); err == nil || !strings.Contains(err.Error(), "already used by item 1") {
+	if err := s.Write(b); err == nil || !strings.Contains(err.Error(), "img01.png was already written by this run") {
 		t.Errorf("duplicate name: %v", err)
-	}
-	if err := s.Write(a); err != nil { // the same item again (a retry) is fine
-		t.Error(err)
 	}
 	g := newSaver(t, t.TempDir(), map[string]any{"grid": map[string]any{}}, false)
 	c := testItem(0)

@@ -5,10 +5,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
+
+	"github.com/genpipe/genpipe/internal/atomicfile"
 )
 
 // Encode serialises f the way the reference library does, so the bytes are
@@ -135,44 +135,8 @@ func writeString(buf *bytes.Buffer, s string) {
 	buf.Truncate(buf.Len() - 1) // Encode appends a newline
 }
 
-func writeAtomic(path string, b []byte) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(b); err != nil {
-		return err
-	}
-	// Without the sync a crash soon after the rename can leave an empty file
-	// under the final name on some filesystems.
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	// CreateTemp makes the file 0600; weights are not secret.
-	if err = tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	// Persist the rename itself; failure here does not un-write the file, and
-	// some platforms cannot sync a directory, so it is best effort.
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
+// writeAtomic writes b to path through a synced temporary file in the
+// same folder, a rename and a sync of the folder.
+func writeAtomic(path string, b []byte) error {
+	return atomicfile.Write(path, b, 0o644)
 }
