@@ -306,7 +306,7 @@ func (b *builder) saveTargets() {
 		if bn.st.Kind != spec.Save || !bn.ok {
 			continue
 		}
-		vals, _ := bn.n.Host.(map[string]any)
+		vals, _ := bn.n.Values.(map[string]any)
 		dir, _ := vals["dir"].(string)
 		t := stages.SaveTarget{ID: bn.st.ID, Params: vals, Dir: b.abs(filepath.FromSlash(dir))}
 		for _, in := range bn.inputs {

@@ -101,7 +101,7 @@ func CheckSaveTargets(ts []SaveTarget) (errs [][]*sdk.ParamError) {
 					if mayEqual(p, q) {
 						errs[j] = append(errs[j], &sdk.ParamError{Path: "dir",
 							Msg: fmt.Sprintf("save stage %q can write the same file names as save stage %q, into the same folder %s",
-								ts[j].ID, ts[i].ID, sdk.Params(ts[j].Params).String("dir")),
+								ts[j].ID, ts[i].ID, Values(ts[j].Params).String("dir")),
 							Hint: fmt.Sprintf(`give each save its own dir, or names that differ, e.g. name: "%s-{name}"`, ts[j].ID)})
 						break earlier
 					}

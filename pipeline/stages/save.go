@@ -247,9 +247,25 @@ func NewSaver(params map[string]any, baseDir string, opt SaveOptions) (*Saver, e
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("save: %w", joinParamErrors(errs))
 	}
+	return s.open(Values(params).String("dir"), baseDir, opt)
+}
+
+// open returns a new Saver with the settings parsed into s (which it does
+// not change, so one parsed config can open many), writing into dir
+// (resolved against baseDir and created).
+func (s *Saver) open(dir, baseDir string, opt SaveOptions) (*Saver, error) {
+	n := &Saver{format: s.format, tmpl: s.tmpl, quality: s.quality, images: s.images, prov: s.prov, seqAnim: s.seqAnim, opt: opt}
+	if s.grid != nil {
+		g := *s.grid
+		n.grid = &g
+	}
+	if s.anim != nil {
+		a := *s.anim
+		n.anim = &a
+	}
+	s = n
 	var err error
-	s.opt = opt
-	s.dir = filepath.FromSlash(Values(params).String("dir"))
+	s.dir = filepath.FromSlash(dir)
 	if !filepath.IsAbs(s.dir) {
 		s.dir = filepath.Join(baseDir, s.dir)
 	}

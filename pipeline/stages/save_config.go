@@ -12,6 +12,9 @@ import (
 type SaveConfig struct {
 	// Values are the validated parameters, defaults filled in.
 	Values Values
+	// parsed holds the settings parsed once from Values; each Task opens
+	// its own Saver from them.
+	parsed *Saver
 }
 
 // ParseSave checks a save stage's validated values (what sdk.CheckParams
@@ -19,7 +22,7 @@ type SaveConfig struct {
 // checks of single fields that are there run.
 func ParseSave(v any, env ParseEnv) (*SaveConfig, []*sdk.ParamError) {
 	params, _ := v.(map[string]any)
-	errs := CheckSave(params)
+	parsed, errs := parseSave(params)
 	if env.Partial {
 		errs = slices.DeleteFunc(errs, func(e *sdk.ParamError) bool {
 			return !slices.Contains(singleFieldSaveChecks, e.Path) || !hasPath(params, e.Path)
@@ -28,7 +31,7 @@ func ParseSave(v any, env ParseEnv) (*SaveConfig, []*sdk.ParamError) {
 	if len(errs) > 0 || env.Partial {
 		return nil, errs
 	}
-	return &SaveConfig{Values: params}, nil
+	return &SaveConfig{Values: params, parsed: parsed}, nil
 }
 
 // singleFieldSaveChecks are the paths of CheckSave's errors that depend on
@@ -54,7 +57,7 @@ func hasPath(m map[string]any, path string) bool {
 func (c *SaveConfig) Task(env Env) (*run.Task, error) {
 	opt := env.Save
 	opt.Stage = env.ID
-	s, err := NewSaver(c.Values, env.BaseDir, opt)
+	s, err := c.parsed.open(c.Values.String("dir"), env.BaseDir, opt)
 	if err != nil {
 		return nil, err
 	}
