@@ -41,7 +41,7 @@ var LoadParam = sdk.Param{Name: "load", Type: sdk.Object, Doc: "read images from
 var SaveParam = sdk.Param{Name: "save", Type: sdk.Object, Doc: "write images (and optionally a grid and an animation) to a folder", Fields: []sdk.Param{
 	{Name: "dir", Type: sdk.String, Doc: "output folder (relative to the pipeline file)", Required: true},
 	{Name: "format", Type: sdk.String, Doc: "image file format", Default: "png", Enum: []string{"png", "jpeg", "gif"}},
-	{Name: "name", Type: sdk.String, Doc: "file-name template without extension: {name}, {index}, {index:05} (zero-padded), {label} (none when unlabelled), {stage} (the stage that made the item); may contain / for sub-folders; items with frames are saved as animated .gif", Default: "{name}"},
+	{Name: "name", Type: sdk.String, Doc: "file-name template without extension: {name}, {index}, {index:05} (zero-padded), {label} (none when unlabelled), {stage} (the stage that made the item; a save with several inputs needs it, or another field that tells them apart); may contain / for sub-folders; items with frames are saved as animated .gif", Default: "{name}"},
 	{Name: "quality", Type: sdk.Int, Doc: "JPEG quality", Default: 95, Min: sdk.Bound(1), Max: sdk.Bound(100)},
 	{Name: "images", Type: sdk.Bool, Doc: "write one file per item (false: only the grid/animation)", Default: true},
 	{Name: "provenance", Type: sdk.String, Doc: "where to record how each image was made: sidecar (name.json), png (text chunk), none", Default: "sidecar", Enum: []string{"sidecar", "png", "none"}},
