@@ -136,6 +136,9 @@ func Train(ctx context.Context, p *plan.Plan, m *pluginhost.Host, opt TrainOptio
 	}
 	t.f = newFeed(ctx, t.data, tr.Batch, tr.Epochs, tr.Shuffle, p.Seed, start)
 	defer t.f.close()
+	if t.eval != nil {
+		defer t.eval.close()
+	}
 
 	began := time.Now()
 	ev := t.position()
@@ -214,7 +217,7 @@ func (t *trainer) openData(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("train.eval: %w", err)
 		}
-		t.eval = &evalSource{d: ed, batch: tr.Batch, seed: p.Seed ^ 0x6576616c} // "eval"
+		t.eval = &evalSource{ctx: ctx, d: ed, batch: tr.Batch, seed: p.Seed ^ 0x6576616c} // "eval"
 		t.res.EvalExamples = ed.Len()
 	}
 	t.per = stepsPerEpoch(data.Len(), tr.Batch)

@@ -18,8 +18,9 @@ import (
 // dataset is the items of one train data stage (a load stage, or a chain
 // of preprocess stages starting at one), addressable by index: the load's
 // entries are listed once (file names and labels; idx records keep their
-// pixels), and images are decoded and preprocessed only when a batch asks
-// for them, so a large folder is never held decoded in memory.
+// pixels), and the executor decodes and preprocesses them as a run does,
+// a batch ahead of the batch being packed (see stream), so a large folder
+// is never held decoded in memory.
 type dataset struct {
 	stage   string // the stage named in train.input or train.eval
 	loadID  string
@@ -94,48 +95,79 @@ func newDataset(ctx context.Context, p *plan.Plan, id string, spec *sdk.ImageSpe
 // Len is the number of items.
 func (d *dataset) Len() int { return len(d.entries) }
 
-// batch decodes and preprocesses the items at idx (on d.workers
-// goroutines) and packs them in the preset's tensor contract, with labels
-// and per-item seeds derived from seed. Seeded preprocess ops (noise) draw
-// from (seed, stage id, item index), as in a run, with seed varied per
-// epoch by the caller.
-func (d *dataset) batch(ctx context.Context, idx []int, seed uint64) (*sdk.Batch, error) {
-	items := make([]item.Item, len(idx))
-	errs := make([]error, len(idx))
-	var wg sync.WaitGroup
-	work := make(chan int)
-	for w := 0; w < min(d.workers, len(idx)); w++ {
-		wg.Go(func() {
-			for k := range work {
-				items[k], errs[k] = d.item(d.entries[idx[k]], seed)
-			}
-		})
+// stream reads the items idx of d, in that order, through the executor:
+// the load stage's [stages.Decode] and the chain's [stages.PreprocessMap]
+// on d.workers workers each, as a run does, with seeded preprocess ops
+// (noise) drawing from (seed, stage id, item index). At most window items
+// are decoded ahead of the reader.
+func (d *dataset) stream(ctx context.Context, idx []int, seed uint64, window int) *stream {
+	ctx, cancel := context.WithCancel(ctx)
+	o := run.NewOrdered(window)
+	load := &run.Task{ID: d.loadID, Kind: "load", Workers: d.workers,
+		Source: o.Source(stages.EntrySource{Entries: d.entries, Order: idx}),
+		Map:    stages.Decode{L: d.loader, Stage: d.loadID}}
+	tasks := []*run.Task{load}
+	for _, ps := range d.chain {
+		tasks = append(tasks, &run.Task{ID: ps.id, Kind: "preprocess", Workers: d.workers,
+			Inputs: tasks[len(tasks)-1:], Map: stages.PreprocessMap{P: ps.p, Stage: ps.id}})
 	}
-	for k := range idx {
-		if ctx.Err() != nil {
-			break
+	tasks = append(tasks, &run.Task{ID: "train", Kind: "train", Inputs: tasks[len(tasks)-1:], Sink: o.Sink()})
+	s := &stream{d: d, o: o, seed: seed, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		res, err := run.Execute(ctx, tasks, run.Options{Seed: seed, Overwrite: true})
+		switch {
+		case err != nil:
+		case res.Interrupted:
+			err = ctx.Err()
+		case len(res.Failures) > 0:
+			err = d.failure(res.Failures[0])
 		}
-		work <- k
+		o.Finish(err)
+	}()
+	return s
+}
+
+// failure is the error of an item that failed to load or preprocess.
+func (d *dataset) failure(f run.Failure) error {
+	if f.Stage == d.loadID {
+		return fmt.Errorf("stage %q: item %d %q: %w", f.Stage, f.Index, f.Item, f.Err)
 	}
-	close(work)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	for _, err := range errs {
+	return fmt.Errorf("stage %q: %w", f.Stage, f.Err)
+}
+
+// stream is the items of a dataset in a given order, read by the executor.
+type stream struct {
+	d      *dataset
+	o      *run.Ordered
+	seed   uint64
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// batch takes the next n items and packs them in the preset's tensor
+// contract, with labels and per-item seeds derived from the stream's seed.
+func (s *stream) batch(ctx context.Context, n int) (*sdk.Batch, error) {
+	items := make([]item.Item, 0, n)
+	for len(items) < n {
+		it, err := s.o.Next(ctx)
+		if err == io.EOF {
+			err = fmt.Errorf("stage %q: the items ended after %d of a batch of %d", s.d.stage, len(items), n)
+		}
 		if err != nil {
 			return nil, err
 		}
+		items = append(items, it)
 	}
-	t, err := item.ToTensor(items, d.spec)
+	t, err := item.ToTensor(items, s.d.spec)
 	if err != nil {
-		return nil, fmt.Errorf("stage %q: %w", d.stage, err)
+		return nil, fmt.Errorf("stage %q: %w", s.d.stage, err)
 	}
 	b := &sdk.Batch{Tensor: t, Seeds: make([]uint64, len(items))}
 	for k, it := range items {
-		b.Seeds[k] = run.DeriveSeed(seed, "train", it.Index)
+		b.Seeds[k] = run.DeriveSeed(s.seed, "train", it.Index)
 	}
-	if d.labels {
+	if s.d.labels {
 		b.Labels = make([]int, len(items))
 		for k, it := range items {
 			b.Labels[k] = it.Label
@@ -144,18 +176,10 @@ func (d *dataset) batch(ctx context.Context, idx []int, seed uint64) (*sdk.Batch
 	return b, nil
 }
 
-func (d *dataset) item(e stages.Entry, seed uint64) (item.Item, error) {
-	it, err := d.loader.Item(e)
-	if err != nil {
-		return it, fmt.Errorf("stage %q: item %d %q: %w", d.loadID, e.Index, e.Name, err)
-	}
-	for _, ps := range d.chain {
-		it.Seed = run.DeriveSeed(seed, ps.id, it.Index)
-		if it, err = ps.p.ApplyItem(it); err != nil {
-			return it, fmt.Errorf("stage %q: %w", ps.id, err)
-		}
-	}
-	return it, nil
+// close stops the executor and waits for it.
+func (s *stream) close() {
+	s.cancel()
+	<-s.done
 }
 
 // order returns the item indices of one epoch: load order, or a shuffle
@@ -183,8 +207,8 @@ func order(n int, shuffle bool, seed uint64, epoch int) []int {
 func stepsPerEpoch(items, batch int) int { return (items + batch - 1) / batch }
 
 // feed streams the training batches from a position on, prefetching a
-// couple of batches on a goroutine so that decoding overlaps the plugin's
-// step. Next hands them out in order and counts them; feed stops at ctx's
+// couple of batches on a goroutine (an executor run per epoch) so that
+// decoding overlaps the plugin's step. Next hands them out in order and counts them; feed stops at ctx's
 // end or after the last epoch.
 type feed struct {
 	ch   chan feedBatch
@@ -214,23 +238,28 @@ func newFeed(ctx context.Context, d *dataset, batch, epochs int, shuffle bool, s
 		defer close(f.done)
 		defer close(f.ch)
 		for e := start / per; e < epochs; e++ {
-			idx := order(d.Len(), shuffle, seed, e)
-			es := epochSeed(seed, e)
 			first := 0
 			if e == start/per {
 				first = start % per
 			}
-			for s := first; s < per; s++ {
-				b, err := d.batch(ctx, idx[s*batch:min((s+1)*batch, len(idx))], es)
+			// One executor run per epoch (from the resumed batch on),
+			// decoding at most a batch ahead of the batch being packed.
+			idx := order(d.Len(), shuffle, seed, e)[first*batch:]
+			s := d.stream(ctx, idx, epochSeed(seed, e), batch)
+			for k := 0; k < len(idx); k += batch {
+				b, err := s.batch(ctx, min(batch, len(idx)-k))
 				select {
 				case f.ch <- feedBatch{b, err}:
 				case <-ctx.Done():
+					s.close()
 					return
 				}
 				if err != nil {
+					s.close()
 					return
 				}
 			}
+			s.close()
 		}
 	}()
 	return f
@@ -283,12 +312,14 @@ func (f *feed) close() {
 // time: io.EOF ends a pass, and the next call starts another. Its items
 // get the same seeds in every pass.
 type evalSource struct {
+	ctx   context.Context // the training's, which the passes' executor runs under
 	d     *dataset
 	batch int
 	seed  uint64
 
 	mu  sync.Mutex
 	pos int
+	s   *stream // the pass under way from pos, if any
 }
 
 // Eval is sdk.TrainRequest.Eval.
@@ -297,17 +328,33 @@ func (e *evalSource) Eval(ctx context.Context) (*sdk.Batch, error) {
 	defer e.mu.Unlock()
 	if e.pos >= e.d.Len() {
 		e.pos = 0
+		e.stop()
 		return nil, io.EOF
 	}
-	end := min(e.pos+e.batch, e.d.Len())
-	idx := make([]int, 0, end-e.pos)
-	for i := e.pos; i < end; i++ {
-		idx = append(idx, i)
+	if e.s == nil {
+		e.s = e.d.stream(e.ctx, order(e.d.Len(), false, 0, 0)[e.pos:], e.seed, e.batch)
 	}
-	b, err := e.d.batch(ctx, idx, e.seed)
+	n := min(e.batch, e.d.Len()-e.pos)
+	b, err := e.s.batch(ctx, n)
 	if err != nil {
+		e.stop() // a later call reads this batch again
 		return nil, err
 	}
-	e.pos = end
+	e.pos += n
 	return b, nil
+}
+
+// stop ends the pass's executor, if one runs.
+func (e *evalSource) stop() {
+	if e.s != nil {
+		e.s.close()
+		e.s = nil
+	}
+}
+
+// close ends the pass under way.
+func (e *evalSource) close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stop()
 }

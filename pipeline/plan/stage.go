@@ -140,10 +140,7 @@ func (b *builder) modelStage(bn *bnode) {
 	}
 	m.Desc = desc
 	if m.Batch == 0 {
-		m.Batch = desc.BatchSize
-		if m.Batch <= 0 {
-			m.Batch = DefaultBatch
-		}
+		m.Batch = defaultBatch(desc)
 	}
 	cs := desc.Capability(cap)
 	if cs == nil {
@@ -173,27 +170,41 @@ func capNames(d *sdk.Description) string {
 // preset serves exactly the capabilities it lists).
 func canDo(p *sdk.Preset, c sdk.Capability) bool { return p.Has(c) }
 
-func (b *builder) preset(bn *bnode, m *ModelStage, name string) {
-	st := bn.st
-	cap := st.Kind.Capability()
-	var names, able []string
-	for _, p := range m.Desc.Presets {
+// choosePreset is the preset resolution model stages and the train:
+// section share: the preset named name of desc or, for name "", the
+// plugin's default, unless that does not serve cap (say a denoiser's
+// preset for a generate stage): then the first that does, if any. names
+// lists every preset, able those that serve cap.
+func choosePreset(desc *sdk.Description, cap sdk.Capability, name string) (p *sdk.Preset, names, able []string) {
+	for _, p := range desc.Presets {
 		names = append(names, p.Name)
 		if canDo(&p, cap) {
 			able = append(able, p.Name)
 		}
 	}
-	p := m.Desc.Preset(name)
+	p = desc.Preset(name)
 	if name == "" && p != nil && !canDo(p, cap) {
-		// The plugin's default preset serves other capabilities (say a
-		// denoiser's): the default for this stage is the first that can.
-		for i := range m.Desc.Presets {
-			if canDo(&m.Desc.Presets[i], cap) {
-				p = &m.Desc.Presets[i]
-				break
+		for i := range desc.Presets {
+			if canDo(&desc.Presets[i], cap) {
+				return &desc.Presets[i], names, able
 			}
 		}
 	}
+	return p, names, able
+}
+
+// defaultBatch is a model's batch size when the stage does not say.
+func defaultBatch(desc *sdk.Description) int {
+	if desc.BatchSize > 0 {
+		return desc.BatchSize
+	}
+	return DefaultBatch
+}
+
+func (b *builder) preset(bn *bnode, m *ModelStage, name string) {
+	st := bn.st
+	cap := st.Kind.Capability()
+	p, names, able := choosePreset(m.Desc, cap, name)
 	if p == nil && name != "" {
 		hint := suggest.DidYouMean(name, names)
 		switch {

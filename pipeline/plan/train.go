@@ -186,10 +186,7 @@ func (b *builder) trainSection() {
 	cs := tr.Desc.Capability(sdk.CapTrain)
 	b.trainParams(tr, cs, pluginVals)
 	if tr.Batch == 0 {
-		tr.Batch = tr.Desc.BatchSize
-		if tr.Batch <= 0 {
-			tr.Batch = DefaultBatch
-		}
+		tr.Batch = defaultBatch(tr.Desc)
 	}
 	b.trainBatchBytes(tr)
 	config := map[string]any(hv)
@@ -408,26 +405,10 @@ func (b *builder) trainModel(tr *Training) bool {
 		return false
 	}
 	name, _ := t.Value["preset"].(string)
-	var names, able []string
-	for _, p := range desc.Presets {
-		names = append(names, p.Name)
-		if p.Has(sdk.CapTrain) {
-			able = append(able, p.Name)
-		}
-	}
-	p := desc.Preset(name)
+	p, names, able := choosePreset(desc, sdk.CapTrain, name)
 	if name == "" && p != nil && !p.Has(sdk.CapTrain) {
-		p = nil
-		for i := range desc.Presets {
-			if desc.Presets[i].Has(sdk.CapTrain) {
-				p = &desc.Presets[i]
-				break
-			}
-		}
-		if p == nil {
-			b.trainErrorf(pos, "", "train.model: none of model %q's presets can train (presets: %s)", tr.Model, strings.Join(names, ", "))
-			return false
-		}
+		b.trainErrorf(pos, "", "train.model: none of model %q's presets can train (presets: %s)", tr.Model, strings.Join(names, ", "))
+		return false
 	}
 	if p == nil && name != "" {
 		hint := suggest.DidYouMean(name, names)

@@ -33,9 +33,34 @@ type LoadSource struct{ L *Loader }
 
 // Items emits one item per entry, its image not yet decoded.
 func (s LoadSource) Items(ctx context.Context, emit func(item.Item) error) error {
-	return s.L.Enumerate(ctx, func(e Entry) error {
-		return emit(item.Item{Index: e.Index, Name: e.Name, Source: e.Source, Label: e.Label, Raw: e})
-	})
+	return s.L.Enumerate(ctx, func(e Entry) error { return emit(listed(e)) })
+}
+
+// listed is the item of an entry, its image not yet decoded.
+func listed(e Entry) item.Item {
+	return item.Item{Index: e.Index, Name: e.Name, Source: e.Source, Label: e.Label, Raw: e}
+}
+
+// EntrySource emits entries a [Loader] listed earlier, Entries[i] for each
+// i of Order in turn (e.g. one epoch's shuffle of a training set), for
+// [Decode] to read. Items keep their entry's Index, so their seeds do not
+// depend on the order.
+type EntrySource struct {
+	Entries []Entry
+	Order   []int
+}
+
+// Items emits the entries in Order.
+func (s EntrySource) Items(ctx context.Context, emit func(item.Item) error) error {
+	for _, i := range s.Order {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := emit(listed(s.Entries[i])); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Decode decodes the items a [LoadSource] listed.
