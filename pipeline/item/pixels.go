@@ -3,6 +3,7 @@ package item
 import (
 	"encoding/binary"
 	"fmt"
+	"image"
 	"math"
 
 	"github.com/genpipe/genpipe/sdk"
@@ -25,12 +26,18 @@ func (it Item) WithPixels() (Item, error) {
 	if len(imgs) != 1 {
 		return it, fmt.Errorf("item: %s: its tensor holds %d images, expected 1", describe(&it), len(imgs))
 	}
-	frames := imgs[0]
-	it.Image, it.Frames, it.Tensor, it.Range = frames[len(frames)-1], nil, nil, [2]float32{}
+	it.setFrames(imgs[0])
+	return it, nil
+}
+
+// setFrames makes frames (one image, or a sequence) the item's 8-bit
+// pixels: Image is the last frame, Frames the sequence (nil for one image).
+// The other forms of pixels (Tensor, Latent) are dropped.
+func (it *Item) setFrames(frames []image.Image) {
+	it.Image, it.Frames, it.Latent, it.Tensor, it.Range = frames[len(frames)-1], nil, nil, nil, [2]float32{}
 	if len(frames) > 1 {
 		it.Frames = frames
 	}
-	return it, nil
 }
 
 func (it *Item) rangeSpec() *sdk.ImageSpec {
@@ -92,12 +99,7 @@ func Unpack(items []Item, t *sdk.Tensor, spec *sdk.ImageSpec) error {
 		return err
 	}
 	for i := range items {
-		it := &items[i]
-		frames := imgs[i]
-		it.Image, it.Frames, it.Latent, it.Tensor, it.Range = frames[len(frames)-1], nil, nil, nil, [2]float32{}
-		if len(frames) > 1 {
-			it.Frames = frames
-		}
+		items[i].setFrames(imgs[i])
 	}
 	return nil
 }
