@@ -179,16 +179,38 @@ func displayPath(p string) string {
 		return p
 	}
 	if wd, err := os.Getwd(); err == nil {
-		if rel, err := filepath.Rel(wd, p); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+		if rel, ok := pathWithin(wd, p); ok {
 			return rel
 		}
 	}
 	if home, err := os.UserHomeDir(); err == nil && home != "/" {
-		if rel, err := filepath.Rel(home, p); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+		if rel, ok := pathWithin(home, p); ok {
 			return filepath.Join("~", rel)
 		}
 	}
 	return p
+}
+
+// pathWithin returns p relative to dir when p is inside dir, as given or
+// with symlinks resolved: the working folder is the shell's $PWD, often
+// reached through a symlink (macOS's /tmp, a linked ~/src), while the
+// built-ins' location is the executable's resolved path.
+func pathWithin(dir, p string) (string, bool) {
+	inside := func(dir, p string) (string, bool) {
+		rel, err := filepath.Rel(dir, p)
+		return rel, err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+	}
+	if rel, ok := inside(dir, p); ok {
+		return rel, true
+	}
+	rdir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", false
+	}
+	if rp, err := filepath.EvalSymlinks(p); err == nil {
+		p = rp // a folder that does not exist yet is compared as given
+	}
+	return inside(rdir, p)
 }
 
 func displayPaths(ps []string) []string {

@@ -602,3 +602,38 @@ func TestREADMEParse(t *testing.T) {
 		}
 	}
 }
+
+// TestDisplayPathSymlinks checks that listings show bin/pipeline, not this
+// machine's path, when the working folder or the home folder is reached
+// through a symlink: the shell's $PWD keeps the link while the built-ins'
+// location is the executable's resolved path.
+func TestDisplayPathSymlinks(t *testing.T) {
+	tmp, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := filepath.Join(tmp, "real")
+	for _, d := range []string{"clone/bin", "home/.local/share/genpipe/plugins"} {
+		if err := os.MkdirAll(filepath.Join(real, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"clone", "home"} {
+		if err := os.Symlink(filepath.Join(real, d), filepath.Join(tmp, d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(filepath.Join(tmp, "clone")) // sets $PWD to the link, as a shell does
+	t.Setenv("HOME", filepath.Join(tmp, "home"))
+	for _, c := range []struct{ path, want string }{
+		{filepath.Join(real, "clone", "bin", "pipeline"), "bin/pipeline"},                          // resolved (os.Executable)
+		{filepath.Join(tmp, "clone", "bin", "pipeline-plugin-edges"), "bin/pipeline-plugin-edges"}, // through the link
+		{filepath.Join(real, "home", ".local", "share", "genpipe", "plugins"), "~/.local/share/genpipe/plugins"},
+		{filepath.Join(tmp, "home", ".local", "share", "genpipe", "plugins"), "~/.local/share/genpipe/plugins"},
+		{filepath.Join(real, "elsewhere"), filepath.Join(real, "elsewhere")}, // outside both: as it is
+	} {
+		if got := displayPath(c.path); got != c.want {
+			t.Errorf("displayPath(%s) = %s, want %s", c.path, got, c.want)
+		}
+	}
+}
