@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -317,7 +318,7 @@ func TestREADME(t *testing.T) {
 			if b.newContent == nil {
 				continue
 			}
-			lines = append(lines[:b.start], append(b.newContent, lines[b.end:]...)...)
+			lines = slices.Concat(lines[:b.start], b.newContent, lines[b.end:])
 		}
 		if err := os.WriteFile(readmePath, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
 			t.Fatal(err)
