@@ -38,6 +38,15 @@ type Sink interface {
 	Close() error
 }
 
+// FileCounter is implemented by sinks that count the files they write, so
+// that a job reports files, not items: a grid is one file for many items,
+// and a rerun that finds its files as they were writes none. The executor
+// asks after the sink's Close.
+type FileCounter interface {
+	// Files returns the number of files written and left unchanged.
+	Files() (written, unchanged int)
+}
+
 // Task is one stage of the graph.
 type Task struct {
 	// ID is the stage id from the pipeline file; it names the stage in

@@ -50,6 +50,9 @@ type Event struct {
 	Stage string `json:"stage"`
 	Kind  string `json:"kind"`
 	Item  string `json:"item,omitempty"`
+	// Source is the item's source file, if any, so that a "fail" event
+	// names the file to look at.
+	Source string `json:"source,omitempty"`
 	// Done, Failed and Skipped count this stage's items so far.
 	Done    int `json:"done"`
 	Failed  int `json:"failed"`
@@ -80,9 +83,12 @@ func (f Failure) String() string {
 
 // Result summarises a job.
 type Result struct {
-	// Written counts outputs written, one per item and sink (save stage);
-	// Skipped counts outputs that existed already, in the same unit.
-	Written, Skipped int
+	// Written counts the files written: what a [FileCounter] sink reports,
+	// else one per item and sink. Unchanged counts files [FileCounter]
+	// sinks left as they were. Skipped counts items skipped at a sink
+	// because their outputs existed already, once per item and sink (for
+	// a save of images: the image files kept).
+	Written, Unchanged, Skipped int
 	// Failures lists every failed item, ordered by stage then index.
 	Failures []Failure
 	// Interrupted is true when the context was cancelled before the end.
@@ -191,6 +197,13 @@ func Execute(ctx context.Context, nodes []*Task, opt Options) (*Result, error) {
 			if err := n.Sink.Close(); err != nil {
 				jobErr = errors.Join(jobErr, fmt.Errorf("stage %q: %w", n.ID, err))
 			}
+		}
+	}
+	for _, n := range nodes {
+		if fc, ok := n.Sink.(FileCounter); ok {
+			w, u := fc.Files()
+			j.res.Written += w
+			j.res.Unchanged += u
 		}
 	}
 	for _, n := range nodes {

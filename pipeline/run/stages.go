@@ -66,7 +66,7 @@ func (j *job) event(n *Task, typ string, it *item.Item, err error, total int) {
 	ev.Type = typ
 	ev.Total = total
 	if it != nil {
-		ev.Item = it.Name
+		ev.Item, ev.Source = it.Name, it.Source
 	}
 	if err != nil {
 		ev.Error = err.Error()
@@ -271,6 +271,7 @@ func (j *job) callMap(n *Task, b []item.Item) (out []item.Item, errs []error) {
 // sink writes items with a worker per CPU-bound share of the machine.
 func (j *job) sink(n *Task, in <-chan item.Item) {
 	workers := max(n.Workers, 1)
+	_, counts := n.Sink.(FileCounter) // counted after Close
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -295,9 +296,11 @@ func (j *job) sink(n *Task, in <-chan item.Item) {
 					j.fail(n, it, err)
 					continue
 				}
-				j.mu.Lock()
-				j.res.Written++
-				j.mu.Unlock()
+				if !counts {
+					j.mu.Lock()
+					j.res.Written++
+					j.mu.Unlock()
+				}
 				j.event(n, "item", &it, nil, 0)
 			}
 		}()

@@ -137,6 +137,11 @@ func (s SaveSink) Write(ctx context.Context, it item.Item) error {
 // Close writes the grid and animation.
 func (s SaveSink) Close() error { return s.S.Close() }
 
+// Files returns the files written and left unchanged (see [Saver.Files]).
+func (s SaveSink) Files() (written, unchanged int) { return s.S.Files() }
+
+var _ run.FileCounter = SaveSink{}
+
 // CountSource makes the items of a generate stage with count: names are
 // the zero-padded index, labels follow Labels (cycled) or, with Classes
 // above 0, every class in turn (index modulo Classes).
