@@ -57,7 +57,12 @@ type Event struct {
 	Done    int `json:"done"`
 	Failed  int `json:"failed"`
 	Skipped int `json:"skipped,omitempty"`
-	// Total is the number of items a source emitted (Type "total").
+	// Total is the number of items of a source, in this shard, for Type
+	// "total". A source that can count its items ([Counter]) reports the
+	// count as soon as it is known, before its first item when the count
+	// is quick; every source reports the number it listed when its
+	// listing ends. Items a resume skips are in the total: they come as
+	// "skip" events.
 	Total int    `json:"total,omitempty"`
 	Error string `json:"error,omitempty"`
 	// Sink is true for stages that write outputs.
@@ -113,6 +118,9 @@ type job struct {
 	// sourceErr holds job-level errors of sources (set by their goroutines,
 	// read after all goroutines end).
 	sourceErr map[*Task]error
+	// listed marks the sources whose listing ended: a count arriving
+	// later is stale.
+	listed map[*Task]bool
 }
 
 // Execute executes the graph. nodes must be in topological order (inputs before
@@ -144,7 +152,7 @@ func Execute(ctx context.Context, nodes []*Task, opt Options) (*Result, error) {
 	}
 	jctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	j := &job{opt: opt, ctx: jctx, cancel: cancel, counts: map[*Task]*Event{}, progress: opt.Progress, sourceErr: map[*Task]error{}}
+	j := &job{opt: opt, ctx: jctx, cancel: cancel, counts: map[*Task]*Event{}, progress: opt.Progress, sourceErr: map[*Task]error{}, listed: map[*Task]bool{}}
 	for _, n := range nodes {
 		j.counts[n] = &Event{Stage: n.ID, Kind: n.Kind, Sink: n.Sink != nil}
 	}

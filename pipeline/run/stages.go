@@ -49,6 +49,11 @@ func reachableSinks(nodes []*Task) map[*Task][]*Task {
 func (j *job) event(n *Task, typ string, it *item.Item, err error, total int) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.eventLocked(n, typ, it, err, total)
+}
+
+// eventLocked is event with j.mu held.
+func (j *job) eventLocked(n *Task, typ string, it *item.Item, err error, total int) {
 	c := j.counts[n]
 	switch typ {
 	case "item":
@@ -104,6 +109,7 @@ func (j *job) source(n *Task, sinks []*Task) <-chan item.Item {
 	ch := make(chan item.Item, j.opt.Buffer)
 	go func() {
 		defer close(ch)
+		j.count(n)
 		emitted := 0
 		err := n.Source.Items(j.ctx, func(it item.Item) error {
 			if j.ctx.Err() != nil {
@@ -135,9 +141,64 @@ func (j *job) source(n *Task, sinks []*Task) <-chan item.Item {
 			j.cancel()
 			return
 		}
-		j.event(n, "total", nil, nil, emitted)
+		j.total(n, emitted, true)
 	}()
 	return ch
+}
+
+// countWait is how long a source waits for its count before it emits its
+// first item: a count that quick (any folder on a local disk short of
+// hundreds of thousands of files) gives progress its total in the first
+// event; a slower one goes on alongside the job and reports when done.
+const countWait = time.Second
+
+// count starts counting n's items, if its source can, and waits up to
+// countWait for the count.
+func (j *job) count(n *Task) {
+	c, ok := n.Source.(Counter)
+	if !ok {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		k, err := c.CountItems(j.ctx)
+		if err != nil {
+			return // the listing reports what is wrong, with its total
+		}
+		j.total(n, j.shardShare(k), false)
+	}()
+	t := time.NewTimer(countWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	case <-j.ctx.Done():
+	}
+}
+
+// shardShare is the number of the indices 0..k-1 in this job's shard.
+func (j *job) shardShare(k int) int {
+	sc, si := j.opt.ShardCount, j.opt.ShardIndex
+	if sc <= 1 {
+		return k
+	}
+	if k <= si {
+		return 0
+	}
+	return (k - si + sc - 1) / sc
+}
+
+// total reports a source's total: counted, or final when its listing
+// ended (after which a count is stale and dropped).
+func (j *job) total(n *Task, total int, final bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.listed[n] {
+		return
+	}
+	j.listed[n] = final
+	j.eventLocked(n, "total", nil, nil, total)
 }
 
 func allDone(sinks []*Task, it item.Item) bool {
