@@ -109,6 +109,13 @@ func (j *job) source(n *Task, sinks []*Task) <-chan item.Item {
 	ch := make(chan item.Item, j.opt.Buffer)
 	go func() {
 		defer close(ch)
+		defer func() {
+			// However the listing ended, a count arriving now is stale,
+			// and after the job has returned it must not report at all.
+			j.mu.Lock()
+			j.listed[n] = true
+			j.mu.Unlock()
+		}()
 		j.count(n)
 		emitted := 0
 		err := n.Source.Items(j.ctx, func(it item.Item) error {

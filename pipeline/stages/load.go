@@ -332,7 +332,7 @@ func (l *Loader) Enumerate(ctx context.Context, fn func(Entry) error) error {
 	var err error
 	switch l.mode {
 	case "dir":
-		err = l.walkDir(emit)
+		err = l.walkDir(ctx, emit)
 	case "list":
 		err = l.readList(emit)
 	case "idx":
@@ -344,12 +344,12 @@ func (l *Loader) Enumerate(ctx context.Context, fn func(Entry) error) error {
 	return err
 }
 
-func (l *Loader) walkDir(emit func(Entry) error) error {
+func (l *Loader) walkDir(ctx context.Context, emit func(Entry) error) error {
 	// stems holds the stems used per folder, for the folders on the path to
 	// the current one only (WalkDir may come back to a folder after one of
 	// its sub-folders), so it stays as small as the folder depth.
 	stems := map[string]map[string]bool{}
-	return l.walk(func(p, rel string) error {
+	return l.walk(ctx, func(p, rel string) error {
 		dir, file := path.Split(rel)
 		stem := strings.TrimSuffix(file, path.Ext(file))
 		for k := range stems {
@@ -380,9 +380,13 @@ func (l *Loader) walkDir(emit func(Entry) error) error {
 }
 
 // walk calls fn, in sorted order, for each file of dir the load reads:
-// its path and its slash-separated path relative to dir.
-func (l *Loader) walk(fn func(p, rel string) error) error {
+// its path and its slash-separated path relative to dir. It stops when
+// ctx is done, also in folders of files it skips.
+func (l *Loader) walk(ctx context.Context, fn func(p, rel string) error) error {
 	return filepath.WalkDir(l.root, func(p string, d fs.DirEntry, err error) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if err != nil {
 			if errors.Is(err, errLimit) {
 				return err
@@ -441,7 +445,7 @@ func (l *Loader) Count(ctx context.Context) (int, error) {
 	var err error
 	switch l.mode {
 	case "dir":
-		err = l.walk(func(string, string) error { return add() })
+		err = l.walk(ctx, func(string, string) error { return add() })
 	case "list":
 		err = l.readList(func(Entry) error { return add() })
 	case "idx":
