@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/genpipe/genpipe/internal/atomicfile"
 	"github.com/genpipe/genpipe/pipeline/job"
 	"github.com/genpipe/genpipe/pipeline/plan"
 	"github.com/genpipe/genpipe/pipeline/run"
@@ -24,6 +27,7 @@ type runFlags struct {
 	overwrite  bool
 	shard      string
 	shardCount int
+	failures   string
 }
 
 func newRunCmd() *cobra.Command {
@@ -52,6 +56,7 @@ machines split one job. --shard-count N takes I from JOB_COMPLETION_INDEX
 	fl.BoolVar(&f.overwrite, "overwrite", false, "rewrite outputs that already exist instead of skipping them")
 	fl.StringVar(&f.shard, "shard", "", "process only shard I of N: I/N with 0 <= I < N")
 	fl.IntVar(&f.shardCount, "shard-count", 0, "number of shards; the shard index comes from JOB_COMPLETION_INDEX")
+	fl.StringVar(&f.failures, "failures", "", "write every failed item (stage, index, item, source, reason) to this file as JSON lines; the summary shows the first "+strconv.Itoa(shownFailures))
 	return cmd
 }
 
@@ -132,7 +137,12 @@ func runPipeline(cmd *cobra.Command, file string, f *runFlags) error {
 		}
 		return &exitError{exitInvalid, err}
 	}
-	summarize(stderr, p, res, time.Since(start))
+	if f.failures != "" {
+		if werr := writeFailures(f.failures, res.Failures); werr != nil {
+			err = errors.Join(err, werr)
+		}
+	}
+	summarize(stderr, p, res, time.Since(start), f.failures)
 	switch {
 	case res.Interrupted || ctx.Err() != nil:
 		// Errors of an interrupted job are mostly its cancellation.
@@ -157,16 +167,62 @@ func countEnds(p *plan.Plan) (sources, sinks int) {
 	return
 }
 
-// summarize prints what the job did and every failed item with its reason.
-func summarize(w io.Writer, p *plan.Plan, res *run.Result, took time.Duration) {
-	fmt.Fprintf(w, "%s: wrote %d outputs, skipped %d already done, failed %d items in %s\n",
-		p.Name, res.Written, res.Skipped, len(res.Failures), took.Round(time.Millisecond))
-	for _, f := range res.Failures {
+// shownFailures is how many failed items the summary lists; a job of
+// thousands of bad files must not bury the summary under them.
+const shownFailures = 5
+
+// summarize prints what the job did and the first failed items with their
+// reasons; failuresFile is the --failures file ("" when not given).
+func summarize(w io.Writer, p *plan.Plan, res *run.Result, took time.Duration, failuresFile string) {
+	unchanged := ""
+	if res.Unchanged > 0 {
+		unchanged = fmt.Sprintf(", %d unchanged", res.Unchanged)
+	}
+	fmt.Fprintf(w, "%s: wrote %d outputs%s, skipped %d already done, failed %d items in %s\n",
+		p.Name, res.Written, unchanged, res.Skipped, len(res.Failures), took.Round(time.Millisecond))
+	for i, f := range res.Failures {
+		if i == shownFailures {
+			more := len(res.Failures) - shownFailures
+			if failuresFile != "" {
+				fmt.Fprintf(w, "  ... and %d more (full list in %s)\n", more, failuresFile)
+			} else {
+				fmt.Fprintf(w, "  ... and %d more (--failures FILE writes the full list)\n", more)
+			}
+			break
+		}
 		fmt.Fprintf(w, "  failed: %s\n", indent(f.String()))
 	}
 	if res.Stopped {
 		fmt.Fprintln(w, "  stopped at the first failure (--on-error stop); rerun with --on-error skip to go on past failed items")
 	}
+}
+
+// failureRecord is one line of the --failures file. JSON lines rather than
+// TSV: reasons hold tabs, newlines (a plugin's stderr, a panic's stack) and
+// quotes, which JSON escapes and every tool reads back (jq, pandas, Go).
+type failureRecord struct {
+	Stage  string `json:"stage"`
+	Index  int    `json:"index"`
+	Item   string `json:"item"`
+	Source string `json:"source,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// writeFailures writes every failure to file, atomically, as JSON lines; a
+// job without failures leaves an empty file, so an old list is never taken
+// for this run's.
+func writeFailures(file string, fails []run.Failure) error {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for _, f := range fails {
+		if err := enc.Encode(failureRecord{Stage: f.Stage, Index: f.Index, Item: f.Item, Source: f.Source, Reason: f.Err.Error()}); err != nil {
+			return fmt.Errorf("--failures %s: %w", file, err)
+		}
+	}
+	if err := atomicfile.Write(file, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("--failures %s: %w", file, err)
+	}
+	return nil
 }
 
 func indent(s string) string { return strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ") }

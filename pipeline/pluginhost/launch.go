@@ -157,7 +157,10 @@ func (m *Host) launch(info Info, pin string, gen int) (*proc, error) {
 		return newThreadRunner(info.Name, cmd)
 	}
 	cc.Managed = true
-	cc.Logger = log
+	// go-plugin re-logs the plugin's JSON log lines through this logger,
+	// with numbers decoded as float64: wholeNumbers prints them back as
+	// the integers they were (bytes=268435456, not "2.68435456e+08").
+	cc.Logger = wholeNumbers{log}
 	cc.Stderr = tail
 	cc.SyncStderr = &lineLogger{log: named, stream: "stderr", tail: tail}
 	cc.SyncStdout = &lineLogger{log: named, stream: "stdout"}
