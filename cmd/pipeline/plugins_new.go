@@ -38,12 +38,20 @@ lies (bin/pipeline in a clone), and asks for --sdk when it finds none.`,
   # from anywhere, naming the clone
   pipeline plugins new tint ~/src/tint --sdk ~/src/genpipe`,
 		Args: cobra.ExactArgs(2),
+		// NAME is the user's to invent; DIR and --sdk are folders.
+		ValidArgsFunction: func(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+			if len(args) == 1 {
+				return nil, cobra.ShellCompDirectiveFilterDirs
+			}
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPluginsNew(cmd, args[0], args[1], module, sdkDir)
 		},
 	}
 	cmd.Flags().StringVar(&module, "module", "", "Go module path of the new module (default example.com/NAME)")
 	cmd.Flags().StringVar(&sdkDir, "sdk", "", "a clone of github.com/genpipe/genpipe to build against (default: the clone around the working folder or the pipeline binary)")
+	_ = cmd.MarkFlagDirname("sdk")
 	return cmd
 }
 
