@@ -28,6 +28,8 @@ func TestPluginsNewBuilds(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and tests a generated module with the go command (slow); runs without -short")
 	}
+	// Mostly waiting on the go command: overlap it with the other slow tests.
+	t.Parallel()
 	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(goBin); err != nil {
 		goBin = "go"
