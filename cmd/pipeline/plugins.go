@@ -20,7 +20,7 @@ func newPluginsCmd() *cobra.Command {
 		Use:   "plugins",
 		Short: "List and describe the plugins pipeline can run",
 	}
-	cmd.AddCommand(newPluginsListCmd(), newPluginsDescribeCmd())
+	cmd.AddCommand(newPluginsListCmd(), newPluginsDescribeCmd(), newPluginsNewCmd())
 	return cmd
 }
 
