@@ -34,8 +34,8 @@ var ConformParam = sdk.Param{
 	Enum: []string{ConformFit, ConformFill, ConformResize, ConformOff},
 	Doc: "how the host brings each input to the size and channels the preset declares before the call: " +
 		"fit scales the whole image into that size and pads with black, fill scales and crops the centre, " +
-		"resize stretches, off sends items as they are (validate then wants a known, matching size); " +
-		"colour becomes gray by luminance, gray is replicated to colour, alpha is composited on black; " +
+		"resize stretches, off resizes nothing (validate then wants an input of known, matching size); " +
+		"in every mode colour becomes gray by luminance, gray is replicated to colour, alpha is composited on black; " +
 		"items already of the declared size are passed untouched (float pixels stay float)",
 }
 
