@@ -25,40 +25,92 @@ func newPluginsCmd() *cobra.Command {
 }
 
 func newPluginsListCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List built-in and discovered plugins and where each comes from",
 		Long: `list shows every plugin: the built-ins compiled into pipeline and the
 executables named pipeline-plugin-NAME found in the directories of
-PIPELINE_PLUGIN_PATH, then ` + pluginhost.DefaultDir() + `.`,
+PIPELINE_PLUGIN_PATH, then ` + pluginhost.DefaultDir() + `.
+
+With -o json it starts each plugin to describe it and prints a JSON array,
+one object per plugin: name, kind, version, path, overrides, capabilities,
+presets (with their input/output contracts), or error when the plugin
+could not be described.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := newPluginHost(cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer m.Close()
-			infos, err := m.List()
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tKIND\tLOCATION")
-			for _, i := range infos {
-				loc := displayPath(i.Location)
-				if i.Kind == pluginhost.KindBuiltin {
-					loc = "compiled in (" + loc + " " + strings.Join(i.Args, " ") + ")"
-				}
-				if i.Overrides {
-					loc += " (overrides the built-in)"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", i.Name, i.Kind, loc)
-			}
-			tw.Flush()
-			fmt.Fprintf(cmd.OutOrStdout(), "\nsearch path: %s\n", strings.Join(displayPaths(m.Dirs()), ", "))
-			return nil
-		},
 	}
+	format := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		m, err := newPluginHost(cmd.ErrOrStderr())
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		infos, err := m.List()
+		if err != nil {
+			return err
+		}
+		if *format == outputJSON {
+			return writeJSON(cmd.OutOrStdout(), listEntries(m, infos))
+		}
+		tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tKIND\tLOCATION")
+		for _, i := range infos {
+			loc := displayPath(i.Location)
+			if i.Kind == pluginhost.KindBuiltin {
+				loc = "compiled in (" + loc + " " + strings.Join(i.Args, " ") + ")"
+			}
+			if i.Overrides {
+				loc += " (overrides the built-in)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", i.Name, i.Kind, loc)
+		}
+		tw.Flush()
+		fmt.Fprintf(cmd.OutOrStdout(), "\nsearch path: %s\n", strings.Join(displayPaths(m.Dirs()), ", "))
+		return nil
+	}
+	return cmd
+}
+
+// pluginEntry is one element of plugins list -o json.
+type pluginEntry struct {
+	Name      string `json:"name"`
+	Kind      string `json:"kind"`
+	Version   string `json:"version,omitempty"`
+	Path      string `json:"path"`
+	Overrides bool   `json:"overrides,omitempty"`
+	// Capabilities are the capability names; Presets are as the plugin
+	// describes them.
+	Capabilities []string     `json:"capabilities"`
+	Presets      []sdk.Preset `json:"presets"`
+	// Error says why the plugin could not be described; the listing goes
+	// on, so one broken executable on the path does not hide the others.
+	Error string `json:"error,omitempty"`
+}
+
+// listEntries describes every listed plugin. Paths are absolute: the
+// output is for programs, which should not have to know the working
+// folder.
+func listEntries(m *pluginhost.Host, infos []pluginhost.Info) []pluginEntry {
+	out := make([]pluginEntry, 0, len(infos))
+	for _, i := range infos {
+		e := pluginEntry{Name: i.Name, Kind: string(i.Kind), Path: i.Location, Overrides: i.Overrides, Capabilities: []string{}, Presets: []sdk.Preset{}}
+		p, err := m.Open(context.Background(), pluginhost.Ref{Name: i.Name})
+		if err != nil {
+			e.Error = err.Error()
+			out = append(out, e)
+			continue
+		}
+		d := p.Description()
+		e.Version = d.Version
+		for _, c := range d.Capabilities {
+			e.Capabilities = append(e.Capabilities, string(c.Name))
+		}
+		if d.Presets != nil {
+			e.Presets = d.Presets
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 func newPluginsDescribeCmd() *cobra.Command {

@@ -109,6 +109,9 @@ func (b *builder) modelStage(bn *bnode) {
 	hv := stages.Values(checked)
 	b.paramErrors(st, errs, true)
 	m := &ModelStage{Model: hv.String("model"), Batch: hv.Int("batch"), Count: hv.Int("count")}
+	if c, ok := hv["conform"].(string); ok {
+		m.Conform, m.ConformPos = c, st.KeyPos("conform") // the kind key when not written
+	}
 	bn.n.Model = m
 	if labels, ok := hv["labels"]; ok {
 		if s, ok := labels.(string); ok && s == "each" {
