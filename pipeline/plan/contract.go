@@ -87,16 +87,19 @@ func or(a, b int) int {
 	return b
 }
 
-// outputImage is a model stage's declared output with "0: same as the
-// input" filled in from in.
+// outputImage is what a model stage emits for input in: its declared
+// output with channels "0: same as the input" filled in from in, and its
+// size rule applied to in's size (unknown where in's is, and always for
+// sdk.SizeAny: then a fixed-size stage downstream is checked at run time).
 func outputImage(m *ModelStage, in *sdk.ImageSpec) *sdk.ImageSpec {
 	out := &sdk.ImageSpec{}
 	if m.PresetSpec != nil && m.PresetSpec.Output != nil {
 		*out = *m.PresetSpec.Output
 	}
 	out.Channels = or(out.Channels, in.Channels)
-	out.Height = or(out.Height, in.Height)
-	out.Width = or(out.Width, in.Width)
+	out.Height, out.Width = out.OutSize(in.Height, in.Width)
+	// What travels along an edge is a size (0: unknown), not a rule.
+	out.Size = sdk.Size{}
 	return out
 }
 
@@ -146,7 +149,20 @@ func (b *builder) checkImage(bn *bnode, i int, want, got *sdk.ImageSpec) {
 	if in.st.Kind == spec.Preprocess {
 		hint = fmt.Sprintf("end preprocess stage %s with %s", in.st.Name(), fix)
 	}
-	b.errorf(bn.refs[i], hint, "%s expects %s, got %s from %s", stageText(bn), imagesText(want), imagesText(got), in.st.Name())
+	b.errorf(bn.refs[i], hint, "%s expects %s, got %s from %s%s", stageText(bn), imagesText(want), imagesText(got), in.st.Name(), sizeRuleText(in))
+}
+
+// sizeRuleText explains the size of what a model stage emits when its
+// preset scales the input's: ", which scales its input x2"; "" otherwise.
+func sizeRuleText(bn *bnode) string {
+	m := bn.n.Model
+	if m == nil || m.PresetSpec == nil || m.PresetSpec.Output == nil {
+		return ""
+	}
+	if z := m.PresetSpec.Output.Size; z.Rule == sdk.SizeScale {
+		return ", which scales its input " + strings.TrimPrefix(z.String(), "scale ")
+	}
+	return ""
 }
 
 // latentInputs checks generate's inputs: latents of the space its preset
