@@ -10,8 +10,10 @@ var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 // ValidateDescription reports every problem with a description that would
 // make it unusable by the host: empty name or version, unknown or duplicate
 // capabilities, malformed parameters (a default that fails its own spec, an
-// empty enum value, min above max), presets naming undeclared capabilities or
-// lacking the image/latent contract their capabilities need. Serve logs these
+// empty enum value, min above max, an invalid pattern, an unknown format),
+// presets naming undeclared capabilities or lacking the image/latent
+// contract their capabilities need, and size rules that contradict their
+// Height and Width or sit on an input. Serve logs these
 // problems at start; sdktest fails on them.
 func ValidateDescription(d Description) []error {
 	var errs []error

@@ -8,7 +8,8 @@
 // Run builds the plugin with `go build`, launches it as a real process
 // through the host's handshake and checks, as subtests: the handshake; that
 // the description is well formed; that every capability of every preset is
-// callable with generated valid inputs and returns what the preset declares;
+// callable with generated valid inputs and returns what the preset declares
+// (channels, dtype, value range, and the size its output size rule gives);
 // that parameters are validated; determinism for fixed seeds (and outputs
 // that do not depend on the batch size); a batch larger than 4 MiB;
 // cancellation; refusal of malformed input; and a short training run when
