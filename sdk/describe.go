@@ -309,6 +309,9 @@ type Param struct {
 	// String must match as a whole (it is anchored at both ends). The
 	// host checks it when it validates a pipeline, so a bad value is
 	// reported at its file position instead of failing the plugin's Load.
+	// The JSON Schema carries it for editors, whose regular expressions
+	// are ECMA-262: keep to the syntax both share (no (?i) flags or \pL
+	// classes).
 	Pattern string `json:"pattern,omitempty"`
 	// Format names a well-known form a String must have (see [Format]);
 	// checked like Pattern. Both may be set: the value must satisfy both.
