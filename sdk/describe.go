@@ -250,8 +250,12 @@ func (s *ImageSpec) CheckOutSize(inH, inW, gotH, gotW int) error {
 	case "":
 		rule = fmt.Sprintf("%dx%d (0: same as input)", s.Width, s.Height)
 	}
-	return fmt.Errorf("output is %dx%d for a %dx%d input (WxH), expected %dx%d: the preset declares output size %s",
-		gotW, gotH, inW, inH, orDim(wantW, gotW), orDim(wantH, gotH), rule)
+	input := fmt.Sprintf(" for a %dx%d input", inW, inH)
+	if inH == 0 && inW == 0 {
+		input = ""
+	}
+	return fmt.Errorf("output is %dx%d%s (WxH), expected %dx%d: the preset declares output size %s",
+		gotW, gotH, input, orDim(wantW, gotW), orDim(wantH, gotH), rule)
 }
 
 func orDim(want, got int) int {

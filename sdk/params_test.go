@@ -182,6 +182,10 @@ func TestOutSize(t *testing.T) {
 		err.Error() != "output is 14x14 for a 14x14 input (WxH), expected 28x28: the preset declares output size scale x2" {
 		t.Errorf("CheckOutSize: %v", err)
 	}
+	if err := (&ImageSpec{Height: 28, Width: 28}).CheckOutSize(0, 0, 14, 28); err == nil ||
+		err.Error() != "output is 28x14 (WxH), expected 28x28: the preset declares output size fixed 28x28" {
+		t.Errorf("CheckOutSize of a generated image: %v", err)
+	}
 	if err := (&ImageSpec{Size: AnySize}).CheckOutSize(14, 14, 3, 5); err != nil {
 		t.Errorf("CheckOutSize of any: %v", err)
 	}
