@@ -129,8 +129,8 @@ type ImageSpec struct {
 type SizeRule string
 
 // The size rules. The planner propagates sizes through a chain of stages
-// with them, the host checks every output against them at run time and
-// sdktest checks that a plugin keeps its word.
+// with them, [Serve] checks every output against them before it leaves
+// the plugin, and sdktest checks that a plugin keeps its word.
 const (
 	// SizeSame: the output has the input's height and width (Height and
 	// Width are 0).
@@ -143,7 +143,8 @@ const (
 	// SizeAny: the output size depends on more than the input size (say,
 	// padding to a multiple of 8, or a size parameter) and is known only
 	// when the model runs (Height and Width are 0). The planner cannot
-	// check a fixed-size stage after it; the host checks that at run time.
+	// check a fixed-size stage after it; the host checks what that stage
+	// receives at run time.
 	SizeAny SizeRule = "any"
 )
 
