@@ -204,8 +204,13 @@ func writeDescription(w io.Writer, d *sdk.Description, from string) {
 
 func imageSpecText(s *sdk.ImageSpec, zero string) string {
 	size := zero + " size"
-	if s.Width > 0 && s.Height > 0 {
+	switch z := s.SizeRule(); {
+	case s.Width > 0 && s.Height > 0:
 		size = fmt.Sprintf("%dx%d", s.Width, s.Height)
+	case z.Rule == sdk.SizeScale:
+		size = "input size " + strings.TrimPrefix(z.String(), "scale ")
+	case z.Rule == sdk.SizeAny:
+		size = "size known only when it runs"
 	}
 	ch := zero + " channels"
 	if s.Channels > 0 {

@@ -88,16 +88,19 @@ func or(a, b int) int {
 	return b
 }
 
-// outputImage is a model stage's declared output with "0: same as the
-// input" filled in from in.
+// outputImage is what a model stage emits for input in: its declared
+// output with channels "0: same as the input" filled in from in, and its
+// size rule applied to in's size (unknown where in's is, and always for
+// sdk.SizeAny: then a fixed-size stage downstream is checked at run time).
 func outputImage(m *ModelStage, in *sdk.ImageSpec) *sdk.ImageSpec {
 	out := &sdk.ImageSpec{}
 	if m.PresetSpec != nil && m.PresetSpec.Output != nil {
 		*out = *m.PresetSpec.Output
 	}
 	out.Channels = or(out.Channels, in.Channels)
-	out.Height = or(out.Height, in.Height)
-	out.Width = or(out.Width, in.Width)
+	out.Height, out.Width = out.OutSize(in.Height, in.Width)
+	// What travels along an edge is a size (0: unknown), not a rule.
+	out.Size = sdk.Size{}
 	return out
 }
 
@@ -152,7 +155,20 @@ func (b *builder) conformOff(bn *bnode, i int, want, got *sdk.ImageSpec) {
 		b.errorf(pos, hint, "%s: input from %s may be any size but it takes %s; conform is off", stageText(bn), in.st.Name(), imagesText(want))
 		return
 	}
-	b.errorf(pos, hint, "%s expects %s, got %s from %s; conform is off", stageText(bn), imagesText(want), imagesText(got), in.st.Name())
+	b.errorf(pos, hint, "%s expects %s, got %s from %s%s; conform is off", stageText(bn), imagesText(want), imagesText(got), in.st.Name(), sizeRuleText(in))
+}
+
+// sizeRuleText explains the size of what a model stage emits when its
+// preset scales the input's: ", which scales its input x2"; "" otherwise.
+func sizeRuleText(bn *bnode) string {
+	m := bn.n.Model
+	if m == nil || m.PresetSpec == nil || m.PresetSpec.Output == nil {
+		return ""
+	}
+	if z := m.PresetSpec.Output.Size; z.Rule == sdk.SizeScale {
+		return ", which scales its input " + strings.TrimPrefix(z.String(), "scale ")
+	}
+	return ""
 }
 
 // latentInputs checks generate's inputs: latents of the space its preset

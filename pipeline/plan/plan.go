@@ -32,6 +32,11 @@ type Describer interface {
 	Known() []string
 }
 
+// checksumMismatch is implemented by Describe errors saying that the
+// plugin's executable does not have the sha256 its plugins: entry pins
+// (pluginhost.ChecksumError); the planner reports those at the sha256: value.
+type checksumMismatch interface{ ChecksumMismatch() bool }
+
 // Options adjust a build.
 type Options struct {
 	// Seed, when non-nil, replaces the file's seed (--seed).

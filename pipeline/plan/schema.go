@@ -254,6 +254,22 @@ func paramSchema(p sdk.Param) obj {
 		if len(p.Enum) > 0 {
 			s["enum"] = p.Enum
 		}
+		// Formats go in as patterns, not as "format": JSON Schema's own
+		// "duration" is ISO 8601 ("PT1M30S"), not a Go duration, and
+		// most validators do not assert formats anyway.
+		var pats []string
+		if fp := p.Format.Pattern(); fp != "" {
+			pats = append(pats, fp)
+		}
+		if p.Pattern != "" {
+			pats = append(pats, sdk.AnchoredPattern(p.Pattern))
+		}
+		if len(pats) > 0 {
+			s["pattern"] = pats[0]
+		}
+		if len(pats) > 1 { // one "pattern" per schema: the second in allOf
+			s["allOf"] = []any{obj{"pattern": pats[1]}}
+		}
 	case sdk.Int, sdk.Float:
 		s["type"] = "number"
 		if p.Type == sdk.Int {

@@ -78,6 +78,10 @@ type ChecksumError struct {
 	Want, Got  string
 }
 
+// ChecksumMismatch marks the error for callers that cannot import this
+// package (the planner positions it at the pipeline's sha256: value).
+func (e *ChecksumError) ChecksumMismatch() bool { return true }
+
 func (e *ChecksumError) Error() string {
 	return fmt.Sprintf("plugin %s: checksum mismatch for %s: the pipeline pins sha256:%s but the file has sha256:%s; refusing to start it",
 		e.Name, e.Path, e.Want, e.Got)
