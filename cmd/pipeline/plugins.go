@@ -19,6 +19,9 @@ func newPluginsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plugins",
 		Short: "List and describe the plugins pipeline can run",
+		Example: `  # Every plugin and where it comes from, then one's parameters and presets
+  pipeline plugins list
+  pipeline plugins describe gan`,
 	}
 	cmd.AddCommand(newPluginsListCmd(), newPluginsDescribeCmd())
 	return cmd
@@ -31,7 +34,13 @@ func newPluginsListCmd() *cobra.Command {
 		Long: `list shows every plugin: the built-ins compiled into pipeline and the
 executables named pipeline-plugin-NAME found in the directories of
 PIPELINE_PLUGIN_PATH, then ` + pluginhost.DefaultDir() + `.`,
-		Args: cobra.NoArgs,
+		Example: `  # The built-ins and the plugins on the search path
+  pipeline plugins list
+
+  # Also look for pipeline-plugin-NAME executables in bin/
+  PIPELINE_PLUGIN_PATH=bin pipeline plugins list`,
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			m, err := newPluginHost(cmd.ErrOrStderr())
 			if err != nil {
@@ -67,7 +76,17 @@ func newPluginsDescribeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "describe NAME",
 		Short: "Show a plugin's capabilities, every parameter and its shipped presets",
-		Args:  cobra.ExactArgs(1),
+		Example: `  # A built-in plugin: its capabilities, parameters and presets
+  pipeline plugins describe vae
+
+  # The same as JSON, for tools
+  pipeline plugins describe --json gan
+
+  # An external plugin, found on the search path or given by its executable
+  PIPELINE_PLUGIN_PATH=bin pipeline plugins describe edges
+  pipeline plugins describe --path bin/pipeline-plugin-edges edges`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completePlugin,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := newPluginHost(cmd.ErrOrStderr())
 			if err != nil {

@@ -19,7 +19,13 @@ func newSchemaCmd() *cobra.Command {
 e.g. with the YAML language server:
 
   # yaml-language-server: $schema=pipeline.schema.json`,
-		Args: cobra.NoArgs,
+		Example: `  # Write the schema where the editor's YAML language server finds it
+  pipeline schema > pipeline.schema.json
+
+  # With the external plugins of a folder (their parameters are checked too)
+  PIPELINE_PLUGIN_PATH=bin pipeline schema > pipeline.schema.json`,
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			m, err := newPluginHost(cmd.ErrOrStderr())
 			if err != nil {

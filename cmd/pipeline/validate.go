@@ -17,7 +17,19 @@ func newValidateCmd() *cobra.Command {
 and checks every stage: keys, types, ranges, models and their capabilities,
 presets, inputs, cycles, image and latent contracts, save paths. It prints all
 problems at once and exits 1 when there is any, 0 when the pipeline is valid.`,
-		Args: cobra.ExactArgs(1),
+		Example: `  # A valid pipeline: prints its name and number of stages
+  pipeline validate examples/gan-cgan-digits.yaml
+
+  # A file with mistakes: every problem at once as FILE:LINE:COL: message, exit status 1
+  pipeline validate examples/invalid.yaml
+
+  # Check a file with the overrides a run would use
+  pipeline validate --set digits.count=10 examples/gan-cgan-digits.yaml
+
+  # Check a training config, train: section included, without training
+  pipeline validate examples/train/mnist-vae.yaml`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeFile,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := newPluginHost(cmd.ErrOrStderr())
 			if err != nil {
@@ -34,5 +46,6 @@ problems at once and exits 1 when there is any, 0 when the pipeline is valid.`,
 		},
 	}
 	cmd.Flags().StringArrayVar(&sets, "set", nil, "override a stage parameter: STAGE.KEY=VALUE (repeatable)")
+	_ = cmd.RegisterFlagCompletionFunc("set", completeSet)
 	return cmd
 }
