@@ -24,8 +24,10 @@ e.g. with the YAML language server:
 
   # With the external plugins of a folder (their parameters are checked too)
   PIPELINE_PLUGIN_PATH=bin pipeline schema > pipeline.schema.json`,
-		Args:              noArgs,
-		ValidArgsFunction: cobra.NoFileCompletions,
+		Args: noArgs,
+		// completeFile offers nothing while schema takes no arguments,
+		// and pipeline files if it comes to take one.
+		ValidArgsFunction: completeFile,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			m, err := newPluginHost(cmd.ErrOrStderr())
 			if err != nil {
