@@ -27,7 +27,7 @@ var logLevels = []string{"trace", "debug", "info", "warn", "error"}
 
 func addLogFlag(root *cobra.Command) {
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "warn", "log level of the host and its plugins: "+strings.Join(logLevels, ", "))
-	_ = root.RegisterFlagCompletionFunc("log-level", func(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	completeFlag(root, "log-level", func(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 		return matching(logLevels, toComplete), cobra.ShellCompDirectiveNoFileComp
 	})
 }

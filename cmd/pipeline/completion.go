@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -58,6 +59,16 @@ func addCompletionCmd(root *cobra.Command) {
 		for _, sub := range c.Commands() {
 			sub.Example = examples[sub.Name()]
 		}
+	}
+}
+
+// completeFlag registers fn as the completion of cmd's flag. A flag that
+// does not exist is a programming error (say, a renamed flag): it panics
+// in every test that builds the command tree rather than leaving the
+// flag without completion.
+func completeFlag(cmd *cobra.Command, flag string, fn cobra.CompletionFunc) {
+	if err := cmd.RegisterFlagCompletionFunc(flag, fn); err != nil {
+		panic(fmt.Sprintf("pipeline: completion of %s --%s: %v", cmd.CommandPath(), flag, err))
 	}
 }
 

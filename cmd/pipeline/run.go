@@ -75,8 +75,8 @@ machines split one job. --shard-count N takes I from JOB_COMPLETION_INDEX
 	fl.BoolVar(&f.overwrite, "overwrite", false, "rewrite outputs that already exist instead of skipping them")
 	fl.StringVar(&f.shard, "shard", "", "process only shard I of N: I/N with 0 <= I < N")
 	fl.IntVar(&f.shardCount, "shard-count", 0, "number of shards; the shard index comes from JOB_COMPLETION_INDEX")
-	_ = cmd.RegisterFlagCompletionFunc("set", completeSet)
-	_ = cmd.RegisterFlagCompletionFunc("on-error", completeOnError)
+	completeFlag(cmd, "set", completeSet)
+	completeFlag(cmd, "on-error", completeOnError)
 	return cmd
 }
 

@@ -69,7 +69,7 @@ is kept), 130 interrupted (the last checkpoint is kept; rerun to resume).`,
 	fl.BoolVar(&f.fresh, "fresh", false, "ignore and remove an existing checkpoint and train from the start, replacing the output")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto (a live line on a terminal, else plain lines), bar, plain, json (events on stdout), none")
 	fl.DurationVar(&f.every, "progress-every", 10*time.Second, "how often plain progress lines are printed")
-	_ = cmd.RegisterFlagCompletionFunc("set", completeSet)
+	completeFlag(cmd, "set", completeSet)
 	return cmd
 }
 

@@ -46,6 +46,6 @@ problems at once and exits 1 when there is any, 0 when the pipeline is valid.`,
 		},
 	}
 	cmd.Flags().StringArrayVar(&sets, "set", nil, "override a stage parameter: STAGE.KEY=VALUE (repeatable)")
-	_ = cmd.RegisterFlagCompletionFunc("set", completeSet)
+	completeFlag(cmd, "set", completeSet)
 	return cmd
 }
