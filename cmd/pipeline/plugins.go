@@ -19,6 +19,9 @@ func newPluginsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plugins",
 		Short: "List and describe the plugins pipeline can run",
+		Example: `  # Every plugin and where it comes from, then one's parameters and presets
+  pipeline plugins list
+  pipeline plugins describe gan`,
 	}
 	cmd.AddCommand(newPluginsListCmd(), newPluginsDescribeCmd(), newPluginsNewCmd())
 	return cmd
@@ -36,7 +39,16 @@ With -o json it starts each plugin to describe it and prints a JSON array,
 one object per plugin: name, kind, version, path, overrides, capabilities,
 presets (with their input/output contracts), or error when the plugin
 could not be described.`,
-		Args: cobra.NoArgs,
+		Example: `  # The built-ins and the plugins on the search path
+  pipeline plugins list
+
+  # Also look for pipeline-plugin-NAME executables in bin/
+  PIPELINE_PLUGIN_PATH=bin pipeline plugins list
+
+  # Every plugin's capabilities and presets, for a script
+  pipeline plugins list -o json`,
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
 	}
 	format := addOutputFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -119,7 +131,17 @@ func newPluginsDescribeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "describe NAME",
 		Short: "Show a plugin's capabilities, every parameter and its shipped presets",
-		Args:  cobra.ExactArgs(1),
+		Example: `  # A built-in plugin: its capabilities, parameters and presets
+  pipeline plugins describe vae
+
+  # The same as JSON, for tools
+  pipeline plugins describe --json gan
+
+  # An external plugin, found on the search path or given by its executable
+  PIPELINE_PLUGIN_PATH=bin pipeline plugins describe edges
+  pipeline plugins describe --path bin/pipeline-plugin-edges edges`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completePlugin,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := newPluginHost(cmd.ErrOrStderr())
 			if err != nil {

@@ -19,6 +19,17 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// onErrorPolicies are the values of --on-error: run checks the flag and
+// the shell completes it from this one list.
+var onErrorPolicies = []struct {
+	name   string
+	policy run.Policy
+	doc    string
+}{
+	{"stop", run.Stop, "end the job at the first failed item"},
+	{"skip", run.Skip, "report a failed item and go on"},
+}
+
 type runFlags struct {
 	sets       []string
 	seed       uint64
@@ -43,7 +54,19 @@ interrupted job resumes it (--overwrite rewrites them). Exit codes: 0 done,
 Sharding: --shard I/N processes the items whose index modulo N is I, so N
 machines split one job. --shard-count N takes I from JOB_COMPLETION_INDEX
 (Kubernetes Indexed Jobs).`,
-		Args: cobra.ExactArgs(1),
+		Example: `  # Run a pipeline; a rerun skips the outputs that exist, so it resumes
+  pipeline run examples/vae-samples.yaml
+
+  # Override a stage parameter and the seed
+  pipeline run --set samples.count=16 --seed 7 examples/vae-samples.yaml
+
+  # Go on past items that fail, and print progress as JSON events on stdout
+  pipeline run --on-error skip --progress json examples/denoise-photos.yaml
+
+  # Process the second of four shards (run 0/4 to 3/4 on four machines)
+  pipeline run --shard 1/4 examples/denoise-photos.yaml`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeFile,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPipeline(cmd, args[0], &f)
 		},
@@ -57,6 +80,8 @@ machines split one job. --shard-count N takes I from JOB_COMPLETION_INDEX
 	fl.StringVar(&f.shard, "shard", "", "process only shard I of N: I/N with 0 <= I < N")
 	fl.IntVar(&f.shardCount, "shard-count", 0, "number of shards; the shard index comes from JOB_COMPLETION_INDEX")
 	fl.StringVar(&f.failures, "failures", "", "write every failed item (stage, index, item, source, reason) to this file as JSON lines; the summary shows the first "+strconv.Itoa(shownFailures))
+	completeFlag(cmd, "set", completeSet)
+	completeFlag(cmd, "on-error", completeOnError)
 	return cmd
 }
 
@@ -87,14 +112,9 @@ func parseShard(shard string, count int, getenv func(string) string) (int, int, 
 
 func runPipeline(cmd *cobra.Command, file string, f *runFlags) error {
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
-	var policy run.Policy
-	switch f.onError {
-	case "stop":
-		policy = run.Stop
-	case "skip":
-		policy = run.Skip
-	default:
-		return &exitError{exitInvalid, fmt.Errorf("--on-error %q: expected stop or skip", f.onError)}
+	policy, err := onErrorPolicy(f.onError)
+	if err != nil {
+		return &exitError{exitInvalid, err}
 	}
 	mode, err := progressMode(stderr, f.progress, "none", "auto, bar, json or none", "bar", "json", "none")
 	if err != nil {
@@ -153,6 +173,18 @@ func runPipeline(cmd *cobra.Command, file string, f *runFlags) error {
 		return &exitError{exitItemsFailed, fmt.Errorf("%d item(s) failed", len(res.Failures))}
 	}
 	return nil
+}
+
+// onErrorPolicy resolves --on-error.
+func onErrorPolicy(name string) (run.Policy, error) {
+	var names []string
+	for _, p := range onErrorPolicies {
+		if p.name == name {
+			return p.policy, nil
+		}
+		names = append(names, p.name)
+	}
+	return 0, fmt.Errorf("--on-error %q: expected %s", name, strings.Join(names, " or "))
 }
 
 func countEnds(p *plan.Plan) (sources, sinks int) {

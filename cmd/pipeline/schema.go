@@ -30,7 +30,16 @@ plugins: by path) is accepted with any parameters; known models are checked
 strictly. Given FILE, schema also starts the plugins FILE declares under
 plugins: (path and sha256, as validate does) and checks their parameters too;
 a plugin of the same name as a known one replaces it, as it does in FILE.`,
-		Args: cobra.MaximumNArgs(1),
+		Example: `  # Write the schema where the editor's YAML language server finds it
+  pipeline schema > pipeline.schema.json
+
+  # With the external plugins of a folder (their parameters are checked too)
+  PIPELINE_PLUGIN_PATH=bin pipeline schema > pipeline.schema.json
+
+  # With the plugins a pipeline file declares under plugins:
+  pipeline schema examples/sketch-photos.yaml > pipeline.schema.json`,
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: completeFile,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := newPluginHost(cmd.ErrOrStderr())
 			if err != nil {

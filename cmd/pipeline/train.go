@@ -51,7 +51,16 @@ does nothing (--fresh trains again). Only the stages that feed training run;
 
 Exit codes: 0 done, 1 invalid file or training failed (the last checkpoint
 is kept), 130 interrupted (the last checkpoint is kept; rerun to resume).`,
-		Args: cobra.ExactArgs(1),
+		Example: `  # Train the VAE on MNIST; rerun the same command to resume after an interruption
+  pipeline train examples/train/mnist-vae.yaml
+
+  # A one-epoch smoke run of the denoising autoencoder, from the start
+  pipeline train --fresh --set train.epochs=1 examples/train/mnist-dae.yaml
+
+  # For a log file: a plain progress line every minute instead of a live line
+  pipeline train --progress plain --progress-every 1m examples/train/mnist-vae.yaml`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeFile,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return trainFile(cmd, args[0], &f)
 		},
@@ -62,6 +71,7 @@ is kept), 130 interrupted (the last checkpoint is kept; rerun to resume).`,
 	fl.BoolVar(&f.fresh, "fresh", false, "ignore and remove an existing checkpoint and train from the start, replacing the output")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto (a live line on a terminal, else plain lines), bar (a live line fitted to the terminal width: $COLUMNS when not a terminal, else 80), plain (full lines), json (events on stdout), none")
 	fl.DurationVar(&f.every, "progress-every", 10*time.Second, "how often plain progress lines are printed")
+	completeFlag(cmd, "set", completeSet)
 	return cmd
 }
 

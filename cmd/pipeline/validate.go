@@ -27,7 +27,22 @@ With -o json it prints one JSON array instead: an entry per problem,
 {"file", "ok": false, "line", "column", "stage", "message", "hint"} (line,
 column, stage and hint left out where there is none), and an entry per valid
 file, {"file", "ok": true, "name", "stages"}.`,
-		Args: cobra.MinimumNArgs(1),
+		Example: `  # A valid pipeline: prints its name and number of stages
+  pipeline validate examples/gan-cgan-digits.yaml
+
+  # A file with mistakes: every problem at once as FILE:LINE:COL: message, exit status 1
+  pipeline validate examples/invalid.yaml
+
+  # Several files at once, as JSON for a script or an editor
+  pipeline validate -o json examples/*.yaml
+
+  # Check a file with the overrides a run would use
+  pipeline validate --set digits.count=10 examples/gan-cgan-digits.yaml
+
+  # Check a training config, train: section included, without training
+  pipeline validate examples/train/mnist-vae.yaml`,
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeFile,
 	}
 	format := addOutputFlag(cmd)
 	cmd.RunE = func(cmd *cobra.Command, files []string) error {
@@ -67,6 +82,7 @@ file, {"file", "ok": true, "name", "stages"}.`,
 		return nil
 	}
 	cmd.Flags().StringArrayVar(&sets, "set", nil, "override a stage parameter: STAGE.KEY=VALUE (repeatable, applied to every file)")
+	completeFlag(cmd, "set", completeSet)
 	return cmd
 }
 
