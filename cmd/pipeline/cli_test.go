@@ -169,6 +169,11 @@ func TestExamplesWork(t *testing.T) {
 			continue // TestExamplesParse reports it
 		}
 		args := e.args
+		if c.Name() == "new" {
+			// It writes a module outside the working folder (../tint);
+			// TestPluginsNewBuilds runs it for real, in a folder of its own.
+			continue
+		}
 		switch c.Name() {
 		case "run", "train":
 			// Only --set changes what the file means to validate.

@@ -48,6 +48,15 @@ func (f *outputFormat) Type() string { return "format" }
 func addOutputFlag(cmd *cobra.Command) *outputFormat {
 	f := outputText
 	cmd.Flags().VarP(&f, "output", "o", "output format: text or json")
+	completeFlag(cmd, "output", func(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		var out []cobra.Completion
+		for _, o := range outputFormats {
+			if strings.HasPrefix(string(o), toComplete) {
+				out = append(out, cobra.Completion(o))
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	})
 	return &f
 }
 

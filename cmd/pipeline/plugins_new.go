@@ -31,11 +31,11 @@ its tests and runs in a pipeline; replace the operation with your model.
 --sdk is the clone the module builds against. Without it, new looks for the
 clone from the working folder upwards, then from where the pipeline binary
 lies (bin/pipeline in a clone), and asks for --sdk when it finds none.`,
-		Example: `  # from a clone of genpipe: a plugin module next to it
+		Example: `  # From a clone of genpipe: a plugin module next to it; then, in ../tint,
+  # go mod tidy && go test ./... && go build -o bin/ ./cmd/pipeline-plugin-tint
   pipeline plugins new tint ../tint --module github.com/you/tint
-  cd ../tint && go mod tidy && go test ./... && go build -o bin/ ./cmd/pipeline-plugin-tint
 
-  # from anywhere, naming the clone
+  # From anywhere, naming the clone
   pipeline plugins new tint ~/src/tint --sdk ~/src/genpipe`,
 		Args: cobra.ExactArgs(2),
 		// NAME is the user's to invent; DIR and --sdk are folders.

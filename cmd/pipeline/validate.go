@@ -34,7 +34,7 @@ file, {"file", "ok": true, "name", "stages"}.`,
   pipeline validate examples/invalid.yaml
 
   # Several files at once, as JSON for a script or an editor
-  pipeline validate -o json examples/*.yaml
+  pipeline validate -o json examples/sketch-photos.yaml examples/dae-digits.yaml
 
   # Check a file with the overrides a run would use
   pipeline validate --set digits.count=10 examples/gan-cgan-digits.yaml
