@@ -1,0 +1,106 @@
+package spec
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fuzzDeadline bounds one input. Parse is linear in the file save for the
+// syntax-error search (at most 1000 prefixes); a few seconds on a busy
+// shared machine means a hang, which the fuzzer would otherwise only report
+// after its own much longer timeout, without saying which input.
+const fuzzDeadline = 10 * time.Second
+
+// fuzzSeeds returns the example pipelines and the test pipelines of spec
+// and plan, the starting points for the parse and plan fuzzers.
+func fuzzSeeds(f *testing.F, dirs ...string) [][]byte {
+	f.Helper()
+	var out [][]byte
+	for _, dir := range dirs {
+		files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		if len(files) == 0 {
+			f.Fatalf("no seed pipelines in %s", dir)
+		}
+		for _, file := range files {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				f.Fatal(err)
+			}
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// FuzzSpecParse feeds arbitrary files and --set flags to Parse, seeded with
+// the examples and the test pipelines. Parse must never panic or hang, must
+// return a Spec or at least one error, and every error must carry a position:
+// FILE:LINE:COL within the file, or the --set flag it comes from.
+//
+//	go test -run '^$' -fuzz '^FuzzSpecParse$' -parallel 1 ./pipeline/spec
+func FuzzSpecParse(f *testing.F) {
+	for _, b := range fuzzSeeds(f, "../../examples", "../../examples/train", "testdata", "../plan/testdata") {
+		f.Add(b, "")
+	}
+	f.Add([]byte(trainFile), "train.epochs=4")
+	f.Add([]byte("version: 1\nname: t\nstages:\n  - {id: a, translate: {model: m, k: {x: 1}}}\n"), "a.k.x=[1, {y: 2}]")
+	f.Add([]byte("version: 1\nname: t\nstages:\n  - {id: a, load: &l {dir: x}}\n  - {id: b, load: *l}\n"), "a.input=[b]")
+	f.Add([]byte("version: 1\nname: t\nstages:\n  - id: a\n    translate: {<<: [{model: m}, {p: 1}]}\n"), "a.p.q=1")
+	f.Fuzz(func(t *testing.T, data []byte, set string) {
+		// Several flags in one string: --set may be repeated.
+		var overrides []string
+		if set != "" {
+			overrides = strings.Split(set, "\n")
+		}
+		type result struct {
+			s    *Spec
+			errs Errors
+		}
+		done := make(chan result, 1)
+		go func() {
+			s, errs := Parse("p.yaml", data, overrides)
+			done <- result{s, errs}
+		}()
+		var r result
+		select {
+		case r = <-done:
+		case <-time.After(fuzzDeadline):
+			t.Fatalf("Parse did not return within %v on %d bytes with --set %q", fuzzDeadline, len(data), overrides)
+		}
+		if r.s == nil && len(r.errs) == 0 {
+			t.Fatal("Parse returned neither a spec nor an error")
+		}
+		checkErrorPositions(t, data, r.errs)
+	})
+}
+
+// checkErrorPositions fails t unless every error points into p.yaml (a line
+// and column that exist, or the end of the file) or at a --set flag.
+func checkErrorPositions(t *testing.T, data []byte, errs Errors) {
+	t.Helper()
+	lines := bytes.Count(data, []byte("\n")) + 1
+	for _, e := range errs {
+		if e.Msg == "" {
+			t.Errorf("error without a message at %s", e.Pos)
+		}
+		switch {
+		case e.File == "p.yaml":
+			if e.Line < 1 || e.Col < 1 || e.Line > lines {
+				t.Errorf("error %q: position %d:%d outside the file's %d lines", e.Msg, e.Line, e.Col, lines)
+			}
+		case strings.HasPrefix(e.File, "--set "):
+			if e.Line != 0 {
+				t.Errorf("error %q at flag %q has a line", e.Msg, e.File)
+			}
+		default:
+			t.Errorf("error %q has no position (file %q)", e.Msg, e.File)
+		}
+	}
+}
