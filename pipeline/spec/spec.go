@@ -349,12 +349,80 @@ func (p *parser) document(data []byte) *yaml.Node {
 	} else if !errors.Is(err, io.EOF) {
 		p.errs = append(p.errs, p.syntaxError(data, err))
 	}
+	if !p.checkAliases(&doc) {
+		return nil
+	}
 	root := deref(doc.Content[0])
 	if root.Kind != yaml.MappingNode {
 		p.errorf(root, "", "expected a mapping with version, name and stages, got %s", describe(root))
 		return nil
 	}
 	return root
+}
+
+// maxValues bounds the number of values (keys, scalars, lists, mappings) a
+// file may expand to through aliases. Every later step (merging, --set,
+// conversion to Go values) walks aliases as copies, so a few nested
+// aliases of aliases ("billion laughs") would otherwise take exponential
+// time and memory. A real pipeline has a few hundred values.
+const maxValues = 1 << 16
+
+// checkAliases reports an alias used inside its own anchor (yaml.v3 keeps
+// such a loop in the node tree, and walking it never ends) and a document
+// that aliases expand beyond maxValues; it returns false after either.
+func (p *parser) checkAliases(doc *yaml.Node) bool {
+	const (
+		active = -1 // being walked: an alias to it is a loop
+	)
+	size := map[*yaml.Node]int{} // expanded size of a finished node, or active
+	var loop *yaml.Node
+	var walk func(n *yaml.Node) int
+	walk = func(n *yaml.Node) int {
+		if loop != nil {
+			return 0
+		}
+		target := deref(n)
+		switch s, seen := size[target]; {
+		case seen && s == active:
+			loop = n
+			return 0
+		case seen:
+			return s
+		}
+		size[target] = active
+		total := 1
+		for _, c := range target.Content {
+			total = min(total+walk(c), maxValues+1)
+		}
+		size[target] = total
+		return total
+	}
+	if walk(doc); loop != nil {
+		name := loop.Value
+		p.errorf(loop, "an anchor cannot be used inside itself", "alias *%s refers to the mapping or list that contains it", name)
+		return false
+	}
+	if size[doc] <= maxValues {
+		return true
+	}
+	// Blame the outermost alias whose expansion alone is too large, or
+	// else the innermost node whose expansion is.
+	n := doc
+	for n.Kind != yaml.AliasNode {
+		var next *yaml.Node
+		for _, c := range n.Content {
+			if size[deref(c)] > maxValues {
+				next = c
+				break
+			}
+		}
+		if next == nil {
+			break
+		}
+		n = next
+	}
+	p.errorf(n, "use fewer nested aliases", "aliases expand the file to more than %d values", maxValues)
+	return false
 }
 
 // syntaxError positions a yaml.v3 syntax error. yaml.v3 reports only a

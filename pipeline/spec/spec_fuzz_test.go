@@ -2,6 +2,7 @@ package spec
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,5 +103,46 @@ func checkErrorPositions(t *testing.T, data []byte, errs Errors) {
 		default:
 			t.Errorf("error %q has no position (file %q)", e.Msg, e.File)
 		}
+	}
+}
+
+// TestAliasLoopsAndBombs: an alias inside its own anchor (which yaml.v3
+// keeps as a loop in the node tree) and aliases nested to expand
+// exponentially are refused at the alias, quickly, instead of recursing
+// forever or for hours.
+func TestAliasLoopsAndBombs(t *testing.T) {
+	const head = "version: 1\nname: t\nstages:\n  - id: a\n"
+	bomb := "version: 1\nname: t\nl0: &l0 [x, x, x, x, x, x, x, x]\n"
+	for i := 1; i <= 8; i++ {
+		bomb += fmt.Sprintf("l%d: &l%d [*l%[3]d, *l%[3]d, *l%[3]d, *l%[3]d, *l%[3]d, *l%[3]d, *l%[3]d, *l%[3]d]\n", i, i, i-1)
+	}
+	bomb += "stages:\n  - id: a\n    translate: {model: m, p: *l8}\n"
+	tests := []struct {
+		name, src string
+		set       []string
+		want      string
+	}{
+		{"list contains itself", head + "    translate: &x {model: m, k: [*x]}\n",
+			nil, "p.yaml:5:34: alias *x refers to the mapping or list that contains it (an anchor cannot be used inside itself)"},
+		{"merge of itself", head + "    translate: &x {model: m, <<: *x}\n",
+			nil, "p.yaml:5:34: alias *x refers to the mapping or list that contains it (an anchor cannot be used inside itself)"},
+		{"merge of itself with --set", head + "    translate: &x {<<: *x}\n",
+			[]string{"a.model=m"}, "p.yaml:5:24: alias *x refers to the mapping or list that contains it (an anchor cannot be used inside itself)"},
+		{"stages list", "version: 1\nname: t\nstages: &s\n  - *s\n",
+			nil, "p.yaml:4:5: alias *s refers to the mapping or list that contains it (an anchor cannot be used inside itself)"},
+		{"billion laughs", bomb,
+			nil, "p.yaml:8:5: aliases expand the file to more than 65536 values (use fewer nested aliases)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			s, errs := Parse("p.yaml", []byte(tt.src), tt.set)
+			if s != nil || errs.Error() != tt.want {
+				t.Errorf("spec %v, errors:\n%v\nwant:\n%s", s != nil, errs, tt.want)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("took %v", d)
+			}
+		})
 	}
 }
