@@ -465,22 +465,36 @@ func (p *parser) syntaxError(data []byte, err error) *Error {
 }
 
 // problemLine returns the number of the first line at which the file's
-// prefix fails to parse with the same error as the whole file (0 if none,
-// or if the file is too long to search this way).
+// prefix fails to parse with the same error as the whole file (0 if none).
+// A prefix that holds the problem fails the same way however much follows
+// it (the parser reads forward), so the line is found by bisection: a
+// handful of parses, where trying every prefix took tens of seconds on a
+// file of a few thousand lines.
 func problemLine(data []byte, full string) int {
 	lines := bytes.SplitAfter(data, []byte("\n"))
-	if len(lines) > 1000 {
-		return 0
-	}
+	ends := make([]int, len(lines))
 	end := 0
 	for i, l := range lines {
 		end += len(l)
+		ends[i] = end
+	}
+	fails := func(i int) bool {
 		var n yaml.Node
-		if err := yaml.Unmarshal(data[:end], &n); err != nil && err.Error() == full {
-			return i + 1
+		err := yaml.Unmarshal(data[:ends[i]], &n)
+		return err != nil && err.Error() == full
+	}
+	lo, hi := 0, len(lines)-1
+	if !fails(hi) {
+		return 0
+	}
+	for lo < hi {
+		if mid := (lo + hi) / 2; fails(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
 		}
 	}
-	return 0
+	return lo + 1
 }
 
 func deref(n *yaml.Node) *yaml.Node {

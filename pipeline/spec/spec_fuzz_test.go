@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // fuzzDeadline bounds one input. Parse is linear in the file save for the
@@ -79,7 +81,28 @@ func FuzzSpecParse(f *testing.F) {
 			t.Fatal("Parse returned neither a spec nor an error")
 		}
 		checkErrorPositions(t, data, r.errs)
+		// problemLine bisects; on a small file, check it against trying
+		// every prefix in turn.
+		var n yaml.Node
+		if err := yaml.Unmarshal(data, &n); err != nil && bytes.Count(data, []byte("\n")) < 200 {
+			if got, want := problemLine(data, err.Error()), problemLineLinear(data, err.Error()); got != want {
+				t.Errorf("problemLine %d, but the first prefix to fail with %q ends at line %d", got, err, want)
+			}
+		}
 	})
+}
+
+// problemLineLinear is problemLine by trying every prefix in turn.
+func problemLineLinear(data []byte, full string) int {
+	end := 0
+	for i, l := range bytes.SplitAfter(data, []byte("\n")) {
+		end += len(l)
+		var n yaml.Node
+		if err := yaml.Unmarshal(data[:end], &n); err != nil && err.Error() == full {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // checkErrorPositions fails t unless every error points into p.yaml (a line
@@ -144,5 +167,20 @@ func TestAliasLoopsAndBombs(t *testing.T) {
 				t.Errorf("took %v", d)
 			}
 		})
+	}
+}
+
+// TestSyntaxErrorInLongFile: the line of a syntax error near the end of a
+// file of a thousand long lines is found in well under a second (trying
+// every prefix in turn took 20s on this machine).
+func TestSyntaxErrorInLongFile(t *testing.T) {
+	src := "version: 1\nname: t\nstages:\n" + strings.Repeat("  - {id: a, load: {dir: "+strings.Repeat("x", 100)+"}}\n", 995) + "  - {id: b\n"
+	start := time.Now()
+	_, errs := Parse("p.yaml", []byte(src), nil)
+	if want := "p.yaml:999:3: invalid YAML: did not find expected ',' or '}'"; errs.Error() != want {
+		t.Errorf("errors:\n%v\nwant:\n%s", errs, want)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v", d)
 	}
 }
