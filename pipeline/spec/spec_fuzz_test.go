@@ -109,7 +109,7 @@ func problemLineLinear(data []byte, full string) int {
 // and column that exist, or the end of the file) or at a --set flag.
 func checkErrorPositions(t *testing.T, data []byte, errs Errors) {
 	t.Helper()
-	lines := bytes.Count(data, []byte("\n")) + 1
+	lines := yamlLines(data)
 	for _, e := range errs {
 		if e.Msg == "" {
 			t.Errorf("error without a message at %s", e.Pos)
@@ -183,4 +183,18 @@ func TestSyntaxErrorInLongFile(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("took %v", d)
 	}
+}
+
+// yamlLines counts lines as YAML does: \r\n, \r, \n, NEL, LS and PS each
+// end one.
+func yamlLines(data []byte) int {
+	s := strings.ReplaceAll(string(data), "\r\n", "\n")
+	n := 1
+	for _, r := range s {
+		switch r {
+		case '\n', '\r', '\u0085', '\u2028', '\u2029':
+			n++
+		}
+	}
+	return n
 }
