@@ -335,7 +335,9 @@ func (p *parser) document(data []byte) *yaml.Node {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	err := dec.Decode(&doc)
-	if errors.Is(err, io.EOF) || err == nil && len(doc.Content) == 0 {
+	// A document with no content ("---" alone) has an empty null root that
+	// yaml.v3 places on the line after the file's last: it is empty too.
+	if errors.Is(err, io.EOF) || err == nil && (len(doc.Content) == 0 || isNull(doc.Content[0]) && doc.Content[0].Value == "") {
 		p.errs = append(p.errs, Errorf(Pos{p.file, 1, 1}, "start with version: 1, name and stages", "the file is empty"))
 		return nil
 	}
