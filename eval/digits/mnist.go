@@ -1,6 +1,7 @@
 package digits
 
 import (
+	"bytes"
 	"compress/gzip"
 	"encoding/binary"
 	"fmt"
@@ -71,9 +72,16 @@ func readIdx(path string, magic uint32, inner ...uint32) ([]byte, int, error) {
 		return nil, 0, fmt.Errorf("digits: %s: magic %x, want %x", path, hdr[0], magic)
 	}
 	n := int(hdr[1])
-	buf := make([]byte, n*size)
-	if _, err := io.ReadFull(zr, buf); err != nil {
+	// The count is the header's word: memory grows with the data actually
+	// there (up to what the count promises), so a header claiming 4 billion
+	// items fails as truncated instead of allocating terabytes up front.
+	want := int64(n) * int64(size)
+	buf := bytes.NewBuffer(make([]byte, 0, min(want, 64<<20)))
+	if _, err := buf.ReadFrom(io.LimitReader(zr, want)); err != nil {
 		return nil, 0, fmt.Errorf("digits: %s: %d items of %d bytes: %w", path, n, size, err)
 	}
-	return buf, n, nil
+	if int64(buf.Len()) != want {
+		return nil, 0, fmt.Errorf("digits: %s: %d items of %d bytes: %w", path, n, size, io.ErrUnexpectedEOF)
+	}
+	return buf.Bytes(), n, nil
 }

@@ -274,7 +274,9 @@ func (l *Loader) readIdxHeaders() error {
 	if l.rows == 0 || l.cols == 0 {
 		return fmt.Errorf("load: idx file %s: images are %dx%d, expected at least 1x1", l.root, l.cols, l.rows)
 	}
-	if px := l.rows * l.cols; l.maxPixels > 0 && px > l.maxPixels {
+	// Each dimension is a uint32, so the product is exact in uint64; in int
+	// it can wrap negative and slip past the limit.
+	if px := uint64(l.rows) * uint64(l.cols); l.maxPixels > 0 && px > uint64(l.maxPixels) {
 		return fmt.Errorf("load: idx file %s: %dx%d is %d pixels, more than max_pixels %d", l.root, l.cols, l.rows, px, l.maxPixels)
 	}
 	if l.labelPath == "" {
