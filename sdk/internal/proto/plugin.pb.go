@@ -665,16 +665,19 @@ func (x *LatentSpec) GetDim() int32 {
 }
 
 type Preset struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Doc           string                 `protobuf:"bytes,2,opt,name=doc,proto3" json:"doc,omitempty"`
-	Default       bool                   `protobuf:"varint,3,opt,name=default,proto3" json:"default,omitempty"`
-	Capabilities  []string               `protobuf:"bytes,4,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
-	Input         *ImageSpec             `protobuf:"bytes,5,opt,name=input,proto3" json:"input,omitempty"`
-	Output        *ImageSpec             `protobuf:"bytes,6,opt,name=output,proto3" json:"output,omitempty"`
-	Latent        *LatentSpec            `protobuf:"bytes,7,opt,name=latent,proto3" json:"latent,omitempty"`
-	Classes       int32                  `protobuf:"varint,8,opt,name=classes,proto3" json:"classes,omitempty"`
-	Weights       string                 `protobuf:"bytes,9,opt,name=weights,proto3" json:"weights,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Doc          string                 `protobuf:"bytes,2,opt,name=doc,proto3" json:"doc,omitempty"`
+	Default      bool                   `protobuf:"varint,3,opt,name=default,proto3" json:"default,omitempty"`
+	Capabilities []string               `protobuf:"bytes,4,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
+	Input        *ImageSpec             `protobuf:"bytes,5,opt,name=input,proto3" json:"input,omitempty"`
+	Output       *ImageSpec             `protobuf:"bytes,6,opt,name=output,proto3" json:"output,omitempty"`
+	Latent       *LatentSpec            `protobuf:"bytes,7,opt,name=latent,proto3" json:"latent,omitempty"`
+	Classes      int32                  `protobuf:"varint,8,opt,name=classes,proto3" json:"classes,omitempty"`
+	Weights      string                 `protobuf:"bytes,9,opt,name=weights,proto3" json:"weights,omitempty"`
+	// train_inputs are the roles of a training that reads several streams
+	// (sdk.Preset.TrainInputs); empty for one.
+	TrainInputs   []*TrainInputSpec `protobuf:"bytes,10,rep,name=train_inputs,json=trainInputs,proto3" json:"train_inputs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -772,6 +775,82 @@ func (x *Preset) GetWeights() string {
 	return ""
 }
 
+func (x *Preset) GetTrainInputs() []*TrainInputSpec {
+	if x != nil {
+		return x.TrainInputs
+	}
+	return nil
+}
+
+// TrainInputSpec is one role of a training's data (sdk.TrainInput).
+type TrainInputSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Doc           string                 `protobuf:"bytes,2,opt,name=doc,proto3" json:"doc,omitempty"`
+	Paired        bool                   `protobuf:"varint,3,opt,name=paired,proto3" json:"paired,omitempty"`
+	Image         *ImageSpec             `protobuf:"bytes,4,opt,name=image,proto3" json:"image,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrainInputSpec) Reset() {
+	*x = TrainInputSpec{}
+	mi := &file_plugin_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrainInputSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrainInputSpec) ProtoMessage() {}
+
+func (x *TrainInputSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrainInputSpec.ProtoReflect.Descriptor instead.
+func (*TrainInputSpec) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *TrainInputSpec) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TrainInputSpec) GetDoc() string {
+	if x != nil {
+		return x.Doc
+	}
+	return ""
+}
+
+func (x *TrainInputSpec) GetPaired() bool {
+	if x != nil {
+		return x.Paired
+	}
+	return false
+}
+
+func (x *TrainInputSpec) GetImage() *ImageSpec {
+	if x != nil {
+		return x.Image
+	}
+	return nil
+}
+
 type Description struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -793,7 +872,7 @@ type Description struct {
 
 func (x *Description) Reset() {
 	*x = Description{}
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -805,7 +884,7 @@ func (x *Description) String() string {
 func (*Description) ProtoMessage() {}
 
 func (x *Description) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -818,7 +897,7 @@ func (x *Description) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Description.ProtoReflect.Descriptor instead.
 func (*Description) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{10}
+	return file_plugin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Description) GetName() string {
@@ -896,7 +975,7 @@ type LoadRequest struct {
 
 func (x *LoadRequest) Reset() {
 	*x = LoadRequest{}
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +987,7 @@ func (x *LoadRequest) String() string {
 func (*LoadRequest) ProtoMessage() {}
 
 func (x *LoadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +1000,7 @@ func (x *LoadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadRequest.ProtoReflect.Descriptor instead.
 func (*LoadRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{11}
+	return file_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *LoadRequest) GetCapability() string {
@@ -961,7 +1040,7 @@ type LoadResponse struct {
 
 func (x *LoadResponse) Reset() {
 	*x = LoadResponse{}
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -973,7 +1052,7 @@ func (x *LoadResponse) String() string {
 func (*LoadResponse) ProtoMessage() {}
 
 func (x *LoadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -986,7 +1065,7 @@ func (x *LoadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadResponse.ProtoReflect.Descriptor instead.
 func (*LoadResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{12}
+	return file_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LoadResponse) GetHandle() uint64 {
@@ -1005,7 +1084,7 @@ type UnloadRequest struct {
 
 func (x *UnloadRequest) Reset() {
 	*x = UnloadRequest{}
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1017,7 +1096,7 @@ func (x *UnloadRequest) String() string {
 func (*UnloadRequest) ProtoMessage() {}
 
 func (x *UnloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1030,7 +1109,7 @@ func (x *UnloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnloadRequest.ProtoReflect.Descriptor instead.
 func (*UnloadRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{13}
+	return file_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UnloadRequest) GetHandle() uint64 {
@@ -1041,19 +1120,22 @@ func (x *UnloadRequest) GetHandle() uint64 {
 }
 
 type BatchRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
-	Tensor        *Tensor                `protobuf:"bytes,2,opt,name=tensor,proto3" json:"tensor,omitempty"`
-	Seeds         []uint64               `protobuf:"varint,3,rep,packed,name=seeds,proto3" json:"seeds,omitempty"`
-	Labels        []int64                `protobuf:"varint,4,rep,packed,name=labels,proto3" json:"labels,omitempty"`
-	Shm           *ShmCall               `protobuf:"bytes,5,opt,name=shm,proto3" json:"shm,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Handle uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	Tensor *Tensor                `protobuf:"bytes,2,opt,name=tensor,proto3" json:"tensor,omitempty"`
+	Seeds  []uint64               `protobuf:"varint,3,rep,packed,name=seeds,proto3" json:"seeds,omitempty"`
+	Labels []int64                `protobuf:"varint,4,rep,packed,name=labels,proto3" json:"labels,omitempty"`
+	Shm    *ShmCall               `protobuf:"bytes,5,opt,name=shm,proto3" json:"shm,omitempty"`
+	// inputs are, in training, the other roles' batches (sdk.Batch.Inputs),
+	// inline (never in shared memory).
+	Inputs        map[string]*BatchRequest `protobuf:"bytes,6,rep,name=inputs,proto3" json:"inputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BatchRequest) Reset() {
 	*x = BatchRequest{}
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1065,7 +1147,7 @@ func (x *BatchRequest) String() string {
 func (*BatchRequest) ProtoMessage() {}
 
 func (x *BatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1078,7 +1160,7 @@ func (x *BatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRequest.ProtoReflect.Descriptor instead.
 func (*BatchRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{14}
+	return file_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *BatchRequest) GetHandle() uint64 {
@@ -1116,6 +1198,13 @@ func (x *BatchRequest) GetShm() *ShmCall {
 	return nil
 }
 
+func (x *BatchRequest) GetInputs() map[string]*BatchRequest {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
 type GenerateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
@@ -1129,7 +1218,7 @@ type GenerateRequest struct {
 
 func (x *GenerateRequest) Reset() {
 	*x = GenerateRequest{}
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1141,7 +1230,7 @@ func (x *GenerateRequest) String() string {
 func (*GenerateRequest) ProtoMessage() {}
 
 func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1154,7 +1243,7 @@ func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateRequest.ProtoReflect.Descriptor instead.
 func (*GenerateRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{15}
+	return file_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GenerateRequest) GetHandle() uint64 {
@@ -1201,7 +1290,7 @@ type TensorResponse struct {
 
 func (x *TensorResponse) Reset() {
 	*x = TensorResponse{}
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1213,7 +1302,7 @@ func (x *TensorResponse) String() string {
 func (*TensorResponse) ProtoMessage() {}
 
 func (x *TensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1226,7 +1315,7 @@ func (x *TensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TensorResponse.ProtoReflect.Descriptor instead.
 func (*TensorResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16}
+	return file_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TensorResponse) GetTensor() *Tensor {
@@ -1264,7 +1353,7 @@ type TrainConfig struct {
 
 func (x *TrainConfig) Reset() {
 	*x = TrainConfig{}
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1276,7 +1365,7 @@ func (x *TrainConfig) String() string {
 func (*TrainConfig) ProtoMessage() {}
 
 func (x *TrainConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1289,7 +1378,7 @@ func (x *TrainConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainConfig.ProtoReflect.Descriptor instead.
 func (*TrainConfig) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{17}
+	return file_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TrainConfig) GetPreset() string {
@@ -1378,7 +1467,7 @@ type TrainInput struct {
 
 func (x *TrainInput) Reset() {
 	*x = TrainInput{}
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1390,7 +1479,7 @@ func (x *TrainInput) String() string {
 func (*TrainInput) ProtoMessage() {}
 
 func (x *TrainInput) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1403,7 +1492,7 @@ func (x *TrainInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainInput.ProtoReflect.Descriptor instead.
 func (*TrainInput) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{18}
+	return file_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TrainInput) GetMsg() isTrainInput_Msg {
@@ -1514,7 +1603,7 @@ type TrainEvent struct {
 
 func (x *TrainEvent) Reset() {
 	*x = TrainEvent{}
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1526,7 +1615,7 @@ func (x *TrainEvent) String() string {
 func (*TrainEvent) ProtoMessage() {}
 
 func (x *TrainEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1539,7 +1628,7 @@ func (x *TrainEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainEvent.ProtoReflect.Descriptor instead.
 func (*TrainEvent) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{19}
+	return file_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TrainEvent) GetEpoch() int64 {
@@ -1603,7 +1692,7 @@ type Weights struct {
 
 func (x *Weights) Reset() {
 	*x = Weights{}
-	mi := &file_plugin_proto_msgTypes[20]
+	mi := &file_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1615,7 +1704,7 @@ func (x *Weights) String() string {
 func (*Weights) ProtoMessage() {}
 
 func (x *Weights) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[20]
+	mi := &file_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1628,7 +1717,7 @@ func (x *Weights) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Weights.ProtoReflect.Descriptor instead.
 func (*Weights) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{20}
+	return file_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Weights) GetChunk() []byte {
@@ -1667,7 +1756,7 @@ type TrainOutput struct {
 
 func (x *TrainOutput) Reset() {
 	*x = TrainOutput{}
-	mi := &file_plugin_proto_msgTypes[21]
+	mi := &file_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1679,7 +1768,7 @@ func (x *TrainOutput) String() string {
 func (*TrainOutput) ProtoMessage() {}
 
 func (x *TrainOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[21]
+	mi := &file_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1692,7 +1781,7 @@ func (x *TrainOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainOutput.ProtoReflect.Descriptor instead.
 func (*TrainOutput) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{21}
+	return file_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TrainOutput) GetMsg() isTrainOutput_Msg {
@@ -1819,7 +1908,7 @@ const file_plugin_proto_rawDesc = "" +
 	"\n" +
 	"LatentSpec\x12\x14\n" +
 	"\x05space\x18\x01 \x01(\tR\x05space\x12\x10\n" +
-	"\x03dim\x18\x02 \x01(\x05R\x03dim\"\xb8\x02\n" +
+	"\x03dim\x18\x02 \x01(\x05R\x03dim\"\xfb\x02\n" +
 	"\x06Preset\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03doc\x18\x02 \x01(\tR\x03doc\x12\x18\n" +
@@ -1829,7 +1918,14 @@ const file_plugin_proto_rawDesc = "" +
 	"\x06output\x18\x06 \x01(\v2\x19.genpipe.sdk.v1.ImageSpecR\x06output\x122\n" +
 	"\x06latent\x18\a \x01(\v2\x1a.genpipe.sdk.v1.LatentSpecR\x06latent\x12\x18\n" +
 	"\aclasses\x18\b \x01(\x05R\aclasses\x12\x18\n" +
-	"\aweights\x18\t \x01(\tR\aweights\"\xbb\x02\n" +
+	"\aweights\x18\t \x01(\tR\aweights\x12A\n" +
+	"\ftrain_inputs\x18\n" +
+	" \x03(\v2\x1e.genpipe.sdk.v1.TrainInputSpecR\vtrainInputs\"\x7f\n" +
+	"\x0eTrainInputSpec\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03doc\x18\x02 \x01(\tR\x03doc\x12\x16\n" +
+	"\x06paired\x18\x03 \x01(\bR\x06paired\x12/\n" +
+	"\x05image\x18\x04 \x01(\v2\x19.genpipe.sdk.v1.ImageSpecR\x05image\"\xbb\x02\n" +
 	"\vDescription\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x10\n" +
@@ -1852,13 +1948,17 @@ const file_plugin_proto_rawDesc = "" +
 	"\fLoadResponse\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\"'\n" +
 	"\rUnloadRequest\x12\x16\n" +
-	"\x06handle\x18\x01 \x01(\x04R\x06handle\"\xaf\x01\n" +
+	"\x06handle\x18\x01 \x01(\x04R\x06handle\"\xca\x02\n" +
 	"\fBatchRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12.\n" +
 	"\x06tensor\x18\x02 \x01(\v2\x16.genpipe.sdk.v1.TensorR\x06tensor\x12\x14\n" +
 	"\x05seeds\x18\x03 \x03(\x04R\x05seeds\x12\x16\n" +
 	"\x06labels\x18\x04 \x03(\x03R\x06labels\x12)\n" +
-	"\x03shm\x18\x05 \x01(\v2\x17.genpipe.sdk.v1.ShmCallR\x03shm\"\xb4\x01\n" +
+	"\x03shm\x18\x05 \x01(\v2\x17.genpipe.sdk.v1.ShmCallR\x03shm\x12@\n" +
+	"\x06inputs\x18\x06 \x03(\v2(.genpipe.sdk.v1.BatchRequest.InputsEntryR\x06inputs\x1aW\n" +
+	"\vInputsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x122\n" +
+	"\x05value\x18\x02 \x01(\v2\x1c.genpipe.sdk.v1.BatchRequestR\x05value:\x028\x01\"\xb4\x01\n" +
 	"\x0fGenerateRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05seeds\x18\x02 \x03(\x04R\x05seeds\x12\x16\n" +
@@ -1937,7 +2037,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_plugin_proto_goTypes = []any{
 	(DType)(0),              // 0: genpipe.sdk.v1.DType
 	(*Empty)(nil),           // 1: genpipe.sdk.v1.Empty
@@ -1950,27 +2050,29 @@ var file_plugin_proto_goTypes = []any{
 	(*ImageSpec)(nil),       // 8: genpipe.sdk.v1.ImageSpec
 	(*LatentSpec)(nil),      // 9: genpipe.sdk.v1.LatentSpec
 	(*Preset)(nil),          // 10: genpipe.sdk.v1.Preset
-	(*Description)(nil),     // 11: genpipe.sdk.v1.Description
-	(*LoadRequest)(nil),     // 12: genpipe.sdk.v1.LoadRequest
-	(*LoadResponse)(nil),    // 13: genpipe.sdk.v1.LoadResponse
-	(*UnloadRequest)(nil),   // 14: genpipe.sdk.v1.UnloadRequest
-	(*BatchRequest)(nil),    // 15: genpipe.sdk.v1.BatchRequest
-	(*GenerateRequest)(nil), // 16: genpipe.sdk.v1.GenerateRequest
-	(*TensorResponse)(nil),  // 17: genpipe.sdk.v1.TensorResponse
-	(*TrainConfig)(nil),     // 18: genpipe.sdk.v1.TrainConfig
-	(*TrainInput)(nil),      // 19: genpipe.sdk.v1.TrainInput
-	(*TrainEvent)(nil),      // 20: genpipe.sdk.v1.TrainEvent
-	(*Weights)(nil),         // 21: genpipe.sdk.v1.Weights
-	(*TrainOutput)(nil),     // 22: genpipe.sdk.v1.TrainOutput
-	nil,                     // 23: genpipe.sdk.v1.TrainEvent.MetricsEntry
-	(*structpb.Value)(nil),  // 24: google.protobuf.Value
-	(*structpb.Struct)(nil), // 25: google.protobuf.Struct
+	(*TrainInputSpec)(nil),  // 11: genpipe.sdk.v1.TrainInputSpec
+	(*Description)(nil),     // 12: genpipe.sdk.v1.Description
+	(*LoadRequest)(nil),     // 13: genpipe.sdk.v1.LoadRequest
+	(*LoadResponse)(nil),    // 14: genpipe.sdk.v1.LoadResponse
+	(*UnloadRequest)(nil),   // 15: genpipe.sdk.v1.UnloadRequest
+	(*BatchRequest)(nil),    // 16: genpipe.sdk.v1.BatchRequest
+	(*GenerateRequest)(nil), // 17: genpipe.sdk.v1.GenerateRequest
+	(*TensorResponse)(nil),  // 18: genpipe.sdk.v1.TensorResponse
+	(*TrainConfig)(nil),     // 19: genpipe.sdk.v1.TrainConfig
+	(*TrainInput)(nil),      // 20: genpipe.sdk.v1.TrainInput
+	(*TrainEvent)(nil),      // 21: genpipe.sdk.v1.TrainEvent
+	(*Weights)(nil),         // 22: genpipe.sdk.v1.Weights
+	(*TrainOutput)(nil),     // 23: genpipe.sdk.v1.TrainOutput
+	nil,                     // 24: genpipe.sdk.v1.BatchRequest.InputsEntry
+	nil,                     // 25: genpipe.sdk.v1.TrainEvent.MetricsEntry
+	(*structpb.Value)(nil),  // 26: google.protobuf.Value
+	(*structpb.Struct)(nil), // 27: google.protobuf.Struct
 }
 var file_plugin_proto_depIdxs = []int32{
 	0,  // 0: genpipe.sdk.v1.Tensor.dtype:type_name -> genpipe.sdk.v1.DType
 	4,  // 1: genpipe.sdk.v1.Tensor.shm:type_name -> genpipe.sdk.v1.ShmRegion
 	4,  // 2: genpipe.sdk.v1.ShmCall.out:type_name -> genpipe.sdk.v1.ShmRegion
-	24, // 3: genpipe.sdk.v1.Param.default:type_name -> google.protobuf.Value
+	26, // 3: genpipe.sdk.v1.Param.default:type_name -> google.protobuf.Value
 	6,  // 4: genpipe.sdk.v1.Param.elem:type_name -> genpipe.sdk.v1.Param
 	6,  // 5: genpipe.sdk.v1.Param.fields:type_name -> genpipe.sdk.v1.Param
 	6,  // 6: genpipe.sdk.v1.CapabilitySpec.params:type_name -> genpipe.sdk.v1.Param
@@ -1978,47 +2080,51 @@ var file_plugin_proto_depIdxs = []int32{
 	8,  // 8: genpipe.sdk.v1.Preset.input:type_name -> genpipe.sdk.v1.ImageSpec
 	8,  // 9: genpipe.sdk.v1.Preset.output:type_name -> genpipe.sdk.v1.ImageSpec
 	9,  // 10: genpipe.sdk.v1.Preset.latent:type_name -> genpipe.sdk.v1.LatentSpec
-	7,  // 11: genpipe.sdk.v1.Description.capabilities:type_name -> genpipe.sdk.v1.CapabilitySpec
-	10, // 12: genpipe.sdk.v1.Description.presets:type_name -> genpipe.sdk.v1.Preset
-	25, // 13: genpipe.sdk.v1.LoadRequest.params:type_name -> google.protobuf.Struct
-	3,  // 14: genpipe.sdk.v1.BatchRequest.tensor:type_name -> genpipe.sdk.v1.Tensor
-	5,  // 15: genpipe.sdk.v1.BatchRequest.shm:type_name -> genpipe.sdk.v1.ShmCall
-	3,  // 16: genpipe.sdk.v1.GenerateRequest.latents:type_name -> genpipe.sdk.v1.Tensor
-	5,  // 17: genpipe.sdk.v1.GenerateRequest.shm:type_name -> genpipe.sdk.v1.ShmCall
-	3,  // 18: genpipe.sdk.v1.TensorResponse.tensor:type_name -> genpipe.sdk.v1.Tensor
-	25, // 19: genpipe.sdk.v1.TrainConfig.params:type_name -> google.protobuf.Struct
-	18, // 20: genpipe.sdk.v1.TrainInput.config:type_name -> genpipe.sdk.v1.TrainConfig
-	15, // 21: genpipe.sdk.v1.TrainInput.batch:type_name -> genpipe.sdk.v1.BatchRequest
-	1,  // 22: genpipe.sdk.v1.TrainInput.end:type_name -> genpipe.sdk.v1.Empty
-	15, // 23: genpipe.sdk.v1.TrainInput.eval_batch:type_name -> genpipe.sdk.v1.BatchRequest
-	1,  // 24: genpipe.sdk.v1.TrainInput.eval_end:type_name -> genpipe.sdk.v1.Empty
-	23, // 25: genpipe.sdk.v1.TrainEvent.metrics:type_name -> genpipe.sdk.v1.TrainEvent.MetricsEntry
-	3,  // 26: genpipe.sdk.v1.TrainEvent.samples:type_name -> genpipe.sdk.v1.Tensor
-	20, // 27: genpipe.sdk.v1.TrainOutput.event:type_name -> genpipe.sdk.v1.TrainEvent
-	21, // 28: genpipe.sdk.v1.TrainOutput.weights:type_name -> genpipe.sdk.v1.Weights
-	1,  // 29: genpipe.sdk.v1.TrainOutput.need:type_name -> genpipe.sdk.v1.Empty
-	1,  // 30: genpipe.sdk.v1.TrainOutput.need_eval:type_name -> genpipe.sdk.v1.Empty
-	2,  // 31: genpipe.sdk.v1.Plugin.Describe:input_type -> genpipe.sdk.v1.DescribeRequest
-	12, // 32: genpipe.sdk.v1.Plugin.Load:input_type -> genpipe.sdk.v1.LoadRequest
-	14, // 33: genpipe.sdk.v1.Plugin.Unload:input_type -> genpipe.sdk.v1.UnloadRequest
-	15, // 34: genpipe.sdk.v1.Plugin.Encode:input_type -> genpipe.sdk.v1.BatchRequest
-	16, // 35: genpipe.sdk.v1.Plugin.Generate:input_type -> genpipe.sdk.v1.GenerateRequest
-	15, // 36: genpipe.sdk.v1.Plugin.Translate:input_type -> genpipe.sdk.v1.BatchRequest
-	15, // 37: genpipe.sdk.v1.Plugin.Denoise:input_type -> genpipe.sdk.v1.BatchRequest
-	19, // 38: genpipe.sdk.v1.Plugin.Train:input_type -> genpipe.sdk.v1.TrainInput
-	11, // 39: genpipe.sdk.v1.Plugin.Describe:output_type -> genpipe.sdk.v1.Description
-	13, // 40: genpipe.sdk.v1.Plugin.Load:output_type -> genpipe.sdk.v1.LoadResponse
-	1,  // 41: genpipe.sdk.v1.Plugin.Unload:output_type -> genpipe.sdk.v1.Empty
-	17, // 42: genpipe.sdk.v1.Plugin.Encode:output_type -> genpipe.sdk.v1.TensorResponse
-	17, // 43: genpipe.sdk.v1.Plugin.Generate:output_type -> genpipe.sdk.v1.TensorResponse
-	17, // 44: genpipe.sdk.v1.Plugin.Translate:output_type -> genpipe.sdk.v1.TensorResponse
-	17, // 45: genpipe.sdk.v1.Plugin.Denoise:output_type -> genpipe.sdk.v1.TensorResponse
-	22, // 46: genpipe.sdk.v1.Plugin.Train:output_type -> genpipe.sdk.v1.TrainOutput
-	39, // [39:47] is the sub-list for method output_type
-	31, // [31:39] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	11, // 11: genpipe.sdk.v1.Preset.train_inputs:type_name -> genpipe.sdk.v1.TrainInputSpec
+	8,  // 12: genpipe.sdk.v1.TrainInputSpec.image:type_name -> genpipe.sdk.v1.ImageSpec
+	7,  // 13: genpipe.sdk.v1.Description.capabilities:type_name -> genpipe.sdk.v1.CapabilitySpec
+	10, // 14: genpipe.sdk.v1.Description.presets:type_name -> genpipe.sdk.v1.Preset
+	27, // 15: genpipe.sdk.v1.LoadRequest.params:type_name -> google.protobuf.Struct
+	3,  // 16: genpipe.sdk.v1.BatchRequest.tensor:type_name -> genpipe.sdk.v1.Tensor
+	5,  // 17: genpipe.sdk.v1.BatchRequest.shm:type_name -> genpipe.sdk.v1.ShmCall
+	24, // 18: genpipe.sdk.v1.BatchRequest.inputs:type_name -> genpipe.sdk.v1.BatchRequest.InputsEntry
+	3,  // 19: genpipe.sdk.v1.GenerateRequest.latents:type_name -> genpipe.sdk.v1.Tensor
+	5,  // 20: genpipe.sdk.v1.GenerateRequest.shm:type_name -> genpipe.sdk.v1.ShmCall
+	3,  // 21: genpipe.sdk.v1.TensorResponse.tensor:type_name -> genpipe.sdk.v1.Tensor
+	27, // 22: genpipe.sdk.v1.TrainConfig.params:type_name -> google.protobuf.Struct
+	19, // 23: genpipe.sdk.v1.TrainInput.config:type_name -> genpipe.sdk.v1.TrainConfig
+	16, // 24: genpipe.sdk.v1.TrainInput.batch:type_name -> genpipe.sdk.v1.BatchRequest
+	1,  // 25: genpipe.sdk.v1.TrainInput.end:type_name -> genpipe.sdk.v1.Empty
+	16, // 26: genpipe.sdk.v1.TrainInput.eval_batch:type_name -> genpipe.sdk.v1.BatchRequest
+	1,  // 27: genpipe.sdk.v1.TrainInput.eval_end:type_name -> genpipe.sdk.v1.Empty
+	25, // 28: genpipe.sdk.v1.TrainEvent.metrics:type_name -> genpipe.sdk.v1.TrainEvent.MetricsEntry
+	3,  // 29: genpipe.sdk.v1.TrainEvent.samples:type_name -> genpipe.sdk.v1.Tensor
+	21, // 30: genpipe.sdk.v1.TrainOutput.event:type_name -> genpipe.sdk.v1.TrainEvent
+	22, // 31: genpipe.sdk.v1.TrainOutput.weights:type_name -> genpipe.sdk.v1.Weights
+	1,  // 32: genpipe.sdk.v1.TrainOutput.need:type_name -> genpipe.sdk.v1.Empty
+	1,  // 33: genpipe.sdk.v1.TrainOutput.need_eval:type_name -> genpipe.sdk.v1.Empty
+	16, // 34: genpipe.sdk.v1.BatchRequest.InputsEntry.value:type_name -> genpipe.sdk.v1.BatchRequest
+	2,  // 35: genpipe.sdk.v1.Plugin.Describe:input_type -> genpipe.sdk.v1.DescribeRequest
+	13, // 36: genpipe.sdk.v1.Plugin.Load:input_type -> genpipe.sdk.v1.LoadRequest
+	15, // 37: genpipe.sdk.v1.Plugin.Unload:input_type -> genpipe.sdk.v1.UnloadRequest
+	16, // 38: genpipe.sdk.v1.Plugin.Encode:input_type -> genpipe.sdk.v1.BatchRequest
+	17, // 39: genpipe.sdk.v1.Plugin.Generate:input_type -> genpipe.sdk.v1.GenerateRequest
+	16, // 40: genpipe.sdk.v1.Plugin.Translate:input_type -> genpipe.sdk.v1.BatchRequest
+	16, // 41: genpipe.sdk.v1.Plugin.Denoise:input_type -> genpipe.sdk.v1.BatchRequest
+	20, // 42: genpipe.sdk.v1.Plugin.Train:input_type -> genpipe.sdk.v1.TrainInput
+	12, // 43: genpipe.sdk.v1.Plugin.Describe:output_type -> genpipe.sdk.v1.Description
+	14, // 44: genpipe.sdk.v1.Plugin.Load:output_type -> genpipe.sdk.v1.LoadResponse
+	1,  // 45: genpipe.sdk.v1.Plugin.Unload:output_type -> genpipe.sdk.v1.Empty
+	18, // 46: genpipe.sdk.v1.Plugin.Encode:output_type -> genpipe.sdk.v1.TensorResponse
+	18, // 47: genpipe.sdk.v1.Plugin.Generate:output_type -> genpipe.sdk.v1.TensorResponse
+	18, // 48: genpipe.sdk.v1.Plugin.Translate:output_type -> genpipe.sdk.v1.TensorResponse
+	18, // 49: genpipe.sdk.v1.Plugin.Denoise:output_type -> genpipe.sdk.v1.TensorResponse
+	23, // 50: genpipe.sdk.v1.Plugin.Train:output_type -> genpipe.sdk.v1.TrainOutput
+	43, // [43:51] is the sub-list for method output_type
+	35, // [35:43] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -2027,14 +2133,14 @@ func file_plugin_proto_init() {
 		return
 	}
 	file_plugin_proto_msgTypes[5].OneofWrappers = []any{}
-	file_plugin_proto_msgTypes[18].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[19].OneofWrappers = []any{
 		(*TrainInput_Config)(nil),
 		(*TrainInput_Batch)(nil),
 		(*TrainInput_End)(nil),
 		(*TrainInput_EvalBatch)(nil),
 		(*TrainInput_EvalEnd)(nil),
 	}
-	file_plugin_proto_msgTypes[21].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[22].OneofWrappers = []any{
 		(*TrainOutput_Event)(nil),
 		(*TrainOutput_Weights)(nil),
 		(*TrainOutput_Need)(nil),
@@ -2046,7 +2152,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
