@@ -165,6 +165,37 @@ func TestDropoutMask(t *testing.T) {
 	}
 }
 
+// TestDropoutRefill runs one compiled program with new seeds: the noise
+// changes with the seeds and comes back with them.
+func TestDropoutRefill(t *testing.T) {
+	b := NewBuilder()
+	x := b.Input("x", 2, 40)
+	for i := range Data(x) {
+		Data(x)[i] = 1
+	}
+	y, m := b.Dropout(x, "d", 0.5)
+	prog, err := Compile(b, nil, nil, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(seeds ...uint64) []float32 {
+		if err := m.Fill(seeds); err != nil {
+			t.Fatal(err)
+		}
+		if err := prog.Run(); err != nil {
+			t.Fatal(err)
+		}
+		return append([]float32(nil), prog.Output(0)...)
+	}
+	first, second, again := run(1, 2), run(3, 4), run(1, 2)
+	if equalF32(first, second) {
+		t.Error("new seeds gave the same output")
+	}
+	if !equalF32(first, again) {
+		t.Error("the same seeds gave a different output")
+	}
+}
+
 func TestDropoutUnfilledIsNaN(t *testing.T) {
 	b := NewBuilder()
 	x := b.Input("x", 2, 3)
@@ -230,5 +261,60 @@ func TestTranslateErrors(t *testing.T) {
 	}
 	if err := FillDropoutMask(make([]float32, 5), []int{2, 3}, 0.5, []uint64{1, 2}); err == nil || err.Error() != "mask of shape [2 3]: expected 6 values, got 5" {
 		t.Errorf("fill a short buffer: %v", err)
+	}
+}
+
+// BenchmarkTranslateLayers times forward, L1 loss and backward of the
+// translate generator's cheap layers alone at its shapes, batch 8 (the L1
+// cases are the loss alone): instance norm
+// (GroupNorm with groups = C, without affine), reflection padding, and
+// the residual add through gorgonia's G.Add (kept because it costs little
+// next to the convolutions; see the report in the commit).
+func BenchmarkTranslateLayers(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		shape []int
+		layer func(bd *Builder, x *G.Node) *G.Node
+	}{
+		// The loss alone, to subtract.
+		{"L1/8x128x7x7", []int{8, 128, 7, 7}, func(bd *Builder, x *G.Node) *G.Node { return x }},
+		{"L1/8x32x28x28", []int{8, 32, 28, 28}, func(bd *Builder, x *G.Node) *G.Node { return x }},
+		{"InstanceNorm/8x128x7x7", []int{8, 128, 7, 7}, func(bd *Builder, x *G.Node) *G.Node {
+			return NewScope(NewParams(), nn.NewRNG(1)).InstanceNorm2d("in", 128, false).Forward(bd, x)
+		}},
+		{"InstanceNorm/8x32x28x28", []int{8, 32, 28, 28}, func(bd *Builder, x *G.Node) *G.Node {
+			return NewScope(NewParams(), nn.NewRNG(1)).InstanceNorm2d("in", 32, false).Forward(bd, x)
+		}},
+		{"ReflectionPad1/8x128x7x7", []int{8, 128, 7, 7}, func(bd *Builder, x *G.Node) *G.Node {
+			return bd.ReflectionPad2d(x, 1)
+		}},
+		{"ReflectionPad3/8x32x28x28", []int{8, 32, 28, 28}, func(bd *Builder, x *G.Node) *G.Node {
+			return bd.ReflectionPad2d(x, 3)
+		}},
+		{"Add/8x128x7x7", []int{8, 128, 7, 7}, func(bd *Builder, x *G.Node) *G.Node {
+			return bd.Add(x, bd.Act(x, 0, 0))
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			ps := NewParams()
+			x := randParam(ps, nn.NewRNG(3), "x", tc.shape...)
+			bd := NewBuilder()
+			y := tc.layer(bd, bd.Param(x))
+			loss := bd.L1(y, bd.Input("target", y.Shape()...))
+			prog, err := Compile(bd, loss, ps.Trainable())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := prog.Run(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := prog.Run(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
