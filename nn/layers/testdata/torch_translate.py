@@ -9,7 +9,8 @@ generator).
       a random r (also stored), the gradients of the input and parameters;
       dropout's mask is recovered from PyTorch's own F.dropout output; one
       CycleGAN residual block (junyanz's ResnetBlock: state_dict names
-      conv_block.1 and conv_block.5) end to end. translate_torch_test.go
+      conv_block.1 and conv_block.5) end to end; a small ResNet generator
+      (ngf 4, 2 blocks) end to end, with its state_dict. translate_torch_test.go
       must reproduce every tensor to ~1e-5.
 
   torch_translate.py bench [--threads 2] [--batch 8] [--steps 20]
@@ -136,6 +137,19 @@ def fixture():
     for name, t in block.named_parameters():
         out["res." + name] = raw(t)
         out["res.d." + name] = raw(t.grad)
+
+    # A small generator (ngf 4, 2 blocks) end to end: its state_dict, an
+    # input batch, the output and the L1 loss's gradient in the input.
+    gen = generator(ngf=4, blocks=2)
+    for name, t in gen.state_dict().items():
+        out["gen." + name] = raw(t)
+    x = (torch.rand(2, 1, 28, 28) * 2 - 1).requires_grad_()
+    target = torch.rand(2, 1, 28, 28) * 2 - 1
+    y = gen(x)
+    loss = F.l1_loss(y, target)
+    loss.backward()
+    out["gen_io.x"], out["gen_io.target"], out["gen_io.y"] = raw(x), raw(target), raw(y)
+    out["gen_io.loss"], out["gen_io.dx"] = raw(loss.reshape(1)), raw(x.grad)
 
     with open(os.path.join(HERE, "torch_translate.safetensors"), "wb") as f:
         f.write(st_encode(out, {"source": "nn/layers/testdata/torch_translate.py", "torch": torch.__version__}))
