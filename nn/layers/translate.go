@@ -105,6 +105,8 @@ type DropoutMask struct {
 // Dropout multiplies x [N, ...] by a mask input that m.Fill sets per run
 // from per-item seeds. Until the first Fill the mask is NaN, so a program
 // run without one yields NaN rather than a silently undropped result.
+// name must be unique among the graph's dropout layers: it names the mask
+// input and tells the layers' masks apart. m is nil if the builder failed.
 func (b *Builder) Dropout(x *G.Node, name string, p float64) (*G.Node, *DropoutMask) {
 	if !b.ok(x) {
 		return nil, nil
@@ -135,6 +137,9 @@ func (b *Builder) Dropout(x *G.Node, name string, p float64) (*G.Node, *DropoutM
 // Fill sets the mask for the next run: item i's from seeds[i], mixed with
 // the layer's name. The same seed gives the same mask whatever the batch.
 func (m *DropoutMask) Fill(seeds []uint64) error {
+	if m == nil {
+		return fmt.Errorf("dropout: no mask (the graph failed to build)")
+	}
 	mixed := make([]uint64, len(seeds))
 	for i, s := range seeds {
 		mixed[i] = mix64(s ^ m.salt)
