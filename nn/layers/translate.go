@@ -200,8 +200,8 @@ func (b *Builder) L1(pred, target *G.Node) *G.Node {
 	return b.Apply("l1", func() (*G.Node, error) { return ops.L1(pred, target) })
 }
 
-// Add is a + c for nodes of the same shape (a residual connection, or a
-// sum of losses).
+// Add is a + c for nodes of the same shape: a residual connection (one
+// fused op, see ops.Add), or a sum of scalar losses.
 func (b *Builder) Add(a, c *G.Node) *G.Node {
 	if !b.ok(a, c) {
 		return nil
@@ -210,7 +210,10 @@ func (b *Builder) Add(a, c *G.Node) *G.Node {
 		b.Fail("add", fmt.Errorf("shapes %v and %v differ", a.Shape(), c.Shape()))
 		return nil
 	}
-	return b.Apply("add", func() (*G.Node, error) { return G.Add(a, c) })
+	if a.IsScalar() {
+		return b.Apply("add", func() (*G.Node, error) { return G.Add(a, c) })
+	}
+	return b.Apply("add", func() (*G.Node, error) { return ops.Add(a, c) })
 }
 
 // Scale is x·k for a constant k (a loss weight such as CycleGAN's λ = 10
