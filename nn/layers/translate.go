@@ -105,6 +105,8 @@ type DropoutMask struct {
 // Dropout multiplies x [N, ...] by a mask input that m.Fill sets per run
 // from per-item seeds. Until the first Fill the mask is NaN, so a program
 // run without one yields NaN rather than a silently undropped result.
+// name must be unique among the graph's dropout layers: it names the mask
+// input and tells the layers' masks apart. m is nil if the builder failed.
 func (b *Builder) Dropout(x *G.Node, name string, p float64) (*G.Node, *DropoutMask) {
 	if !b.ok(x) {
 		return nil, nil
@@ -135,6 +137,9 @@ func (b *Builder) Dropout(x *G.Node, name string, p float64) (*G.Node, *DropoutM
 // Fill sets the mask for the next run: item i's from seeds[i], mixed with
 // the layer's name. The same seed gives the same mask whatever the batch.
 func (m *DropoutMask) Fill(seeds []uint64) error {
+	if m == nil {
+		return fmt.Errorf("dropout: no mask (the graph failed to build)")
+	}
 	mixed := make([]uint64, len(seeds))
 	for i, s := range seeds {
 		mixed[i] = mix64(s ^ m.salt)
@@ -195,8 +200,8 @@ func (b *Builder) L1(pred, target *G.Node) *G.Node {
 	return b.Apply("l1", func() (*G.Node, error) { return ops.L1(pred, target) })
 }
 
-// Add is a + c for nodes of the same shape (a residual connection, or a
-// sum of losses).
+// Add is a + c for nodes of the same shape: a residual connection (one
+// fused op, see ops.Add), or a sum of scalar losses.
 func (b *Builder) Add(a, c *G.Node) *G.Node {
 	if !b.ok(a, c) {
 		return nil
@@ -205,7 +210,10 @@ func (b *Builder) Add(a, c *G.Node) *G.Node {
 		b.Fail("add", fmt.Errorf("shapes %v and %v differ", a.Shape(), c.Shape()))
 		return nil
 	}
-	return b.Apply("add", func() (*G.Node, error) { return G.Add(a, c) })
+	if a.IsScalar() {
+		return b.Apply("add", func() (*G.Node, error) { return G.Add(a, c) })
+	}
+	return b.Apply("add", func() (*G.Node, error) { return ops.Add(a, c) })
 }
 
 // Scale is x·k for a constant k (a loss weight such as CycleGAN's λ = 10

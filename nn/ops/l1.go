@@ -131,3 +131,9 @@ func (op l1GradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, erro
 func (op l1GradOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
 	return nil, fmt.Errorf("%v: second derivatives are not implemented", op)
 }
+
+var (
+	_ G.SDOp            = l1Op{}
+	_ G.SDOp            = l1GradOp{}
+	_ G.UsePreallocDoer = l1GradOp{}
+)

@@ -60,3 +60,8 @@ func (op maskOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) 
 	}
 	return G.Nodes{dx, nil}, nil
 }
+
+var (
+	_ G.SDOp            = maskOp{}
+	_ G.UsePreallocDoer = maskOp{}
+)

@@ -143,3 +143,9 @@ func (op padOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	}
 	return G.Nodes{dx}, nil
 }
+
+// The pad is differentiable and writes into its own cached output.
+var (
+	_ G.SDOp            = padOp{}
+	_ G.UsePreallocDoer = padOp{}
+)

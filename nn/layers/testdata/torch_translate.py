@@ -9,7 +9,8 @@ generator).
       a random r (also stored), the gradients of the input and parameters;
       dropout's mask is recovered from PyTorch's own F.dropout output; one
       CycleGAN residual block (junyanz's ResnetBlock: state_dict names
-      conv_block.1 and conv_block.5) end to end. translate_torch_test.go
+      conv_block.1 and conv_block.5) end to end; a small ResNet generator
+      (ngf 4, 2 blocks) end to end, with its state_dict. translate_torch_test.go
       must reproduce every tensor to ~1e-5.
 
   torch_translate.py bench [--threads 2] [--batch 8] [--steps 20]
@@ -137,6 +138,19 @@ def fixture():
         out["res." + name] = raw(t)
         out["res.d." + name] = raw(t.grad)
 
+    # A small generator (ngf 4, 2 blocks) end to end: its state_dict, an
+    # input batch, the output and the L1 loss's gradient in the input.
+    gen = generator(ngf=4, blocks=2)
+    for name, t in gen.state_dict().items():
+        out["gen." + name] = raw(t)
+    x = (torch.rand(2, 1, 28, 28) * 2 - 1).requires_grad_()
+    target = torch.rand(2, 1, 28, 28) * 2 - 1
+    y = gen(x)
+    loss = F.l1_loss(y, target)
+    loss.backward()
+    out["gen_io.x"], out["gen_io.target"], out["gen_io.y"] = raw(x), raw(target), raw(y)
+    out["gen_io.loss"], out["gen_io.dx"] = raw(loss.reshape(1)), raw(x.grad)
+
     with open(os.path.join(HERE, "torch_translate.safetensors"), "wb") as f:
         f.write(st_encode(out, {"source": "nn/layers/testdata/torch_translate.py", "torch": torch.__version__}))
 
@@ -158,17 +172,22 @@ def bench(argv):
 
     for _ in range(3):
         step()
-    times = []
+    times, cpu = [], []
     for _ in range(opts["--steps"]):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         times.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
     times.sort()
+    cpu.sort()
     print(json.dumps({
         "threads": opts["--threads"], "batch": n,
         "params": sum(p.numel() for p in g.parameters()),
         "ms_per_step_median": round(times[len(times) // 2], 2),
         "ms_per_step_min": round(times[0], 2),
+        # CPU time (all threads): on a shared machine, the work done
+        # independently of how much of the wall time the process got.
+        "cpu_ms_per_step_median": round(cpu[len(cpu) // 2], 2),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
     }))
 
