@@ -48,6 +48,8 @@ func paramToProto(p *Param) (*pb.Param, error) {
 		Max:      p.Max,
 		Enum:     p.Enum,
 		OneOf:    p.OneOf,
+		Pattern:  p.Pattern,
+		Format:   string(p.Format),
 	}
 	if p.Default != nil {
 		v, err := wire.ValueToProto(p.Default)
@@ -77,7 +79,11 @@ func imageSpecToProto(s *ImageSpec) *pb.ImageSpec {
 	if s == nil {
 		return nil
 	}
-	return &pb.ImageSpec{Channels: int32(s.Channels), Height: int32(s.Height), Width: int32(s.Width), Dtype: pb.DType(s.DType), Min: s.Min, Max: s.Max}
+	out := &pb.ImageSpec{Channels: int32(s.Channels), Height: int32(s.Height), Width: int32(s.Width), Dtype: pb.DType(s.DType), Min: s.Min, Max: s.Max}
+	if s.Size != (Size{}) {
+		out.Size = &pb.Size{Rule: string(s.Size.Rule), Num: int32(s.Size.Num), Den: int32(s.Size.Den)}
+	}
+	return out
 }
 
 func descriptionToProto(d *Description) (*pb.Description, error) {

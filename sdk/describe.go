@@ -1,5 +1,7 @@
 package sdk
 
+import "fmt"
+
 // Capability names one thing a model can do. The names are also the stage kinds
 // of the pipeline file that use them.
 type Capability string
@@ -128,7 +130,8 @@ func (p *Preset) Has(c Capability) bool {
 
 // ImageSpec is an image tensor contract (one item, CHW). A zero Channels,
 // Height or Width means "any" on an input and "same as the input" on an
-// output. Min and Max give the value range (0 and 255 for uint8 pixels).
+// output, unless Size says otherwise. Min and Max give the value range (0
+// and 255 for uint8 pixels).
 type ImageSpec struct {
 	Channels int     `json:"channels,omitempty"`
 	Height   int     `json:"height,omitempty"`
@@ -136,6 +139,153 @@ type ImageSpec struct {
 	DType    DType   `json:"dtype,omitempty"`
 	Min      float32 `json:"min"`
 	Max      float32 `json:"max"`
+	// Size is how an output's height and width follow from the input's
+	// (see [Size]); it must be zero on an input. The zero Size keeps the
+	// meaning plugins had before it existed: a Height and Width given are
+	// fixed, zero ones are the input's.
+	Size Size `json:"size,omitzero"`
+}
+
+// SizeRule names how a model's output height and width follow from its
+// input's.
+type SizeRule string
+
+// The size rules. The planner propagates sizes through a chain of stages
+// with them, [Serve] checks every output against them before it leaves
+// the plugin, and sdktest checks that a plugin keeps its word.
+const (
+	// SizeSame: the output has the input's height and width (Height and
+	// Width are 0).
+	SizeSame SizeRule = "same"
+	// SizeFixed: the output is Height x Width whatever the input (both set).
+	SizeFixed SizeRule = "fixed"
+	// SizeScale: each output dimension is the input's times Num/Den,
+	// rounded down (Height and Width are 0): 2/1 upscales x2, 1/2 halves.
+	SizeScale SizeRule = "scale"
+	// SizeAny: the output size depends on more than the input size (say,
+	// padding to a multiple of 8, or a size parameter) and is known only
+	// when the model runs (Height and Width are 0). The planner cannot
+	// check a fixed-size stage after it; the host checks what that stage
+	// receives at run time.
+	SizeAny SizeRule = "any"
+)
+
+// Size is an output size rule: a [SizeRule] and, for SizeScale, its factor
+// Num/Den. Build one with [SameSize], [FixedSize], [ScaleSize] or [AnySize].
+type Size struct {
+	Rule SizeRule `json:"rule,omitempty"`
+	// Num and Den are the factor of SizeScale (both > 0); zero otherwise.
+	Num int `json:"num,omitempty"`
+	Den int `json:"den,omitempty"`
+}
+
+// The size rules as values, for ImageSpec.Size literals.
+var (
+	SameSize  = Size{Rule: SizeSame}
+	FixedSize = Size{Rule: SizeFixed}
+	AnySize   = Size{Rule: SizeAny}
+)
+
+// ScaleSize is the rule "each dimension times num/den": ScaleSize(2, 1)
+// doubles the size, ScaleSize(1, 2) halves it.
+func ScaleSize(num, den int) Size { return Size{Rule: SizeScale, Num: num, Den: den} }
+
+// String is the rule as `pipeline plugins describe` shows it: "same",
+// "fixed", "any", "scale x2", "scale x1/2", "scale x3/2".
+func (z Size) String() string {
+	switch z.Rule {
+	case SizeScale:
+		if z.Den == 1 {
+			return fmt.Sprintf("scale x%d", z.Num)
+		}
+		return fmt.Sprintf("scale x%d/%d", z.Num, z.Den)
+	case "":
+		return "unset"
+	}
+	return string(z.Rule)
+}
+
+// SizeRule returns the rule s follows as an output, with the zero Size
+// resolved as plugins meant it before Size existed: SizeFixed when Height
+// and Width are both set, SizeSame when both are 0. It returns the zero
+// Size for the old mixed form (one of them set), which [ImageSpec.OutSize]
+// resolves per dimension.
+func (s *ImageSpec) SizeRule() Size {
+	if s.Size.Rule != "" {
+		return s.Size
+	}
+	switch {
+	case s.Height > 0 && s.Width > 0:
+		return FixedSize
+	case s.Height == 0 && s.Width == 0:
+		return SameSize
+	}
+	return Size{}
+}
+
+// OutSize returns the height and width of the output s declares for an
+// input of inH x inW, where 0 means unknown (on either side): an unknown
+// input gives an unknown output unless the size is fixed, and SizeAny is
+// always unknown.
+func (s *ImageSpec) OutSize(inH, inW int) (h, w int) {
+	z := s.SizeRule()
+	switch z.Rule {
+	case SizeSame:
+		return inH, inW
+	case SizeFixed:
+		return s.Height, s.Width
+	case SizeScale:
+		return scaleDim(inH, z), scaleDim(inW, z)
+	case SizeAny:
+		return 0, 0
+	}
+	// The old mixed form: a dimension given is fixed, a 0 one the input's.
+	h, w = s.Height, s.Width
+	if h == 0 {
+		h = inH
+	}
+	if w == 0 {
+		w = inW
+	}
+	return h, w
+}
+
+func scaleDim(d int, z Size) int {
+	if d <= 0 || z.Num <= 0 || z.Den <= 0 {
+		return 0
+	}
+	return d * z.Num / z.Den
+}
+
+// CheckOutSize reports an output of gotH x gotW for an input of inH x inW
+// (0: unknown) that breaks the size rule of s, naming the rule and the
+// size it implies; nil when the output keeps it.
+func (s *ImageSpec) CheckOutSize(inH, inW, gotH, gotW int) error {
+	wantH, wantW := s.OutSize(inH, inW)
+	if (wantH == 0 || wantH == gotH) && (wantW == 0 || wantW == gotW) {
+		return nil
+	}
+	z := s.SizeRule()
+	rule := z.String()
+	switch z.Rule {
+	case SizeFixed:
+		rule = fmt.Sprintf("fixed %dx%d", s.Width, s.Height)
+	case "":
+		rule = fmt.Sprintf("%dx%d (0: same as input)", s.Width, s.Height)
+	}
+	input := fmt.Sprintf(" for a %dx%d input", inW, inH)
+	if inH == 0 && inW == 0 {
+		input = ""
+	}
+	return fmt.Errorf("output is %dx%d%s (WxH), expected %dx%d: the preset declares output size %s",
+		gotW, gotH, input, orDim(wantW, gotW), orDim(wantH, gotH), rule)
+}
+
+func orDim(want, got int) int {
+	if want == 0 {
+		return got
+	}
+	return want
 }
 
 // LatentSpec is a latent-space contract: vectors of Dim values in Space.
@@ -182,7 +332,34 @@ type Param struct {
 	Fields []Param `json:"fields,omitempty"`
 	// OneOf makes an Object a choice: exactly one of Fields must be set.
 	OneOf bool `json:"one_of,omitempty"`
+	// Pattern is an RE2 regular expression (Go's regexp syntax) that a
+	// String must match as a whole (it is anchored at both ends). The
+	// host checks it when it validates a pipeline, so a bad value is
+	// reported at its file position instead of failing the plugin's Load.
+	// The JSON Schema carries it for editors, whose regular expressions
+	// are ECMA-262: keep to the syntax both share (no (?i) flags or \pL
+	// classes).
+	Pattern string `json:"pattern,omitempty"`
+	// Format names a well-known form a String must have (see [Format]);
+	// checked like Pattern. Both may be set: the value must satisfy both.
+	Format Format `json:"format,omitempty"`
 }
+
+// Format is a named form of string values that the SDK knows how to check,
+// for what a regular expression expresses poorly or unreadably.
+type Format string
+
+// The formats a [Param] may declare.
+const (
+	// FormatColor: a colour "#rgb" or "#rrggbb" in hexadecimal digits.
+	FormatColor Format = "color"
+	// FormatDuration: a Go duration such as "300ms", "1.5s" or "2h45m"
+	// (time.ParseDuration).
+	FormatDuration Format = "duration"
+)
+
+// Formats lists every format in a stable order.
+var Formats = []Format{FormatColor, FormatDuration}
 
 // Bound returns a pointer to v, for Param.Min and Param.Max literals.
 func Bound(v float64) *float64 { return &v }

@@ -9,9 +9,10 @@
 //	func main() { sdk.Serve(&MyPlugin{}) }
 //
 // Describe declares the plugin's capabilities, each with its parameters
-// ([Param]: name, type, default, range or allowed values, doc), and its
-// presets ([Preset]: shipped weights with their image and latent
-// contracts). The host validates pipeline files, prints docs and builds a
+// ([Param]: name, type, default, range, allowed values, pattern or
+// [Format], doc), and its presets ([Preset]: shipped weights with their
+// image and latent contracts, an output's size given as a function of the
+// input's by a [Size] rule). The host validates pipeline files, prints docs and builds a
 // JSON Schema from this one declaration, and Serve checks every call
 // against it: a model receives [Params] already checked by [CheckParams],
 // with every declared default filled in.

@@ -123,6 +123,28 @@ func TestValidateDescription(t *testing.T) {
 		{"missing latent", func(d *Description) { d.Presets[0].Latent = nil }, `preset "p": encode needs a Latent spec`},
 		{"empty range", func(d *Description) { d.Presets[0].Input = &ImageSpec{Channels: 1, DType: Uint8} }, `preset "p": input: value range [0, 0] is empty`},
 		{"bad dtype", func(d *Description) { d.Presets[0].Output = &ImageSpec{Max: 1} }, `preset "p": output: unknown dtype dtype(0)`},
+		{"scale", func(d *Description) { d.Presets[0].Output = &ImageSpec{DType: Uint8, Max: 255, Size: ScaleSize(3, 2)} }, ""},
+		{"any", func(d *Description) { d.Presets[0].Output = &ImageSpec{DType: Uint8, Max: 255, Size: AnySize} }, ""},
+		{"scale without factor", func(d *Description) {
+			d.Presets[0].Output = &ImageSpec{DType: Uint8, Max: 255, Size: Size{Rule: SizeScale}}
+		}, `preset "p": output: size rule "scale" needs a factor Num/Den with both > 0, got 0/0`},
+		{"scale with a size", func(d *Description) {
+			d.Presets[0].Output = &ImageSpec{Height: 28, Width: 28, DType: Uint8, Max: 255, Size: ScaleSize(2, 1)}
+		}, `preset "p": output: size rule "scale" with a fixed size 28x28`},
+		{"fixed without a size", func(d *Description) { d.Presets[0].Output = &ImageSpec{DType: Uint8, Max: 255, Size: FixedSize} }, `size rule "fixed" needs Height and Width, got 0x0`},
+		{"unknown size rule", func(d *Description) {
+			d.Presets[0].Output = &ImageSpec{DType: Uint8, Max: 255, Size: Size{Rule: "double"}}
+		}, `unknown size rule "double"`},
+		{"factor without scale", func(d *Description) {
+			d.Presets[0].Output = &ImageSpec{DType: Uint8, Max: 255, Size: Size{Rule: SizeAny, Num: 2, Den: 1}}
+		}, `size factor 2/1 set with rule "any"`},
+		{"size rule on input", func(d *Description) { d.Presets[0].Input = &ImageSpec{DType: Uint8, Max: 255, Size: ScaleSize(2, 1)} }, `preset "p": input: size rule scale x2 is for outputs`},
+		{"pattern", func(d *Description) { d.Capabilities[0].Params[1].Pattern = "[a-c]" }, ""},
+		{"bad pattern", func(d *Description) { d.Capabilities[0].Params[1].Pattern = "(a" }, `translate.params.mode: invalid pattern "(a": error parsing regexp: missing closing ): ` + "`^(?:(a)$`"},
+		{"default fails pattern", func(d *Description) { d.Capabilities[0].Params[1].Pattern = "b" }, `translate.params.mode: default a fails its own spec: expected a string matching b, got "a"`},
+		{"pattern on an int", func(d *Description) { d.Capabilities[0].Params[0].Pattern = "[0-9]" }, `translate.params.k: pattern set on a int`},
+		{"unknown format", func(d *Description) { d.Capabilities[0].Params[1].Format = "colour" }, `translate.params.mode: unknown format "colour" (want one of [color duration])`},
+		{"format on a bool", func(d *Description) { d.Capabilities[0].Params[2].Elem.Fields[0].Format = FormatColor }, `translate.params.ops[].flip: format set on a bool`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -191,6 +191,21 @@ func checkValue(sp *Param, v any, path string) (any, []*ParamError) {
 		if len(sp.Enum) > 0 && !contains(sp.Enum, s) {
 			return nil, []*ParamError{{Path: path, Msg: fmt.Sprintf("%q is not one of %s", s, strings.Join(sp.Enum, ", ")), Hint: suggest.DidYouMean(s, sp.Enum)}}
 		}
+		if sp.Format != "" && !sp.Format.Check(s) {
+			if !sp.Format.Known() {
+				return bad("the parameter declares an unknown format %q", sp.Format)
+			}
+			return bad("expected %s, got %q", sp.Format.Text(), s)
+		}
+		if sp.Pattern != "" {
+			re, err := compilePattern(sp.Pattern)
+			if err != nil {
+				return bad("the parameter declares an %v", err)
+			}
+			if !re.MatchString(s) {
+				return bad("expected a string matching %s, got %q", sp.Pattern, s)
+			}
+		}
 		return s, nil
 	case Bool:
 		b, ok := v.(bool)

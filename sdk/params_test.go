@@ -122,3 +122,71 @@ func TestParamsGetters(t *testing.T) {
 		}()
 	}
 }
+
+func TestCheckParamsPatternAndFormat(t *testing.T) {
+	specs := []Param{
+		{Name: "fill", Type: String, Format: FormatColor},
+		{Name: "every", Type: String, Format: FormatDuration},
+		{Name: "tag", Type: String, Pattern: `[a-z]+|[0-9]+`},
+		{Name: "tags", Type: List, Elem: &Param{Type: String, Pattern: `v[0-9]`}},
+	}
+	tests := []struct {
+		in   map[string]any
+		errs []string
+	}{
+		{map[string]any{"fill": "#fff", "every": "1m30s", "tag": "abc", "tags": []any{"v1", "v2"}}, nil},
+		{map[string]any{"fill": "#A0b0C0", "tag": "42"}, nil},
+		{map[string]any{"fill": "red"}, []string{`fill: expected a color (#rgb or #rrggbb), got "red"`}},
+		{map[string]any{"fill": "#abcd"}, []string{`fill: expected a color (#rgb or #rrggbb), got "#abcd"`}},
+		{map[string]any{"every": "10"}, []string{`every: expected a duration (such as "300ms", "1.5s" or "2h45m"), got "10"`}},
+		// Anchored: a match inside the value is not enough, and the
+		// alternation is grouped before anchoring.
+		{map[string]any{"tag": "abc1"}, []string{`tag: expected a string matching [a-z]+|[0-9]+, got "abc1"`}},
+		{map[string]any{"tags": []any{"v1", "xv2"}}, []string{`tags[1]: expected a string matching v[0-9], got "xv2"`}},
+	}
+	for _, tt := range tests {
+		_, errs := CheckParams(specs, tt.in, "")
+		var got []string
+		for _, e := range errs {
+			got = append(got, e.Error())
+		}
+		if !reflect.DeepEqual(got, tt.errs) {
+			t.Errorf("%v: errors %q, want %q", tt.in, got, tt.errs)
+		}
+	}
+}
+
+func TestOutSize(t *testing.T) {
+	tests := []struct {
+		spec       ImageSpec
+		inH, inW   int
+		wantH, wnt int
+	}{
+		{ImageSpec{}, 14, 20, 14, 20},                                 // old plugins: 0 is the input's
+		{ImageSpec{Height: 28, Width: 28}, 14, 20, 28, 28},            // old plugins: given is fixed
+		{ImageSpec{Height: 28}, 14, 20, 28, 20},                       // old mixed form, per dimension
+		{ImageSpec{Size: SameSize}, 14, 20, 14, 20},                   //
+		{ImageSpec{Size: ScaleSize(2, 1)}, 14, 20, 28, 40},            //
+		{ImageSpec{Size: ScaleSize(1, 2)}, 15, 20, 7, 10},             // rounded down
+		{ImageSpec{Size: ScaleSize(3, 2)}, 14, 0, 21, 0},              // unknown stays unknown
+		{ImageSpec{Size: AnySize}, 14, 20, 0, 0},                      //
+		{ImageSpec{Height: 8, Width: 9, Size: FixedSize}, 0, 0, 8, 9}, //
+	}
+	for _, tt := range tests {
+		h, w := tt.spec.OutSize(tt.inH, tt.inW)
+		if h != tt.wantH || w != tt.wnt {
+			t.Errorf("%+v.OutSize(%d, %d) = %d, %d, want %d, %d", tt.spec, tt.inH, tt.inW, h, w, tt.wantH, tt.wnt)
+		}
+	}
+	if err := (&ImageSpec{Size: ScaleSize(2, 1)}).CheckOutSize(14, 14, 14, 14); err == nil ||
+		err.Error() != "output is 14x14 for a 14x14 input (WxH), expected 28x28: the preset declares output size scale x2" {
+		t.Errorf("CheckOutSize: %v", err)
+	}
+	if err := (&ImageSpec{Height: 28, Width: 28}).CheckOutSize(0, 0, 14, 28); err == nil ||
+		err.Error() != "output is 28x14 (WxH), expected 28x28: the preset declares output size fixed 28x28" {
+		t.Errorf("CheckOutSize of a generated image: %v", err)
+	}
+	if err := (&ImageSpec{Size: AnySize}).CheckOutSize(14, 14, 3, 5); err != nil {
+		t.Errorf("CheckOutSize of any: %v", err)
+	}
+}

@@ -524,7 +524,8 @@ func fillLabels(labels []int, n int) ([]int, error) {
 }
 
 // checkImages checks an NCHW (or NTCHW) tensor against a spec. A zero size
-// in the spec means "any", or "same as like" when like is given.
+// in the spec means "any"; when like (the input) is given, spec is an
+// output and its channels (0: the input's) and size rule apply to like.
 func checkImages(what string, t *Tensor, spec *ImageSpec, like *Tensor) error {
 	r := len(t.Shape)
 	if r != 4 && r != 5 {
@@ -534,15 +535,18 @@ func checkImages(what string, t *Tensor, spec *ImageSpec, like *Tensor) error {
 		return nil
 	}
 	chw := t.Shape[r-3:]
-	want := []int{spec.Channels, spec.Height, spec.Width}
+	want := []int{spec.Channels, 0, 0}
+	inH, inW := 0, 0
 	if like != nil && len(like.Shape) >= 4 {
 		lchw := like.Shape[len(like.Shape)-3:]
-		for i := range want {
-			if want[i] == 0 {
-				want[i] = lchw[i]
-			}
+		if want[0] == 0 {
+			want[0] = lchw[0]
 		}
+		inH, inW = lchw[1], lchw[2]
 	}
+	// An input spec has no size rule: its Height and Width (0: any) are
+	// what OutSize gives for an unknown input.
+	want[1], want[2] = spec.OutSize(inH, inW)
 	ok := true
 	for i := range want {
 		if want[i] != 0 && want[i] != chw[i] {
@@ -553,7 +557,11 @@ func checkImages(what string, t *Tensor, spec *ImageSpec, like *Tensor) error {
 		ok = false
 	}
 	if !ok {
-		return fmt.Errorf("%s is %s %s, expected %s %s", what, dims(chw), t.DType, dims(want), spec.DType)
+		rule := ""
+		if z := spec.Size; z.Rule != "" && z.Rule != SizeFixed {
+			rule = fmt.Sprintf(" (output size %s of a %dx%d input)", z, inW, inH)
+		}
+		return fmt.Errorf("%s is %s %s, expected %s %s%s", what, dims(chw), t.DType, dims(want), spec.DType, rule)
 	}
 	return nil
 }

@@ -10,8 +10,10 @@ var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 // ValidateDescription reports every problem with a description that would
 // make it unusable by the host: empty name or version, unknown or duplicate
 // capabilities, malformed parameters (a default that fails its own spec, an
-// empty enum value, min above max), presets naming undeclared capabilities or
-// lacking the image/latent contract their capabilities need. Serve logs these
+// empty enum value, min above max, an invalid pattern, an unknown format),
+// presets naming undeclared capabilities or lacking the image/latent
+// contract their capabilities need, and size rules that contradict their
+// Height and Width or sit on an input. Serve logs these
 // problems at start; sdktest fails on them.
 func ValidateDescription(d Description) []error {
 	var errs []error
@@ -83,8 +85,16 @@ func ValidateDescription(d Description) []error {
 		for _, e := range validateImageSpec(p.Input) {
 			bad("%s: input: %s", where, e)
 		}
+		if p.Input != nil && p.Input.Size != (Size{}) {
+			bad("%s: input: size rule %s is for outputs (an input accepts any size where Height and Width are 0)", where, p.Input.Size)
+		}
 		for _, e := range validateImageSpec(p.Output) {
 			bad("%s: output: %s", where, e)
+		}
+		if p.Output != nil {
+			for _, e := range validateSize(p.Output) {
+				bad("%s: output: %s", where, e)
+			}
 		}
 		if l := p.Latent; l != nil {
 			if l.Space == "" {
@@ -207,6 +217,22 @@ func validateParam(p *Param, where string) []error {
 	if len(p.Enum) > 0 && p.Type != String && p.Type != List {
 		bad("enum set on a %s", p.Type)
 	}
+	if p.Pattern != "" {
+		if p.Type != String {
+			bad("pattern set on a %s", p.Type)
+		}
+		if _, err := compilePattern(p.Pattern); err != nil {
+			bad("%v", err)
+		}
+	}
+	if p.Format != "" {
+		if p.Type != String {
+			bad("format set on a %s", p.Type)
+		}
+		if !p.Format.Known() {
+			bad("unknown format %q (want one of %v)", p.Format, Formats)
+		}
+	}
 	if p.Required && p.Default != nil {
 		bad("required parameter has a default")
 	}
@@ -244,4 +270,30 @@ func validName(s string) bool {
 		}
 	}
 	return true
+}
+
+// validateSize checks an output's size rule against its Height and Width.
+func validateSize(s *ImageSpec) []string {
+	z := s.Size
+	var out []string
+	if z.Rule != SizeScale && (z.Num != 0 || z.Den != 0) {
+		out = append(out, fmt.Sprintf("size factor %d/%d set with rule %q (only %q has one)", z.Num, z.Den, z.Rule, SizeScale))
+	}
+	switch z.Rule {
+	case "":
+	case SizeFixed:
+		if s.Height <= 0 || s.Width <= 0 {
+			out = append(out, fmt.Sprintf("size rule %q needs Height and Width, got %dx%d", z.Rule, s.Width, s.Height))
+		}
+	case SizeSame, SizeAny, SizeScale:
+		if s.Height != 0 || s.Width != 0 {
+			out = append(out, fmt.Sprintf("size rule %q with a fixed size %dx%d (set Height and Width only with %q)", z.Rule, s.Width, s.Height, SizeFixed))
+		}
+		if z.Rule == SizeScale && (z.Num <= 0 || z.Den <= 0) {
+			out = append(out, fmt.Sprintf("size rule %q needs a factor Num/Den with both > 0, got %d/%d", z.Rule, z.Num, z.Den))
+		}
+	default:
+		out = append(out, fmt.Sprintf("unknown size rule %q (want %s, %s, %s or %s)", z.Rule, SizeSame, SizeFixed, SizeScale, SizeAny))
+	}
+	return out
 }

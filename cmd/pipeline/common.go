@@ -21,15 +21,23 @@ import (
 // logLevel is the root --log-level flag: the host's and the plugins' level.
 var logLevel = "warn"
 
+// logLevels are the values of --log-level, from the most verbose: the
+// flag's help, its check and its completion read this one list.
+var logLevels = []string{"trace", "debug", "info", "warn", "error"}
+
 func addLogFlag(root *cobra.Command) {
-	root.PersistentFlags().StringVar(&logLevel, "log-level", "warn", "log level of the host and its plugins: trace, debug, info, warn, error")
+	root.PersistentFlags().StringVar(&logLevel, "log-level", "warn", "log level of the host and its plugins: "+strings.Join(logLevels, ", "))
+	completeFlag(root, "log-level", func(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		return matching(logLevels, toComplete), cobra.ShellCompDirectiveNoFileComp
+	})
 }
 
 // newPluginHost makes the plugin host with the host logger on stderr.
 func newPluginHost(stderr io.Writer) (*pluginhost.Host, error) {
 	lvl := hclog.LevelFromString(logLevel)
 	if lvl == hclog.NoLevel {
-		return nil, &exitError{exitInvalid, fmt.Errorf("--log-level %q: expected trace, debug, info, warn or error", logLevel)}
+		return nil, &exitError{exitInvalid, fmt.Errorf("--log-level %q: expected %s or %s", logLevel,
+			strings.Join(logLevels[:len(logLevels)-1], ", "), logLevels[len(logLevels)-1])}
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "pipeline", Level: lvl, Output: stderr})
 	return pluginhost.New(pluginhost.Options{

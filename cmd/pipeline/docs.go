@@ -30,7 +30,10 @@ func newDocsCmd() *cobra.Command {
 stage keys and every host stage's parameters, generated from the same
 declarations that validate checks against. For a plugin's parameters use
 'pipeline plugins describe NAME'.`,
-		Args: cobra.NoArgs,
+		Example: `  # The reference of the pipeline format, as README.md shows it
+  pipeline docs > reference.md`,
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			writeReference(cmd.OutOrStdout())
 			return nil

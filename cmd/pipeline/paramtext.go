@@ -77,6 +77,17 @@ func (s paramStyle) cells(p *sdk.Param) (typ, def, allowed string) {
 		}
 		allowed = lo + s.rangeSep + hi
 	}
+	var forms []string
+	if allowed != "" {
+		forms = append(forms, allowed)
+	}
+	if p.Format != "" {
+		forms = append(forms, p.Format.Text())
+	}
+	if p.Pattern != "" {
+		forms = append(forms, "matching "+s.code(p.Pattern))
+	}
+	allowed = strings.Join(forms, "; ")
 	return s.typ(p), def, allowed
 }
 
@@ -90,7 +101,7 @@ func paramTable(w io.Writer, params []sdk.Param) {
 		for i := range ps {
 			p := &ps[i]
 			typ, def, allowed := markdownStyle.cells(p)
-			fmt.Fprintf(w, "| `%s%s` | %s | %s | %s | %s |\n", prefix, p.Name, typ, def, allowed, strings.ReplaceAll(p.Doc, "|", "\\|"))
+			fmt.Fprintf(w, "| `%s%s` | %s | %s | %s | %s |\n", prefix, p.Name, typ, def, strings.ReplaceAll(allowed, "|", "\\|"), strings.ReplaceAll(p.Doc, "|", "\\|"))
 			rows(prefix+p.Name+".", p.Fields)
 		}
 	}

@@ -10,14 +10,16 @@ import (
 )
 
 // newPluginCmd is the hidden command the host re-executes itself with to run
-// a built-in plugin in its own process.
+// a built-in plugin in its own process. It also carries `plugin new`, the
+// same command as the documented `plugins new`, for those who type the
+// singular.
 func newPluginCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:    "plugin",
 		Short:  "Internal: serve a built-in plugin",
 		Hidden: true,
 	}
-	cmd.AddCommand(&cobra.Command{
+	cmd.AddCommand(newPluginsNewCmd(), &cobra.Command{
 		Use:  "serve NAME",
 		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {

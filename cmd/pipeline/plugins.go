@@ -19,46 +19,110 @@ func newPluginsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plugins",
 		Short: "List and describe the plugins pipeline can run",
+		Example: `  # Every plugin and where it comes from, then one's parameters and presets
+  pipeline plugins list
+  pipeline plugins describe gan`,
 	}
-	cmd.AddCommand(newPluginsListCmd(), newPluginsDescribeCmd())
+	cmd.AddCommand(newPluginsListCmd(), newPluginsDescribeCmd(), newPluginsNewCmd())
 	return cmd
 }
 
 func newPluginsListCmd() *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List built-in and discovered plugins and where each comes from",
 		Long: `list shows every plugin: the built-ins compiled into pipeline and the
 executables named pipeline-plugin-NAME found in the directories of
-PIPELINE_PLUGIN_PATH, then ` + pluginhost.DefaultDir() + `.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := newPluginHost(cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer m.Close()
-			infos, err := m.List()
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tKIND\tLOCATION")
-			for _, i := range infos {
-				loc := displayPath(i.Location)
-				if i.Kind == pluginhost.KindBuiltin {
-					loc = "compiled in (" + loc + " " + strings.Join(i.Args, " ") + ")"
-				}
-				if i.Overrides {
-					loc += " (overrides the built-in)"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", i.Name, i.Kind, loc)
-			}
-			tw.Flush()
-			fmt.Fprintf(cmd.OutOrStdout(), "\nsearch path: %s\n", strings.Join(displayPaths(m.Dirs()), ", "))
-			return nil
-		},
+PIPELINE_PLUGIN_PATH, then ` + pluginhost.DefaultDir() + `.
+
+With -o json it starts each plugin to describe it and prints a JSON array,
+one object per plugin: name, kind, version, path, overrides, capabilities,
+presets (with their input/output contracts), or error when the plugin
+could not be described.`,
+		Example: `  # The built-ins and the plugins on the search path
+  pipeline plugins list
+
+  # Also look for pipeline-plugin-NAME executables in bin/
+  PIPELINE_PLUGIN_PATH=bin pipeline plugins list
+
+  # Every plugin's capabilities and presets, for a script
+  pipeline plugins list -o json`,
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
 	}
+	format := addOutputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		m, err := newPluginHost(cmd.ErrOrStderr())
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		infos, err := m.List()
+		if err != nil {
+			return err
+		}
+		if *format == outputJSON {
+			return writeJSON(cmd.OutOrStdout(), listEntries(m, infos))
+		}
+		tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tKIND\tLOCATION")
+		for _, i := range infos {
+			loc := displayPath(i.Location)
+			if i.Kind == pluginhost.KindBuiltin {
+				loc = "compiled in (" + loc + " " + strings.Join(i.Args, " ") + ")"
+			}
+			if i.Overrides {
+				loc += " (overrides the built-in)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", i.Name, i.Kind, loc)
+		}
+		tw.Flush()
+		fmt.Fprintf(cmd.OutOrStdout(), "\nsearch path: %s\n", strings.Join(displayPaths(m.Dirs()), ", "))
+		return nil
+	}
+	return cmd
+}
+
+// pluginEntry is one element of plugins list -o json.
+type pluginEntry struct {
+	Name      string `json:"name"`
+	Kind      string `json:"kind"`
+	Version   string `json:"version,omitempty"`
+	Path      string `json:"path"`
+	Overrides bool   `json:"overrides,omitempty"`
+	// Capabilities are the capability names; Presets are as the plugin
+	// describes them.
+	Capabilities []string     `json:"capabilities"`
+	Presets      []sdk.Preset `json:"presets"`
+	// Error says why the plugin could not be described; the listing goes
+	// on, so one broken executable on the path does not hide the others.
+	Error string `json:"error,omitempty"`
+}
+
+// listEntries describes every listed plugin. Paths are absolute: the
+// output is for programs, which should not have to know the working
+// folder.
+func listEntries(m *pluginhost.Host, infos []pluginhost.Info) []pluginEntry {
+	out := make([]pluginEntry, 0, len(infos))
+	for _, i := range infos {
+		e := pluginEntry{Name: i.Name, Kind: string(i.Kind), Path: i.Location, Overrides: i.Overrides, Capabilities: []string{}, Presets: []sdk.Preset{}}
+		p, err := m.Open(context.Background(), pluginhost.Ref{Name: i.Name})
+		if err != nil {
+			e.Error = err.Error()
+			out = append(out, e)
+			continue
+		}
+		d := p.Description()
+		e.Version = d.Version
+		for _, c := range d.Capabilities {
+			e.Capabilities = append(e.Capabilities, string(c.Name))
+		}
+		if d.Presets != nil {
+			e.Presets = d.Presets
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 func newPluginsDescribeCmd() *cobra.Command {
@@ -67,7 +131,17 @@ func newPluginsDescribeCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "describe NAME",
 		Short: "Show a plugin's capabilities, every parameter and its shipped presets",
-		Args:  cobra.ExactArgs(1),
+		Example: `  # A built-in plugin: its capabilities, parameters and presets
+  pipeline plugins describe vae
+
+  # The same as JSON, for tools
+  pipeline plugins describe --json gan
+
+  # An external plugin, found on the search path or given by its executable
+  PIPELINE_PLUGIN_PATH=bin pipeline plugins describe edges
+  pipeline plugins describe --path bin/pipeline-plugin-edges edges`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completePlugin,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := newPluginHost(cmd.ErrOrStderr())
 			if err != nil {
@@ -152,8 +226,13 @@ func writeDescription(w io.Writer, d *sdk.Description, from string) {
 
 func imageSpecText(s *sdk.ImageSpec, zero string) string {
 	size := zero + " size"
-	if s.Width > 0 && s.Height > 0 {
+	switch z := s.SizeRule(); {
+	case s.Width > 0 && s.Height > 0:
 		size = fmt.Sprintf("%dx%d", s.Width, s.Height)
+	case z.Rule == sdk.SizeScale:
+		size = "input size " + strings.TrimPrefix(z.String(), "scale ")
+	case z.Rule == sdk.SizeAny:
+		size = "size known only when it runs"
 	}
 	ch := zero + " channels"
 	if s.Channels > 0 {
@@ -179,16 +258,38 @@ func displayPath(p string) string {
 		return p
 	}
 	if wd, err := os.Getwd(); err == nil {
-		if rel, err := filepath.Rel(wd, p); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+		if rel, ok := pathWithin(wd, p); ok {
 			return rel
 		}
 	}
 	if home, err := os.UserHomeDir(); err == nil && home != "/" {
-		if rel, err := filepath.Rel(home, p); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+		if rel, ok := pathWithin(home, p); ok {
 			return filepath.Join("~", rel)
 		}
 	}
 	return p
+}
+
+// pathWithin returns p relative to dir when p is inside dir, as given or
+// with symlinks resolved: the working folder is the shell's $PWD, often
+// reached through a symlink (macOS's /tmp, a linked ~/src), while the
+// built-ins' location is the executable's resolved path.
+func pathWithin(dir, p string) (string, bool) {
+	inside := func(dir, p string) (string, bool) {
+		rel, err := filepath.Rel(dir, p)
+		return rel, err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+	}
+	if rel, ok := inside(dir, p); ok {
+		return rel, true
+	}
+	rdir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", false
+	}
+	if rp, err := filepath.EvalSymlinks(p); err == nil {
+		p = rp // a folder that does not exist yet is compared as given
+	}
+	return inside(rdir, p)
 }
 
 func displayPaths(ps []string) []string {

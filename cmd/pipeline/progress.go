@@ -14,23 +14,32 @@ import (
 // progressPrinter renders executor events as a terminal bar, JSON lines or
 // nothing. The bar redraws at most every 100 ms: a job of millions of items
 // must not spend its time printing.
+//
+// The bar counts items: its total is the sum of the sources' totals, which
+// counting sources report before their first item; an item is done once
+// every sink wrote or skipped it, or once it failed. Items a resume skips
+// are done (they are in the total), but they do not count towards the rate,
+// so the ETA is the time the remaining work takes, not the skipping.
 type progressPrinter struct {
 	mode string // bar, json, none
 	w    io.Writer
 
-	mu       sync.Mutex
-	enc      *json.Encoder
-	start    time.Time
-	last     time.Time
-	totals   map[string]int // per source stage, once known
-	sinkDone map[string]int // per sink stage: written + skipped
-	failed   int
-	sources  int
-	sinks    int
+	mu         sync.Mutex
+	enc        *json.Encoder
+	start      time.Time
+	last       time.Time
+	totals     map[string]int // per source stage, once known
+	sinkDone   map[string]int // per sink stage: written + skipped
+	sinkSkip   map[string]int // per sink stage: skipped
+	srcSkipped int            // items skipped at their source (resume)
+	failed     int
+	sources    int
+	sinks      int
 }
 
 func newProgress(mode string, w io.Writer, sources, sinks int) *progressPrinter {
-	p := &progressPrinter{mode: mode, w: w, start: time.Now(), totals: map[string]int{}, sinkDone: map[string]int{}, sources: sources, sinks: sinks}
+	p := &progressPrinter{mode: mode, w: w, start: time.Now(), totals: map[string]int{},
+		sinkDone: map[string]int{}, sinkSkip: map[string]int{}, sources: sources, sinks: sinks}
 	if mode == "json" {
 		p.enc = json.NewEncoder(w)
 	}
@@ -54,8 +63,12 @@ func (p *progressPrinter) event(ev run.Event) {
 	case "fail":
 		p.failed++
 	case "item", "skip":
-		if ev.Sink {
+		switch {
+		case ev.Sink:
 			p.sinkDone[ev.Stage] = ev.Done + ev.Skipped
+			p.sinkSkip[ev.Stage] = ev.Skipped
+		case ev.Type == "skip":
+			p.srcSkipped++
 		}
 	}
 	if now := time.Now(); now.Sub(p.last) >= 100*time.Millisecond || ev.Type == "total" {
@@ -64,23 +77,29 @@ func (p *progressPrinter) event(ev run.Event) {
 	}
 }
 
-// draw shows the slowest sink's progress against the items listed so far.
-func (p *progressPrinter) draw() {
+// line is the bar's text: the slowest sink's progress against the total.
+func (p *progressPrinter) line() string {
 	total, known := 0, len(p.totals) == p.sources
 	for _, n := range p.totals {
 		total += n
 	}
-	done := -1
-	for _, n := range p.sinkDone {
+	done, skipped := -1, 0
+	for st, n := range p.sinkDone {
 		if done < 0 || n < done {
 			done = n
 		}
+		skipped = max(skipped, p.sinkSkip[st])
 	}
 	if done < 0 || len(p.sinkDone) < p.sinks {
-		done = 0
+		done, skipped = 0, 0
+	}
+	done += p.srcSkipped + p.failed
+	skipped += p.srcSkipped
+	if known {
+		done = min(done, total)
 	}
 	elapsed := time.Since(p.start)
-	rate := float64(done) / elapsed.Seconds()
+	rate := float64(max(done-skipped, 0)) / elapsed.Seconds()
 	var b strings.Builder
 	if known && total > 0 {
 		frac := float64(done) / float64(total)
@@ -96,10 +115,18 @@ func (p *progressPrinter) draw() {
 		fmt.Fprintf(&b, "%d items", done)
 	}
 	fmt.Fprintf(&b, " %.1f/s", rate)
+	if skipped > 0 {
+		fmt.Fprintf(&b, " %d skipped", skipped)
+	}
 	if p.failed > 0 {
 		fmt.Fprintf(&b, " %d failed", p.failed)
 	}
-	fmt.Fprintf(p.w, "\r\033[K%s", b.String())
+	return b.String()
+}
+
+// draw redraws the bar.
+func (p *progressPrinter) draw() {
+	fmt.Fprintf(p.w, "\r\033[K%s", p.line())
 }
 
 // finish ends the bar's line.

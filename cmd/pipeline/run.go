@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,12 +11,24 @@ import (
 	"strings"
 	"time"
 
+	"github.com/genpipe/genpipe/internal/atomicfile"
 	"github.com/genpipe/genpipe/pipeline/job"
 	"github.com/genpipe/genpipe/pipeline/plan"
 	"github.com/genpipe/genpipe/pipeline/run"
 	"github.com/genpipe/genpipe/pipeline/stages"
 	"github.com/spf13/cobra"
 )
+
+// onErrorPolicies are the values of --on-error: run checks the flag and
+// the shell completes it from this one list.
+var onErrorPolicies = []struct {
+	name   string
+	policy run.Policy
+	doc    string
+}{
+	{"stop", run.Stop, "end the job at the first failed item"},
+	{"skip", run.Skip, "report a failed item and go on"},
+}
 
 type runFlags struct {
 	sets       []string
@@ -24,6 +38,7 @@ type runFlags struct {
 	overwrite  bool
 	shard      string
 	shardCount int
+	failures   string
 }
 
 func newRunCmd() *cobra.Command {
@@ -39,7 +54,19 @@ interrupted job resumes it (--overwrite rewrites them). Exit codes: 0 done,
 Sharding: --shard I/N processes the items whose index modulo N is I, so N
 machines split one job. --shard-count N takes I from JOB_COMPLETION_INDEX
 (Kubernetes Indexed Jobs).`,
-		Args: cobra.ExactArgs(1),
+		Example: `  # Run a pipeline; a rerun skips the outputs that exist, so it resumes
+  pipeline run examples/vae-samples.yaml
+
+  # Override a stage parameter and the seed
+  pipeline run --set samples.count=16 --seed 7 examples/vae-samples.yaml
+
+  # Go on past items that fail, and print progress as JSON events on stdout
+  pipeline run --on-error skip --progress json examples/denoise-photos.yaml
+
+  # Process the second of four shards (run 0/4 to 3/4 on four machines)
+  pipeline run --shard 1/4 examples/denoise-photos.yaml`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeFile,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPipeline(cmd, args[0], &f)
 		},
@@ -52,6 +79,9 @@ machines split one job. --shard-count N takes I from JOB_COMPLETION_INDEX
 	fl.BoolVar(&f.overwrite, "overwrite", false, "rewrite outputs that already exist instead of skipping them")
 	fl.StringVar(&f.shard, "shard", "", "process only shard I of N: I/N with 0 <= I < N")
 	fl.IntVar(&f.shardCount, "shard-count", 0, "number of shards; the shard index comes from JOB_COMPLETION_INDEX")
+	fl.StringVar(&f.failures, "failures", "", "write every failed item (stage, index, item, source, reason) to this file as JSON lines; the summary shows the first "+strconv.Itoa(shownFailures))
+	completeFlag(cmd, "set", completeSet)
+	completeFlag(cmd, "on-error", completeOnError)
 	return cmd
 }
 
@@ -82,14 +112,9 @@ func parseShard(shard string, count int, getenv func(string) string) (int, int, 
 
 func runPipeline(cmd *cobra.Command, file string, f *runFlags) error {
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
-	var policy run.Policy
-	switch f.onError {
-	case "stop":
-		policy = run.Stop
-	case "skip":
-		policy = run.Skip
-	default:
-		return &exitError{exitInvalid, fmt.Errorf("--on-error %q: expected stop or skip", f.onError)}
+	policy, err := onErrorPolicy(f.onError)
+	if err != nil {
+		return &exitError{exitInvalid, err}
 	}
 	mode, err := progressMode(stderr, f.progress, "none", "auto, bar, json or none", "bar", "json", "none")
 	if err != nil {
@@ -132,7 +157,12 @@ func runPipeline(cmd *cobra.Command, file string, f *runFlags) error {
 		}
 		return &exitError{exitInvalid, err}
 	}
-	summarize(stderr, p, res, time.Since(start))
+	if f.failures != "" {
+		if werr := writeFailures(f.failures, res.Failures); werr != nil {
+			err = errors.Join(err, werr)
+		}
+	}
+	summarize(stderr, p, res, time.Since(start), f.failures)
 	switch {
 	case res.Interrupted || ctx.Err() != nil:
 		// Errors of an interrupted job are mostly its cancellation.
@@ -143,6 +173,18 @@ func runPipeline(cmd *cobra.Command, file string, f *runFlags) error {
 		return &exitError{exitItemsFailed, fmt.Errorf("%d item(s) failed", len(res.Failures))}
 	}
 	return nil
+}
+
+// onErrorPolicy resolves --on-error.
+func onErrorPolicy(name string) (run.Policy, error) {
+	var names []string
+	for _, p := range onErrorPolicies {
+		if p.name == name {
+			return p.policy, nil
+		}
+		names = append(names, p.name)
+	}
+	return 0, fmt.Errorf("--on-error %q: expected %s", name, strings.Join(names, " or "))
 }
 
 func countEnds(p *plan.Plan) (sources, sinks int) {
@@ -157,16 +199,62 @@ func countEnds(p *plan.Plan) (sources, sinks int) {
 	return
 }
 
-// summarize prints what the job did and every failed item with its reason.
-func summarize(w io.Writer, p *plan.Plan, res *run.Result, took time.Duration) {
-	fmt.Fprintf(w, "%s: wrote %d outputs, skipped %d already done, failed %d items in %s\n",
-		p.Name, res.Written, res.Skipped, len(res.Failures), took.Round(time.Millisecond))
-	for _, f := range res.Failures {
+// shownFailures is how many failed items the summary lists; a job of
+// thousands of bad files must not bury the summary under them.
+const shownFailures = 5
+
+// summarize prints what the job did and the first failed items with their
+// reasons; failuresFile is the --failures file ("" when not given).
+func summarize(w io.Writer, p *plan.Plan, res *run.Result, took time.Duration, failuresFile string) {
+	unchanged := ""
+	if res.Unchanged > 0 {
+		unchanged = fmt.Sprintf(", %d unchanged", res.Unchanged)
+	}
+	fmt.Fprintf(w, "%s: wrote %d outputs%s, skipped %d already done, failed %d items in %s\n",
+		p.Name, res.Written, unchanged, res.Skipped, len(res.Failures), took.Round(time.Millisecond))
+	for i, f := range res.Failures {
+		if i == shownFailures {
+			more := len(res.Failures) - shownFailures
+			if failuresFile != "" {
+				fmt.Fprintf(w, "  ... and %d more (full list in %s)\n", more, failuresFile)
+			} else {
+				fmt.Fprintf(w, "  ... and %d more (--failures FILE writes the full list)\n", more)
+			}
+			break
+		}
 		fmt.Fprintf(w, "  failed: %s\n", indent(f.String()))
 	}
 	if res.Stopped {
 		fmt.Fprintln(w, "  stopped at the first failure (--on-error stop); rerun with --on-error skip to go on past failed items")
 	}
+}
+
+// failureRecord is one line of the --failures file. JSON lines rather than
+// TSV: reasons hold tabs, newlines (a plugin's stderr, a panic's stack) and
+// quotes, which JSON escapes and every tool reads back (jq, pandas, Go).
+type failureRecord struct {
+	Stage  string `json:"stage"`
+	Index  int    `json:"index"`
+	Item   string `json:"item"`
+	Source string `json:"source,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// writeFailures writes every failure to file, atomically, as JSON lines; a
+// job without failures leaves an empty file, so an old list is never taken
+// for this run's.
+func writeFailures(file string, fails []run.Failure) error {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for _, f := range fails {
+		if err := enc.Encode(failureRecord{Stage: f.Stage, Index: f.Index, Item: f.Item, Source: f.Source, Reason: f.Err.Error()}); err != nil {
+			return fmt.Errorf("--failures %s: %w", file, err)
+		}
+	}
+	if err := atomicfile.Write(file, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("--failures %s: %w", file, err)
+	}
+	return nil
 }
 
 func indent(s string) string { return strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ") }

@@ -4,13 +4,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/genpipe/genpipe/pipeline/job"
 	"github.com/genpipe/genpipe/pipeline/plan"
@@ -49,7 +51,16 @@ does nothing (--fresh trains again). Only the stages that feed training run;
 
 Exit codes: 0 done, 1 invalid file or training failed (the last checkpoint
 is kept), 130 interrupted (the last checkpoint is kept; rerun to resume).`,
-		Args: cobra.ExactArgs(1),
+		Example: `  # Train the VAE on MNIST; rerun the same command to resume after an interruption
+  pipeline train examples/train/mnist-vae.yaml
+
+  # A one-epoch smoke run of the denoising autoencoder, from the start
+  pipeline train --fresh --set train.epochs=1 examples/train/mnist-dae.yaml
+
+  # For a log file: a plain progress line every minute instead of a live line
+  pipeline train --progress plain --progress-every 1m examples/train/mnist-vae.yaml`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeFile,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return trainFile(cmd, args[0], &f)
 		},
@@ -58,8 +69,9 @@ is kept), 130 interrupted (the last checkpoint is kept; rerun to resume).`,
 	fl.StringArrayVar(&f.sets, "set", nil, "override a value: train.KEY=VALUE for the train: section (e.g. train.epochs=1), STAGE.KEY=VALUE for a stage (repeatable)")
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of the run: data order, augmentation and the plugin's initialisation (default: the file's seed)")
 	fl.BoolVar(&f.fresh, "fresh", false, "ignore and remove an existing checkpoint and train from the start, replacing the output")
-	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto (a live line on a terminal, else plain lines), bar, plain, json (events on stdout), none")
+	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto (a live line on a terminal, else plain lines), bar (a live line fitted to the terminal width: $COLUMNS when not a terminal, else 80), plain (full lines), json (events on stdout), none")
 	fl.DurationVar(&f.every, "progress-every", 10*time.Second, "how often plain progress lines are printed")
+	completeFlag(cmd, "set", completeSet)
 	return cmd
 }
 
@@ -85,7 +97,10 @@ func trainFile(cmd *cobra.Command, file string, f *trainFlags) error {
 	if mode == "json" {
 		out = stdout
 	}
-	pr := &trainProgress{mode: mode, w: out, every: f.every}
+	pr := &trainProgress{mode: mode, w: out, every: f.every, drawnStep: -1}
+	if mode == "bar" {
+		pr.width = termWidth(out)
+	}
 	res, err := job.Train(ctx, p, m, job.TrainOptions{Fresh: f.fresh, Version: buildVersion(), Progress: pr.event})
 	pr.finish()
 	return trainSummary(stderr, p, res, err, ctx.Err() != nil)
@@ -194,26 +209,111 @@ func metricsText(m map[string]float64, max int) string {
 	}
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %.4g", k, m[k])
+		parts[i] = metricText(k, m[k])
 	}
 	return strings.Join(parts, " ")
 }
 
+func metricText(k string, v float64) string { return fmt.Sprintf("%s %.4g", k, v) }
+
+// termWidth is the width of the terminal w is, else $COLUMNS, else 80.
+func termWidth(w io.Writer) int {
+	if f, ok := w.(*os.File); ok {
+		if n := ttyWidth(f); n > 0 {
+			return n
+		}
+	}
+	if n, err := strconv.Atoi(os.Getenv("COLUMNS")); err == nil && n > 0 {
+		return n
+	}
+	return 80
+}
+
+// Priorities of the parts of the live training line: when the line does
+// not fit the terminal, the parts of the highest number go first, then
+// the next, and so on (the position, epoch and step, always stays).
+const (
+	prioETA     = iota // time left
+	prioLoss           // metrics named *loss*: what training minimises
+	prioRate           // items/s
+	prioMetric         // the plugin's other metrics
+	prioHeldOut        // test_*, eval_*, val_*: shown after each epoch anyway
+)
+
+// segment is a part of the line and its priority.
+type segment struct {
+	text string
+	prio int
+}
+
+// metricPrio classifies a metric by its name.
+func metricPrio(name string) int {
+	switch {
+	case strings.HasPrefix(name, "test_") || strings.HasPrefix(name, "eval_") || strings.HasPrefix(name, "val_"):
+		return prioHeldOut
+	case strings.Contains(name, "loss"):
+		return prioLoss
+	}
+	return prioMetric
+}
+
+// fit joins head and the segments, in order, with spaces; with width > 0
+// it keeps segments in priority order (of one priority, in their order)
+// while the line stays shorter than width (a line of exactly the width
+// wraps on some terminals) and drops the first that does not fit and
+// every one after it.
+func fit(head string, segs []segment, width int) string {
+	keep := make([]bool, len(segs))
+	order := make([]int, len(segs))
+	for i := range segs {
+		order[i], keep[i] = i, width <= 0
+	}
+	if width > 0 {
+		slices.SortStableFunc(order, func(a, b int) int { return segs[a].prio - segs[b].prio })
+		used := utf8.RuneCountInString(head)
+		for _, i := range order {
+			n := 1 + utf8.RuneCountInString(segs[i].text)
+			if used+n >= width {
+				break
+			}
+			used += n
+			keep[i] = true
+		}
+	}
+	var b strings.Builder
+	b.WriteString(head)
+	for i, sg := range segs {
+		if keep[i] {
+			b.WriteString(" " + sg.text)
+		}
+	}
+	return b.String()
+}
+
 // trainProgress renders training events: a live line on a terminal (bar),
 // a line every few seconds otherwise (plain), JSON lines, or nothing.
-// Plugin messages get lines of their own.
+// Plugin messages get lines of their own, with the metrics sent with them.
+//
+// The live line is fitted to the terminal: it shows the position, then
+// the metrics (losses first, held-out ones last), the rate and the time
+// left, and drops what does not fit in the order of the prio constants.
+// Plain lines are logs and keep every metric. A plain line is printed only
+// when the step moved since the last one, so the end of training is not
+// printed twice.
 type trainProgress struct {
 	mode  string
 	w     io.Writer
 	every time.Duration
+	width int // of the live line (bar); 0: no limit
 
-	mu    sync.Mutex
-	enc   *json.Encoder
-	start time.Time
-	base  int // the step this process started at
-	last  time.Time
-	ev    job.TrainProgress
-	drawn bool
+	mu        sync.Mutex
+	enc       *json.Encoder
+	start     time.Time
+	base      int // the step this process started at
+	last      time.Time
+	ev        job.TrainProgress
+	drawn     bool
+	drawnStep int // the step of the last plain line (-1: none yet)
 }
 
 func (p *trainProgress) event(ev job.TrainProgress) {
@@ -232,14 +332,25 @@ func (p *trainProgress) event(ev job.TrainProgress) {
 	if ev.Type == "start" {
 		p.start, p.base = ev.Time, ev.Step
 	}
+	if ev.Message != "" {
+		wasDrawn := p.drawn
+		p.clear()
+		fmt.Fprintln(p.w, messageLine(ev))
+		if ev.Type == "message" {
+			// The message's metrics are its own; the line keeps the
+			// last step's.
+			ev.Metrics = p.ev.Metrics
+			p.ev = ev
+			if wasDrawn {
+				p.draw()
+			}
+			return
+		}
+	}
 	if ev.Metrics == nil {
 		ev.Metrics = p.ev.Metrics
 	}
 	p.ev = ev
-	if ev.Message != "" {
-		p.clear()
-		fmt.Fprintf(p.w, "%s\n", ev.Message)
-	}
 	interval := 100 * time.Millisecond
 	if p.mode == "plain" {
 		interval = p.every
@@ -250,6 +361,16 @@ func (p *trainProgress) event(ev job.TrainProgress) {
 	}
 }
 
+// messageLine is a plugin message and the metrics sent with it. It is
+// a line of its own, not redrawn, so it is not fitted to the terminal: a
+// wrapped line there does no harm, and the values are the message's point.
+func messageLine(ev job.TrainProgress) string {
+	if ev.Type != "message" || len(ev.Metrics) == 0 {
+		return ev.Message
+	}
+	return ev.Message + " (" + metricsText(ev.Metrics, 0) + ")"
+}
+
 // clear removes the live line before other output.
 func (p *trainProgress) clear() {
 	if p.mode == "bar" && p.drawn {
@@ -258,34 +379,53 @@ func (p *trainProgress) clear() {
 	}
 }
 
-func (p *trainProgress) draw() {
+// line is the progress line of the current state.
+func (p *trainProgress) line() string {
 	ev := p.ev
-	var b strings.Builder
-	fmt.Fprintf(&b, "epoch %d/%d step %d/%d", ev.Epoch, ev.Epochs, ev.Step, ev.Steps)
+	head := fmt.Sprintf("epoch %d/%d step %d/%d", ev.Epoch, ev.Epochs, ev.Step, ev.Steps)
 	if ev.Steps > 0 {
-		fmt.Fprintf(&b, " %3.0f%%", 100*float64(ev.Step)/float64(ev.Steps))
+		head += fmt.Sprintf(" %3.0f%%", 100*float64(ev.Step)/float64(ev.Steps))
 	}
-	if len(ev.Metrics) > 0 {
-		// The rate is the host's own (items/s below), not the plugin's
-		// items_per_s, which covers its last progress interval only.
-		m := maps.Clone(ev.Metrics)
-		delete(m, "items_per_s")
-		b.WriteString(" " + metricsText(m, 8))
+	// The rate is the host's own (items/s below), not the plugin's
+	// items_per_s, which covers its last progress interval only.
+	var keys []string
+	for k := range ev.Metrics {
+		if k != "items_per_s" {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if pa, pb := metricPrio(a), metricPrio(b); pa != pb {
+			return pa - pb
+		}
+		return strings.Compare(a, b)
+	})
+	var segs []segment
+	for _, k := range keys {
+		segs = append(segs, segment{metricText(k, ev.Metrics[k]), metricPrio(k)})
 	}
 	elapsed := ev.Time.Sub(p.start).Seconds()
 	if done := ev.Step - p.base; elapsed > 0 && done > 0 {
-		fmt.Fprintf(&b, " %.1f items/s", float64(ev.Items)/elapsed)
+		segs = append(segs, segment{fmt.Sprintf("%.1f items/s", float64(ev.Items)/elapsed), prioRate})
 		if left := ev.Steps - ev.Step; left > 0 {
 			eta := time.Duration(float64(left) / (float64(done) / elapsed) * float64(time.Second))
-			fmt.Fprintf(&b, " eta %s", eta.Round(time.Second))
+			segs = append(segs, segment{"eta " + eta.Round(time.Second).String(), prioETA})
 		}
 	}
+	return fit(head, segs, p.width)
+}
+
+func (p *trainProgress) draw() {
 	if p.mode == "bar" {
-		fmt.Fprintf(p.w, "\r\033[K%s", b.String())
+		fmt.Fprintf(p.w, "\r\033[K%s", p.line())
 		p.drawn = true
 		return
 	}
-	fmt.Fprintln(p.w, b.String())
+	if p.ev.Step == p.drawnStep {
+		return // the same position as the last line: nothing new
+	}
+	p.drawnStep = p.ev.Step
+	fmt.Fprintln(p.w, p.line())
 }
 
 // finish draws the last state and ends the live line.
@@ -294,9 +434,6 @@ func (p *trainProgress) finish() {
 	defer p.mu.Unlock()
 	if p.mode != "bar" && p.mode != "plain" || p.ev.Type == "" {
 		return
-	}
-	if p.mode == "plain" && p.last.Equal(p.ev.Time) {
-		return // already printed
 	}
 	p.draw()
 	if p.mode == "bar" {

@@ -29,14 +29,25 @@ func buildVersion() string {
 	return version
 }
 
+// versionLine is what `pipeline version` and `pipeline --version` print.
+func versionLine() string {
+	return fmt.Sprintf("pipeline %s (plugin protocol %d, %s, %s/%s)",
+		buildVersion(), protocolVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of pipeline and its plugin protocol",
-		Args:  cobra.NoArgs,
+		Example: `  # The version, the plugin protocol, the Go release and the platform
+  pipeline version
+
+  # The same, as a flag
+  pipeline --version`,
+		Args:              noArgs,
+		ValidArgsFunction: cobra.NoFileCompletions,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(cmd.OutOrStdout(), "pipeline %s (plugin protocol %d, %s, %s/%s)\n",
-				buildVersion(), protocolVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintln(cmd.OutOrStdout(), versionLine())
 			return nil
 		},
 	}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/genpipe/genpipe/pipeline/item"
 	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/pipeline/spec"
+	"github.com/genpipe/genpipe/pipeline/stages"
 	"github.com/genpipe/genpipe/sdk"
 )
 
@@ -19,16 +21,30 @@ type modelMap struct {
 	model  *pluginhost.Model
 	preset *sdk.Preset
 	step   item.Step
+	// conform brings input items to the preset's declared size (nil:
+	// items go as they come).
+	conform *stages.Conformer
 }
 
 func (m *modelMap) Map(ctx context.Context, in []item.Item) ([]item.Item, []error) {
 	out := make([]item.Item, len(in))
 	errs := make([]error, len(in))
-	idx := make([]int, len(in))
-	for i := range idx {
-		idx[i] = i
+	idx := make([]int, 0, len(in))
+	if m.conform != nil && m.needsImages() {
+		in = slices.Clone(in) // the executor's slice stays as it was
 	}
-	m.run(ctx, in, idx, out, errs)
+	for i := range in {
+		if m.conform != nil && m.needsImages() {
+			if in[i], errs[i] = m.conform.Item(in[i]); errs[i] != nil {
+				out[i] = in[i]
+				continue
+			}
+		}
+		idx = append(idx, i)
+	}
+	if len(idx) > 0 {
+		m.run(ctx, in, idx, out, errs)
+	}
 	return out, errs
 }
 

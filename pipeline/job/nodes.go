@@ -57,6 +57,9 @@ func (b *builder) modelNode(ctx context.Context, pn *plan.Stage) (*run.Task, err
 			SHA256: b.fileHash(info.Location), Preset: ms.Preset, Weights: ms.Weights, Params: ms.Params,
 		},
 	}
+	if ms.PresetSpec != nil {
+		mm.conform = stages.NewConformer(pn.ID, ms.Conform, ms.PresetSpec.Input)
+	}
 	n := &run.Task{Map: mm, Batch: ms.Batch, Workers: b.opt.ModelWorkers}
 	if pn.Kind == spec.Generate && len(pn.Inputs) == 0 {
 		classes := 0

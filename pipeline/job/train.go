@@ -56,7 +56,9 @@ type TrainProgress struct {
 	Step   int `json:"step"`
 	Steps  int `json:"steps"`
 	Items  int `json:"items"`
-	// Metrics are the plugin's last reported scalars (loss terms, ...).
+	// Metrics are the plugin's last reported scalars (loss terms, ...);
+	// for "message", the ones the plugin sent with the message (none, or,
+	// say, the held-out metrics the message announces).
 	Metrics map[string]float64 `json:"metrics,omitempty"`
 	Message string             `json:"message,omitempty"`
 	// Path is the checkpoint written, for "checkpoint", or the grid, for
@@ -336,7 +338,10 @@ func (t *trainer) event(e sdk.TrainEvent) {
 		t.emit(ev)
 	}
 	if e.Message != "" {
-		ev.Type, ev.Message = "message", e.Message
+		// The metrics sent with a message are what it is about (say, the
+		// held-out metrics after an epoch): the event carries those, not
+		// the running snapshot, so that the message can show its values.
+		ev.Type, ev.Message, ev.Metrics = "message", e.Message, maps.Clone(e.Metrics)
 		t.emit(ev)
 	}
 	if e.Samples != nil && t.tr.SampleDir != "" {

@@ -48,8 +48,8 @@ func (b *builder) contract(bn *bnode) {
 			want = m.PresetSpec.Input
 		}
 		for i := range bn.inputs {
-			if got := b.needImages(bn, i); got != nil && want != nil {
-				b.checkImage(bn, i, want, got)
+			if got := b.needImages(bn, i); got != nil && want != nil && m.Conform == stages.ConformOff {
+				b.conformOff(bn, i, want, got) // else the host conforms whatever comes
 			}
 		}
 		if st.Kind == spec.Encode {
@@ -59,16 +59,17 @@ func (b *builder) contract(bn *bnode) {
 			}
 			return
 		}
-		// What the model receives: the input, with what the host can only
-		// learn at run time taken as what the model declares.
+		// What the model receives: what it declares (the host conforms
+		// to it, or conform off made sure the input has it), the input
+		// where it declares nothing.
 		in := &sdk.ImageSpec{}
 		if merged := mergeImages(bn); merged != nil {
 			in = merged
 		}
 		if want != nil {
-			in.Channels = or(in.Channels, want.Channels)
-			in.Height = or(in.Height, want.Height)
-			in.Width = or(in.Width, want.Width)
+			in.Channels = or(want.Channels, in.Channels)
+			in.Height = or(want.Height, in.Height)
+			in.Width = or(want.Width, in.Width)
 		}
 		n.Out.Image = outputImage(m, in)
 	case spec.Generate:
@@ -87,16 +88,19 @@ func or(a, b int) int {
 	return b
 }
 
-// outputImage is a model stage's declared output with "0: same as the
-// input" filled in from in.
+// outputImage is what a model stage emits for input in: its declared
+// output with channels "0: same as the input" filled in from in, and its
+// size rule applied to in's size (unknown where in's is, and always for
+// sdk.SizeAny: then a fixed-size stage downstream is checked at run time).
 func outputImage(m *ModelStage, in *sdk.ImageSpec) *sdk.ImageSpec {
 	out := &sdk.ImageSpec{}
 	if m.PresetSpec != nil && m.PresetSpec.Output != nil {
 		*out = *m.PresetSpec.Output
 	}
 	out.Channels = or(out.Channels, in.Channels)
-	out.Height = or(out.Height, in.Height)
-	out.Width = or(out.Width, in.Width)
+	out.Height, out.Width = out.OutSize(in.Height, in.Width)
+	// What travels along an edge is a size (0: unknown), not a rule.
+	out.Size = sdk.Size{}
 	return out
 }
 
@@ -121,32 +125,50 @@ func (b *builder) needImages(bn *bnode, i int) *sdk.ImageSpec {
 	return in.n.Out.Image
 }
 
-// checkImage compares a known input image contract with what a model
-// declares it accepts.
-func (b *builder) checkImage(bn *bnode, i int, want, got *sdk.ImageSpec) {
+// conformOff checks input i of a model stage with conform: off against
+// the input its preset declares: the host passes items as they come, so a
+// size that differs, or that is not known before running (a folder of
+// images), would fail every item at run time. Reported at the conform key.
+func (b *builder) conformOff(bn *bnode, i int, want, got *sdk.ImageSpec) {
 	differs := func(w, g int) bool { return w > 0 && g > 0 && w != g }
+	unknown := func(w, g int) bool { return w > 0 && g == 0 }
 	sizeBad := differs(want.Width, got.Width) || differs(want.Height, got.Height)
+	sizeAny := unknown(want.Width, got.Width) || unknown(want.Height, got.Height)
 	chanBad := differs(want.Channels, got.Channels)
-	if !sizeBad && !chanBad {
+	if !sizeBad && !sizeAny && !chanBad {
 		return
 	}
 	in := bn.inputs[i]
 	var alt []string
-	if sizeBad && want.Width > 0 && want.Height > 0 {
+	if (sizeBad || sizeAny) && want.Width > 0 && want.Height > 0 {
 		alt = append(alt, fmt.Sprintf("- resize: {width: %d, height: %d}", want.Width, want.Height))
 	}
 	if chanBad && want.Channels == 1 {
 		alt = append(alt, "- grayscale")
 	}
-	fix := "- conform: {}"
+	hint := "remove conform: off to let the host conform the images"
 	if len(alt) > 0 {
-		fix += ", or " + strings.Join(alt, " and ")
+		hint += ", or " + strings.Join(alt, " and ") + " in a preprocess stage before it"
 	}
-	hint := "add a preprocess stage before it with " + fix
-	if in.st.Kind == spec.Preprocess {
-		hint = fmt.Sprintf("end preprocess stage %s with %s", in.st.Name(), fix)
+	pos := bn.n.Model.ConformPos
+	if sizeAny && !sizeBad && !chanBad {
+		b.errorf(pos, hint, "%s: input from %s may be any size but it takes %s; conform is off", stageText(bn), in.st.Name(), imagesText(want))
+		return
 	}
-	b.errorf(bn.refs[i], hint, "%s expects %s, got %s from %s", stageText(bn), imagesText(want), imagesText(got), in.st.Name())
+	b.errorf(pos, hint, "%s expects %s, got %s from %s%s; conform is off", stageText(bn), imagesText(want), imagesText(got), in.st.Name(), sizeRuleText(in))
+}
+
+// sizeRuleText explains the size of what a model stage emits when its
+// preset scales the input's: ", which scales its input x2"; "" otherwise.
+func sizeRuleText(bn *bnode) string {
+	m := bn.n.Model
+	if m == nil || m.PresetSpec == nil || m.PresetSpec.Output == nil {
+		return ""
+	}
+	if z := m.PresetSpec.Output.Size; z.Rule == sdk.SizeScale {
+		return ", which scales its input " + strings.TrimPrefix(z.String(), "scale ")
+	}
+	return ""
 }
 
 // latentInputs checks generate's inputs: latents of the space its preset

@@ -32,6 +32,11 @@ type Describer interface {
 	Known() []string
 }
 
+// checksumMismatch is implemented by Describe errors saying that the
+// plugin's executable does not have the sha256 its plugins: entry pins
+// (pluginhost.ChecksumError); the planner reports those at the sha256: value.
+type checksumMismatch interface{ ChecksumMismatch() bool }
+
 // Options adjust a build.
 type Options struct {
 	// Seed, when non-nil, replaces the file's seed (--seed).
@@ -133,6 +138,13 @@ type ModelStage struct {
 	// class in turn.
 	Labels []int
 	Each   bool
+	// Conform is how the host brings the items an image-reading stage
+	// (encode, translate, denoise) reads to its preset's declared input:
+	// one of the stages.Conform* modes ("" for generate).
+	Conform string
+	// ConformPos is the conform: key (the stage's kind key when it is not
+	// written), where the checks conform off asks for are reported.
+	ConformPos spec.Pos
 	// Params are the plugin's parameters, validated, defaults filled in.
 	Params sdk.Params
 	// Desc is the plugin's description and PresetSpec its chosen preset

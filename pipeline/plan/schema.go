@@ -20,7 +20,8 @@ type obj = map[string]any
 // per plugin in descs (selected with if/then on model), that plugin's
 // parameters and presets. Types, defaults, enums, ranges and docs all come
 // from the declared [sdk.Param]s, the same ones the planner checks with.
-// Rules between fields (exactly one of load's dir/list/idx, generate's count
+// A model not in descs is accepted with free-form parameters (see
+// knownModels). Rules between fields (exactly one of load's dir/list/idx, generate's count
 // unless it decodes latents, shapes between stages) are left to `pipeline
 // validate`.
 func Schema(descs []*sdk.Description) ([]byte, error) {
@@ -113,12 +114,25 @@ func trainSchema(descs []*sdk.Description) obj {
 		})
 	}
 	if len(names) > 0 {
-		props["model"].(obj)["enum"] = names
+		knownModels(props["model"].(obj), names)
 	}
 	if len(branches) > 0 {
 		s["allOf"] = branches
 	}
 	return s
+}
+
+// knownModels offers names for a model key without making other names
+// invalid: a file may name a plugin the schema was built without (one
+// its plugins: section declares by path, or one installed later), and an
+// editor must not flag a file that `pipeline validate` accepts. The
+// parameters of such a model are left free; known models stay strict
+// (their if/then branches).
+func knownModels(model obj, names []string) {
+	model["anyOf"] = []any{
+		obj{"enum": names, "description": "a plugin this schema knows"},
+		obj{"type": "string", "minLength": 1, "description": "a plugin this schema does not know (e.g. declared under plugins:): its parameters are not checked here; pipeline schema FILE includes the file's plugins"},
+	}
 }
 
 func kindList() string {
@@ -217,8 +231,7 @@ func kindSchema(k spec.Kind, descs []*sdk.Description) obj {
 		})
 	}
 	if len(names) > 0 {
-		m := host["model"].(obj)
-		m["enum"] = names
+		knownModels(host["model"].(obj), names)
 	}
 	s := obj{
 		"type":        "object",
@@ -240,6 +253,22 @@ func paramSchema(p sdk.Param) obj {
 		s["type"] = "string"
 		if len(p.Enum) > 0 {
 			s["enum"] = p.Enum
+		}
+		// Formats go in as patterns, not as "format": JSON Schema's own
+		// "duration" is ISO 8601 ("PT1M30S"), not a Go duration, and
+		// most validators do not assert formats anyway.
+		var pats []string
+		if fp := p.Format.Pattern(); fp != "" {
+			pats = append(pats, fp)
+		}
+		if p.Pattern != "" {
+			pats = append(pats, sdk.AnchoredPattern(p.Pattern))
+		}
+		if len(pats) > 0 {
+			s["pattern"] = pats[0]
+		}
+		if len(pats) > 1 { // one "pattern" per schema: the second in allOf
+			s["allOf"] = []any{obj{"pattern": pats[1]}}
 		}
 	case sdk.Int, sdk.Float:
 		s["type"] = "number"

@@ -127,7 +127,7 @@ func TestSchemaHasEveryParam(t *testing.T) {
 			}
 		}
 	}
-	enum := dig(t, defs, "translate", "properties", "model", "enum").([]any)
+	enum := dig(t, dig(t, defs, "translate", "properties", "model", "anyOf").([]any)[0], "enum").([]any)
 	if len(enum) != 4 { // bare, cyclegan, edges, local
 		t.Errorf("translate models %v", enum)
 	}
@@ -166,7 +166,6 @@ func TestSchemaValidatesExamples(t *testing.T) {
 		"op out of range":      ok + "  - id: p\n    preprocess: [{resize: {width: -1}}]\n",
 		"enum":                 ok + "  - id: s\n    save: {dir: o, format: tiff}\n",
 		"save without dir":     ok + "  - id: s\n    save: {format: png}\n",
-		"unknown model":        ok + "  - id: t\n    translate: {model: edgs}\n",
 		"unknown plugin param": ok + "  - id: t\n    translate: {model: edges, treshold: 1}\n",
 		"plugin param range":   ok + "  - id: t\n    translate: {model: edges, threshold: 2}\n",
 		"plugin enum":          ok + "  - id: t\n    translate: {model: cyclegan, direction: up}\n",
@@ -185,7 +184,11 @@ func TestSchemaValidatesExamples(t *testing.T) {
 		"single op shorthand": ok + "  - id: p\n    preprocess: [grayscale, {conform: {}}, {grayscale: }]\n",
 		"labels forms":        ok + "  - id: g\n    generate: {model: gan, count: 2, labels: each}\n  - id: h\n    generate: {model: gan, count: 2, labels: 3}\n",
 		"input forms":         ok + "  - id: s\n    input: a\n    save: {dir: o, grid: }\n  - id: u\n    input: [a, s]\n    save: {dir: o}\n",
-		"plugin by path":      ok + "plugins:\n  x: {path: bin/x, sha256: " + strings.Repeat("ab", 32) + "}\n",
+		// A model the schema does not know (declared under plugins:, or
+		// installed later) must not make a valid file invalid: its
+		// parameters are free, while known models stay strict (above).
+		"model the schema does not know": ok + "  - id: t\n    translate: {model: mine, knob: 3, mode: {a: 1}}\nplugins:\n  mine: {path: bin/mine}\n",
+		"plugin by path":                 ok + "plugins:\n  x: {path: bin/x, sha256: " + strings.Repeat("ab", 32) + "}\n",
 	}
 	for name, src := range okToo {
 		if err := sch.Validate(yamlInstance(t, []byte(src))); err != nil {

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -80,9 +81,17 @@ func (b *builder) resolveModel(key, model string, pos spec.Pos, errorf func(spec
 	}
 	desc, err, first := b.describe(model)
 	if err != nil {
-		if first { // once per model, not once per stage using it
-			errorf(pos, "", "%s.model: cannot describe plugin %q: %v", key, model, err)
+		if !first { // once per model, not once per stage using it
+			return nil, false
 		}
+		var cm checksumMismatch
+		if pl := b.s.Plugin(model); pl != nil && pl.SHA256 != "" && errors.As(err, &cm) && cm.ChecksumMismatch() {
+			// The pin is what is wrong (or the executable changed):
+			// point at it, not at the stages using the plugin.
+			errorf(pl.SHA256Pos, "if the new executable is trusted, pin the sha256 it has", "plugins.%s.sha256: %v", model, err)
+			return nil, false
+		}
+		errorf(pos, "", "%s.model: cannot describe plugin %q: %v", key, model, err)
 		return nil, false
 	}
 	return desc, true
@@ -109,6 +118,9 @@ func (b *builder) modelStage(bn *bnode) {
 	hv := stages.Values(checked)
 	b.paramErrors(st, errs, true)
 	m := &ModelStage{Model: hv.String("model"), Batch: hv.Int("batch"), Count: hv.Int("count")}
+	if c, ok := hv["conform"].(string); ok {
+		m.Conform, m.ConformPos = c, st.KeyPos("conform") // the kind key when not written
+	}
 	bn.n.Model = m
 	if labels, ok := hv["labels"]; ok {
 		if s, ok := labels.(string); ok && s == "each" {

@@ -78,6 +78,10 @@ type ChecksumError struct {
 	Want, Got  string
 }
 
+// ChecksumMismatch marks the error for callers that cannot import this
+// package (the planner positions it at the pipeline's sha256: value).
+func (e *ChecksumError) ChecksumMismatch() bool { return true }
+
 func (e *ChecksumError) Error() string {
 	return fmt.Sprintf("plugin %s: checksum mismatch for %s: the pipeline pins sha256:%s but the file has sha256:%s; refusing to start it",
 		e.Name, e.Path, e.Want, e.Got)
@@ -157,7 +161,10 @@ func (m *Host) launch(info Info, pin string, gen int) (*proc, error) {
 		return newThreadRunner(info.Name, cmd)
 	}
 	cc.Managed = true
-	cc.Logger = log
+	// go-plugin re-logs the plugin's JSON log lines through this logger,
+	// with numbers decoded as float64: wholeNumbers prints them back as
+	// the integers they were (bytes=268435456, not "2.68435456e+08").
+	cc.Logger = wholeNumbers{log}
 	cc.Stderr = tail
 	cc.SyncStderr = &lineLogger{log: named, stream: "stderr", tail: tail}
 	cc.SyncStdout = &lineLogger{log: named, stream: "stdout"}

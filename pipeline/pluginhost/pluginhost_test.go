@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -627,5 +628,37 @@ func TestConcurrentOpenAndCalls(t *testing.T) {
 		if p != ps[0] {
 			t.Fatal("concurrent Opens started several processes")
 		}
+	}
+}
+
+// TestPluginLogIntegers checks that numbers in a plugin's debug log reach
+// the host log as integers: go-plugin decodes the plugin's JSON log lines
+// into float64s, which hclog printed as bytes="2.68435456e+08".
+func TestPluginLogIntegers(t *testing.T) {
+	logs := &syncBuffer{}
+	m := pluginhost.New(pluginhost.Options{
+		Logger:       hclog.New(&hclog.LoggerOptions{Name: "host", Level: hclog.Debug, Output: logs}),
+		Env:          []string{sdk.LogLevelEnv + "=debug"},
+		SearchDirs:   []string{},
+		StartTimeout: 20 * time.Second,
+	})
+	t.Cleanup(func() { m.Close() })
+	open(t, m, pluginhost.Ref{Name: "testplug"})
+	const line = "tensors go through shared memory"
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), line) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	var got string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, line) {
+			got = l
+		}
+	}
+	if got == "" {
+		t.Fatalf("no %q line in the host log:\n%s", line, logs.String())
+	}
+	if !regexp.MustCompile(` bytes=[1-9][0-9]*( |$)`).MatchString(got) {
+		t.Errorf("the byte count is not an integer: %s", got)
 	}
 }

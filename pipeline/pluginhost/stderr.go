@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -142,4 +143,68 @@ func (w *lineLogger) Write(p []byte) (int, error) {
 		w.partial = w.partial[i+1:]
 	}
 	return len(p), nil
+}
+
+// wholeNumbers is a logger that prints float64 values without a fraction
+// as integers. go-plugin decodes a plugin's JSON log lines with
+// encoding/json, so every number arrives as float64 and hclog prints large
+// ones in exponent form; plugins log counts and sizes, which are integers.
+type wholeNumbers struct{ hclog.Logger }
+
+var _ hclog.Logger = wholeNumbers{}
+
+// maxExact is the largest integer every float64 up to it holds exactly.
+const maxExact = 1 << 53
+
+// ints returns args with its whole-number float64 values as int64.
+func ints(args []any) []any {
+	var out []any
+	for i, v := range args {
+		f, ok := v.(float64)
+		if !ok || f != math.Trunc(f) || math.Abs(f) > maxExact {
+			continue
+		}
+		if out == nil {
+			out = append([]any(nil), args...)
+		}
+		out[i] = int64(f)
+	}
+	if out == nil {
+		return args
+	}
+	return out
+}
+
+// Log logs at level with whole numbers as integers.
+func (l wholeNumbers) Log(level hclog.Level, msg string, args ...any) {
+	l.Logger.Log(level, msg, ints(args)...)
+}
+
+// Trace logs with whole numbers as integers.
+func (l wholeNumbers) Trace(msg string, args ...any) { l.Logger.Trace(msg, ints(args)...) }
+
+// Debug logs with whole numbers as integers.
+func (l wholeNumbers) Debug(msg string, args ...any) { l.Logger.Debug(msg, ints(args)...) }
+
+// Info logs with whole numbers as integers.
+func (l wholeNumbers) Info(msg string, args ...any) { l.Logger.Info(msg, ints(args)...) }
+
+// Warn logs with whole numbers as integers.
+func (l wholeNumbers) Warn(msg string, args ...any) { l.Logger.Warn(msg, ints(args)...) }
+
+// Error logs with whole numbers as integers.
+func (l wholeNumbers) Error(msg string, args ...any) { l.Logger.Error(msg, ints(args)...) }
+
+// With keeps the conversion for the derived logger.
+func (l wholeNumbers) With(args ...any) hclog.Logger {
+	return wholeNumbers{l.Logger.With(ints(args)...)}
+}
+
+// Named keeps the conversion for the sub-logger (go-plugin names one per
+// plugin).
+func (l wholeNumbers) Named(name string) hclog.Logger { return wholeNumbers{l.Logger.Named(name)} }
+
+// ResetNamed keeps the conversion for the renamed logger.
+func (l wholeNumbers) ResetNamed(name string) hclog.Logger {
+	return wholeNumbers{l.Logger.ResetNamed(name)}
 }

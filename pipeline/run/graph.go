@@ -20,6 +20,17 @@ type Source interface {
 	Items(ctx context.Context, emit func(item.Item) error) error
 }
 
+// Counter is implemented by sources that can count their items cheaply,
+// without emitting them (a walk of a folder that reads no file, an idx
+// header, generate's count), so that progress has a total from the start
+// rather than once the listing, held back by the stages downstream, ends.
+// CountItems runs concurrently with Items; it must hold no list of the items
+// (a folder of millions of files is counted, not listed) and returns the
+// number Items will emit, before any shard filter.
+type Counter interface {
+	CountItems(ctx context.Context) (int, error)
+}
+
 // Mapper transforms a batch of items. It returns one output per input; errs,
 // when non-nil, has one entry per input and a non-nil entry marks that item
 // as failed (its output is ignored). Mappers are called concurrently.
@@ -36,6 +47,15 @@ type Sink interface {
 	Write(ctx context.Context, it item.Item) error
 	// Close finishes outputs that need every item (grids, animations).
 	Close() error
+}
+
+// FileCounter is implemented by sinks that count the files they write, so
+// that a job reports files, not items: a grid is one file for many items,
+// and a rerun that finds its files as they were writes none. The executor
+// asks after the sink's Close.
+type FileCounter interface {
+	// Files returns the number of files written and left unchanged.
+	Files() (written, unchanged int)
 }
 
 // Task is one stage of the graph.

@@ -50,11 +50,19 @@ type Event struct {
 	Stage string `json:"stage"`
 	Kind  string `json:"kind"`
 	Item  string `json:"item,omitempty"`
+	// Source is the item's source file, if any, so that a "fail" event
+	// names the file to look at.
+	Source string `json:"source,omitempty"`
 	// Done, Failed and Skipped count this stage's items so far.
 	Done    int `json:"done"`
 	Failed  int `json:"failed"`
 	Skipped int `json:"skipped,omitempty"`
-	// Total is the number of items a source emitted (Type "total").
+	// Total is the number of items of a source, in this shard, for Type
+	// "total". A source that can count its items ([Counter]) reports the
+	// count as soon as it is known, before its first item when the count
+	// is quick; every source reports the number it listed when its
+	// listing ends. Items a resume skips are in the total: they come as
+	// "skip" events.
 	Total int    `json:"total,omitempty"`
 	Error string `json:"error,omitempty"`
 	// Sink is true for stages that write outputs.
@@ -80,9 +88,12 @@ func (f Failure) String() string {
 
 // Result summarises a job.
 type Result struct {
-	// Written counts outputs written, one per item and sink (save stage);
-	// Skipped counts outputs that existed already, in the same unit.
-	Written, Skipped int
+	// Written counts the files written: what a [FileCounter] sink reports,
+	// else one per item and sink. Unchanged counts files [FileCounter]
+	// sinks left as they were. Skipped counts items skipped at a sink
+	// because their outputs existed already, once per item and sink (for
+	// a save of images: the image files kept).
+	Written, Unchanged, Skipped int
 	// Failures lists every failed item, ordered by stage then index.
 	Failures []Failure
 	// Interrupted is true when the context was cancelled before the end.
@@ -107,6 +118,9 @@ type job struct {
 	// sourceErr holds job-level errors of sources (set by their goroutines,
 	// read after all goroutines end).
 	sourceErr map[*Task]error
+	// listed marks the sources whose listing ended: a count arriving
+	// later is stale.
+	listed map[*Task]bool
 }
 
 // Execute executes the graph. nodes must be in topological order (inputs before
@@ -138,7 +152,7 @@ func Execute(ctx context.Context, nodes []*Task, opt Options) (*Result, error) {
 	}
 	jctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	j := &job{opt: opt, ctx: jctx, cancel: cancel, counts: map[*Task]*Event{}, progress: opt.Progress, sourceErr: map[*Task]error{}}
+	j := &job{opt: opt, ctx: jctx, cancel: cancel, counts: map[*Task]*Event{}, progress: opt.Progress, sourceErr: map[*Task]error{}, listed: map[*Task]bool{}}
 	for _, n := range nodes {
 		j.counts[n] = &Event{Stage: n.ID, Kind: n.Kind, Sink: n.Sink != nil}
 	}
@@ -191,6 +205,13 @@ func Execute(ctx context.Context, nodes []*Task, opt Options) (*Result, error) {
 			if err := n.Sink.Close(); err != nil {
 				jobErr = errors.Join(jobErr, fmt.Errorf("stage %q: %w", n.ID, err))
 			}
+		}
+	}
+	for _, n := range nodes {
+		if fc, ok := n.Sink.(FileCounter); ok {
+			w, u := fc.Files()
+			j.res.Written += w
+			j.res.Unchanged += u
 		}
 	}
 	for _, n := range nodes {

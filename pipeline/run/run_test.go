@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/genpipe/genpipe/pipeline/item"
 )
@@ -280,5 +281,64 @@ func TestSourceErrorEndsJob(t *testing.T) {
 	_, err := Execute(context.Background(), []*Task{a, s}, Options{})
 	if err == nil || !strings.Contains(err.Error(), `stage "a": listing failed`) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// countedSource is a countSource that can count its items; its listing
+// waits for the job's first event (2 s at most), so a total that comes
+// only at the end of the listing cannot be first.
+type countedSource struct {
+	countSource
+	started  chan struct{}
+	waitedIn bool // the listing began without an event before it
+}
+
+func (s *countedSource) CountItems(context.Context) (int, error) { return s.n, nil }
+
+func (s *countedSource) Items(ctx context.Context, emit func(item.Item) error) error {
+	select {
+	case <-s.started:
+	case <-time.After(2 * time.Second):
+		s.waitedIn = true
+	}
+	return s.countSource.Items(ctx, emit)
+}
+
+// TestTotalFirst checks that a source that can count reports its total
+// (its shard's share) before any item, and the listed total at the end.
+func TestTotalFirst(t *testing.T) {
+	for _, tc := range []struct{ shard, shards, want int }{{0, 1, 10}, {1, 3, 3}, {0, 3, 4}, {12, 20, 0}} {
+		t.Run(fmt.Sprintf("%d/%d", tc.shard, tc.shards), func(t *testing.T) {
+			src := &countedSource{countSource: countSource{n: 10}, started: make(chan struct{})}
+			srcTask := &Task{ID: "src", Source: src}
+			sink := &Task{ID: "out", Inputs: []*Task{srcTask}, Sink: newSink()}
+			var events []Event
+			once := sync.Once{}
+			res, err := Execute(context.Background(), []*Task{srcTask, sink}, Options{
+				ShardIndex: tc.shard, ShardCount: tc.shards,
+				Progress: func(ev Event) {
+					events = append(events, ev)
+					once.Do(func() { close(src.started) })
+				},
+			})
+			if err != nil || res.Written != tc.want {
+				t.Fatalf("wrote %d, err %v; want %d", res.Written, err, tc.want)
+			}
+			if src.waitedIn {
+				t.Error("no event before the listing began: the total waited for the listing")
+			}
+			if ev := events[0]; ev.Type != "total" || ev.Stage != "src" || ev.Total != tc.want {
+				t.Errorf("first event %+v, want a total of %d", ev, tc.want)
+			}
+			var last Event
+			for _, ev := range events {
+				if ev.Type == "total" {
+					last = ev
+				}
+			}
+			if last.Total != tc.want {
+				t.Errorf("last total %d, want %d", last.Total, tc.want)
+			}
+		})
 	}
 }

@@ -49,6 +49,11 @@ func reachableSinks(nodes []*Task) map[*Task][]*Task {
 func (j *job) event(n *Task, typ string, it *item.Item, err error, total int) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.eventLocked(n, typ, it, err, total)
+}
+
+// eventLocked is event with j.mu held.
+func (j *job) eventLocked(n *Task, typ string, it *item.Item, err error, total int) {
 	c := j.counts[n]
 	switch typ {
 	case "item":
@@ -66,7 +71,7 @@ func (j *job) event(n *Task, typ string, it *item.Item, err error, total int) {
 	ev.Type = typ
 	ev.Total = total
 	if it != nil {
-		ev.Item = it.Name
+		ev.Item, ev.Source = it.Name, it.Source
 	}
 	if err != nil {
 		ev.Error = err.Error()
@@ -104,6 +109,14 @@ func (j *job) source(n *Task, sinks []*Task) <-chan item.Item {
 	ch := make(chan item.Item, j.opt.Buffer)
 	go func() {
 		defer close(ch)
+		defer func() {
+			// However the listing ended, a count arriving now is stale,
+			// and after the job has returned it must not report at all.
+			j.mu.Lock()
+			j.listed[n] = true
+			j.mu.Unlock()
+		}()
+		j.count(n)
 		emitted := 0
 		err := n.Source.Items(j.ctx, func(it item.Item) error {
 			if j.ctx.Err() != nil {
@@ -135,9 +148,64 @@ func (j *job) source(n *Task, sinks []*Task) <-chan item.Item {
 			j.cancel()
 			return
 		}
-		j.event(n, "total", nil, nil, emitted)
+		j.total(n, emitted, true)
 	}()
 	return ch
+}
+
+// countWait is how long a source waits for its count before it emits its
+// first item: a count that quick (any folder on a local disk short of
+// hundreds of thousands of files) gives progress its total in the first
+// event; a slower one goes on alongside the job and reports when done.
+const countWait = time.Second
+
+// count starts counting n's items, if its source can, and waits up to
+// countWait for the count.
+func (j *job) count(n *Task) {
+	c, ok := n.Source.(Counter)
+	if !ok {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		k, err := c.CountItems(j.ctx)
+		if err != nil {
+			return // the listing reports what is wrong, with its total
+		}
+		j.total(n, j.shardShare(k), false)
+	}()
+	t := time.NewTimer(countWait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	case <-j.ctx.Done():
+	}
+}
+
+// shardShare is the number of the indices 0..k-1 in this job's shard.
+func (j *job) shardShare(k int) int {
+	sc, si := j.opt.ShardCount, j.opt.ShardIndex
+	if sc <= 1 {
+		return k
+	}
+	if k <= si {
+		return 0
+	}
+	return (k - si + sc - 1) / sc
+}
+
+// total reports a source's total: counted, or final when its listing
+// ended (after which a count is stale and dropped).
+func (j *job) total(n *Task, total int, final bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.listed[n] {
+		return
+	}
+	j.listed[n] = final
+	j.eventLocked(n, "total", nil, nil, total)
 }
 
 func allDone(sinks []*Task, it item.Item) bool {
@@ -271,6 +339,7 @@ func (j *job) callMap(n *Task, b []item.Item) (out []item.Item, errs []error) {
 // sink writes items with a worker per CPU-bound share of the machine.
 func (j *job) sink(n *Task, in <-chan item.Item) {
 	workers := max(n.Workers, 1)
+	_, counts := n.Sink.(FileCounter) // counted after Close
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -295,9 +364,11 @@ func (j *job) sink(n *Task, in <-chan item.Item) {
 					j.fail(n, it, err)
 					continue
 				}
-				j.mu.Lock()
-				j.res.Written++
-				j.mu.Unlock()
+				if !counts {
+					j.mu.Lock()
+					j.res.Written++
+					j.mu.Unlock()
+				}
 				j.event(n, "item", &it, nil, 0)
 			}
 		}()

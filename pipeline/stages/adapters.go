@@ -36,6 +36,12 @@ func (s LoadSource) Items(ctx context.Context, emit func(item.Item) error) error
 	return s.L.Enumerate(ctx, func(e Entry) error { return emit(listed(e)) })
 }
 
+// CountItems counts the loader's entries without listing them (see
+// [Loader.Count]).
+func (s LoadSource) CountItems(ctx context.Context) (int, error) { return s.L.Count(ctx) }
+
+var _ run.Counter = LoadSource{}
+
 // listed is the item of an entry, its image not yet decoded.
 func listed(e Entry) item.Item {
 	return item.Item{Index: e.Index, Name: e.Name, Source: e.Source, Label: e.Label, Raw: e}
@@ -62,6 +68,11 @@ func (s EntrySource) Items(ctx context.Context, emit func(item.Item) error) erro
 	}
 	return nil
 }
+
+// CountItems is the number of entries Items emits.
+func (s EntrySource) CountItems(context.Context) (int, error) { return len(s.Order), nil }
+
+var _ run.Counter = EntrySource{}
 
 // Decode decodes the items a [LoadSource] listed.
 type Decode struct {
@@ -137,6 +148,11 @@ func (s SaveSink) Write(ctx context.Context, it item.Item) error {
 // Close writes the grid and animation.
 func (s SaveSink) Close() error { return s.S.Close() }
 
+// Files returns the files written and left unchanged (see [Saver.Files]).
+func (s SaveSink) Files() (written, unchanged int) { return s.S.Files() }
+
+var _ run.FileCounter = SaveSink{}
+
 // CountSource makes the items of a generate stage with count: names are
 // the zero-padded index, labels follow Labels (cycled) or, with Classes
 // above 0, every class in turn (index modulo Classes).
@@ -145,6 +161,11 @@ type CountSource struct {
 	Labels  []int
 	Classes int
 }
+
+// CountItems is the number of items: generate knows it from the start.
+func (s CountSource) CountItems(context.Context) (int, error) { return s.Count, nil }
+
+var _ run.Counter = CountSource{}
 
 // Items emits the Count items.
 func (s CountSource) Items(ctx context.Context, emit func(item.Item) error) error {

@@ -149,6 +149,9 @@ func modelHostFields(kind string) []sdk.Param {
 		{Name: "weights", Type: sdk.String, Doc: "safetensors weights file, relative to the pipeline file; overrides the preset's weights"},
 		{Name: "batch", Type: sdk.Int, Min: sdk.Bound(1), Doc: "items per plugin call (default: the plugin's preference, else 16)"},
 	}
+	if kind != "generate" { // generate reads latents or nothing, never images
+		ps = append(ps, ConformParam)
+	}
 	if kind == "generate" {
 		ps = append(ps,
 			sdk.Param{Name: "count", Type: sdk.Int, Min: sdk.Bound(1), Doc: "number of images to generate from noise; required unless the input is latents"},

@@ -354,7 +354,7 @@ func (l *Loader) Enumerate(ctx context.Context, fn func(Entry) error) error {
 	var err error
 	switch l.mode {
 	case "dir":
-		err = l.walkDir(emit)
+		err = l.walkDir(ctx, emit)
 	case "list":
 		err = l.readList(emit)
 	case "idx":
@@ -368,12 +368,49 @@ func (l *Loader) Enumerate(ctx context.Context, fn func(Entry) error) error {
 	return err
 }
 
-func (l *Loader) walkDir(emit func(Entry) error) error {
+func (l *Loader) walkDir(ctx context.Context, emit func(Entry) error) error {
 	// stems holds the stems used per folder, for the folders on the path to
 	// the current one only (WalkDir may come back to a folder after one of
 	// its sub-folders), so it stays as small as the folder depth.
 	stems := map[string]map[string]bool{}
+	return l.walk(ctx, func(p, rel string) error {
+		dir, file := path.Split(rel)
+		stem := strings.TrimSuffix(file, path.Ext(file))
+		for k := range stems {
+			if !strings.HasPrefix(dir, k) { // a finished folder
+				delete(stems, k)
+			}
+		}
+		used := stems[dir]
+		if used == nil {
+			used = map[string]bool{}
+			stems[dir] = used
+		}
+		name := dir + stem
+		if used[stem] {
+			name = rel
+		}
+		used[stem] = true
+		label := -1
+		if l.labels == "folders" {
+			if i := strings.IndexByte(rel, '/'); i > 0 {
+				if c, ok := l.classIdx[rel[:i]]; ok {
+					label = c
+				}
+			}
+		}
+		return emit(Entry{Name: name, Source: p, Label: label})
+	})
+}
+
+// walk calls fn, in sorted order, for each file of dir the load reads:
+// its path and its slash-separated path relative to dir. It stops when
+// ctx is done, also in folders of files it skips.
+func (l *Loader) walk(ctx context.Context, fn func(p, rel string) error) error {
 	return filepath.WalkDir(l.root, func(p string, d fs.DirEntry, err error) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if err != nil {
 			if errors.Is(err, errLimit) {
 				return err
@@ -408,33 +445,43 @@ func (l *Loader) walkDir(emit func(Entry) error) error {
 		if !l.glob.match(rel) {
 			return nil
 		}
-		dir, file := path.Split(rel)
-		stem := strings.TrimSuffix(file, path.Ext(file))
-		for k := range stems {
-			if !strings.HasPrefix(dir, k) { // a finished folder
-				delete(stems, k)
-			}
-		}
-		used := stems[dir]
-		if used == nil {
-			used = map[string]bool{}
-			stems[dir] = used
-		}
-		name := dir + stem
-		if used[stem] {
-			name = rel
-		}
-		used[stem] = true
-		label := -1
-		if l.labels == "folders" {
-			if i := strings.IndexByte(rel, '/'); i > 0 {
-				if c, ok := l.classIdx[rel[:i]]; ok {
-					label = c
-				}
-			}
-		}
-		return emit(Entry{Name: name, Source: p, Label: label})
+		return fn(p, rel)
 	})
+}
+
+// Count returns the number of entries [Loader.Enumerate] emits, limit
+// applied, without building them: it walks dir applying the same filters
+// but reads no file, counts the list file's entries, or takes an idx
+// file's count from its header. It holds no list of names, so a folder of
+// millions of files costs the walk's time and nothing more.
+func (l *Loader) Count(ctx context.Context) (int, error) {
+	n := 0
+	add := func() error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n++
+		if l.limit > 0 && n >= l.limit {
+			return errLimit
+		}
+		return nil
+	}
+	var err error
+	switch l.mode {
+	case "dir":
+		err = l.walk(ctx, func(string, string) error { return add() })
+	case "list":
+		err = l.readList(func(Entry) error { return add() })
+	case "idx":
+		n = l.count
+		if l.limit > 0 {
+			n = min(n, l.limit)
+		}
+	}
+	if err == errLimit {
+		err = nil
+	}
+	return n, err
 }
 
 func (l *Loader) readList(emit func(Entry) error) error {

@@ -58,6 +58,11 @@ func enumerate(t *testing.T, l *Loader) ([]loaded, []Entry) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Count, which progress uses for its total before the listing ends,
+	// must agree with the listing whatever the mode, filters and limit.
+	if n, err := l.Count(context.Background()); err != nil || n != len(got) {
+		t.Errorf("Count = %d, %v; Enumerate emitted %d", n, err, len(got))
+	}
 	return got, ents
 }
 

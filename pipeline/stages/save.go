@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/genpipe/genpipe/internal/atomicfile"
@@ -101,6 +102,30 @@ type Saver struct {
 	mu      sync.Mutex
 	records []record
 	closed  bool
+
+	// written counts the outputs this run wrote: an item's image with its
+	// provenance sidecar (one output, written if either file was), the
+	// grid, the animation; unchanged the ones it left as they were (an
+	// earlier run's image and sidecar kept, a grid or animation identical
+	// to the one on disk).
+	written, unchanged atomic.Int64
+}
+
+// Files returns the number of outputs this run wrote and the number it
+// left unchanged: an item's image (with its sidecar) is one, the grid and
+// the animation one each (see [Saver.Close]). The job's summary reports
+// these, not items, since a grid is one file for many items.
+func (s *Saver) Files() (written, unchanged int) {
+	return int(s.written.Load()), int(s.unchanged.Load())
+}
+
+// count records the outcome of writing one output file.
+func (s *Saver) count(wrote bool) {
+	if wrote {
+		s.written.Add(1)
+	} else {
+		s.unchanged.Add(1)
+	}
 }
 
 type gridSpec struct {
@@ -442,7 +467,8 @@ func (s *Saver) Write(it item.Item) error {
 			return fmt.Errorf("save: %s: %w", describe(&it), err)
 		}
 	}
-	if err := s.put(file, data, s.opt.Overwrite); err != nil {
+	wrote, err := s.put(file, data, s.opt.Overwrite)
+	if err != nil {
 		return fmt.Errorf("save: %s: %w", describe(&it), err)
 	}
 	if s.sidecar(file) {
@@ -450,10 +476,13 @@ func (s *Saver) Write(it item.Item) error {
 		if err != nil {
 			return fmt.Errorf("save: %s: provenance: %w", describe(&it), err)
 		}
-		if err := s.put(sidecarPath(file), append(js, '\n'), s.opt.Overwrite); err != nil {
+		wroteSidecar, err := s.put(sidecarPath(file), append(js, '\n'), s.opt.Overwrite)
+		if err != nil {
 			return fmt.Errorf("save: %s: %w", describe(&it), err)
 		}
+		wrote = wrote || wroteSidecar
 	}
+	s.count(wrote)
 	if s.collects() {
 		s.mu.Lock()
 		s.records = append(s.records, record{index: it.Index, name: it.Name, file: file})
@@ -566,15 +595,16 @@ func toPaletted(img image.Image) *image.Paletted {
 // wrote (not older than the run) means two outputs have one name, an error
 // that leaves it alone; an earlier run's is kept, or replaced when replace
 // is set. Without replace the new file is hard-linked into place, so of
-// two writers of one name exactly one wins, whatever the timing.
-func (s *Saver) put(file string, data []byte, replace bool) error {
+// two writers of one name exactly one wins, whatever the timing. wrote is
+// false when an earlier run's file was kept.
+func (s *Saver) put(file string, data []byte, replace bool) (wrote bool, err error) {
 	dir := filepath.Dir(file)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create folder %s: %w", dir, unwrapPath(err))
+		return false, fmt.Errorf("create folder %s: %w", dir, unwrapPath(err))
 	}
 	f, err := atomicfile.Create(file, 0o644)
 	if err != nil {
-		return fmt.Errorf("write %s: %w", file, unwrapPath(err))
+		return false, fmt.Errorf("write %s: %w", file, unwrapPath(err))
 	}
 	defer f.Abort()
 	// One sync of the folder at Close instead of one per file: a crash
@@ -582,28 +612,28 @@ func (s *Saver) put(file string, data []byte, replace bool) error {
 	// leave a partial file.
 	f.DeferDirSync = true
 	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", file, unwrapPath(err))
+		return false, fmt.Errorf("write %s: %w", file, unwrapPath(err))
 	}
 	for try := 0; try < 3; try++ {
 		err := f.CommitNew()
 		if err == nil {
-			return nil
+			return true, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("write %s: %w", file, unwrapPath(err))
+			return false, fmt.Errorf("write %s: %w", file, unwrapPath(err))
 		}
 		st, err := os.Lstat(file)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // removed meanwhile: try again
 		}
 		if err != nil {
-			return fmt.Errorf("write %s: %w", file, unwrapPath(err))
+			return false, fmt.Errorf("write %s: %w", file, unwrapPath(err))
 		}
 		if !st.ModTime().Before(s.since) || !st.Mode().IsRegular() {
-			return s.collision(file)
+			return false, s.collision(file)
 		}
 		if !replace {
-			return nil // an earlier run's output: keep it
+			return false, nil // an earlier run's output: keep it
 		}
 		// Move the earlier run's file aside (one atomic step, so a
 		// concurrent writer of this run is never the one removed), then
@@ -613,15 +643,15 @@ func (s *Saver) put(file string, data []byte, replace bool) error {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
-			return fmt.Errorf("write %s: %w", file, unwrapPath(err))
+			return false, fmt.Errorf("write %s: %w", file, unwrapPath(err))
 		}
 		if st, err := os.Lstat(aside); err == nil && !st.ModTime().Before(s.since) {
 			os.Rename(aside, file) // another item of this run got there first
-			return s.collision(file)
+			return false, s.collision(file)
 		}
 		os.Remove(aside)
 	}
-	return s.collision(file)
+	return false, s.collision(file)
 }
 
 func (s *Saver) collision(file string) error {
@@ -705,7 +735,7 @@ func (s *Saver) Close() error {
 		var buf bytes.Buffer
 		if err := encodeImage(&buf, sheet.canvas, format, s.quality); err != nil {
 			errs = append(errs, fmt.Errorf("save: grid: %w", err))
-		} else if err := s.put(s.abs(s.grid.file), buf.Bytes(), true); err != nil {
+		} else if err := s.putCollected(s.abs(s.grid.file), buf.Bytes()); err != nil {
 			errs = append(errs, fmt.Errorf("save: grid: %w", err))
 		}
 	}
@@ -713,11 +743,29 @@ func (s *Saver) Close() error {
 		var buf bytes.Buffer
 		if err := gif.EncodeAll(&buf, anim); err != nil {
 			errs = append(errs, fmt.Errorf("save: animation: encode gif: %w", err))
-		} else if err := s.put(s.abs(s.anim.file), buf.Bytes(), true); err != nil {
+		} else if err := s.putCollected(s.abs(s.anim.file), buf.Bytes()); err != nil {
 			errs = append(errs, fmt.Errorf("save: animation: %w", err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// putCollected writes a grid or animation, replacing an earlier run's.
+// One whose bytes equal the earlier run's file is left alone and counted
+// unchanged: a rerun that adds nothing then writes nothing (--overwrite
+// still rewrites it).
+func (s *Saver) putCollected(file string, data []byte) error {
+	if !s.opt.Overwrite && s.earlier(file) {
+		if old, err := os.ReadFile(file); err == nil && bytes.Equal(old, data) {
+			s.count(false)
+			return nil
+		}
+	}
+	wrote, err := s.put(file, data, true)
+	if err == nil {
+		s.count(wrote)
+	}
+	return err
 }
 
 // dedupe drops repeated records of one file (an item both reported Done

@@ -541,3 +541,51 @@ func TestSaveShardNamesGrid(t *testing.T) {
 		t.Error("a shard wrote the unsharded grid name")
 	}
 }
+
+// TestSaveFilesCounts checks that a saver counts what it writes: one per
+// item image (with its sidecar) and one for the grid, and on a rerun that
+// changes nothing, no output written and the grid counted unchanged.
+func TestSaveFilesCounts(t *testing.T) {
+	dir := t.TempDir()
+	raw := map[string]any{"grid": map[string]any{"columns": 2}}
+	run := func(overwrite bool) (written, unchanged int) {
+		s := newSaver(t, dir, raw, overwrite)
+		for i := range 3 {
+			it := testItem(i)
+			if s.Done(it) {
+				continue
+			}
+			if err := s.Write(it); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return s.Files()
+	}
+	if w, u := run(false); w != 4 || u != 0 {
+		t.Errorf("first run: wrote %d, unchanged %d; want 3 images and the grid, 0", w, u)
+	}
+	grid := filepath.Join(dir, "grid.png")
+	before, err := os.Stat(grid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, u := run(false); w != 0 || u != 1 {
+		t.Errorf("rerun: wrote %d, unchanged %d; want 0 and the grid", w, u)
+	}
+	if after, err := os.Stat(grid); err != nil || !after.ModTime().Equal(before.ModTime()) {
+		t.Errorf("the rerun rewrote the unchanged grid (%v)", err)
+	}
+	// A missing sidecar redoes its item: one output written.
+	if err := os.Remove(filepath.Join(dir, "img01.json")); err != nil {
+		t.Fatal(err)
+	}
+	if w, u := run(false); w != 1 || u != 1 {
+		t.Errorf("after removing a sidecar: wrote %d, unchanged %d; want 1 (the item) and 1 (the grid)", w, u)
+	}
+	if w, u := run(true); w != 4 || u != 0 {
+		t.Errorf("--overwrite: wrote %d, unchanged %d; want 4, 0", w, u)
+	}
+}

@@ -393,7 +393,8 @@ func itemsPerCall(item int) (int, error) {
 }
 
 // outItemBytes estimates the bytes of one output item from the preset's
-// Output spec; zero sizes mean "same as the input". It returns 0 when unknown.
+// Output spec: its channels (0: the input's) and its size rule applied to
+// the input's size. It returns 0 when unknown.
 func (c *Client) outItemBytes(h Handle, cap sdk.Capability, in *sdk.Tensor) int {
 	info := c.info(h)
 	if info == nil || info.preset == nil {
@@ -409,16 +410,16 @@ func (c *Client) outItemBytes(h Handle, cap sdk.Capability, in *sdk.Tensor) int 
 	if out == nil {
 		return 0
 	}
-	dims := []int{out.Channels, out.Height, out.Width}
+	dims := []int{out.Channels, 0, 0}
+	dims[1], dims[2] = out.OutSize(0, 0)
 	size := out.DType.Size()
 	frames := 1
 	if in != nil && len(in.Shape) >= 4 {
 		r := len(in.Shape)
-		for i, d := range in.Shape[r-3:] {
-			if dims[i] == 0 {
-				dims[i] = d
-			}
+		if dims[0] == 0 {
+			dims[0] = in.Shape[r-3]
 		}
+		dims[1], dims[2] = out.OutSize(in.Shape[r-2], in.Shape[r-1])
 		if size == 0 {
 			size = in.DType.Size()
 		}

@@ -178,7 +178,7 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		{"unknown capability", sdk.LoadRequest{Capability: "upscale"}, `capability "upscale" is not declared (declared: denoise, encode, generate, train, translate)`, client.ErrInvalid},
 		{"train", sdk.LoadRequest{Capability: sdk.CapTrain}, "train is not loaded", client.ErrInvalid},
-		{"unknown preset", sdk.LoadRequest{Capability: sdk.CapTranslate, Preset: "gray29"}, `unknown preset "gray29" (presets: gray28, rgb, rgb8); did you mean "gray28"?`, client.ErrInvalid},
+		{"unknown preset", sdk.LoadRequest{Capability: sdk.CapTranslate, Preset: "gray29"}, `unknown preset "gray29" (presets: gray28, rgb, rgb8, up2); did you mean "gray28"?`, client.ErrInvalid},
 		{"preset lacks capability", sdk.LoadRequest{Capability: sdk.CapEncode, Preset: "rgb8"}, `preset "rgb8" does not support encode`, client.ErrInvalid},
 		{"unknown param", sdk.LoadRequest{Capability: sdk.CapTranslate, Params: sdk.Params{"gian": 2}}, `gian: unknown parameter "gian" (did you mean "gain"?)`, client.ErrInvalid},
 		{"out of range", sdk.LoadRequest{Capability: sdk.CapTranslate, Params: sdk.Params{"gain": 11}}, "gain: 11 is out of range [0, 10]", client.ErrInvalid},

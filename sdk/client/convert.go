@@ -49,6 +49,8 @@ func paramFromProto(p *pb.Param) sdk.Param {
 		Max:      p.Max,
 		Enum:     p.Enum,
 		OneOf:    p.OneOf,
+		Pattern:  p.Pattern,
+		Format:   sdk.Format(p.Format),
 	}
 	if p.Elem != nil {
 		e := paramFromProto(p.Elem)
@@ -75,7 +77,13 @@ func imageSpecFromProto(s *pb.ImageSpec) *sdk.ImageSpec {
 	if s == nil {
 		return nil
 	}
-	return &sdk.ImageSpec{Channels: int(s.Channels), Height: int(s.Height), Width: int(s.Width), DType: sdk.DType(s.Dtype), Min: s.Min, Max: s.Max}
+	out := &sdk.ImageSpec{Channels: int(s.Channels), Height: int(s.Height), Width: int(s.Width), DType: sdk.DType(s.Dtype), Min: s.Min, Max: s.Max}
+	if z := s.Size; z != nil {
+		// A plugin built before size rules existed sends none: the zero
+		// Size keeps the meaning its Height and Width had.
+		out.Size = sdk.Size{Rule: sdk.SizeRule(z.Rule), Num: int(z.Num), Den: int(z.Den)}
+	}
+	return out
 }
 
 func descriptionFromProto(d *pb.Description) sdk.Description {

@@ -454,3 +454,25 @@ func TestTensorFromProtoRefusesReferences(t *testing.T) {
 		t.Errorf("tensorFromProto accepted a reference: %v", err)
 	}
 }
+
+// TestOutItemBytesFollowsSizeRule: the room offered for a call's answer is
+// the size the preset's rule gives, so an upscaler's answer fits it.
+func TestOutItemBytesFollowsSizeRule(t *testing.T) {
+	in := sdk.NewTensor(sdk.Uint8, 2, 3, 10, 12)
+	for _, tt := range []struct {
+		out  sdk.ImageSpec
+		want int
+	}{
+		{sdk.ImageSpec{DType: sdk.Uint8}, 3 * 10 * 12},                            // same
+		{sdk.ImageSpec{Channels: 1, DType: sdk.Float32}, 1 * 10 * 12 * 4},         // same size, 1 float channel
+		{sdk.ImageSpec{Height: 4, Width: 5, DType: sdk.Uint8}, 3 * 4 * 5},         // fixed
+		{sdk.ImageSpec{DType: sdk.Uint8, Size: sdk.ScaleSize(2, 1)}, 3 * 20 * 24}, // x2
+		{sdk.ImageSpec{DType: sdk.Uint8, Size: sdk.ScaleSize(1, 2)}, 3 * 5 * 6},   // /2
+		{sdk.ImageSpec{DType: sdk.Uint8, Size: sdk.AnySize}, 0},                   // unknown
+	} {
+		c := &Client{handles: map[Handle]*handleInfo{1: {cap: sdk.CapTranslate, preset: &sdk.Preset{Output: &tt.out}}}}
+		if got := c.outItemBytes(1, sdk.CapTranslate, in); got != tt.want {
+			t.Errorf("%+v: %d bytes, want %d", tt.out, got, tt.want)
+		}
+	}
+}

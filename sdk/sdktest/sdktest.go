@@ -8,7 +8,8 @@
 // Run builds the plugin with `go build`, launches it as a real process
 // through the host's handshake and checks, as subtests: the handshake; that
 // the description is well formed; that every capability of every preset is
-// callable with generated valid inputs and returns what the preset declares;
+// callable with generated valid inputs and returns what the preset declares
+// (channels, dtype, value range, and the size its output size rule gives);
 // that parameters are validated; determinism for fixed seeds (and outputs
 // that do not depend on the batch size); a batch larger than 4 MiB;
 // cancellation; refusal of malformed input; and a short training run when
@@ -20,12 +21,15 @@
 package sdktest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
+	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strings"
 	"testing"
@@ -332,20 +336,17 @@ func outputProblems(c tcase, n int, in, out *sdk.Tensor) []string {
 		bad("output of shape %v, expected N x C x H x W", out.Shape)
 		return probs
 	}
-	want := []int{spec.Channels, spec.Height, spec.Width}
-	if in != nil {
-		for i, d := range in.Shape[len(in.Shape)-3:] {
-			if want[i] == 0 {
-				want[i] = d
-			}
-		}
-	}
 	got := out.Shape[r-3:]
-	for i := range want {
-		if want[i] != 0 && want[i] != got[i] {
-			bad("output is %v %s, the preset declares %v %s (0: same as input)", got, out.DType, []int{spec.Channels, spec.Height, spec.Width}, spec.DType)
-			break
-		}
+	inC, inH, inW := 0, 0, 0
+	if in != nil {
+		d := in.Shape[len(in.Shape)-3:]
+		inC, inH, inW = d[0], d[1], d[2]
+	}
+	if wantC := cmp.Or(spec.Channels, inC); wantC != 0 && wantC != got[0] {
+		bad("output has %d channels, the preset declares %d (0: same as input, here %d)", got[0], spec.Channels, inC)
+	}
+	if err := spec.CheckOutSize(inH, inW, got[1], got[2]); err != nil {
+		bad("%v", err)
 	}
 	if spec.DType != 0 && out.DType != spec.DType {
 		bad("output dtype %s, the preset declares %s", out.DType, spec.DType)
@@ -430,6 +431,16 @@ func badValues(p *sdk.Param) []any {
 		if len(p.Enum) > 0 {
 			out = append(out, "sdktest-not-in-enum")
 		}
+		if p.Pattern != "" || p.Format != "" {
+			// The first of a few unlikely strings that the declared
+			// pattern or format refuses.
+			for _, v := range []string{"sdktest: not matching!", "", "#", "0", "Z"} {
+				if _, errs := sdk.CheckParams([]sdk.Param{*p}, map[string]any{p.Name: v}, ""); len(errs) > 0 {
+					out = append(out, v)
+					break
+				}
+			}
+		}
 	case sdk.Int, sdk.Float:
 		out = append(out, "not a number")
 		if p.Min != nil {
@@ -464,6 +475,17 @@ func sampleValue(p *sdk.Param) any {
 	case sdk.String:
 		if len(p.Enum) > 0 {
 			return p.Enum[0]
+		}
+		switch p.Format {
+		case sdk.FormatColor:
+			return "#808080"
+		case sdk.FormatDuration:
+			return "1s"
+		}
+		if p.Pattern != "" {
+			if v, ok := matching(p.Pattern); ok {
+				return v
+			}
 		}
 		return "x"
 	case sdk.Int, sdk.Float:
@@ -824,4 +846,45 @@ func randomImages(spec *sdk.ImageSpec, n, size int, rng *rand.Rand) *sdk.Tensor 
 // equal reports whether two tensors are identical, bytes included.
 func equal(a, b *sdk.Tensor) bool {
 	return a.DType == b.DType && a.Space == b.Space && fmt.Sprint(a.Shape) == fmt.Sprint(b.Shape) && string(a.Data) == string(b.Data)
+}
+
+// matching returns a short string that pattern matches as a whole, for a
+// required parameter: the first branch of every alternation, the least
+// repetition, the first character of every class. ok is false when that
+// string does not match (word boundaries and the like).
+func matching(pattern string) (string, bool) {
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return "", false
+	}
+	var b strings.Builder
+	var walk func(r *syntax.Regexp)
+	walk = func(r *syntax.Regexp) {
+		switch r.Op {
+		case syntax.OpLiteral:
+			b.WriteString(string(r.Rune))
+		case syntax.OpCharClass:
+			if len(r.Rune) > 0 {
+				b.WriteRune(r.Rune[0])
+			}
+		case syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+			b.WriteByte('a')
+		case syntax.OpCapture, syntax.OpPlus:
+			walk(r.Sub[0])
+		case syntax.OpRepeat:
+			for range r.Min {
+				walk(r.Sub[0])
+			}
+		case syntax.OpConcat:
+			for _, s := range r.Sub {
+				walk(s)
+			}
+		case syntax.OpAlternate:
+			walk(r.Sub[0])
+		}
+	}
+	walk(re)
+	v := b.String()
+	ok, _ := regexp.MatchString(sdk.AnchoredPattern(pattern), v)
+	return v, ok
 }

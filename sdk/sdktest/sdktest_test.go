@@ -56,6 +56,9 @@ func TestChecksCanFail(t *testing.T) {
 		{"badrange", "capabilities", "outside the declared range"},
 		{"notrain", "train", "without saving final weights"},
 		{"lostparams", "params", "refused the declared enum value"},
+		{"badpattern", "describe", `translate.params.tag: invalid pattern "[a-z"`},
+		{"noscale", "capabilities", "up2/translate: call with 3 generated items: plugin testplug: translate: returned output is 1x32x32 uint8, expected 1x64x64 uint8 (output size scale x2 of a 32x32 input)"},
+		{"resize", "capabilities", "rgb8/translate: call with 3 generated items: plugin testplug: translate: returned output is 3x64x64 uint8, expected 3x32x32 uint8"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
@@ -132,9 +135,12 @@ type brokenPlugin struct {
 
 func (b *brokenPlugin) Describe() sdk.Description {
 	d := b.testPlugin.Describe()
-	if b.mode == "baddesc" {
+	switch b.mode {
+	case "baddesc":
 		p := &d.Capability(sdk.CapTranslate).Params[1]
 		p.Default = 50.0 // above its max of 10
+	case "badpattern":
+		d.Capability(sdk.CapTranslate).Params[4].Pattern = "[a-z"
 	}
 	return d
 }
@@ -164,6 +170,16 @@ type brokenModel struct {
 }
 
 func (m *brokenModel) Translate(ctx context.Context, in *sdk.Batch) (*sdk.Tensor, error) {
+	switch {
+	case m.mode == "noscale" && m.preset.Name == "up2":
+		return m.testModel.translate(in) // declares x2, keeps the size
+	case m.mode == "resize" && m.preset.Name == "rgb8":
+		out, err := m.testModel.translate(in)
+		if err != nil {
+			return nil, err
+		}
+		return resample(out, 2, 1), nil // declares the same size
+	}
 	out, err := m.testModel.Translate(ctx, in)
 	if err != nil {
 		return nil, err
@@ -255,4 +271,60 @@ func (f *fakeTB) Failed() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.failed
+}
+
+// TestParamValuesForPatterns: the params check offers a declared pattern or
+// format a value it must refuse, and required parameters a value it
+// accepts.
+func TestParamValuesForPatterns(t *testing.T) {
+	for _, p := range []sdk.Param{
+		{Name: "tag", Type: sdk.String, Pattern: `[a-z][a-z0-9-]*`},
+		{Name: "code", Type: sdk.String, Pattern: `(v|r)[0-9]{2,3}(\.[0-9]+)?`},
+		{Name: "hex", Type: sdk.String, Pattern: `[[:xdigit:]]+`},
+		{Name: "fill", Type: sdk.String, Format: sdk.FormatColor},
+		{Name: "every", Type: sdk.String, Format: sdk.FormatDuration},
+	} {
+		var refused []any
+		for _, v := range badValues(&p) {
+			if _, isString := v.(string); isString {
+				refused = append(refused, v)
+			}
+		}
+		if len(refused) == 0 {
+			t.Errorf("%s: badValues offers no string that the pattern or format refuses", p.Name)
+		}
+		for _, v := range refused {
+			if _, errs := sdk.CheckParams([]sdk.Param{p}, map[string]any{p.Name: v}, ""); len(errs) == 0 {
+				t.Errorf("%s: badValues offers %q, which the spec accepts", p.Name, v)
+			}
+		}
+		v := sampleValue(&p)
+		if _, errs := sdk.CheckParams([]sdk.Param{p}, map[string]any{p.Name: v}, ""); len(errs) > 0 {
+			t.Errorf("%s: sampleValue %q is refused: %v", p.Name, v, errs[0])
+		}
+	}
+}
+
+// TestOutputProblemsSizeRule: the kit's own output check applies the size
+// rule (the SDK of the plugin may predate it and not check).
+func TestOutputProblemsSizeRule(t *testing.T) {
+	desc := NewTestPlugin("testplug").Describe()
+	in := sdk.NewTensor(sdk.Uint8, 1, 1, 4, 6)
+	for _, tt := range []struct {
+		preset string
+		out    *sdk.Tensor
+		want   string
+	}{
+		{"up2", sdk.NewTensor(sdk.Uint8, 1, 1, 8, 12), ""},
+		{"up2", sdk.NewTensor(sdk.Uint8, 1, 1, 4, 6), "output is 6x4 for a 6x4 input (WxH), expected 12x8: the preset declares output size scale x2"},
+		{"rgb8", sdk.NewTensor(sdk.Uint8, 1, 3, 4, 6), ""},
+		{"rgb8", sdk.NewTensor(sdk.Uint8, 1, 3, 8, 12), "output is 12x8 for a 6x4 input (WxH), expected 6x4: the preset declares output size same"},
+		{"gray28", sdk.NewTensor(sdk.Uint8, 1, 1, 4, 6), "expected 28x28: the preset declares output size fixed 28x28"},
+	} {
+		c := tcase{preset: desc.Preset(tt.preset), cap: sdk.CapTranslate}
+		probs := strings.Join(outputProblems(c, 1, in, tt.out), "; ")
+		if tt.want == "" && probs != "" || !strings.Contains(probs, tt.want) {
+			t.Errorf("%s, output %v: problems %q, want %q", tt.preset, tt.out.Shape, probs, tt.want)
+		}
+	}
 }

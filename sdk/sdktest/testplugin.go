@@ -11,6 +11,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -40,9 +42,13 @@ const (
 //     generate, translate, denoise, train.
 //   - "rgb": 3xHxW float32 in [0,1], any size; encode, translate, denoise.
 //   - "rgb8": 3xHxW uint8, any size; translate, denoise.
+//   - "up2": 1xHxW uint8 of any size in, twice that size out (size rule
+//     scale x2, nearest neighbour); translate.
 //
 // Translate applies op "scale" (multiply by gain, clamp), "invert" or
-// "edges" (Sobel magnitude); delay_ms adds a context-aware sleep. Denoise
+// "edges" (Sobel magnitude); tint (a colour, "#rgb" or "#rrggbb") multiplies
+// op scale's output; tag (a declared pattern) is only logged; delay_ms adds
+// a context-aware sleep. Denoise
 // mixes a 3x3 box blur in by strength. Encode returns each channel's mean
 // in [0,1]. Generate draws seeded uniform noise (a label brightens the first
 // row; latents fill each channel with their value). Train learns per-channel
@@ -75,6 +81,8 @@ func (p *testPlugin) Describe() sdk.Description {
 				{Name: "op", Type: sdk.String, Default: "scale", Enum: []string{"scale", "invert", "edges", "standardize"}, Doc: "The filter."},
 				{Name: "gain", Type: sdk.Float, Default: 1.0, Min: sdk.Bound(0), Max: sdk.Bound(10), Doc: "Multiplier of op scale."},
 				{Name: "delay_ms", Type: sdk.Int, Default: 0, Min: sdk.Bound(0), Max: sdk.Bound(10000), Doc: "Sleep per call, to simulate a slow model."},
+				{Name: "tint", Type: sdk.String, Default: "#ffffff", Format: sdk.FormatColor, Doc: "Colour multiplied into op scale's output (channel c by component c; gray images by red)."},
+				{Name: "tag", Type: sdk.String, Pattern: `[a-z][a-z0-9-]*`, Doc: "A name logged with every call."},
 			}},
 			{Name: sdk.CapDenoise, Doc: "Box blur.", Params: []sdk.Param{
 				{Name: "strength", Type: sdk.Float, Default: 0.5, Min: sdk.Bound(0), Max: sdk.Bound(1), Doc: "How much blur is mixed in."},
@@ -99,6 +107,10 @@ func (p *testPlugin) Describe() sdk.Description {
 			{Name: "rgb8", Doc: "RGB uint8 of any size.",
 				Capabilities: []sdk.Capability{sdk.CapTranslate, sdk.CapDenoise},
 				Input:        rgb8, Output: rgb8},
+			{Name: "up2", Doc: "Grayscale of any size, upscaled x2.",
+				Capabilities: []sdk.Capability{sdk.CapTranslate},
+				Input:        &sdk.ImageSpec{Channels: 1, DType: sdk.Uint8, Min: 0, Max: 255},
+				Output:       &sdk.ImageSpec{Channels: 1, DType: sdk.Uint8, Min: 0, Max: 255, Size: sdk.ScaleSize(2, 1)}},
 		},
 		BatchSize: 16,
 	}
@@ -501,14 +513,36 @@ func (m *testModel) Translate(ctx context.Context, in *sdk.Batch) (*sdk.Tensor, 
 			return nil, ctx.Err()
 		}
 	}
+	if tag, ok := m.params.Lookup("tag"); ok {
+		m.log.Debug("translate", "tag", tag, "items", in.Len())
+	}
+	out, err := m.translate(in)
+	if err != nil {
+		return nil, err
+	}
+	if z := m.preset.Output.Size; z.Rule == sdk.SizeScale {
+		out = resample(out, z.Num, z.Den)
+	}
+	return out, nil
+}
+
+// translate applies op at the input's size.
+func (m *testModel) translate(in *sdk.Batch) (*sdk.Tensor, error) {
 	switch op := m.params.String("op"); op {
 	case "scale":
 		g := m.params.Float("gain")
-		if g == 1 {
+		tint := parseColor(m.params.String("tint"))
+		if g == 1 && tint == [3]float32{1, 1, 1} {
 			// Exact identity, so hosts can check a round trip byte for byte.
 			return &sdk.Tensor{Shape: in.Shape, DType: in.DType, Data: append([]byte(nil), in.Data...)}, nil
 		}
-		return mapValues(in.Tensor, m.preset.Output, func(x float32) float32 { return x * float32(g) }), nil
+		c := in.Shape[1]
+		hw := in.NumElements() / max(1, in.Len()*c)
+		v := normalized(in.Tensor)
+		for k := range v {
+			v[k] = clamp01(v[k] * float32(g) * tint[(k/hw)%c%3])
+		}
+		return denormalized(v, m.preset.Output, in.Shape...), nil
 	case "invert":
 		return mapValues(in.Tensor, m.preset.Output, func(x float32) float32 { return 1 - x }), nil
 	case "edges":
@@ -559,6 +593,41 @@ func (m *testModel) Denoise(ctx context.Context, in *sdk.Batch) (*sdk.Tensor, er
 		}
 	}
 	return denormalized(out, m.preset.Output, in.Shape...), nil
+}
+
+// parseColor reads "#rgb" or "#rrggbb" (checked by the SDK against the
+// declared format) as components in [0,1].
+func parseColor(s string) [3]float32 {
+	hex := strings.TrimPrefix(s, "#")
+	if len(hex) == 3 {
+		hex = string([]byte{hex[0], hex[0], hex[1], hex[1], hex[2], hex[2]})
+	}
+	var c [3]float32
+	for i := range c {
+		v, _ := strconv.ParseUint(hex[2*i:2*i+2], 16, 8)
+		c[i] = float32(v) / 255
+	}
+	return c
+}
+
+// resample scales the height and width of an NCHW batch by num/den
+// (rounded down), nearest neighbour.
+func resample(in *sdk.Tensor, num, den int) *sdk.Tensor {
+	n, c, h, w := in.Shape[0], in.Shape[1], in.Shape[2], in.Shape[3]
+	oh, ow := h*num/den, w*num/den
+	es := in.DType.Size()
+	out := sdk.NewTensor(in.DType, n, c, oh, ow)
+	for p := 0; p < n*c; p++ {
+		src, dst := in.Data[p*h*w*es:(p+1)*h*w*es], out.Data[p*oh*ow*es:(p+1)*oh*ow*es]
+		for y := 0; y < oh; y++ {
+			sy := min(y*den/num, h-1)
+			for x := 0; x < ow; x++ {
+				sx := min(x*den/num, w-1)
+				copy(dst[(y*ow+x)*es:(y*ow+x+1)*es], src[(sy*w+sx)*es:(sy*w+sx+1)*es])
+			}
+		}
+	}
+	return out
 }
 
 // sobel computes the gradient magnitude of every channel.

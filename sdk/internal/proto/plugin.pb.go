@@ -337,19 +337,23 @@ func (x *ShmCall) GetState() uint64 {
 }
 
 type Param struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Type          string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
-	Doc           string                 `protobuf:"bytes,3,opt,name=doc,proto3" json:"doc,omitempty"`
-	Default       *structpb.Value        `protobuf:"bytes,4,opt,name=default,proto3" json:"default,omitempty"`
-	HasDefault    bool                   `protobuf:"varint,5,opt,name=has_default,json=hasDefault,proto3" json:"has_default,omitempty"`
-	Required      bool                   `protobuf:"varint,6,opt,name=required,proto3" json:"required,omitempty"`
-	Min           *float64               `protobuf:"fixed64,7,opt,name=min,proto3,oneof" json:"min,omitempty"`
-	Max           *float64               `protobuf:"fixed64,8,opt,name=max,proto3,oneof" json:"max,omitempty"`
-	Enum          []string               `protobuf:"bytes,9,rep,name=enum,proto3" json:"enum,omitempty"`
-	Elem          *Param                 `protobuf:"bytes,10,opt,name=elem,proto3" json:"elem,omitempty"`
-	Fields        []*Param               `protobuf:"bytes,11,rep,name=fields,proto3" json:"fields,omitempty"`
-	OneOf         bool                   `protobuf:"varint,12,opt,name=one_of,json=oneOf,proto3" json:"one_of,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Name       string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Type       string                 `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	Doc        string                 `protobuf:"bytes,3,opt,name=doc,proto3" json:"doc,omitempty"`
+	Default    *structpb.Value        `protobuf:"bytes,4,opt,name=default,proto3" json:"default,omitempty"`
+	HasDefault bool                   `protobuf:"varint,5,opt,name=has_default,json=hasDefault,proto3" json:"has_default,omitempty"`
+	Required   bool                   `protobuf:"varint,6,opt,name=required,proto3" json:"required,omitempty"`
+	Min        *float64               `protobuf:"fixed64,7,opt,name=min,proto3,oneof" json:"min,omitempty"`
+	Max        *float64               `protobuf:"fixed64,8,opt,name=max,proto3,oneof" json:"max,omitempty"`
+	Enum       []string               `protobuf:"bytes,9,rep,name=enum,proto3" json:"enum,omitempty"`
+	Elem       *Param                 `protobuf:"bytes,10,opt,name=elem,proto3" json:"elem,omitempty"`
+	Fields     []*Param               `protobuf:"bytes,11,rep,name=fields,proto3" json:"fields,omitempty"`
+	OneOf      bool                   `protobuf:"varint,12,opt,name=one_of,json=oneOf,proto3" json:"one_of,omitempty"`
+	// pattern is an RE2 expression a string must match as a whole; format
+	// a named form ("color", "duration"). Empty: none.
+	Pattern       string `protobuf:"bytes,13,opt,name=pattern,proto3" json:"pattern,omitempty"`
+	Format        string `protobuf:"bytes,14,opt,name=format,proto3" json:"format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -468,6 +472,20 @@ func (x *Param) GetOneOf() bool {
 	return false
 }
 
+func (x *Param) GetPattern() string {
+	if x != nil {
+		return x.Pattern
+	}
+	return ""
+}
+
+func (x *Param) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
 type CapabilitySpec struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -529,13 +547,17 @@ func (x *CapabilitySpec) GetParams() []*Param {
 }
 
 type ImageSpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Channels      int32                  `protobuf:"varint,1,opt,name=channels,proto3" json:"channels,omitempty"`
-	Height        int32                  `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
-	Width         int32                  `protobuf:"varint,3,opt,name=width,proto3" json:"width,omitempty"`
-	Dtype         DType                  `protobuf:"varint,4,opt,name=dtype,proto3,enum=genpipe.sdk.v1.DType" json:"dtype,omitempty"`
-	Min           float32                `protobuf:"fixed32,5,opt,name=min,proto3" json:"min,omitempty"`
-	Max           float32                `protobuf:"fixed32,6,opt,name=max,proto3" json:"max,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Channels int32                  `protobuf:"varint,1,opt,name=channels,proto3" json:"channels,omitempty"`
+	Height   int32                  `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
+	Width    int32                  `protobuf:"varint,3,opt,name=width,proto3" json:"width,omitempty"`
+	Dtype    DType                  `protobuf:"varint,4,opt,name=dtype,proto3,enum=genpipe.sdk.v1.DType" json:"dtype,omitempty"`
+	Min      float32                `protobuf:"fixed32,5,opt,name=min,proto3" json:"min,omitempty"`
+	Max      float32                `protobuf:"fixed32,6,opt,name=max,proto3" json:"max,omitempty"`
+	// size is how an output's height and width follow from the input's;
+	// unset on inputs, and from plugins built before it existed (then a
+	// height and width given are fixed, zero ones the input's).
+	Size          *Size `protobuf:"bytes,7,opt,name=size,proto3" json:"size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -612,6 +634,75 @@ func (x *ImageSpec) GetMax() float32 {
 	return 0
 }
 
+func (x *ImageSpec) GetSize() *Size {
+	if x != nil {
+		return x.Size
+	}
+	return nil
+}
+
+// Size is an output size rule: rule "same", "fixed", "scale" (by num/den)
+// or "any".
+type Size struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rule          string                 `protobuf:"bytes,1,opt,name=rule,proto3" json:"rule,omitempty"`
+	Num           int32                  `protobuf:"varint,2,opt,name=num,proto3" json:"num,omitempty"`
+	Den           int32                  `protobuf:"varint,3,opt,name=den,proto3" json:"den,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Size) Reset() {
+	*x = Size{}
+	mi := &file_plugin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Size) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Size) ProtoMessage() {}
+
+func (x *Size) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Size.ProtoReflect.Descriptor instead.
+func (*Size) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Size) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *Size) GetNum() int32 {
+	if x != nil {
+		return x.Num
+	}
+	return 0
+}
+
+func (x *Size) GetDen() int32 {
+	if x != nil {
+		return x.Den
+	}
+	return 0
+}
+
 type LatentSpec struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Space         string                 `protobuf:"bytes,1,opt,name=space,proto3" json:"space,omitempty"`
@@ -622,7 +713,7 @@ type LatentSpec struct {
 
 func (x *LatentSpec) Reset() {
 	*x = LatentSpec{}
-	mi := &file_plugin_proto_msgTypes[8]
+	mi := &file_plugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -634,7 +725,7 @@ func (x *LatentSpec) String() string {
 func (*LatentSpec) ProtoMessage() {}
 
 func (x *LatentSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[8]
+	mi := &file_plugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -647,7 +738,7 @@ func (x *LatentSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LatentSpec.ProtoReflect.Descriptor instead.
 func (*LatentSpec) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{8}
+	return file_plugin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LatentSpec) GetSpace() string {
@@ -684,7 +775,7 @@ type Preset struct {
 
 func (x *Preset) Reset() {
 	*x = Preset{}
-	mi := &file_plugin_proto_msgTypes[9]
+	mi := &file_plugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -696,7 +787,7 @@ func (x *Preset) String() string {
 func (*Preset) ProtoMessage() {}
 
 func (x *Preset) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[9]
+	mi := &file_plugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -709,7 +800,7 @@ func (x *Preset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Preset.ProtoReflect.Descriptor instead.
 func (*Preset) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{9}
+	return file_plugin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Preset) GetName() string {
@@ -795,7 +886,7 @@ type TrainInputSpec struct {
 
 func (x *TrainInputSpec) Reset() {
 	*x = TrainInputSpec{}
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -807,7 +898,7 @@ func (x *TrainInputSpec) String() string {
 func (*TrainInputSpec) ProtoMessage() {}
 
 func (x *TrainInputSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -820,7 +911,7 @@ func (x *TrainInputSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainInputSpec.ProtoReflect.Descriptor instead.
 func (*TrainInputSpec) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{10}
+	return file_plugin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TrainInputSpec) GetName() string {
@@ -872,7 +963,7 @@ type Description struct {
 
 func (x *Description) Reset() {
 	*x = Description{}
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -884,7 +975,7 @@ func (x *Description) String() string {
 func (*Description) ProtoMessage() {}
 
 func (x *Description) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -897,7 +988,7 @@ func (x *Description) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Description.ProtoReflect.Descriptor instead.
 func (*Description) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{11}
+	return file_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Description) GetName() string {
@@ -975,7 +1066,7 @@ type LoadRequest struct {
 
 func (x *LoadRequest) Reset() {
 	*x = LoadRequest{}
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1078,7 @@ func (x *LoadRequest) String() string {
 func (*LoadRequest) ProtoMessage() {}
 
 func (x *LoadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1091,7 @@ func (x *LoadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadRequest.ProtoReflect.Descriptor instead.
 func (*LoadRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{12}
+	return file_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LoadRequest) GetCapability() string {
@@ -1040,7 +1131,7 @@ type LoadResponse struct {
 
 func (x *LoadResponse) Reset() {
 	*x = LoadResponse{}
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1143,7 @@ func (x *LoadResponse) String() string {
 func (*LoadResponse) ProtoMessage() {}
 
 func (x *LoadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1156,7 @@ func (x *LoadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadResponse.ProtoReflect.Descriptor instead.
 func (*LoadResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{13}
+	return file_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LoadResponse) GetHandle() uint64 {
@@ -1084,7 +1175,7 @@ type UnloadRequest struct {
 
 func (x *UnloadRequest) Reset() {
 	*x = UnloadRequest{}
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1096,7 +1187,7 @@ func (x *UnloadRequest) String() string {
 func (*UnloadRequest) ProtoMessage() {}
 
 func (x *UnloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1109,7 +1200,7 @@ func (x *UnloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnloadRequest.ProtoReflect.Descriptor instead.
 func (*UnloadRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{14}
+	return file_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UnloadRequest) GetHandle() uint64 {
@@ -1135,7 +1226,7 @@ type BatchRequest struct {
 
 func (x *BatchRequest) Reset() {
 	*x = BatchRequest{}
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1147,7 +1238,7 @@ func (x *BatchRequest) String() string {
 func (*BatchRequest) ProtoMessage() {}
 
 func (x *BatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1160,7 +1251,7 @@ func (x *BatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRequest.ProtoReflect.Descriptor instead.
 func (*BatchRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{15}
+	return file_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BatchRequest) GetHandle() uint64 {
@@ -1218,7 +1309,7 @@ type GenerateRequest struct {
 
 func (x *GenerateRequest) Reset() {
 	*x = GenerateRequest{}
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1230,7 +1321,7 @@ func (x *GenerateRequest) String() string {
 func (*GenerateRequest) ProtoMessage() {}
 
 func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1243,7 +1334,7 @@ func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateRequest.ProtoReflect.Descriptor instead.
 func (*GenerateRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16}
+	return file_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GenerateRequest) GetHandle() uint64 {
@@ -1290,7 +1381,7 @@ type TensorResponse struct {
 
 func (x *TensorResponse) Reset() {
 	*x = TensorResponse{}
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1302,7 +1393,7 @@ func (x *TensorResponse) String() string {
 func (*TensorResponse) ProtoMessage() {}
 
 func (x *TensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1315,7 +1406,7 @@ func (x *TensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TensorResponse.ProtoReflect.Descriptor instead.
 func (*TensorResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{17}
+	return file_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TensorResponse) GetTensor() *Tensor {
@@ -1353,7 +1444,7 @@ type TrainConfig struct {
 
 func (x *TrainConfig) Reset() {
 	*x = TrainConfig{}
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1365,7 +1456,7 @@ func (x *TrainConfig) String() string {
 func (*TrainConfig) ProtoMessage() {}
 
 func (x *TrainConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1378,7 +1469,7 @@ func (x *TrainConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainConfig.ProtoReflect.Descriptor instead.
 func (*TrainConfig) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{18}
+	return file_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TrainConfig) GetPreset() string {
@@ -1467,7 +1558,7 @@ type TrainInput struct {
 
 func (x *TrainInput) Reset() {
 	*x = TrainInput{}
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1479,7 +1570,7 @@ func (x *TrainInput) String() string {
 func (*TrainInput) ProtoMessage() {}
 
 func (x *TrainInput) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1492,7 +1583,7 @@ func (x *TrainInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainInput.ProtoReflect.Descriptor instead.
 func (*TrainInput) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{19}
+	return file_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TrainInput) GetMsg() isTrainInput_Msg {
@@ -1603,7 +1694,7 @@ type TrainEvent struct {
 
 func (x *TrainEvent) Reset() {
 	*x = TrainEvent{}
-	mi := &file_plugin_proto_msgTypes[20]
+	mi := &file_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1615,7 +1706,7 @@ func (x *TrainEvent) String() string {
 func (*TrainEvent) ProtoMessage() {}
 
 func (x *TrainEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[20]
+	mi := &file_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1628,7 +1719,7 @@ func (x *TrainEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainEvent.ProtoReflect.Descriptor instead.
 func (*TrainEvent) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{20}
+	return file_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TrainEvent) GetEpoch() int64 {
@@ -1692,7 +1783,7 @@ type Weights struct {
 
 func (x *Weights) Reset() {
 	*x = Weights{}
-	mi := &file_plugin_proto_msgTypes[21]
+	mi := &file_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1704,7 +1795,7 @@ func (x *Weights) String() string {
 func (*Weights) ProtoMessage() {}
 
 func (x *Weights) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[21]
+	mi := &file_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1717,7 +1808,7 @@ func (x *Weights) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Weights.ProtoReflect.Descriptor instead.
 func (*Weights) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{21}
+	return file_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Weights) GetChunk() []byte {
@@ -1756,7 +1847,7 @@ type TrainOutput struct {
 
 func (x *TrainOutput) Reset() {
 	*x = TrainOutput{}
-	mi := &file_plugin_proto_msgTypes[22]
+	mi := &file_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1768,7 +1859,7 @@ func (x *TrainOutput) String() string {
 func (*TrainOutput) ProtoMessage() {}
 
 func (x *TrainOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[22]
+	mi := &file_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1781,7 +1872,7 @@ func (x *TrainOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainOutput.ProtoReflect.Descriptor instead.
 func (*TrainOutput) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{22}
+	return file_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TrainOutput) GetMsg() isTrainOutput_Msg {
@@ -1876,7 +1967,7 @@ const file_plugin_proto_rawDesc = "" +
 	"\x06length\x18\x02 \x01(\x04R\x06length\"L\n" +
 	"\aShmCall\x12+\n" +
 	"\x03out\x18\x01 \x01(\v2\x19.genpipe.sdk.v1.ShmRegionR\x03out\x12\x14\n" +
-	"\x05state\x18\x02 \x01(\x04R\x05state\"\xf3\x02\n" +
+	"\x05state\x18\x02 \x01(\x04R\x05state\"\xa5\x03\n" +
 	"\x05Param\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x10\n" +
@@ -1891,20 +1982,27 @@ const file_plugin_proto_rawDesc = "" +
 	"\x04elem\x18\n" +
 	" \x01(\v2\x15.genpipe.sdk.v1.ParamR\x04elem\x12-\n" +
 	"\x06fields\x18\v \x03(\v2\x15.genpipe.sdk.v1.ParamR\x06fields\x12\x15\n" +
-	"\x06one_of\x18\f \x01(\bR\x05oneOfB\x06\n" +
+	"\x06one_of\x18\f \x01(\bR\x05oneOf\x12\x18\n" +
+	"\apattern\x18\r \x01(\tR\apattern\x12\x16\n" +
+	"\x06format\x18\x0e \x01(\tR\x06formatB\x06\n" +
 	"\x04_minB\x06\n" +
 	"\x04_max\"e\n" +
 	"\x0eCapabilitySpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03doc\x18\x02 \x01(\tR\x03doc\x12-\n" +
-	"\x06params\x18\x03 \x03(\v2\x15.genpipe.sdk.v1.ParamR\x06params\"\xa6\x01\n" +
+	"\x06params\x18\x03 \x03(\v2\x15.genpipe.sdk.v1.ParamR\x06params\"\xd0\x01\n" +
 	"\tImageSpec\x12\x1a\n" +
 	"\bchannels\x18\x01 \x01(\x05R\bchannels\x12\x16\n" +
 	"\x06height\x18\x02 \x01(\x05R\x06height\x12\x14\n" +
 	"\x05width\x18\x03 \x01(\x05R\x05width\x12+\n" +
 	"\x05dtype\x18\x04 \x01(\x0e2\x15.genpipe.sdk.v1.DTypeR\x05dtype\x12\x10\n" +
 	"\x03min\x18\x05 \x01(\x02R\x03min\x12\x10\n" +
-	"\x03max\x18\x06 \x01(\x02R\x03max\"4\n" +
+	"\x03max\x18\x06 \x01(\x02R\x03max\x12(\n" +
+	"\x04size\x18\a \x01(\v2\x14.genpipe.sdk.v1.SizeR\x04size\">\n" +
+	"\x04Size\x12\x12\n" +
+	"\x04rule\x18\x01 \x01(\tR\x04rule\x12\x10\n" +
+	"\x03num\x18\x02 \x01(\x05R\x03num\x12\x10\n" +
+	"\x03den\x18\x03 \x01(\x05R\x03den\"4\n" +
 	"\n" +
 	"LatentSpec\x12\x14\n" +
 	"\x05space\x18\x01 \x01(\tR\x05space\x12\x10\n" +
@@ -2037,7 +2135,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_plugin_proto_goTypes = []any{
 	(DType)(0),              // 0: genpipe.sdk.v1.DType
 	(*Empty)(nil),           // 1: genpipe.sdk.v1.Empty
@@ -2048,83 +2146,85 @@ var file_plugin_proto_goTypes = []any{
 	(*Param)(nil),           // 6: genpipe.sdk.v1.Param
 	(*CapabilitySpec)(nil),  // 7: genpipe.sdk.v1.CapabilitySpec
 	(*ImageSpec)(nil),       // 8: genpipe.sdk.v1.ImageSpec
-	(*LatentSpec)(nil),      // 9: genpipe.sdk.v1.LatentSpec
-	(*Preset)(nil),          // 10: genpipe.sdk.v1.Preset
-	(*TrainInputSpec)(nil),  // 11: genpipe.sdk.v1.TrainInputSpec
-	(*Description)(nil),     // 12: genpipe.sdk.v1.Description
-	(*LoadRequest)(nil),     // 13: genpipe.sdk.v1.LoadRequest
-	(*LoadResponse)(nil),    // 14: genpipe.sdk.v1.LoadResponse
-	(*UnloadRequest)(nil),   // 15: genpipe.sdk.v1.UnloadRequest
-	(*BatchRequest)(nil),    // 16: genpipe.sdk.v1.BatchRequest
-	(*GenerateRequest)(nil), // 17: genpipe.sdk.v1.GenerateRequest
-	(*TensorResponse)(nil),  // 18: genpipe.sdk.v1.TensorResponse
-	(*TrainConfig)(nil),     // 19: genpipe.sdk.v1.TrainConfig
-	(*TrainInput)(nil),      // 20: genpipe.sdk.v1.TrainInput
-	(*TrainEvent)(nil),      // 21: genpipe.sdk.v1.TrainEvent
-	(*Weights)(nil),         // 22: genpipe.sdk.v1.Weights
-	(*TrainOutput)(nil),     // 23: genpipe.sdk.v1.TrainOutput
-	nil,                     // 24: genpipe.sdk.v1.BatchRequest.InputsEntry
-	nil,                     // 25: genpipe.sdk.v1.TrainEvent.MetricsEntry
-	(*structpb.Value)(nil),  // 26: google.protobuf.Value
-	(*structpb.Struct)(nil), // 27: google.protobuf.Struct
+	(*Size)(nil),            // 9: genpipe.sdk.v1.Size
+	(*LatentSpec)(nil),      // 10: genpipe.sdk.v1.LatentSpec
+	(*Preset)(nil),          // 11: genpipe.sdk.v1.Preset
+	(*TrainInputSpec)(nil),  // 12: genpipe.sdk.v1.TrainInputSpec
+	(*Description)(nil),     // 13: genpipe.sdk.v1.Description
+	(*LoadRequest)(nil),     // 14: genpipe.sdk.v1.LoadRequest
+	(*LoadResponse)(nil),    // 15: genpipe.sdk.v1.LoadResponse
+	(*UnloadRequest)(nil),   // 16: genpipe.sdk.v1.UnloadRequest
+	(*BatchRequest)(nil),    // 17: genpipe.sdk.v1.BatchRequest
+	(*GenerateRequest)(nil), // 18: genpipe.sdk.v1.GenerateRequest
+	(*TensorResponse)(nil),  // 19: genpipe.sdk.v1.TensorResponse
+	(*TrainConfig)(nil),     // 20: genpipe.sdk.v1.TrainConfig
+	(*TrainInput)(nil),      // 21: genpipe.sdk.v1.TrainInput
+	(*TrainEvent)(nil),      // 22: genpipe.sdk.v1.TrainEvent
+	(*Weights)(nil),         // 23: genpipe.sdk.v1.Weights
+	(*TrainOutput)(nil),     // 24: genpipe.sdk.v1.TrainOutput
+	nil,                     // 25: genpipe.sdk.v1.BatchRequest.InputsEntry
+	nil,                     // 26: genpipe.sdk.v1.TrainEvent.MetricsEntry
+	(*structpb.Value)(nil),  // 27: google.protobuf.Value
+	(*structpb.Struct)(nil), // 28: google.protobuf.Struct
 }
 var file_plugin_proto_depIdxs = []int32{
 	0,  // 0: genpipe.sdk.v1.Tensor.dtype:type_name -> genpipe.sdk.v1.DType
 	4,  // 1: genpipe.sdk.v1.Tensor.shm:type_name -> genpipe.sdk.v1.ShmRegion
 	4,  // 2: genpipe.sdk.v1.ShmCall.out:type_name -> genpipe.sdk.v1.ShmRegion
-	26, // 3: genpipe.sdk.v1.Param.default:type_name -> google.protobuf.Value
+	27, // 3: genpipe.sdk.v1.Param.default:type_name -> google.protobuf.Value
 	6,  // 4: genpipe.sdk.v1.Param.elem:type_name -> genpipe.sdk.v1.Param
 	6,  // 5: genpipe.sdk.v1.Param.fields:type_name -> genpipe.sdk.v1.Param
 	6,  // 6: genpipe.sdk.v1.CapabilitySpec.params:type_name -> genpipe.sdk.v1.Param
 	0,  // 7: genpipe.sdk.v1.ImageSpec.dtype:type_name -> genpipe.sdk.v1.DType
-	8,  // 8: genpipe.sdk.v1.Preset.input:type_name -> genpipe.sdk.v1.ImageSpec
-	8,  // 9: genpipe.sdk.v1.Preset.output:type_name -> genpipe.sdk.v1.ImageSpec
-	9,  // 10: genpipe.sdk.v1.Preset.latent:type_name -> genpipe.sdk.v1.LatentSpec
-	11, // 11: genpipe.sdk.v1.Preset.train_inputs:type_name -> genpipe.sdk.v1.TrainInputSpec
-	8,  // 12: genpipe.sdk.v1.TrainInputSpec.image:type_name -> genpipe.sdk.v1.ImageSpec
-	7,  // 13: genpipe.sdk.v1.Description.capabilities:type_name -> genpipe.sdk.v1.CapabilitySpec
-	10, // 14: genpipe.sdk.v1.Description.presets:type_name -> genpipe.sdk.v1.Preset
-	27, // 15: genpipe.sdk.v1.LoadRequest.params:type_name -> google.protobuf.Struct
-	3,  // 16: genpipe.sdk.v1.BatchRequest.tensor:type_name -> genpipe.sdk.v1.Tensor
-	5,  // 17: genpipe.sdk.v1.BatchRequest.shm:type_name -> genpipe.sdk.v1.ShmCall
-	24, // 18: genpipe.sdk.v1.BatchRequest.inputs:type_name -> genpipe.sdk.v1.BatchRequest.InputsEntry
-	3,  // 19: genpipe.sdk.v1.GenerateRequest.latents:type_name -> genpipe.sdk.v1.Tensor
-	5,  // 20: genpipe.sdk.v1.GenerateRequest.shm:type_name -> genpipe.sdk.v1.ShmCall
-	3,  // 21: genpipe.sdk.v1.TensorResponse.tensor:type_name -> genpipe.sdk.v1.Tensor
-	27, // 22: genpipe.sdk.v1.TrainConfig.params:type_name -> google.protobuf.Struct
-	19, // 23: genpipe.sdk.v1.TrainInput.config:type_name -> genpipe.sdk.v1.TrainConfig
-	16, // 24: genpipe.sdk.v1.TrainInput.batch:type_name -> genpipe.sdk.v1.BatchRequest
-	1,  // 25: genpipe.sdk.v1.TrainInput.end:type_name -> genpipe.sdk.v1.Empty
-	16, // 26: genpipe.sdk.v1.TrainInput.eval_batch:type_name -> genpipe.sdk.v1.BatchRequest
-	1,  // 27: genpipe.sdk.v1.TrainInput.eval_end:type_name -> genpipe.sdk.v1.Empty
-	25, // 28: genpipe.sdk.v1.TrainEvent.metrics:type_name -> genpipe.sdk.v1.TrainEvent.MetricsEntry
-	3,  // 29: genpipe.sdk.v1.TrainEvent.samples:type_name -> genpipe.sdk.v1.Tensor
-	21, // 30: genpipe.sdk.v1.TrainOutput.event:type_name -> genpipe.sdk.v1.TrainEvent
-	22, // 31: genpipe.sdk.v1.TrainOutput.weights:type_name -> genpipe.sdk.v1.Weights
-	1,  // 32: genpipe.sdk.v1.TrainOutput.need:type_name -> genpipe.sdk.v1.Empty
-	1,  // 33: genpipe.sdk.v1.TrainOutput.need_eval:type_name -> genpipe.sdk.v1.Empty
-	16, // 34: genpipe.sdk.v1.BatchRequest.InputsEntry.value:type_name -> genpipe.sdk.v1.BatchRequest
-	2,  // 35: genpipe.sdk.v1.Plugin.Describe:input_type -> genpipe.sdk.v1.DescribeRequest
-	13, // 36: genpipe.sdk.v1.Plugin.Load:input_type -> genpipe.sdk.v1.LoadRequest
-	15, // 37: genpipe.sdk.v1.Plugin.Unload:input_type -> genpipe.sdk.v1.UnloadRequest
-	16, // 38: genpipe.sdk.v1.Plugin.Encode:input_type -> genpipe.sdk.v1.BatchRequest
-	17, // 39: genpipe.sdk.v1.Plugin.Generate:input_type -> genpipe.sdk.v1.GenerateRequest
-	16, // 40: genpipe.sdk.v1.Plugin.Translate:input_type -> genpipe.sdk.v1.BatchRequest
-	16, // 41: genpipe.sdk.v1.Plugin.Denoise:input_type -> genpipe.sdk.v1.BatchRequest
-	20, // 42: genpipe.sdk.v1.Plugin.Train:input_type -> genpipe.sdk.v1.TrainInput
-	12, // 43: genpipe.sdk.v1.Plugin.Describe:output_type -> genpipe.sdk.v1.Description
-	14, // 44: genpipe.sdk.v1.Plugin.Load:output_type -> genpipe.sdk.v1.LoadResponse
-	1,  // 45: genpipe.sdk.v1.Plugin.Unload:output_type -> genpipe.sdk.v1.Empty
-	18, // 46: genpipe.sdk.v1.Plugin.Encode:output_type -> genpipe.sdk.v1.TensorResponse
-	18, // 47: genpipe.sdk.v1.Plugin.Generate:output_type -> genpipe.sdk.v1.TensorResponse
-	18, // 48: genpipe.sdk.v1.Plugin.Translate:output_type -> genpipe.sdk.v1.TensorResponse
-	18, // 49: genpipe.sdk.v1.Plugin.Denoise:output_type -> genpipe.sdk.v1.TensorResponse
-	23, // 50: genpipe.sdk.v1.Plugin.Train:output_type -> genpipe.sdk.v1.TrainOutput
-	43, // [43:51] is the sub-list for method output_type
-	35, // [35:43] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	9,  // 8: genpipe.sdk.v1.ImageSpec.size:type_name -> genpipe.sdk.v1.Size
+	8,  // 9: genpipe.sdk.v1.Preset.input:type_name -> genpipe.sdk.v1.ImageSpec
+	8,  // 10: genpipe.sdk.v1.Preset.output:type_name -> genpipe.sdk.v1.ImageSpec
+	10, // 11: genpipe.sdk.v1.Preset.latent:type_name -> genpipe.sdk.v1.LatentSpec
+	12, // 12: genpipe.sdk.v1.Preset.train_inputs:type_name -> genpipe.sdk.v1.TrainInputSpec
+	8,  // 13: genpipe.sdk.v1.TrainInputSpec.image:type_name -> genpipe.sdk.v1.ImageSpec
+	7,  // 14: genpipe.sdk.v1.Description.capabilities:type_name -> genpipe.sdk.v1.CapabilitySpec
+	11, // 15: genpipe.sdk.v1.Description.presets:type_name -> genpipe.sdk.v1.Preset
+	28, // 16: genpipe.sdk.v1.LoadRequest.params:type_name -> google.protobuf.Struct
+	3,  // 17: genpipe.sdk.v1.BatchRequest.tensor:type_name -> genpipe.sdk.v1.Tensor
+	5,  // 18: genpipe.sdk.v1.BatchRequest.shm:type_name -> genpipe.sdk.v1.ShmCall
+	25, // 19: genpipe.sdk.v1.BatchRequest.inputs:type_name -> genpipe.sdk.v1.BatchRequest.InputsEntry
+	3,  // 20: genpipe.sdk.v1.GenerateRequest.latents:type_name -> genpipe.sdk.v1.Tensor
+	5,  // 21: genpipe.sdk.v1.GenerateRequest.shm:type_name -> genpipe.sdk.v1.ShmCall
+	3,  // 22: genpipe.sdk.v1.TensorResponse.tensor:type_name -> genpipe.sdk.v1.Tensor
+	28, // 23: genpipe.sdk.v1.TrainConfig.params:type_name -> google.protobuf.Struct
+	20, // 24: genpipe.sdk.v1.TrainInput.config:type_name -> genpipe.sdk.v1.TrainConfig
+	17, // 25: genpipe.sdk.v1.TrainInput.batch:type_name -> genpipe.sdk.v1.BatchRequest
+	1,  // 26: genpipe.sdk.v1.TrainInput.end:type_name -> genpipe.sdk.v1.Empty
+	17, // 27: genpipe.sdk.v1.TrainInput.eval_batch:type_name -> genpipe.sdk.v1.BatchRequest
+	1,  // 28: genpipe.sdk.v1.TrainInput.eval_end:type_name -> genpipe.sdk.v1.Empty
+	26, // 29: genpipe.sdk.v1.TrainEvent.metrics:type_name -> genpipe.sdk.v1.TrainEvent.MetricsEntry
+	3,  // 30: genpipe.sdk.v1.TrainEvent.samples:type_name -> genpipe.sdk.v1.Tensor
+	22, // 31: genpipe.sdk.v1.TrainOutput.event:type_name -> genpipe.sdk.v1.TrainEvent
+	23, // 32: genpipe.sdk.v1.TrainOutput.weights:type_name -> genpipe.sdk.v1.Weights
+	1,  // 33: genpipe.sdk.v1.TrainOutput.need:type_name -> genpipe.sdk.v1.Empty
+	1,  // 34: genpipe.sdk.v1.TrainOutput.need_eval:type_name -> genpipe.sdk.v1.Empty
+	17, // 35: genpipe.sdk.v1.BatchRequest.InputsEntry.value:type_name -> genpipe.sdk.v1.BatchRequest
+	2,  // 36: genpipe.sdk.v1.Plugin.Describe:input_type -> genpipe.sdk.v1.DescribeRequest
+	14, // 37: genpipe.sdk.v1.Plugin.Load:input_type -> genpipe.sdk.v1.LoadRequest
+	16, // 38: genpipe.sdk.v1.Plugin.Unload:input_type -> genpipe.sdk.v1.UnloadRequest
+	17, // 39: genpipe.sdk.v1.Plugin.Encode:input_type -> genpipe.sdk.v1.BatchRequest
+	18, // 40: genpipe.sdk.v1.Plugin.Generate:input_type -> genpipe.sdk.v1.GenerateRequest
+	17, // 41: genpipe.sdk.v1.Plugin.Translate:input_type -> genpipe.sdk.v1.BatchRequest
+	17, // 42: genpipe.sdk.v1.Plugin.Denoise:input_type -> genpipe.sdk.v1.BatchRequest
+	21, // 43: genpipe.sdk.v1.Plugin.Train:input_type -> genpipe.sdk.v1.TrainInput
+	13, // 44: genpipe.sdk.v1.Plugin.Describe:output_type -> genpipe.sdk.v1.Description
+	15, // 45: genpipe.sdk.v1.Plugin.Load:output_type -> genpipe.sdk.v1.LoadResponse
+	1,  // 46: genpipe.sdk.v1.Plugin.Unload:output_type -> genpipe.sdk.v1.Empty
+	19, // 47: genpipe.sdk.v1.Plugin.Encode:output_type -> genpipe.sdk.v1.TensorResponse
+	19, // 48: genpipe.sdk.v1.Plugin.Generate:output_type -> genpipe.sdk.v1.TensorResponse
+	19, // 49: genpipe.sdk.v1.Plugin.Translate:output_type -> genpipe.sdk.v1.TensorResponse
+	19, // 50: genpipe.sdk.v1.Plugin.Denoise:output_type -> genpipe.sdk.v1.TensorResponse
+	24, // 51: genpipe.sdk.v1.Plugin.Train:output_type -> genpipe.sdk.v1.TrainOutput
+	44, // [44:52] is the sub-list for method output_type
+	36, // [36:44] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -2133,14 +2233,14 @@ func file_plugin_proto_init() {
 		return
 	}
 	file_plugin_proto_msgTypes[5].OneofWrappers = []any{}
-	file_plugin_proto_msgTypes[19].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[20].OneofWrappers = []any{
 		(*TrainInput_Config)(nil),
 		(*TrainInput_Batch)(nil),
 		(*TrainInput_End)(nil),
 		(*TrainInput_EvalBatch)(nil),
 		(*TrainInput_EvalEnd)(nil),
 	}
-	file_plugin_proto_msgTypes[22].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[23].OneofWrappers = []any{
 		(*TrainOutput_Event)(nil),
 		(*TrainOutput_Weights)(nil),
 		(*TrainOutput_Need)(nil),
@@ -2152,7 +2252,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
