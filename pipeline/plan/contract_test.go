@@ -90,11 +90,11 @@ func TestSizeRulesPropagate(t *testing.T) {
 			"  - id: s\n    translate: {model: upscale, preset: same}\n  - id: c\n    translate: {model: cyclegan, preset: mnist-typeset}\n",
 			outs: map[string]string{"s": "1-channel 28x28 images"}},
 		{name: "scale x2 into a 28x28 model is a mismatch", src: upHead + gray(28) +
-			"  - id: up\n    translate: {model: upscale}\n  - id: c\n    translate: {model: cyclegan, preset: mnist-typeset}\n",
-			want: []string{`p.yaml:13:5: stage "c" (model "cyclegan" preset "mnist-typeset") expects 1-channel 28x28 images, got 1-channel 56x56 images from "up", which scales its input x2 (add a preprocess stage before it with - conform: {}, or - resize: {width: 28, height: 28})`}},
+			"  - id: up\n    translate: {model: upscale}\n  - id: c\n    translate: {model: cyclegan, preset: mnist-typeset, conform: off}\n",
+			want: []string{`p.yaml:13:57: stage "c" (model "cyclegan" preset "mnist-typeset") expects 1-channel 28x28 images, got 1-channel 56x56 images from "up", which scales its input x2; conform is off (remove conform: off to let the host conform the images, or - resize: {width: 28, height: 28} in a preprocess stage before it)`}},
 		{name: "half into a 28x28 model is a mismatch", src: upHead + gray(28) +
-			"  - id: d\n    translate: {model: upscale, preset: half}\n  - id: c\n    translate: {model: cyclegan, preset: mnist-typeset}\n",
-			want: []string{`p.yaml:13:5: stage "c" (model "cyclegan" preset "mnist-typeset") expects 1-channel 28x28 images, got 1-channel 14x14 images from "d", which scales its input x1/2 (add a preprocess stage before it with - conform: {}, or - resize: {width: 28, height: 28})`}},
+			"  - id: d\n    translate: {model: upscale, preset: half}\n  - id: c\n    translate: {model: cyclegan, preset: mnist-typeset, conform: off}\n",
+			want: []string{`p.yaml:13:57: stage "c" (model "cyclegan" preset "mnist-typeset") expects 1-channel 28x28 images, got 1-channel 14x14 images from "d", which scales its input x1/2; conform is off (remove conform: off to let the host conform the images, or - resize: {width: 28, height: 28} in a preprocess stage before it)`}},
 		// any: the size is known only when the model runs, so the 28x28
 		// model after it cannot be checked here (the host checks it).
 		{name: "any is unknown until run time", src: upHead + gray(28) +
