@@ -94,6 +94,28 @@ type Preset struct {
 	Classes int `json:"classes,omitempty"`
 	// Weights describes the shipped weights (e.g. "embedded, sha256:...").
 	Weights string `json:"weights,omitempty"`
+	// TrainInputs names the data a training of this preset reads when it
+	// reads more than one stream, one role each (train.input in the pipeline
+	// file maps each role to a stage): CycleGAN's two domains {a, b},
+	// pix2pix's pairs {input, target}. Empty: one stream, train.input names
+	// one stage. The first role is the batch itself, the others arrive in
+	// [Batch.Inputs]; the first role's count sets the epoch.
+	TrainInputs []TrainInput `json:"train_inputs,omitempty"`
+}
+
+// TrainInput is one role of a training's data.
+type TrainInput struct {
+	// Name is the role's key under train.input ("a", "target").
+	Name string `json:"name"`
+	// Doc says what the role holds.
+	Doc string `json:"doc,omitempty"`
+	// Paired aligns the role with the first one item by item: the host
+	// checks they have the same count, names and image sizes, and keeps
+	// them in one order. Unpaired roles are shuffled independently (a
+	// CycleGAN never sees a pair).
+	Paired bool `json:"paired,omitempty"`
+	// Image is the contract of the role's images (nil: the preset's Input).
+	Image *ImageSpec `json:"image,omitempty"`
 }
 
 // Has reports whether the preset supports capability c.

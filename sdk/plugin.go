@@ -55,6 +55,13 @@ type Batch struct {
 	Seeds []uint64
 	// Labels are per-item class labels (-1: none).
 	Labels []int
+	// Inputs holds, in a training whose preset reads several inputs
+	// ([Preset.TrainInputs]), the batches of the other roles by name, this
+	// batch being the first role's: CycleGAN's Inputs["b"] beside domain A's
+	// images, pix2pix's Inputs["target"] beside its inputs. A role marked
+	// Paired has the same length, each item the partner of this batch's; the
+	// others are drawn in their own shuffled order. Nil otherwise.
+	Inputs map[string]*Batch
 }
 
 // GenerateRequest asks for one image per seed.

@@ -168,7 +168,7 @@ func (t *trainSession) ask(ctx context.Context, req *pb.TrainOutput, what string
 		default:
 			return nil, false, fmt.Errorf("train: unexpected message %T from the host", x)
 		}
-		b, err := batchFromProto(pbb, nil)
+		b, err := trainBatchFromProto(pbb)
 		if err != nil {
 			return nil, false, fmt.Errorf("train: %s from the host: %v", what, err)
 		}
@@ -201,4 +201,28 @@ func (t *trainSession) Save(weights []byte, final bool) error {
 			return nil
 		}
 	}
+}
+
+// trainBatchFromProto converts a training batch with the batches of its
+// other roles, which must have one item per item of the first unless the
+// role is unpaired (checked by the plugin, which knows its roles).
+func trainBatchFromProto(req *pb.BatchRequest) (*Batch, error) {
+	b, err := batchFromProto(req, nil)
+	if err != nil {
+		return nil, err
+	}
+	for name, r := range req.Inputs {
+		if len(r.Inputs) > 0 {
+			return nil, fmt.Errorf("input %q: nested inputs", name)
+		}
+		o, err := batchFromProto(r, nil)
+		if err != nil {
+			return nil, fmt.Errorf("input %q: %w", name, err)
+		}
+		if b.Inputs == nil {
+			b.Inputs = map[string]*Batch{}
+		}
+		b.Inputs[name] = o
+	}
+	return b, nil
 }

@@ -104,6 +104,29 @@ func ValidateDescription(d Description) []error {
 				bad("%s: latent: dim %d, want > 0", where, l.Dim)
 			}
 		}
+		if len(p.TrainInputs) > 0 {
+			if !p.Has(CapTrain) {
+				bad("%s: train inputs are declared, but the preset cannot train", where)
+			}
+			if len(p.TrainInputs) < 2 {
+				bad("%s: one train input: leave TrainInputs empty (train.input names the stage)", where)
+			}
+			roles := map[string]bool{}
+			for j, ti := range p.TrainInputs {
+				switch {
+				case !validName(ti.Name):
+					bad("%s: train input #%d: name %q is not a lower-case identifier", where, j, ti.Name)
+				case roles[ti.Name]:
+					bad("%s: train input %q declared twice", where, ti.Name)
+				case j == 0 && ti.Paired:
+					bad("%s: train input %q: the first role is what the others pair with; it cannot be Paired", where, ti.Name)
+				}
+				roles[ti.Name] = true
+				for _, e := range validateImageSpec(ti.Image) {
+					bad("%s: train input %q: image: %s", where, ti.Name, e)
+				}
+			}
+		}
 	}
 	if defaults > 1 {
 		bad("description: %d presets are marked Default, want at most one", defaults)
@@ -233,6 +256,20 @@ func validateParam(p *Param, where string) []error {
 		}
 	}
 	return errs
+}
+
+// validName reports whether s is a lower-case identifier (a-z, 0-9, _,
+// starting with a letter): a key a pipeline file can write unquoted.
+func validName(s string) bool {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // validateSize checks an output's size rule against its Height and Width.

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/plugins/classic"
+	"github.com/genpipe/genpipe/plugins/cyclegan"
 	"github.com/genpipe/genpipe/plugins/gan"
 	"github.com/genpipe/genpipe/plugins/vae"
 )
@@ -11,6 +12,7 @@ import (
 // out of process: the host re-executes itself as `pipeline plugin serve NAME`.
 func init() {
 	pluginhost.RegisterBuiltin("classic", classic.New)
+	pluginhost.RegisterBuiltin("cyclegan", cyclegan.New)
 	pluginhost.RegisterBuiltin("gan", gan.New)
 	pluginhost.RegisterBuiltin("vae", vae.New)
 }

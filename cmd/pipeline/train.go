@@ -106,8 +106,8 @@ func trainFile(cmd *cobra.Command, file string, f *trainFlags) error {
 	return trainSummary(stderr, p, res, err, ctx.Err() != nil)
 }
 
-// idleStages lists the stages that neither train.input nor train.eval
-// reads, directly or through others.
+// idleStages lists the stages that no data stage of the training (input,
+// eval, inputs, eval_inputs) reads, directly or through others.
 func idleStages(p *plan.Plan) []string {
 	used := map[string]bool{}
 	var mark func(id string)
@@ -122,8 +122,9 @@ func idleStages(p *plan.Plan) []string {
 			}
 		}
 	}
-	mark(p.Train.Input)
-	mark(p.Train.Eval)
+	for _, id := range p.Train.DataStages() {
+		mark(id)
+	}
 	var idle []string
 	for _, n := range p.Stages {
 		if !used[n.ID] {

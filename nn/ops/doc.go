@@ -2,14 +2,15 @@
 // kernels behind them: convolution and transposed convolution (implicit
 // GEMM over nn/gemm), matrix multiply, bias and channel maps, fused
 // activations, GroupNorm and BatchNorm, nearest upsampling and sum
-// pooling, channel concatenation, and the BCE and MSE losses.
+// pooling, reflection padding, channel concatenation, dropout by a
+// caller-filled mask, and the BCE, MSE and L1 losses.
 //
 // gorgonia's built-ins for these materialise whole-batch intermediates and
 // allocate on every run; these keep their outputs across runs and each
 // op's derivative is again one of these ops, so graphs stay twice
 // differentiable (the WGAN-GP gradient penalty needs that). The functions
-// of apply.go add one op to a graph; layers.Builder is the checked way to
-// call them.
+// of apply.go (and ReflectionPad2d, MulMask and L1 beside their ops) add
+// one op to a graph; layers.Builder is the checked way to call them.
 //
 // Tensor layouts: images NCHW float32, convolution weights
 // [out, in, kh, kw] (transposed convolutions [in, out, kh, kw], as in

@@ -29,6 +29,18 @@ type TrainState struct {
 	RNG        *nn.RNG
 	Step       int
 	Identity   map[string]string
+	// Extra is further state a family keeps outside its parameters (a
+	// CycleGAN's history pools of generated images), or nil.
+	Extra Stateful
+}
+
+// Stateful is training state that is neither a parameter nor an optimizer
+// moment. Its tensor names must not clash with the parameters'.
+type Stateful interface {
+	// State returns the tensors and metadata to checkpoint.
+	State() ([]safetensors.Tensor, map[string]string, error)
+	// Restore reads them back from a checkpoint.
+	Restore(f *safetensors.File) error
 }
 
 // Checkpoint encodes the state as safetensors.
@@ -46,6 +58,14 @@ func (s *TrainState) Checkpoint() ([]byte, error) {
 		return nil, err
 	}
 	meta["rng"] = base64.StdEncoding.EncodeToString(rs)
+	if s.Extra != nil {
+		ets, em, err := s.Extra.State()
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, ets...)
+		maps.Copy(meta, em)
+	}
 	return (&safetensors.File{Metadata: meta, Tensors: ts}).Encode()
 }
 
@@ -90,6 +110,11 @@ func (s *TrainState) Restore(b []byte) error {
 	}
 	if err := s.RNG.UnmarshalBinary(rs); err != nil {
 		return fmt.Errorf("checkpoint rng: %w", err)
+	}
+	if s.Extra != nil {
+		if err := s.Extra.Restore(f); err != nil {
+			return err
+		}
 	}
 	s.Step = step
 	return nil

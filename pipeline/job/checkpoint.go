@@ -31,8 +31,11 @@ type checkpointState struct {
 	Seed    uint64 `json:"seed"`
 	Shuffle bool   `json:"shuffle"`
 	Items   int    `json:"items"`
-	Batch   int    `json:"batch"`
-	Epochs  int    `json:"epochs"`
+	// RoleItems are the counts of the other train inputs, in the
+	// preset's order (none for one stream).
+	RoleItems []int `json:"role_items,omitempty"`
+	Batch     int   `json:"batch"`
+	Epochs    int   `json:"epochs"`
 	// Step is the number of batches the plugin had received when it saved
 	// the state; Epoch (from 0) and EpochBatches say the same per epoch.
 	Step         int    `json:"step"`

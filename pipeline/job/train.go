@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -136,10 +137,13 @@ func Train(ctx context.Context, p *plan.Plan, m *pluginhost.Host, opt TrainOptio
 	if err != nil {
 		return nil, err
 	}
-	t.f = newFeed(ctx, t.data, tr.Batch, tr.Epochs, tr.Shuffle, p.Seed, start)
+	t.f = newFeed(ctx, t.data, t.roles, tr.Batch, tr.Epochs, tr.Shuffle, p.Seed, start)
 	defer t.f.close()
 	if t.eval != nil {
 		defer t.eval.close()
+	}
+	if t.evalRoles != nil {
+		defer t.evalRoles.close()
 	}
 
 	began := time.Now()
@@ -169,15 +173,19 @@ type trainer struct {
 	opt TrainOptions
 	res *TrainResult
 
-	data    *dataset
-	eval    *evalSource
-	per     int // steps per epoch
-	outSpec *sdk.ImageSpec
-	state   checkpointState
-	req     sdk.TrainRequest
-	initSum string
-	f       *feed
-	cancel  context.CancelFunc
+	data *dataset
+	eval *evalSource
+	// roles are the other train inputs of a preset with several (nil
+	// otherwise); evalRoles their held-out data.
+	roles     []*roleData
+	evalRoles *evalRoles
+	per       int // steps per epoch
+	outSpec   *sdk.ImageSpec
+	state     checkpointState
+	req       sdk.TrainRequest
+	initSum   string
+	f         *feed
+	cancel    context.CancelFunc
 
 	mu       sync.Mutex
 	metrics  map[string]float64
@@ -222,6 +230,18 @@ func (t *trainer) openData(ctx context.Context) error {
 		t.eval = &evalSource{ctx: ctx, d: ed, batch: tr.Batch, seed: p.Seed ^ 0x6576616c} // "eval"
 		t.res.EvalExamples = ed.Len()
 	}
+	if len(tr.Roles) > 1 {
+		if t.roles, err = openRoles(ctx, p, data, false, t.opt.Workers); err != nil {
+			return err
+		}
+		if t.eval != nil {
+			er, err := openRoles(ctx, p, t.eval.d, true, t.opt.Workers)
+			if err != nil {
+				return err
+			}
+			t.evalRoles = &evalRoles{ctx: ctx, roles: er, window: tr.Batch}
+		}
+	}
 	t.per = stepsPerEpoch(data.Len(), tr.Batch)
 	t.res.Steps = t.per * tr.Epochs
 	t.state = checkpointState{
@@ -235,6 +255,14 @@ func (t *trainer) openData(ctx context.Context) error {
 	}
 	if t.eval != nil {
 		t.req.Eval = t.eval.Eval
+		if t.evalRoles != nil {
+			t.req.Eval = t.evalRoles.wrap(t.eval.Eval, func() []string { return t.eval.sources })
+		}
+	}
+	for _, r := range t.roles {
+		// A role's count fixes its order: a resume with another count
+		// would not continue the same stream.
+		t.state.RoleItems = append(t.state.RoleItems, r.d.Len())
 	}
 	return nil
 }
@@ -352,7 +380,7 @@ func (t *trainer) weights(w []byte, isFinal bool) {
 
 func (t *trainer) finalWeights(w []byte) {
 	tr := t.tr
-	out, err := addMetadata(w, t.p, t.data, t.eval, t.res, t.opt.Version, t.initSum)
+	out, err := addMetadata(w, t.p, t.data, t.roles, t.eval, t.res, t.opt.Version, t.initSum)
 	if err == nil {
 		err = writeAtomic(tr.Output, out)
 	}
@@ -438,6 +466,8 @@ func (c checkpointState) mismatch(now checkpointState) string {
 		return fmt.Sprintf("it was written with shuffle %v, the run has shuffle %v", c.Shuffle, now.Shuffle)
 	case c.Items != now.Items:
 		return fmt.Sprintf("it was written for %d training items, the input now has %d", c.Items, now.Items)
+	case !slices.Equal(c.RoleItems, now.RoleItems):
+		return fmt.Sprintf("it was written for %v items of the other train inputs, they now have %v", c.RoleItems, now.RoleItems)
 	case c.Batch != now.Batch:
 		return fmt.Sprintf("it was written with batch %d, the run has batch %d", c.Batch, now.Batch)
 	}
@@ -447,7 +477,7 @@ func (c checkpointState) mismatch(now checkpointState) string {
 // addMetadata records the training in the metadata of safetensors weights
 // (keys starting with MetadataPrefix; the plugin's own keys are kept).
 // Other weights are returned as they are.
-func addMetadata(w []byte, p *plan.Plan, data *dataset, eval *evalSource, res *TrainResult, version, initSum string) ([]byte, error) {
+func addMetadata(w []byte, p *plan.Plan, data *dataset, roles []*roleData, eval *evalSource, res *TrainResult, version, initSum string) ([]byte, error) {
 	f, err := safetensors.Decode(w)
 	if err != nil {
 		return w, nil // not safetensors: the plugin's own format
@@ -460,6 +490,14 @@ func addMetadata(w []byte, p *plan.Plan, data *dataset, eval *evalSource, res *T
 	ds := map[string]any{"stage": data.stage, "load": data.source, "items": data.Len()}
 	if eval != nil {
 		ds["eval"] = map[string]any{"stage": eval.d.stage, "load": eval.d.source, "items": eval.d.Len()}
+	}
+	if len(roles) > 0 {
+		ds["role"] = p.Train.Roles[0].Name
+		others := map[string]any{}
+		for _, r := range roles {
+			others[r.name] = map[string]any{"stage": r.d.stage, "load": r.d.source, "items": r.d.Len(), "paired": r.paired}
+		}
+		ds["inputs"] = others
 	}
 	dataset, err := json.Marshal(ds)
 	if err != nil {

@@ -67,10 +67,13 @@ func newDataset(ctx context.Context, p *plan.Plan, id string, spec *sdk.ImageSpe
 	d.loader, d.loadID = l, n.ID
 	d.source = map[string]any{}
 	var what string
-	for _, k := range []string{"dir", "glob", "list", "idx", "idx_labels", "labels", "limit"} {
+	for _, k := range []string{"dir", "glob", "list", "idx", "idx_labels", "typeset", "labels", "limit"} {
 		dir, _ := params["dir"].(string)
-		if v, ok := params[k]; ok && v != "" && v != 0 && (k != "glob" || dir != "") {
+		if v, ok := params[k]; ok && v != nil && v != "" && v != 0 && (k != "glob" || dir != "") {
 			d.source[k] = v
+		}
+		if k == "typeset" && params["typeset"] != nil {
+			what = "typeset"
 		}
 		if k == "dir" || k == "list" || k == "idx" {
 			if s := stages.Values(params).String(k); s != "" {
@@ -138,11 +141,13 @@ func (d *dataset) failure(f run.Failure) error {
 
 // stream is the items of a dataset in a given order, read by the executor.
 type stream struct {
-	d      *dataset
-	o      *run.Ordered
-	seed   uint64
-	cancel context.CancelFunc
-	done   chan struct{}
+	d *dataset
+	// sources are the files of the items of the last batch.
+	sources []string
+	o       *run.Ordered
+	seed    uint64
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 // batch takes the next n items and packs them in the preset's tensor
@@ -158,6 +163,10 @@ func (s *stream) batch(ctx context.Context, n int) (*sdk.Batch, error) {
 			return nil, err
 		}
 		items = append(items, it)
+	}
+	s.sources = s.sources[:0]
+	for _, it := range items {
+		s.sources = append(s.sources, it.Source)
 	}
 	t, err := item.ToTensor(items, s.d.spec)
 	if err != nil {
@@ -229,14 +238,24 @@ type feedBatch struct {
 // ahead is how many batches are prepared before the plugin asks.
 const ahead = 2
 
-// newFeed starts producing batches at global step start.
-func newFeed(ctx context.Context, d *dataset, batch, epochs int, shuffle bool, seed uint64, start int) *feed {
+// newFeed starts producing batches at global step start, with the
+// batches of the other roles (if any) in each batch's Inputs.
+func newFeed(ctx context.Context, d *dataset, roles []*roleData, batch, epochs int, shuffle bool, seed uint64, start int) *feed {
 	ctx, cancel := context.WithCancel(ctx)
 	f := &feed{ch: make(chan feedBatch, ahead), stop: cancel, done: make(chan struct{}), step: start}
 	per := stepsPerEpoch(d.Len(), batch)
+	var others []*roleFeed
+	for _, r := range roles {
+		others = append(others, newRoleFeed(ctx, r, shuffle, itemsBefore(start, d.Len(), batch), batch))
+	}
 	go func() {
 		defer close(f.done)
 		defer close(f.ch)
+		defer func() {
+			for _, o := range others {
+				o.close()
+			}
+		}()
 		for e := start / per; e < epochs; e++ {
 			first := 0
 			if e == start/per {
@@ -248,6 +267,9 @@ func newFeed(ctx context.Context, d *dataset, batch, epochs int, shuffle bool, s
 			s := d.stream(ctx, idx, epochSeed(seed, e), batch)
 			for k := 0; k < len(idx); k += batch {
 				b, err := s.batch(ctx, min(batch, len(idx)-k))
+				if err == nil && len(others) > 0 {
+					err = addRoles(ctx, b, s.sources, others)
+				}
 				select {
 				case f.ch <- feedBatch{b, err}:
 				case <-ctx.Done():
@@ -320,6 +342,8 @@ type evalSource struct {
 	mu  sync.Mutex
 	pos int
 	s   *stream // the pass under way from pos, if any
+	// sources are the files of the last batch's items.
+	sources []string
 }
 
 // Eval is sdk.TrainRequest.Eval.
@@ -340,6 +364,7 @@ func (e *evalSource) Eval(ctx context.Context) (*sdk.Batch, error) {
 		e.stop() // a later call reads this batch again
 		return nil, err
 	}
+	e.sources = append(e.sources[:0], e.s.sources...)
 	e.pos += n
 	return b, nil
 }

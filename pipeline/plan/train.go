@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,8 +32,10 @@ const MaxEpochs = 100_000
 var trainFields = []sdk.Param{
 	{Name: "model", Type: sdk.String, Required: true, Doc: "the plugin to train (see pipeline plugins list); it must declare the train capability"},
 	{Name: "preset", Type: sdk.String, Doc: "the architecture preset to train; it must declare train (default: the plugin's default preset if it can train, else the first that can)"},
-	{Name: "input", Type: sdk.String, Required: true, Doc: "id of the load or preprocess stage whose items are the training data"},
+	{Name: "input", Type: sdk.String, Doc: "id of the load or preprocess stage whose items are the training data (a preset that trains on several streams takes inputs: instead)"},
+	{Name: "inputs", Type: sdk.Object, Doc: "for a preset that trains on several streams (pipeline plugins describe lists its train inputs): a mapping of each role to the id of a load or preprocess stage, e.g. {a: typeset, b: digits}; paired roles must match the first item by item"},
 	{Name: "eval", Type: sdk.String, Doc: "id of a load or preprocess stage whose items are held-out data the plugin measures itself on (optional)"},
+	{Name: "eval_inputs", Type: sdk.Object, Doc: "held-out data of a preset that trains on several streams: a stage per role, as inputs (optional)"},
 	{Name: "epochs", Type: sdk.Int, Default: 1, Min: sdk.Bound(1), Max: sdk.Bound(MaxEpochs), Doc: "passes over the training data"},
 	{Name: "batch", Type: sdk.Int, Min: sdk.Bound(1), Max: sdk.Bound(65536), Doc: "items per training step (default: the plugin's preferred batch size, else 16); the last batch of an epoch may be smaller"},
 	{Name: "shuffle", Type: sdk.Bool, Default: true, Doc: "shuffle the items each epoch, in an order derived from the file's seed (false: load order)"},
@@ -74,12 +77,16 @@ type Training struct {
 	PresetSpec *sdk.Preset
 	Desc       *sdk.Description
 	// Input and Eval are the ids of the stages whose items are the
-	// training and held-out data (Eval "" for none). Each is a load stage
+	// training and held-out data (Eval "" for none); for a preset with
+	// several train inputs, those of its first role. Each is a load stage
 	// or the end of a chain of preprocess stages that starts at one.
 	Input, Eval string
-	Epochs      int
-	Batch       int
-	Shuffle     bool
+	// Roles are the train inputs of a preset that reads several streams,
+	// in the preset's order (nil for one stream).
+	Roles   []TrainRole
+	Epochs  int
+	Batch   int
+	Shuffle bool
 	// Output and Checkpoint are absolute paths.
 	Output          string
 	Checkpoint      string
@@ -97,6 +104,14 @@ type Training struct {
 	Config map[string]any
 }
 
+// TrainRole is one train input of a preset that reads several streams.
+type TrainRole struct {
+	sdk.TrainInput
+	// Input and Eval are the ids of the role's training and held-out
+	// stages (Eval "" without held-out data).
+	Input, Eval string
+}
+
 // trainSection checks the train: section. It runs after the stages are
 // checked and their inputs resolved, before the contracts.
 func (b *builder) trainSection() {
@@ -107,7 +122,12 @@ func (b *builder) trainSection() {
 	vals := map[string]any{}
 	var pluginVals map[string]any
 	paramsGiven := false
+	roleMaps := map[string]map[string]string{}
 	for k, v := range t.Value {
+		if k == "inputs" || k == "eval_inputs" {
+			roleMaps[k] = b.trainRoleMap(k, v)
+			continue
+		}
 		if k == "params" {
 			paramsGiven = true
 			if v == nil {
@@ -178,11 +198,20 @@ func (b *builder) trainSection() {
 	if tr.Eval != "" {
 		b.trainData("eval", tr.Eval)
 	}
+	for _, k := range []string{"inputs", "eval_inputs"} {
+		for _, role := range slices.Sorted(maps.Keys(roleMaps[k])) {
+			b.trainData(k+"."+role, roleMaps[k][role])
+		}
+	}
+	if tr.Input == "" && roleMaps["inputs"] == nil {
+		b.trainErrorf(t.Pos, "name the load or preprocess stage whose items are the training data", "train: missing input")
+	}
 	if !b.trainModel(tr) {
 		b.trainOK = false
 		b.trainModelFailed = true
 		return
 	}
+	b.trainRoles(tr, roleMaps)
 	cs := tr.Desc.Capability(sdk.CapTrain)
 	b.trainParams(tr, cs, pluginVals)
 	if tr.Batch == 0 {
@@ -496,21 +525,18 @@ func (b *builder) trainBatchBytes(tr *Training) {
 	}
 }
 
-// trainContract checks what the input and eval stages emit against the
-// image contract of the preset being trained.
+// trainContract checks what the training's data stages emit against the
+// image contract of the preset being trained (of each role, for a preset
+// with several train inputs).
 func (b *builder) trainContract() {
 	tr := b.train
 	if tr == nil || tr.PresetSpec == nil || tr.PresetSpec.Input == nil {
 		return
 	}
-	want := tr.PresetSpec.Input
-	for _, key := range []string{"input", "eval"} {
-		id := tr.Input
-		if key == "eval" {
-			id = tr.Eval
-		}
-		bn := b.byID(id)
-		if bn == nil || !bn.ok || b.trainBadData[key] {
+	for _, ts := range tr.trainStages() {
+		key, want := ts.key, ts.spec
+		bn := b.byID(ts.id)
+		if bn == nil || !bn.ok || b.trainBadData[key] || want == nil {
 			continue
 		}
 		if bn.n.Out.Latent != nil {
@@ -545,25 +571,172 @@ func (b *builder) byID(id string) *bnode {
 	return nil
 }
 
-// feedsBrokenTrain reports whether bn is the input or eval stage of a
-// train section whose model or preset could not be resolved: what
-// training wants from it is unknown, and the train section's error says
-// why.
+// feedsBrokenTrain reports whether bn is a data stage of a train section
+// whose model or preset could not be resolved: what training wants from
+// it is unknown, and the train section's error says why.
 func (b *builder) feedsBrokenTrain(bn *bnode) bool {
 	tr := b.train
-	return tr != nil && b.trainModelFailed && bn.st.ID != "" && (bn.st.ID == tr.Input || bn.st.ID == tr.Eval)
+	if tr == nil || !b.trainModelFailed || bn.st.ID == "" {
+		return false
+	}
+	if bn.st.ID == tr.Input || bn.st.ID == tr.Eval {
+		return true
+	}
+	if t := b.s.Train; t != nil {
+		for _, k := range []string{"inputs", "eval_inputs"} {
+			if m, ok := t.Value[k].(map[string]any); ok {
+				for _, id := range m {
+					if id == bn.st.ID {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
 }
 
 // trainConsumer is the image contract training wants from stage bn when bn
-// is the train section's input or eval stage (nil otherwise), so a conform
+// is one of the train section's data stages (nil otherwise), so a conform
 // op there converts to it.
 func (b *builder) trainConsumer(bn *bnode) *sdk.ImageSpec {
 	tr := b.train
 	if tr == nil || tr.PresetSpec == nil || tr.PresetSpec.Input == nil || bn.st.ID == "" {
 		return nil
 	}
-	if bn.st.ID == tr.Input || bn.st.ID == tr.Eval {
-		return tr.PresetSpec.Input
+	for _, ts := range tr.trainStages() {
+		if ts.id == bn.st.ID {
+			return ts.spec
+		}
 	}
 	return nil
+}
+
+// trainRoleMap reads inputs: or eval_inputs:, a mapping of role names to
+// stage ids.
+func (b *builder) trainRoleMap(key string, v any) map[string]string {
+	t := b.s.Train
+	m, ok := v.(map[string]any)
+	if !ok {
+		b.trainErrorf(t.ValuePos(key), "", "train.%s: expected a mapping of roles to stage ids such as {a: STAGE, b: STAGE}, got %s", key, typeName(v))
+		return nil
+	}
+	out := map[string]string{}
+	for role, id := range m {
+		s, ok := id.(string)
+		if !ok || s == "" {
+			b.trainErrorf(t.ValuePos(key+"."+role), "", "train.%s.%s: expected a stage id, got %s", key, role, typeName(id))
+			continue
+		}
+		out[role] = s
+	}
+	return out
+}
+
+// trainRoles matches inputs: and eval_inputs: to the preset's train
+// inputs, or refuses them for a preset that reads one stream.
+func (b *builder) trainRoles(tr *Training, roleMaps map[string]map[string]string) {
+	t := b.s.Train
+	p := tr.PresetSpec
+	if p == nil || len(p.TrainInputs) == 0 {
+		for _, k := range []string{"inputs", "eval_inputs"} {
+			if _, ok := roleMaps[k]; ok {
+				one := map[string]string{"inputs": "input", "eval_inputs": "eval"}[k]
+				b.trainErrorf(t.KeyPos(k), fmt.Sprintf("write %s: STAGE", one), "train.%s: model %q preset %q trains on one stream", k, tr.Model, tr.Preset)
+			}
+		}
+		return
+	}
+	var names []string
+	for _, ti := range p.TrainInputs {
+		names = append(names, ti.Name)
+	}
+	example := "{" + strings.Join(names, ": STAGE, ") + ": STAGE}"
+	for _, k := range []string{"input", "eval"} {
+		if _, ok := t.Value[k]; ok {
+			b.trainErrorf(t.KeyPos(k), fmt.Sprintf("write %ss: %s", k, example), "train.%s: model %q preset %q trains on %d streams (%s)", k, tr.Model, tr.Preset, len(names), strings.Join(names, ", "))
+		}
+	}
+	for _, k := range []string{"inputs", "eval_inputs"} {
+		m, given := roleMaps[k]
+		if !given {
+			continue
+		}
+		for _, role := range slices.Sorted(maps.Keys(m)) {
+			if !slices.Contains(names, role) {
+				hint := suggest.DidYouMean(role, names)
+				if hint == "" {
+					hint = "roles: " + strings.Join(names, ", ")
+				}
+				b.trainErrorf(t.KeyPos(k+"."+role), hint, "train.%s.%s: preset %q has no train input %q", k, role, tr.Preset, role)
+			}
+		}
+		for _, role := range names {
+			if _, ok := m[role]; !ok {
+				b.trainErrorf(t.KeyPos(k), fmt.Sprintf("%s: %s", k, example), "train.%s: missing role %q (preset %q trains on %s)", k, role, tr.Preset, strings.Join(names, ", "))
+			}
+		}
+	}
+	if _, ok := roleMaps["inputs"]; !ok {
+		if _, bad := t.Value["input"]; !bad {
+			b.trainErrorf(t.Pos, fmt.Sprintf("inputs: %s", example), "train: missing inputs (preset %q trains on %s)", tr.Preset, strings.Join(names, ", "))
+		}
+		return
+	}
+	for _, ti := range p.TrainInputs {
+		tr.Roles = append(tr.Roles, TrainRole{TrainInput: ti, Input: roleMaps["inputs"][ti.Name], Eval: roleMaps["eval_inputs"][ti.Name]})
+	}
+	tr.Input, tr.Eval = tr.Roles[0].Input, tr.Roles[0].Eval
+}
+
+// roleSpec is the image contract of a role (the preset's input unless the
+// role declares its own).
+func roleSpec(p *sdk.Preset, r TrainRole) *sdk.ImageSpec {
+	if r.Image != nil {
+		return r.Image
+	}
+	return p.Input
+}
+
+// trainStage is one stage training reads: the key of the train section
+// that names it ("input", "inputs.a", "eval_inputs.b") and the image
+// contract it must meet.
+type trainStage struct {
+	key, id string
+	spec    *sdk.ImageSpec
+}
+
+// trainStages lists the training's data stages.
+func (tr *Training) trainStages() []trainStage {
+	var out []trainStage
+	var in *sdk.ImageSpec
+	if tr.PresetSpec != nil {
+		in = tr.PresetSpec.Input
+	}
+	if len(tr.Roles) == 0 {
+		if tr.Input != "" {
+			out = append(out, trainStage{"input", tr.Input, in})
+		}
+		if tr.Eval != "" {
+			out = append(out, trainStage{"eval", tr.Eval, in})
+		}
+		return out
+	}
+	for _, r := range tr.Roles {
+		out = append(out, trainStage{"inputs." + r.Name, r.Input, roleSpec(tr.PresetSpec, r)})
+		if r.Eval != "" {
+			out = append(out, trainStage{"eval_inputs." + r.Name, r.Eval, roleSpec(tr.PresetSpec, r)})
+		}
+	}
+	return out
+}
+
+// DataStages returns the ids of every stage training reads (for the
+// idle-stage check of pipeline train).
+func (tr *Training) DataStages() []string {
+	var ids []string
+	for _, s := range tr.trainStages() {
+		ids = append(ids, s.id)
+	}
+	return ids
 }

@@ -27,9 +27,11 @@ type Entry struct {
 	//   - list: the path as listed, cleaned and without extension; leading
 	//     "/" and "../" are dropped so the name stays inside a save dir.
 	//   - idx: the record number, zero-padded to at least 5 digits ("00042").
+	//   - typeset: the item number (start + position), padded the same way.
 	Name string
 	// Source is the file to read (the pipeline file's folder joined with the
-	// configured path); for idx records it is "file#N".
+	// configured path); for idx records it is "file#N", for typeset
+	// digits "typeset:FACE#N".
 	Source string
 	// Label is the class label, -1 for none.
 	Label int
@@ -37,6 +39,8 @@ type Entry struct {
 	// nil for files, which are read by [Loader.Decode].
 	Pixels        []byte
 	Width, Height int
+	// seq is a typeset item's number in its set (start + position).
+	seq int
 }
 
 // Loader enumerates and decodes the images of one load stage.
@@ -51,9 +55,10 @@ type Loader struct {
 	maxPixels int
 	classes   []string
 	classIdx  map[string]int
-	rows      int // idx only
+	rows      int // idx and typeset only
 	cols      int
 	count     int
+	typeset   *typesetSource
 }
 
 // CheckLoad checks the rules between fields that sdk.CheckParams cannot
@@ -74,12 +79,16 @@ func CheckLoad(params map[string]any) []*sdk.ParamError {
 			given = append(given, k)
 		}
 	}
+	if _, ok := params["typeset"]; ok {
+		given = append(given, "typeset")
+		errs = append(errs, checkTypeset(params["typeset"])...)
+	}
 	switch len(given) {
 	case 0:
-		add("", "one of dir, list or idx is required")
+		add("", "one of dir, list, idx or typeset is required")
 	case 1:
 	default:
-		add(given[1], "%s and %s are both given; a load reads from exactly one of dir, list or idx", given[0], given[1])
+		add(given[1], "%s and %s are both given; a load reads from exactly one of dir, list, idx or typeset", given[0], given[1])
 	}
 	labels := p.String("labels")
 	switch labels {
@@ -168,6 +177,15 @@ func loadFiles(p Values, env ParseEnv) []*sdk.ParamError {
 			errs = append(errs, &sdk.ParamError{Path: k, Msg: fmt.Sprintf("%q is a folder, expected a file", name)})
 		}
 	}
+	_, faces, _, _, _, _ := typesetConfig(p["typeset"])
+	for i, f := range faces {
+		if !strings.ContainsAny(f, "./") {
+			continue // a built-in face (checkTypeset knows the names)
+		}
+		if fi, err := os.Stat(env.abs(f)); err != nil || fi.IsDir() {
+			errs = append(errs, &sdk.ParamError{Path: fmt.Sprintf("typeset.faces[%d]", i), Hint: RelHint, Msg: fmt.Sprintf("font file %q not found", f)})
+		}
+	}
 	return errs
 }
 
@@ -224,6 +242,10 @@ func (c *LoadConfig) Open(baseDir string) (*Loader, error) {
 		}
 		if st.IsDir() {
 			return nil, fmt.Errorf("load: list %s is a folder, expected a file with one path per line", l.root)
+		}
+	case params["typeset"] != nil:
+		if err := l.openTypeset(params["typeset"], resolve); err != nil {
+			return nil, err
 		}
 	default:
 		l.mode, l.root = "idx", resolve(p.String("idx"))
@@ -301,7 +323,7 @@ func (l *Loader) Classes() []string { return l.classes }
 // reading: 8-bit pixels; for idx also one channel and the record size.
 func (l *Loader) Output() *sdk.ImageSpec {
 	s := &sdk.ImageSpec{DType: sdk.Uint8, Min: 0, Max: 255}
-	if l.mode == "idx" {
+	if l.mode == "idx" || l.mode == "typeset" {
 		s.Channels, s.Height, s.Width = 1, l.rows, l.cols
 	}
 	return s
@@ -339,6 +361,8 @@ func (l *Loader) Enumerate(ctx context.Context, fn func(Entry) error) error {
 		err = l.readList(emit)
 	case "idx":
 		err = l.readIdx(emit)
+	case "typeset":
+		err = l.enumerateTypeset(emit)
 	}
 	if err == errLimit {
 		return nil
@@ -571,6 +595,9 @@ func (l *Loader) readIdx(emit func(Entry) error) error {
 // Decode reads the entry's image; errors name the file and say what is
 // wrong with it (missing, empty, truncated, not an image, too many pixels).
 func (l *Loader) Decode(e Entry) (image.Image, error) {
+	if l.typeset != nil {
+		return l.renderTypeset(e)
+	}
 	if e.Pixels != nil {
 		if len(e.Pixels) != e.Width*e.Height {
 			return nil, fmt.Errorf("load: %s: %d pixel bytes, expected %dx%d", e.Source, len(e.Pixels), e.Width, e.Height)

@@ -435,7 +435,7 @@ func TestLoadMissingSource(t *testing.T) {
 		{map[string]any{"list": "."}, "is a folder"},
 		{map[string]any{"idx": "nope.gz"}, filepath.Join(d, "nope.gz") + ": no such file"},
 		{map[string]any{"dir": ".", "labels": "folders"}, "no sub-folders"},
-		{map[string]any{"dir": ".", "idx": "x"}, "exactly one of dir, list or idx"},
+		{map[string]any{"dir": ".", "idx": "x"}, "exactly one of dir, list, idx or typeset"},
 	}
 	for _, tc := range tests {
 		_, err := NewLoader(checked(t, LoadParam, tc.raw), d)

@@ -25,13 +25,14 @@ func filter() sdk.Param {
 
 // LoadParam is the spec of a load stage's mapping. Exactly one of dir, list
 // and idx names the source (checked by [CheckLoad]).
-var LoadParam = sdk.Param{Name: "load", Type: sdk.Object, Doc: "read images from a folder, a list file, or MNIST-format idx files", Fields: []sdk.Param{
+var LoadParam = sdk.Param{Name: "load", Type: sdk.Object, Doc: "read images from a folder, a list file or MNIST-format idx files, or render typeset digits", Fields: []sdk.Param{
 	{Name: "dir", Type: sdk.String, Doc: "folder to read images from (relative to the pipeline file)"},
 	{Name: "glob", Type: sdk.String, Doc: "pattern matched against each file's path relative to dir; ** matches across folders; a pattern without / matches file names in any folder (only files with an image extension are read, hidden ones skipped)", Default: "**"},
 	{Name: "recursive", Type: sdk.Bool, Doc: "descend into sub-folders of dir", Default: true},
 	{Name: "list", Type: sdk.String, Doc: "file with one image path per line (relative to the list file); # starts a comment"},
 	{Name: "idx", Type: sdk.String, Doc: "MNIST-format idx image file (.idx or .idx.gz, e.g. t10k-images-idx3-ubyte.gz)"},
 	{Name: "idx_labels", Type: sdk.String, Doc: "MNIST-format idx label file matching idx"},
+	typesetParam,
 	{Name: "labels", Type: sdk.String, Doc: "where labels come from: none, folders (the sub-folder name, sorted, numbered from 0) or idx", Default: "none", Enum: []string{"none", "folders", "idx"}},
 	{Name: "limit", Type: sdk.Int, Doc: "read at most this many images (0: all)", Default: 0, Min: sdk.Bound(0)},
 	{Name: "max_pixels", Type: sdk.Int, Doc: "refuse images with more pixels than this (decompression-bomb guard)", Default: 100_000_000, Min: sdk.Bound(1)},

@@ -157,6 +157,15 @@ func (c *Client) trainData(ctx context.Context, fn func(context.Context) (*sdk.B
 		return nil, fmt.Errorf("%s%s: %w", c.prefix("train"), what, err)
 	}
 	br := &pb.BatchRequest{Tensor: tensorToProto(b.Tensor), Seeds: wire.SeedsOrNil(b.Seeds), Labels: wire.LabelsToProto(b.Labels)}
+	for name, o := range b.Inputs {
+		if err := checkTrainBatch(o); err != nil {
+			return nil, fmt.Errorf("%s%s: input %q: %w", c.prefix("train"), what, name, err)
+		}
+		if br.Inputs == nil {
+			br.Inputs = map[string]*pb.BatchRequest{}
+		}
+		br.Inputs[name] = &pb.BatchRequest{Tensor: tensorToProto(o.Tensor), Seeds: wire.SeedsOrNil(o.Seeds), Labels: wire.LabelsToProto(o.Labels)}
+	}
 	if eval {
 		return &pb.TrainInput{Msg: &pb.TrainInput_EvalBatch{EvalBatch: br}}, nil
 	}
@@ -173,8 +182,14 @@ func checkTrainBatch(b *sdk.Batch) error {
 	if n := b.Len(); len(b.Seeds) != 0 && len(b.Seeds) != n || len(b.Labels) != 0 && len(b.Labels) != n {
 		return fmt.Errorf("%d seeds and %d labels for %d items, expected one per item", len(b.Seeds), len(b.Labels), n)
 	}
-	if len(b.Data) > MaxMessageBytes-(1<<20) {
-		return fmt.Errorf("batch of %d bytes exceeds the %d-byte message limit; send smaller training batches", len(b.Data), MaxMessageBytes-(1<<20))
+	size := len(b.Data)
+	for _, o := range b.Inputs {
+		if o != nil && o.Tensor != nil {
+			size += len(o.Data)
+		}
+	}
+	if size > MaxMessageBytes-(1<<20) {
+		return fmt.Errorf("batch of %d bytes exceeds the %d-byte message limit; send smaller training batches", size, MaxMessageBytes-(1<<20))
 	}
 	return nil
 }

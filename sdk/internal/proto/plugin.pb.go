@@ -756,16 +756,19 @@ func (x *LatentSpec) GetDim() int32 {
 }
 
 type Preset struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Doc           string                 `protobuf:"bytes,2,opt,name=doc,proto3" json:"doc,omitempty"`
-	Default       bool                   `protobuf:"varint,3,opt,name=default,proto3" json:"default,omitempty"`
-	Capabilities  []string               `protobuf:"bytes,4,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
-	Input         *ImageSpec             `protobuf:"bytes,5,opt,name=input,proto3" json:"input,omitempty"`
-	Output        *ImageSpec             `protobuf:"bytes,6,opt,name=output,proto3" json:"output,omitempty"`
-	Latent        *LatentSpec            `protobuf:"bytes,7,opt,name=latent,proto3" json:"latent,omitempty"`
-	Classes       int32                  `protobuf:"varint,8,opt,name=classes,proto3" json:"classes,omitempty"`
-	Weights       string                 `protobuf:"bytes,9,opt,name=weights,proto3" json:"weights,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Doc          string                 `protobuf:"bytes,2,opt,name=doc,proto3" json:"doc,omitempty"`
+	Default      bool                   `protobuf:"varint,3,opt,name=default,proto3" json:"default,omitempty"`
+	Capabilities []string               `protobuf:"bytes,4,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
+	Input        *ImageSpec             `protobuf:"bytes,5,opt,name=input,proto3" json:"input,omitempty"`
+	Output       *ImageSpec             `protobuf:"bytes,6,opt,name=output,proto3" json:"output,omitempty"`
+	Latent       *LatentSpec            `protobuf:"bytes,7,opt,name=latent,proto3" json:"latent,omitempty"`
+	Classes      int32                  `protobuf:"varint,8,opt,name=classes,proto3" json:"classes,omitempty"`
+	Weights      string                 `protobuf:"bytes,9,opt,name=weights,proto3" json:"weights,omitempty"`
+	// train_inputs are the roles of a training that reads several streams
+	// (sdk.Preset.TrainInputs); empty for one.
+	TrainInputs   []*TrainInputSpec `protobuf:"bytes,10,rep,name=train_inputs,json=trainInputs,proto3" json:"train_inputs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -863,6 +866,82 @@ func (x *Preset) GetWeights() string {
 	return ""
 }
 
+func (x *Preset) GetTrainInputs() []*TrainInputSpec {
+	if x != nil {
+		return x.TrainInputs
+	}
+	return nil
+}
+
+// TrainInputSpec is one role of a training's data (sdk.TrainInput).
+type TrainInputSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Doc           string                 `protobuf:"bytes,2,opt,name=doc,proto3" json:"doc,omitempty"`
+	Paired        bool                   `protobuf:"varint,3,opt,name=paired,proto3" json:"paired,omitempty"`
+	Image         *ImageSpec             `protobuf:"bytes,4,opt,name=image,proto3" json:"image,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrainInputSpec) Reset() {
+	*x = TrainInputSpec{}
+	mi := &file_plugin_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrainInputSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrainInputSpec) ProtoMessage() {}
+
+func (x *TrainInputSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrainInputSpec.ProtoReflect.Descriptor instead.
+func (*TrainInputSpec) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *TrainInputSpec) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TrainInputSpec) GetDoc() string {
+	if x != nil {
+		return x.Doc
+	}
+	return ""
+}
+
+func (x *TrainInputSpec) GetPaired() bool {
+	if x != nil {
+		return x.Paired
+	}
+	return false
+}
+
+func (x *TrainInputSpec) GetImage() *ImageSpec {
+	if x != nil {
+		return x.Image
+	}
+	return nil
+}
+
 type Description struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -884,7 +963,7 @@ type Description struct {
 
 func (x *Description) Reset() {
 	*x = Description{}
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +975,7 @@ func (x *Description) String() string {
 func (*Description) ProtoMessage() {}
 
 func (x *Description) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +988,7 @@ func (x *Description) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Description.ProtoReflect.Descriptor instead.
 func (*Description) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{11}
+	return file_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Description) GetName() string {
@@ -987,7 +1066,7 @@ type LoadRequest struct {
 
 func (x *LoadRequest) Reset() {
 	*x = LoadRequest{}
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -999,7 +1078,7 @@ func (x *LoadRequest) String() string {
 func (*LoadRequest) ProtoMessage() {}
 
 func (x *LoadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1012,7 +1091,7 @@ func (x *LoadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadRequest.ProtoReflect.Descriptor instead.
 func (*LoadRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{12}
+	return file_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LoadRequest) GetCapability() string {
@@ -1052,7 +1131,7 @@ type LoadResponse struct {
 
 func (x *LoadResponse) Reset() {
 	*x = LoadResponse{}
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1064,7 +1143,7 @@ func (x *LoadResponse) String() string {
 func (*LoadResponse) ProtoMessage() {}
 
 func (x *LoadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1077,7 +1156,7 @@ func (x *LoadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadResponse.ProtoReflect.Descriptor instead.
 func (*LoadResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{13}
+	return file_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LoadResponse) GetHandle() uint64 {
@@ -1096,7 +1175,7 @@ type UnloadRequest struct {
 
 func (x *UnloadRequest) Reset() {
 	*x = UnloadRequest{}
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1187,7 @@ func (x *UnloadRequest) String() string {
 func (*UnloadRequest) ProtoMessage() {}
 
 func (x *UnloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1200,7 @@ func (x *UnloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnloadRequest.ProtoReflect.Descriptor instead.
 func (*UnloadRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{14}
+	return file_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UnloadRequest) GetHandle() uint64 {
@@ -1132,19 +1211,22 @@ func (x *UnloadRequest) GetHandle() uint64 {
 }
 
 type BatchRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
-	Tensor        *Tensor                `protobuf:"bytes,2,opt,name=tensor,proto3" json:"tensor,omitempty"`
-	Seeds         []uint64               `protobuf:"varint,3,rep,packed,name=seeds,proto3" json:"seeds,omitempty"`
-	Labels        []int64                `protobuf:"varint,4,rep,packed,name=labels,proto3" json:"labels,omitempty"`
-	Shm           *ShmCall               `protobuf:"bytes,5,opt,name=shm,proto3" json:"shm,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Handle uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
+	Tensor *Tensor                `protobuf:"bytes,2,opt,name=tensor,proto3" json:"tensor,omitempty"`
+	Seeds  []uint64               `protobuf:"varint,3,rep,packed,name=seeds,proto3" json:"seeds,omitempty"`
+	Labels []int64                `protobuf:"varint,4,rep,packed,name=labels,proto3" json:"labels,omitempty"`
+	Shm    *ShmCall               `protobuf:"bytes,5,opt,name=shm,proto3" json:"shm,omitempty"`
+	// inputs are, in training, the other roles' batches (sdk.Batch.Inputs),
+	// inline (never in shared memory).
+	Inputs        map[string]*BatchRequest `protobuf:"bytes,6,rep,name=inputs,proto3" json:"inputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BatchRequest) Reset() {
 	*x = BatchRequest{}
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1238,7 @@ func (x *BatchRequest) String() string {
 func (*BatchRequest) ProtoMessage() {}
 
 func (x *BatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1251,7 @@ func (x *BatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRequest.ProtoReflect.Descriptor instead.
 func (*BatchRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{15}
+	return file_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BatchRequest) GetHandle() uint64 {
@@ -1207,6 +1289,13 @@ func (x *BatchRequest) GetShm() *ShmCall {
 	return nil
 }
 
+func (x *BatchRequest) GetInputs() map[string]*BatchRequest {
+	if x != nil {
+		return x.Inputs
+	}
+	return nil
+}
+
 type GenerateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Handle        uint64                 `protobuf:"varint,1,opt,name=handle,proto3" json:"handle,omitempty"`
@@ -1220,7 +1309,7 @@ type GenerateRequest struct {
 
 func (x *GenerateRequest) Reset() {
 	*x = GenerateRequest{}
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1232,7 +1321,7 @@ func (x *GenerateRequest) String() string {
 func (*GenerateRequest) ProtoMessage() {}
 
 func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1245,7 +1334,7 @@ func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateRequest.ProtoReflect.Descriptor instead.
 func (*GenerateRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16}
+	return file_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GenerateRequest) GetHandle() uint64 {
@@ -1292,7 +1381,7 @@ type TensorResponse struct {
 
 func (x *TensorResponse) Reset() {
 	*x = TensorResponse{}
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1304,7 +1393,7 @@ func (x *TensorResponse) String() string {
 func (*TensorResponse) ProtoMessage() {}
 
 func (x *TensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1317,7 +1406,7 @@ func (x *TensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TensorResponse.ProtoReflect.Descriptor instead.
 func (*TensorResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{17}
+	return file_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TensorResponse) GetTensor() *Tensor {
@@ -1355,7 +1444,7 @@ type TrainConfig struct {
 
 func (x *TrainConfig) Reset() {
 	*x = TrainConfig{}
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1367,7 +1456,7 @@ func (x *TrainConfig) String() string {
 func (*TrainConfig) ProtoMessage() {}
 
 func (x *TrainConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1380,7 +1469,7 @@ func (x *TrainConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainConfig.ProtoReflect.Descriptor instead.
 func (*TrainConfig) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{18}
+	return file_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TrainConfig) GetPreset() string {
@@ -1469,7 +1558,7 @@ type TrainInput struct {
 
 func (x *TrainInput) Reset() {
 	*x = TrainInput{}
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1481,7 +1570,7 @@ func (x *TrainInput) String() string {
 func (*TrainInput) ProtoMessage() {}
 
 func (x *TrainInput) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1494,7 +1583,7 @@ func (x *TrainInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainInput.ProtoReflect.Descriptor instead.
 func (*TrainInput) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{19}
+	return file_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TrainInput) GetMsg() isTrainInput_Msg {
@@ -1605,7 +1694,7 @@ type TrainEvent struct {
 
 func (x *TrainEvent) Reset() {
 	*x = TrainEvent{}
-	mi := &file_plugin_proto_msgTypes[20]
+	mi := &file_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1617,7 +1706,7 @@ func (x *TrainEvent) String() string {
 func (*TrainEvent) ProtoMessage() {}
 
 func (x *TrainEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[20]
+	mi := &file_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1630,7 +1719,7 @@ func (x *TrainEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainEvent.ProtoReflect.Descriptor instead.
 func (*TrainEvent) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{20}
+	return file_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TrainEvent) GetEpoch() int64 {
@@ -1694,7 +1783,7 @@ type Weights struct {
 
 func (x *Weights) Reset() {
 	*x = Weights{}
-	mi := &file_plugin_proto_msgTypes[21]
+	mi := &file_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1706,7 +1795,7 @@ func (x *Weights) String() string {
 func (*Weights) ProtoMessage() {}
 
 func (x *Weights) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[21]
+	mi := &file_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1719,7 +1808,7 @@ func (x *Weights) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Weights.ProtoReflect.Descriptor instead.
 func (*Weights) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{21}
+	return file_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Weights) GetChunk() []byte {
@@ -1758,7 +1847,7 @@ type TrainOutput struct {
 
 func (x *TrainOutput) Reset() {
 	*x = TrainOutput{}
-	mi := &file_plugin_proto_msgTypes[22]
+	mi := &file_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1770,7 +1859,7 @@ func (x *TrainOutput) String() string {
 func (*TrainOutput) ProtoMessage() {}
 
 func (x *TrainOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[22]
+	mi := &file_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1783,7 +1872,7 @@ func (x *TrainOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainOutput.ProtoReflect.Descriptor instead.
 func (*TrainOutput) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{22}
+	return file_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TrainOutput) GetMsg() isTrainOutput_Msg {
@@ -1917,7 +2006,7 @@ const file_plugin_proto_rawDesc = "" +
 	"\n" +
 	"LatentSpec\x12\x14\n" +
 	"\x05space\x18\x01 \x01(\tR\x05space\x12\x10\n" +
-	"\x03dim\x18\x02 \x01(\x05R\x03dim\"\xb8\x02\n" +
+	"\x03dim\x18\x02 \x01(\x05R\x03dim\"\xfb\x02\n" +
 	"\x06Preset\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03doc\x18\x02 \x01(\tR\x03doc\x12\x18\n" +
@@ -1927,7 +2016,14 @@ const file_plugin_proto_rawDesc = "" +
 	"\x06output\x18\x06 \x01(\v2\x19.genpipe.sdk.v1.ImageSpecR\x06output\x122\n" +
 	"\x06latent\x18\a \x01(\v2\x1a.genpipe.sdk.v1.LatentSpecR\x06latent\x12\x18\n" +
 	"\aclasses\x18\b \x01(\x05R\aclasses\x12\x18\n" +
-	"\aweights\x18\t \x01(\tR\aweights\"\xbb\x02\n" +
+	"\aweights\x18\t \x01(\tR\aweights\x12A\n" +
+	"\ftrain_inputs\x18\n" +
+	" \x03(\v2\x1e.genpipe.sdk.v1.TrainInputSpecR\vtrainInputs\"\x7f\n" +
+	"\x0eTrainInputSpec\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03doc\x18\x02 \x01(\tR\x03doc\x12\x16\n" +
+	"\x06paired\x18\x03 \x01(\bR\x06paired\x12/\n" +
+	"\x05image\x18\x04 \x01(\v2\x19.genpipe.sdk.v1.ImageSpecR\x05image\"\xbb\x02\n" +
 	"\vDescription\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12\x10\n" +
@@ -1950,13 +2046,17 @@ const file_plugin_proto_rawDesc = "" +
 	"\fLoadResponse\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\"'\n" +
 	"\rUnloadRequest\x12\x16\n" +
-	"\x06handle\x18\x01 \x01(\x04R\x06handle\"\xaf\x01\n" +
+	"\x06handle\x18\x01 \x01(\x04R\x06handle\"\xca\x02\n" +
 	"\fBatchRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12.\n" +
 	"\x06tensor\x18\x02 \x01(\v2\x16.genpipe.sdk.v1.TensorR\x06tensor\x12\x14\n" +
 	"\x05seeds\x18\x03 \x03(\x04R\x05seeds\x12\x16\n" +
 	"\x06labels\x18\x04 \x03(\x03R\x06labels\x12)\n" +
-	"\x03shm\x18\x05 \x01(\v2\x17.genpipe.sdk.v1.ShmCallR\x03shm\"\xb4\x01\n" +
+	"\x03shm\x18\x05 \x01(\v2\x17.genpipe.sdk.v1.ShmCallR\x03shm\x12@\n" +
+	"\x06inputs\x18\x06 \x03(\v2(.genpipe.sdk.v1.BatchRequest.InputsEntryR\x06inputs\x1aW\n" +
+	"\vInputsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x122\n" +
+	"\x05value\x18\x02 \x01(\v2\x1c.genpipe.sdk.v1.BatchRequestR\x05value:\x028\x01\"\xb4\x01\n" +
 	"\x0fGenerateRequest\x12\x16\n" +
 	"\x06handle\x18\x01 \x01(\x04R\x06handle\x12\x14\n" +
 	"\x05seeds\x18\x02 \x03(\x04R\x05seeds\x12\x16\n" +
@@ -2035,7 +2135,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_plugin_proto_goTypes = []any{
 	(DType)(0),              // 0: genpipe.sdk.v1.DType
 	(*Empty)(nil),           // 1: genpipe.sdk.v1.Empty
@@ -2049,27 +2149,29 @@ var file_plugin_proto_goTypes = []any{
 	(*Size)(nil),            // 9: genpipe.sdk.v1.Size
 	(*LatentSpec)(nil),      // 10: genpipe.sdk.v1.LatentSpec
 	(*Preset)(nil),          // 11: genpipe.sdk.v1.Preset
-	(*Description)(nil),     // 12: genpipe.sdk.v1.Description
-	(*LoadRequest)(nil),     // 13: genpipe.sdk.v1.LoadRequest
-	(*LoadResponse)(nil),    // 14: genpipe.sdk.v1.LoadResponse
-	(*UnloadRequest)(nil),   // 15: genpipe.sdk.v1.UnloadRequest
-	(*BatchRequest)(nil),    // 16: genpipe.sdk.v1.BatchRequest
-	(*GenerateRequest)(nil), // 17: genpipe.sdk.v1.GenerateRequest
-	(*TensorResponse)(nil),  // 18: genpipe.sdk.v1.TensorResponse
-	(*TrainConfig)(nil),     // 19: genpipe.sdk.v1.TrainConfig
-	(*TrainInput)(nil),      // 20: genpipe.sdk.v1.TrainInput
-	(*TrainEvent)(nil),      // 21: genpipe.sdk.v1.TrainEvent
-	(*Weights)(nil),         // 22: genpipe.sdk.v1.Weights
-	(*TrainOutput)(nil),     // 23: genpipe.sdk.v1.TrainOutput
-	nil,                     // 24: genpipe.sdk.v1.TrainEvent.MetricsEntry
-	(*structpb.Value)(nil),  // 25: google.protobuf.Value
-	(*structpb.Struct)(nil), // 26: google.protobuf.Struct
+	(*TrainInputSpec)(nil),  // 12: genpipe.sdk.v1.TrainInputSpec
+	(*Description)(nil),     // 13: genpipe.sdk.v1.Description
+	(*LoadRequest)(nil),     // 14: genpipe.sdk.v1.LoadRequest
+	(*LoadResponse)(nil),    // 15: genpipe.sdk.v1.LoadResponse
+	(*UnloadRequest)(nil),   // 16: genpipe.sdk.v1.UnloadRequest
+	(*BatchRequest)(nil),    // 17: genpipe.sdk.v1.BatchRequest
+	(*GenerateRequest)(nil), // 18: genpipe.sdk.v1.GenerateRequest
+	(*TensorResponse)(nil),  // 19: genpipe.sdk.v1.TensorResponse
+	(*TrainConfig)(nil),     // 20: genpipe.sdk.v1.TrainConfig
+	(*TrainInput)(nil),      // 21: genpipe.sdk.v1.TrainInput
+	(*TrainEvent)(nil),      // 22: genpipe.sdk.v1.TrainEvent
+	(*Weights)(nil),         // 23: genpipe.sdk.v1.Weights
+	(*TrainOutput)(nil),     // 24: genpipe.sdk.v1.TrainOutput
+	nil,                     // 25: genpipe.sdk.v1.BatchRequest.InputsEntry
+	nil,                     // 26: genpipe.sdk.v1.TrainEvent.MetricsEntry
+	(*structpb.Value)(nil),  // 27: google.protobuf.Value
+	(*structpb.Struct)(nil), // 28: google.protobuf.Struct
 }
 var file_plugin_proto_depIdxs = []int32{
 	0,  // 0: genpipe.sdk.v1.Tensor.dtype:type_name -> genpipe.sdk.v1.DType
 	4,  // 1: genpipe.sdk.v1.Tensor.shm:type_name -> genpipe.sdk.v1.ShmRegion
 	4,  // 2: genpipe.sdk.v1.ShmCall.out:type_name -> genpipe.sdk.v1.ShmRegion
-	25, // 3: genpipe.sdk.v1.Param.default:type_name -> google.protobuf.Value
+	27, // 3: genpipe.sdk.v1.Param.default:type_name -> google.protobuf.Value
 	6,  // 4: genpipe.sdk.v1.Param.elem:type_name -> genpipe.sdk.v1.Param
 	6,  // 5: genpipe.sdk.v1.Param.fields:type_name -> genpipe.sdk.v1.Param
 	6,  // 6: genpipe.sdk.v1.CapabilitySpec.params:type_name -> genpipe.sdk.v1.Param
@@ -2078,47 +2180,51 @@ var file_plugin_proto_depIdxs = []int32{
 	8,  // 9: genpipe.sdk.v1.Preset.input:type_name -> genpipe.sdk.v1.ImageSpec
 	8,  // 10: genpipe.sdk.v1.Preset.output:type_name -> genpipe.sdk.v1.ImageSpec
 	10, // 11: genpipe.sdk.v1.Preset.latent:type_name -> genpipe.sdk.v1.LatentSpec
-	7,  // 12: genpipe.sdk.v1.Description.capabilities:type_name -> genpipe.sdk.v1.CapabilitySpec
-	11, // 13: genpipe.sdk.v1.Description.presets:type_name -> genpipe.sdk.v1.Preset
-	26, // 14: genpipe.sdk.v1.LoadRequest.params:type_name -> google.protobuf.Struct
-	3,  // 15: genpipe.sdk.v1.BatchRequest.tensor:type_name -> genpipe.sdk.v1.Tensor
-	5,  // 16: genpipe.sdk.v1.BatchRequest.shm:type_name -> genpipe.sdk.v1.ShmCall
-	3,  // 17: genpipe.sdk.v1.GenerateRequest.latents:type_name -> genpipe.sdk.v1.Tensor
-	5,  // 18: genpipe.sdk.v1.GenerateRequest.shm:type_name -> genpipe.sdk.v1.ShmCall
-	3,  // 19: genpipe.sdk.v1.TensorResponse.tensor:type_name -> genpipe.sdk.v1.Tensor
-	26, // 20: genpipe.sdk.v1.TrainConfig.params:type_name -> google.protobuf.Struct
-	19, // 21: genpipe.sdk.v1.TrainInput.config:type_name -> genpipe.sdk.v1.TrainConfig
-	16, // 22: genpipe.sdk.v1.TrainInput.batch:type_name -> genpipe.sdk.v1.BatchRequest
-	1,  // 23: genpipe.sdk.v1.TrainInput.end:type_name -> genpipe.sdk.v1.Empty
-	16, // 24: genpipe.sdk.v1.TrainInput.eval_batch:type_name -> genpipe.sdk.v1.BatchRequest
-	1,  // 25: genpipe.sdk.v1.TrainInput.eval_end:type_name -> genpipe.sdk.v1.Empty
-	24, // 26: genpipe.sdk.v1.TrainEvent.metrics:type_name -> genpipe.sdk.v1.TrainEvent.MetricsEntry
-	3,  // 27: genpipe.sdk.v1.TrainEvent.samples:type_name -> genpipe.sdk.v1.Tensor
-	21, // 28: genpipe.sdk.v1.TrainOutput.event:type_name -> genpipe.sdk.v1.TrainEvent
-	22, // 29: genpipe.sdk.v1.TrainOutput.weights:type_name -> genpipe.sdk.v1.Weights
-	1,  // 30: genpipe.sdk.v1.TrainOutput.need:type_name -> genpipe.sdk.v1.Empty
-	1,  // 31: genpipe.sdk.v1.TrainOutput.need_eval:type_name -> genpipe.sdk.v1.Empty
-	2,  // 32: genpipe.sdk.v1.Plugin.Describe:input_type -> genpipe.sdk.v1.DescribeRequest
-	13, // 33: genpipe.sdk.v1.Plugin.Load:input_type -> genpipe.sdk.v1.LoadRequest
-	15, // 34: genpipe.sdk.v1.Plugin.Unload:input_type -> genpipe.sdk.v1.UnloadRequest
-	16, // 35: genpipe.sdk.v1.Plugin.Encode:input_type -> genpipe.sdk.v1.BatchRequest
-	17, // 36: genpipe.sdk.v1.Plugin.Generate:input_type -> genpipe.sdk.v1.GenerateRequest
-	16, // 37: genpipe.sdk.v1.Plugin.Translate:input_type -> genpipe.sdk.v1.BatchRequest
-	16, // 38: genpipe.sdk.v1.Plugin.Denoise:input_type -> genpipe.sdk.v1.BatchRequest
-	20, // 39: genpipe.sdk.v1.Plugin.Train:input_type -> genpipe.sdk.v1.TrainInput
-	12, // 40: genpipe.sdk.v1.Plugin.Describe:output_type -> genpipe.sdk.v1.Description
-	14, // 41: genpipe.sdk.v1.Plugin.Load:output_type -> genpipe.sdk.v1.LoadResponse
-	1,  // 42: genpipe.sdk.v1.Plugin.Unload:output_type -> genpipe.sdk.v1.Empty
-	18, // 43: genpipe.sdk.v1.Plugin.Encode:output_type -> genpipe.sdk.v1.TensorResponse
-	18, // 44: genpipe.sdk.v1.Plugin.Generate:output_type -> genpipe.sdk.v1.TensorResponse
-	18, // 45: genpipe.sdk.v1.Plugin.Translate:output_type -> genpipe.sdk.v1.TensorResponse
-	18, // 46: genpipe.sdk.v1.Plugin.Denoise:output_type -> genpipe.sdk.v1.TensorResponse
-	23, // 47: genpipe.sdk.v1.Plugin.Train:output_type -> genpipe.sdk.v1.TrainOutput
-	40, // [40:48] is the sub-list for method output_type
-	32, // [32:40] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	12, // 12: genpipe.sdk.v1.Preset.train_inputs:type_name -> genpipe.sdk.v1.TrainInputSpec
+	8,  // 13: genpipe.sdk.v1.TrainInputSpec.image:type_name -> genpipe.sdk.v1.ImageSpec
+	7,  // 14: genpipe.sdk.v1.Description.capabilities:type_name -> genpipe.sdk.v1.CapabilitySpec
+	11, // 15: genpipe.sdk.v1.Description.presets:type_name -> genpipe.sdk.v1.Preset
+	28, // 16: genpipe.sdk.v1.LoadRequest.params:type_name -> google.protobuf.Struct
+	3,  // 17: genpipe.sdk.v1.BatchRequest.tensor:type_name -> genpipe.sdk.v1.Tensor
+	5,  // 18: genpipe.sdk.v1.BatchRequest.shm:type_name -> genpipe.sdk.v1.ShmCall
+	25, // 19: genpipe.sdk.v1.BatchRequest.inputs:type_name -> genpipe.sdk.v1.BatchRequest.InputsEntry
+	3,  // 20: genpipe.sdk.v1.GenerateRequest.latents:type_name -> genpipe.sdk.v1.Tensor
+	5,  // 21: genpipe.sdk.v1.GenerateRequest.shm:type_name -> genpipe.sdk.v1.ShmCall
+	3,  // 22: genpipe.sdk.v1.TensorResponse.tensor:type_name -> genpipe.sdk.v1.Tensor
+	28, // 23: genpipe.sdk.v1.TrainConfig.params:type_name -> google.protobuf.Struct
+	20, // 24: genpipe.sdk.v1.TrainInput.config:type_name -> genpipe.sdk.v1.TrainConfig
+	17, // 25: genpipe.sdk.v1.TrainInput.batch:type_name -> genpipe.sdk.v1.BatchRequest
+	1,  // 26: genpipe.sdk.v1.TrainInput.end:type_name -> genpipe.sdk.v1.Empty
+	17, // 27: genpipe.sdk.v1.TrainInput.eval_batch:type_name -> genpipe.sdk.v1.BatchRequest
+	1,  // 28: genpipe.sdk.v1.TrainInput.eval_end:type_name -> genpipe.sdk.v1.Empty
+	26, // 29: genpipe.sdk.v1.TrainEvent.metrics:type_name -> genpipe.sdk.v1.TrainEvent.MetricsEntry
+	3,  // 30: genpipe.sdk.v1.TrainEvent.samples:type_name -> genpipe.sdk.v1.Tensor
+	22, // 31: genpipe.sdk.v1.TrainOutput.event:type_name -> genpipe.sdk.v1.TrainEvent
+	23, // 32: genpipe.sdk.v1.TrainOutput.weights:type_name -> genpipe.sdk.v1.Weights
+	1,  // 33: genpipe.sdk.v1.TrainOutput.need:type_name -> genpipe.sdk.v1.Empty
+	1,  // 34: genpipe.sdk.v1.TrainOutput.need_eval:type_name -> genpipe.sdk.v1.Empty
+	17, // 35: genpipe.sdk.v1.BatchRequest.InputsEntry.value:type_name -> genpipe.sdk.v1.BatchRequest
+	2,  // 36: genpipe.sdk.v1.Plugin.Describe:input_type -> genpipe.sdk.v1.DescribeRequest
+	14, // 37: genpipe.sdk.v1.Plugin.Load:input_type -> genpipe.sdk.v1.LoadRequest
+	16, // 38: genpipe.sdk.v1.Plugin.Unload:input_type -> genpipe.sdk.v1.UnloadRequest
+	17, // 39: genpipe.sdk.v1.Plugin.Encode:input_type -> genpipe.sdk.v1.BatchRequest
+	18, // 40: genpipe.sdk.v1.Plugin.Generate:input_type -> genpipe.sdk.v1.GenerateRequest
+	17, // 41: genpipe.sdk.v1.Plugin.Translate:input_type -> genpipe.sdk.v1.BatchRequest
+	17, // 42: genpipe.sdk.v1.Plugin.Denoise:input_type -> genpipe.sdk.v1.BatchRequest
+	21, // 43: genpipe.sdk.v1.Plugin.Train:input_type -> genpipe.sdk.v1.TrainInput
+	13, // 44: genpipe.sdk.v1.Plugin.Describe:output_type -> genpipe.sdk.v1.Description
+	15, // 45: genpipe.sdk.v1.Plugin.Load:output_type -> genpipe.sdk.v1.LoadResponse
+	1,  // 46: genpipe.sdk.v1.Plugin.Unload:output_type -> genpipe.sdk.v1.Empty
+	19, // 47: genpipe.sdk.v1.Plugin.Encode:output_type -> genpipe.sdk.v1.TensorResponse
+	19, // 48: genpipe.sdk.v1.Plugin.Generate:output_type -> genpipe.sdk.v1.TensorResponse
+	19, // 49: genpipe.sdk.v1.Plugin.Translate:output_type -> genpipe.sdk.v1.TensorResponse
+	19, // 50: genpipe.sdk.v1.Plugin.Denoise:output_type -> genpipe.sdk.v1.TensorResponse
+	24, // 51: genpipe.sdk.v1.Plugin.Train:output_type -> genpipe.sdk.v1.TrainOutput
+	44, // [44:52] is the sub-list for method output_type
+	36, // [36:44] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -2127,14 +2233,14 @@ func file_plugin_proto_init() {
 		return
 	}
 	file_plugin_proto_msgTypes[5].OneofWrappers = []any{}
-	file_plugin_proto_msgTypes[19].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[20].OneofWrappers = []any{
 		(*TrainInput_Config)(nil),
 		(*TrainInput_Batch)(nil),
 		(*TrainInput_End)(nil),
 		(*TrainInput_EvalBatch)(nil),
 		(*TrainInput_EvalEnd)(nil),
 	}
-	file_plugin_proto_msgTypes[22].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[23].OneofWrappers = []any{
 		(*TrainOutput_Event)(nil),
 		(*TrainOutput_Weights)(nil),
 		(*TrainOutput_Need)(nil),
@@ -2146,7 +2252,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
