@@ -18,7 +18,7 @@ import (
 func newPluginsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plugins",
-		Short: "List and describe the plugins pipeline can run",
+		Short: "List, describe and create the plugins pipeline can run",
 		Example: `  # Every plugin and where it comes from, then one's parameters and presets
   pipeline plugins list
   pipeline plugins describe gan`,

@@ -474,7 +474,7 @@ func (l *Loader) Count(ctx context.Context) (int, error) {
 		err = l.walk(ctx, func(string, string) error { return add() })
 	case "list":
 		err = l.readList(func(Entry) error { return add() })
-	case "idx":
+	case "idx", "typeset":
 		n = l.count
 		if l.limit > 0 {
 			n = min(n, l.limit)
