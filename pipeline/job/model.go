@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"slices"
 
 	"github.com/genpipe/genpipe/pipeline/item"
@@ -33,17 +34,33 @@ func (m *modelMap) Map(ctx context.Context, in []item.Item) ([]item.Item, []erro
 	if m.conform != nil && m.needsImages() {
 		in = slices.Clone(in) // the executor's slice stays as it was
 	}
+	// sizes[i] is input i's size before conform resized it (zero: it was
+	// not resized), for restore.
+	var sizes []image.Point
+	if m.conform.Restores() {
+		sizes = make([]image.Point, len(in))
+	}
 	for i := range in {
 		if m.conform != nil && m.needsImages() {
+			_, h, w, ok := in[i].Shape()
+			before := in[i].Prov // Item adds a conform step exactly when it resizes
 			if in[i], errs[i] = m.conform.Item(in[i]); errs[i] != nil {
 				out[i] = in[i]
 				continue
+			}
+			if sizes != nil && ok && len(in[i].Prov) != len(before) {
+				sizes[i] = image.Pt(w, h)
 			}
 		}
 		idx = append(idx, i)
 	}
 	if len(idx) > 0 {
 		m.run(ctx, in, idx, out, errs)
+	}
+	for i, sz := range sizes {
+		if errs[i] == nil && sz != (image.Point{}) {
+			out[i], errs[i] = m.conform.Restore(out[i], sz.X, sz.Y)
+		}
 	}
 	return out, errs
 }

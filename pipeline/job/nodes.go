@@ -59,6 +59,9 @@ func (b *builder) modelNode(ctx context.Context, pn *plan.Stage) (*run.Task, err
 	}
 	if ms.PresetSpec != nil {
 		mm.conform = stages.NewConformer(pn.ID, ms.Conform, ms.PresetSpec.Input)
+		if ms.Restore {
+			mm.conform = mm.conform.WithRestore()
+		}
 	}
 	n := &run.Task{Map: mm, Batch: ms.Batch, Workers: b.opt.ModelWorkers}
 	if pn.Kind == spec.Generate && len(pn.Inputs) == 0 {

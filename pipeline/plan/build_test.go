@@ -191,7 +191,7 @@ func TestHostParams(t *testing.T) {
 	if got := names(HostParams("generate").Fields); !slices.Equal(got, []string{"model", "preset", "weights", "batch", "count", "labels"}) {
 		t.Errorf("generate host keys %v", got)
 	}
-	if got := names(HostParams("translate").Fields); !slices.Equal(got, []string{"model", "preset", "weights", "batch", "conform"}) {
+	if got := names(HostParams("translate").Fields); !slices.Equal(got, []string{"model", "preset", "weights", "batch", "conform", "restore"}) {
 		t.Errorf("translate host keys %v", got)
 	}
 	if got := names(StageParams()); !slices.Equal(got, []string{"id", "input"}) {

@@ -72,6 +72,14 @@ func (b *builder) contract(bn *bnode) {
 			in.Width = or(want.Width, in.Width)
 		}
 		n.Out.Image = outputImage(m, in)
+		if m.Restore {
+			// Each output takes its own input's size: the inputs' size
+			// when they agree on one, else unknown.
+			n.Out.Image.Width, n.Out.Image.Height = 0, 0
+			if merged := mergeImages(bn); merged != nil {
+				n.Out.Image.Width, n.Out.Image.Height = merged.Width, merged.Height
+			}
+		}
 	case spec.Generate:
 		m := n.Model
 		if len(bn.inputs) > 0 {

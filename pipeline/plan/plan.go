@@ -145,6 +145,10 @@ type ModelStage struct {
 	// ConformPos is the conform: key (the stage's kind key when it is not
 	// written), where the checks conform off asks for are reported.
 	ConformPos spec.Pos
+	// Restore sizes each output of a translate or denoise stage back to
+	// its input's size (stages.RestoreParam); RestorePos is its key.
+	Restore    bool
+	RestorePos spec.Pos
 	// Params are the plugin's parameters, validated, defaults filled in.
 	Params sdk.Params
 	// Desc is the plugin's description and PresetSpec its chosen preset

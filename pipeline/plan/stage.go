@@ -121,6 +121,17 @@ func (b *builder) modelStage(bn *bnode) {
 	if c, ok := hv["conform"].(string); ok {
 		m.Conform, m.ConformPos = c, st.KeyPos("conform") // the kind key when not written
 	}
+	if r, ok := hv["restore"].(bool); ok && r {
+		m.Restore, m.RestorePos = true, st.KeyPos("restore")
+		switch m.Conform {
+		case stages.ConformFill:
+			b.errorf(m.RestorePos, "use conform: fit (pads, and restore crops the padding off) or conform: resize",
+				"stage %s: restore cannot undo conform: fill, which cut the borders off", st.Name())
+		case stages.ConformOff:
+			b.errorf(m.RestorePos, "remove restore, or let the host conform the inputs (conform: fit)",
+				"stage %s: restore has nothing to undo: conform is off, so the inputs go at their own size", st.Name())
+		}
+	}
 	bn.n.Model = m
 	if labels, ok := hv["labels"]; ok {
 		if s, ok := labels.(string); ok && s == "each" {

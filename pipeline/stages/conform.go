@@ -3,6 +3,7 @@ package stages
 import (
 	"fmt"
 	"image"
+	"math"
 
 	"github.com/disintegration/imaging"
 
@@ -21,9 +22,7 @@ const (
 )
 
 // ConformParam is the host key conform of the model stages that read
-// images (encode, translate, denoise). It is a plain string so that a
-// mapping form ({mode: fit, restore: true}, to size a translation back to
-// its input) can be added later without breaking files that use it.
+// images (encode, translate, denoise).
 //
 // fit is the default because it keeps the whole image: a digit or a glyph
 // near the edge of a larger picture is scaled in, not cut off as fill
@@ -39,12 +38,24 @@ var ConformParam = sdk.Param{
 		"items already of the declared size are passed untouched (float pixels stay float)",
 }
 
+// RestoreParam is the host key restore of the stages whose output is an
+// image made from their input (translate, denoise): batch users want each
+// output at the size of the file it came from, not the model's.
+var RestoreParam = sdk.Param{
+	Name: "restore", Type: sdk.Bool, Default: false,
+	Doc: "size each output back to its input's size when conform resized the input: " +
+		"with fit the padding is cropped off first, with resize the output is stretched back; " +
+		"fill cannot be undone (it cut the borders off) and conform off resizes nothing, so both refuse restore",
+}
+
 // Conformer brings the items a model stage reads to the input its preset
 // declares. A nil *Conformer passes items through.
 type Conformer struct {
 	mode  string
 	want  sdk.ImageSpec
 	stage string
+	// restore sizes outputs back to their inputs (see [Conformer.Restore]).
+	restore bool
 }
 
 // NewConformer returns the conformer of a model stage with conform mode
@@ -57,6 +68,73 @@ func NewConformer(stage, mode string, want *sdk.ImageSpec) *Conformer {
 		return nil
 	}
 	return &Conformer{mode: orDefault(mode, ConformFit), want: *want, stage: stage}
+}
+
+// WithRestore returns c that also sizes outputs back to their inputs
+// (mode fit or resize; the planner refuses restore with the others).
+func (c *Conformer) WithRestore() *Conformer {
+	if c == nil || c.mode == ConformFill {
+		return c
+	}
+	r := *c
+	r.restore = true
+	return &r
+}
+
+// Restores reports whether c sizes outputs back ([Conformer.Restore]).
+func (c *Conformer) Restores() bool { return c != nil && c.restore }
+
+// Restore returns out, the model's output for an input that was w x h
+// before [Conformer.Item] resized it, at w x h again: under fit the part
+// of out that the input's content became (the padding cut off) is scaled
+// back, under resize all of out is. The output may be of another size than
+// the conformed input (a preset that scales its input): the content box
+// scales with it. out's pixels become 8-bit (a float tensor is quantised as
+// a save would quantise it).
+func (c *Conformer) Restore(out item.Item, w, h int) (item.Item, error) {
+	if !c.Restores() {
+		return out, nil
+	}
+	px, err := out.WithPixels()
+	if err != nil {
+		return out, err
+	}
+	if px.Image == nil || px.Image.Bounds().Empty() {
+		return out, fmt.Errorf("restore: %s has no pixels to resize", describe(&out))
+	}
+	osz := px.Image.Bounds().Size()
+	box := image.Rect(0, 0, osz.X, osz.Y)
+	if c.mode == ConformFit && c.want.Width > 0 && c.want.Height > 0 {
+		// The same arithmetic as conform's fit, in the conformed canvas,
+		// then scaled to the output's size.
+		x0, y0, nw, nh := fitBox(w, h, c.want.Width, c.want.Height)
+		sx, sy := float64(osz.X)/float64(c.want.Width), float64(osz.Y)/float64(c.want.Height)
+		box = image.Rect(int(math.Round(float64(x0)*sx)), int(math.Round(float64(y0)*sy)),
+			int(math.Round(float64(x0+nw)*sx)), int(math.Round(float64(y0+nh)*sy))).Intersect(box)
+		if box.Empty() {
+			box = image.Rect(0, 0, osz.X, osz.Y)
+		}
+	}
+	back := func(img image.Image) image.Image {
+		gray := isGray(img)
+		var r image.Image = imaging.Resize(imaging.Crop(img, box.Add(img.Bounds().Min)), w, h, imaging.Lanczos)
+		if gray {
+			r = item.ToGray(r)
+		}
+		return r
+	}
+	if len(px.Frames) > 0 {
+		frames := make([]image.Image, len(px.Frames))
+		for i, f := range px.Frames {
+			frames[i] = back(f)
+		}
+		px.Frames, px.Image = frames, frames[len(frames)-1]
+	} else {
+		px.Image = back(px.Image)
+	}
+	return px.With(item.Step{Stage: c.stage, Kind: "restore", Seed: out.Seed, Params: map[string]any{
+		"mode": c.mode, "from": fmt.Sprintf("%dx%d", osz.X, osz.Y), "to": fmt.Sprintf("%dx%d", w, h),
+	}}), nil
 }
 
 // Item returns it at the declared size. An item already of that size is

@@ -1,10 +1,12 @@
 package stages
 
 import (
+	"fmt"
 	"image"
 	"image/color"
 	"testing"
 
+	"github.com/disintegration/imaging"
 	"github.com/genpipe/genpipe/pipeline/item"
 	"github.com/genpipe/genpipe/sdk"
 )
@@ -154,6 +156,72 @@ func TestConformFrames(t *testing.T) {
 		}
 		if frames[i].Bounds().Dx() != 10 {
 			t.Errorf("input frame %d was replaced", i)
+		}
+	}
+}
+
+// restore undoes fit: a 64x32 photo whose left half is white goes into a
+// 28x28 model as a 28x14 band between black rows; an identity "model" plus
+// Restore gives back 64x32 with the left half white and the right black,
+// not the padding stretched in. A model that doubles its input (56x56 out)
+// is restored the same way: the content box scales with the output.
+func TestRestoreFit(t *testing.T) {
+	want := &sdk.ImageSpec{Channels: 1, Width: 28, Height: 28}
+	src := image.NewGray(image.Rect(0, 0, 64, 32))
+	for y := range 32 {
+		for x := range 32 {
+			src.SetGray(x, y, color.Gray{Y: 255})
+		}
+	}
+	c := NewConformer("tr", ConformFit, want).WithRestore()
+	if !c.Restores() {
+		t.Fatal("WithRestore: Restores is false")
+	}
+	in, err := c.Item(item.Item{Name: "half", Image: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, scale := range []int{1, 2} {
+		out := in
+		if scale != 1 {
+			out.Image = item.ToGray(imaging.Resize(in.Image, 28*scale, 28*scale, imaging.NearestNeighbor))
+		}
+		got, err := c.Restore(out, 64, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, ok := got.Image.(*image.Gray)
+		if !ok || g.Rect.Dx() != 64 || g.Rect.Dy() != 32 {
+			t.Fatalf("x%d: got %T %v, want a 64x32 *image.Gray", scale, got.Image, got.Image.Bounds())
+		}
+		for _, p := range []struct {
+			x, y int
+			want uint8
+		}{{4, 1, 255}, {4, 30, 255}, {28, 16, 255}, {36, 16, 0}, {60, 1, 0}, {60, 30, 0}} {
+			if v := int(g.GrayAt(p.x, p.y).Y); v < int(p.want)-30 || v > int(p.want)+30 {
+				t.Errorf("x%d: pixel (%d,%d) is %d, want about %d", scale, p.x, p.y, v, p.want)
+			}
+		}
+		last := got.Prov[len(got.Prov)-1]
+		if last.Kind != "restore" || last.Params["to"] != "64x32" || last.Params["from"] != fmt.Sprintf("%dx%d", 28*scale, 28*scale) {
+			t.Errorf("x%d: last provenance step %+v, want restore from the output to 64x32", scale, last)
+		}
+	}
+}
+
+// Without WithRestore, and for fill (which cannot be undone), Restore
+// leaves outputs alone.
+func TestRestoreOnlyWhenAsked(t *testing.T) {
+	want := &sdk.ImageSpec{Channels: 1, Width: 28, Height: 28}
+	out := item.Item{Image: white(28, 28)}
+	for name, c := range map[string]*Conformer{
+		"not asked": NewConformer("tr", ConformFit, want),
+		"fill":      NewConformer("tr", ConformFill, want).WithRestore(),
+		"nil":       nil,
+	} {
+		got, err := c.Restore(out, 64, 32)
+		if err != nil || got.Image != out.Image {
+			t.Errorf("%s: Restore changed the output (err %v)", name, err)
 		}
 	}
 }

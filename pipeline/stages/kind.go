@@ -152,6 +152,9 @@ func modelHostFields(kind string) []sdk.Param {
 	if kind != "generate" { // generate reads latents or nothing, never images
 		ps = append(ps, ConformParam)
 	}
+	if kind == "translate" || kind == "denoise" { // their outputs are images of their inputs
+		ps = append(ps, RestoreParam)
+	}
 	if kind == "generate" {
 		ps = append(ps,
 			sdk.Param{Name: "count", Type: sdk.Int, Min: sdk.Bound(1), Doc: "number of images to generate from noise; required unless the input is latents"},

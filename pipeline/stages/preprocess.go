@@ -271,6 +271,15 @@ func rotatedSize(w, h int, angle float64) (int, int) {
 // conform brings img to the consumer's size and channels. mode fill scales
 // and crops (centre), resize stretches, fit scales (up or down) to fit and
 // pads with black, so all three give exactly the declared size.
+// fitBox is where fit puts a w x h image in a cw x ch canvas: scaled to
+// fit whole, centred.
+func fitBox(w, h, cw, ch int) (x0, y0, nw, nh int) {
+	s := math.Min(float64(cw)/float64(w), float64(ch)/float64(h))
+	nw = min(cw, max(1, int(math.Round(float64(w)*s))))
+	nh = min(ch, max(1, int(math.Round(float64(h)*s))))
+	return (cw - nw) / 2, (ch - nh) / 2, nw, nh
+}
+
 func conform(img image.Image, c sdk.ImageSpec, mode string, filter imaging.ResampleFilter) image.Image {
 	gray := isGray(img)
 	sz := img.Bounds().Size()
@@ -281,11 +290,9 @@ func conform(img image.Image, c sdk.ImageSpec, mode string, filter imaging.Resam
 		case "resize":
 			out = imaging.Resize(img, c.Width, c.Height, filter)
 		case "fit":
-			s := math.Min(float64(c.Width)/float64(sz.X), float64(c.Height)/float64(sz.Y))
-			nw := min(c.Width, max(1, int(math.Round(float64(sz.X)*s))))
-			nh := min(c.Height, max(1, int(math.Round(float64(sz.Y)*s))))
+			x0, y0, nw, nh := fitBox(sz.X, sz.Y, c.Width, c.Height)
 			canvas := imaging.New(c.Width, c.Height, color.NRGBA{A: 255})
-			out = imaging.Paste(canvas, imaging.Resize(img, nw, nh, filter), image.Pt((c.Width-nw)/2, (c.Height-nh)/2))
+			out = imaging.Paste(canvas, imaging.Resize(img, nw, nh, filter), image.Pt(x0, y0))
 		default:
 			out = imaging.Fill(img, c.Width, c.Height, imaging.Center, filter)
 		}
