@@ -7,7 +7,6 @@ import (
 	"math"
 	"sync"
 
-	"github.com/genpipe/genpipe/nn"
 	"github.com/genpipe/genpipe/nn/train"
 	"github.com/genpipe/genpipe/sdk"
 	"github.com/genpipe/genpipe/sdk/safetensors"
@@ -159,7 +158,7 @@ func (*Plugin) Load(ctx context.Context, req sdk.LoadRequest) (sdk.Model, error)
 	if dir == BtoA && arch.Kind != CycleGAN {
 		return nil, fmt.Errorf("preset %s is a pix2pix model: it translates a2b only, not %s", p.name, dir)
 	}
-	m, err := NewModel(arch, nn.NewRNG(0))
+	m, err := NewGenerators(arch)
 	if err != nil {
 		return nil, err
 	}

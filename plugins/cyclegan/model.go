@@ -3,9 +3,11 @@ package cyclegan
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/genpipe/genpipe/nn"
 	"github.com/genpipe/genpipe/nn/layers"
+	"github.com/genpipe/genpipe/sdk/safetensors"
 	G "gorgonia.org/gorgonia"
 )
 
@@ -193,6 +195,43 @@ func NewModel(a Arch, rng *nn.RNG) (*Model, error) {
 		m.dB = newPatchGAN(s.In(discB), a, a.A+a.B)
 	}
 	return m, nil
+}
+
+// NewGenerators creates a model with the generators only (zero weights,
+// to be loaded): translation needs nothing else, and shipped weights hold
+// nothing else. Its discriminators are nil.
+func NewGenerators(a Arch) (*Model, error) {
+	if err := a.Validate(); err != nil {
+		return nil, err
+	}
+	ps := layers.NewParams()
+	m := &Model{Arch: a, Params: ps}
+	s := layers.NewScope(ps, nn.NewRNG(0))
+	m.gAB = newGenerator(s.In(genAB), a, a.A, a.B)
+	if a.Kind == CycleGAN {
+		m.gBA = newGenerator(s.In(genBA), a, a.B, a.A)
+	}
+	return m, nil
+}
+
+// newGenerator is a's generator from in to out channels.
+func newGenerator(s layers.Scope, a Arch, in, out int) *generator {
+	if a.Kind == Pix2Pix {
+		return newUNet(s, a)
+	}
+	return newResnet(s, a, in, out)
+}
+
+// generatorTensors are the generators' entries of ps (the weights a
+// training writes: the discriminators live in its checkpoints only).
+func generatorTensors(ps *layers.Params) []safetensors.Tensor {
+	var out []safetensors.Tensor
+	for _, t := range ps.Tensors() {
+		if strings.HasPrefix(t.Name, genAB+".") || strings.HasPrefix(t.Name, genBA+".") {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 func newResBlock(s layers.Scope, name string, c int) resBlock {

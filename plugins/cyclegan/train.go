@@ -574,16 +574,22 @@ func sliceBatch(b *sdk.Batch, n int) *sdk.Batch {
 	return out
 }
 
-// weights encodes the final weights with their architecture, the
+// weights encodes the final generators (what translation loads; the
+// discriminators stay in the checkpoints) with their architecture, the
 // training's parameters and its final held-out metrics.
 func (t *trainer) weights(met map[string]float64) ([]byte, error) {
+	gen := generatorTensors(t.m.Params)
+	n := 0
+	for _, g := range gen {
+		n += len(g.Data) / 4
+	}
 	meta := map[string]string{
 		"format":  "genpipe.cyclegan/1",
 		"arch":    t.m.Arch.JSON(),
 		"preset":  t.preset.name,
 		"plugin":  Name + " " + Version,
 		"steps":   strconv.Itoa(t.state.Step),
-		"nparams": strconv.Itoa(t.m.Params.Count()),
+		"nparams": strconv.Itoa(n),
 	}
 	if b, err := json.Marshal(t.params); err == nil {
 		meta["train_params"] = string(b)
@@ -591,5 +597,5 @@ func (t *trainer) weights(met map[string]float64) ([]byte, error) {
 	if b, err := json.Marshal(met); err == nil && len(met) > 0 {
 		meta["eval"] = string(b)
 	}
-	return (&safetensors.File{Metadata: meta, Tensors: t.m.Params.Tensors()}).Encode()
+	return (&safetensors.File{Metadata: meta, Tensors: gen}).Encode()
 }
