@@ -70,14 +70,22 @@ func openRoles(ctx context.Context, p *plan.Plan, first *dataset, eval bool, wor
 // checkPaired checks that two datasets list the same images: the same
 // count and, item by item, the same names.
 func checkPaired(a, b *dataset) error {
-	if a.Len() != b.Len() {
-		return fmt.Errorf("stage %q has %d images, paired with stage %q's %d: pairs need one image each", b.stage, b.Len(), a.stage, a.Len())
-	}
-	for i := range a.entries {
+	n := min(a.Len(), b.Len())
+	for i := range n {
 		if x, y := a.entries[i].Name, b.entries[i].Name; x != y {
 			return fmt.Errorf("item %d of stage %q is %q (%s), of stage %q %q (%s): paired stages must list the same names in the same order",
 				i, a.stage, x, a.entries[i].Source, b.stage, y, b.entries[i].Source)
 		}
+	}
+	if a.Len() != b.Len() {
+		// The first unmatched file is the longer side's first extra one.
+		long, short := a, b
+		if b.Len() > a.Len() {
+			long, short = b, a
+		}
+		e := long.entries[n]
+		return fmt.Errorf("stage %q has %d images, paired with stage %q's %d: %q (%s) has no pair in stage %q",
+			b.stage, b.Len(), a.stage, a.Len(), e.Name, e.Source, short.stage)
 	}
 	return nil
 }

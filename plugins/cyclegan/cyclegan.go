@@ -138,10 +138,10 @@ func (*Plugin) Load(ctx context.Context, req sdk.LoadRequest) (sdk.Model, error)
 		return nil, fmt.Errorf("unknown preset %q", req.Preset)
 	}
 	arch := p.arch
-	if p.custom() {
-		if req.Weights == "" {
-			return nil, fmt.Errorf("preset %s ships no weights: give weights: (a file from pipeline train)", p.name)
-		}
+	if p.custom() && req.Weights == "" {
+		return nil, fmt.Errorf("preset %s ships no weights: give weights: (a file from pipeline train)", p.name)
+	}
+	if req.Weights != "" {
 		a, err := weightsArch(req.Weights)
 		if err != nil {
 			return nil, err
@@ -149,7 +149,9 @@ func (*Plugin) Load(ctx context.Context, req sdk.LoadRequest) (sdk.Model, error)
 		if a.Kind != p.arch.Kind {
 			return nil, fmt.Errorf("weights %s are a %s model, preset %s is %s", req.Weights, a.Kind, p.name, p.arch.Kind)
 		}
-		arch = a
+		if p.custom() {
+			arch = a
+		}
 	}
 	dir := p.dir
 	if d := req.Params.String("direction"); d != "preset" {
@@ -273,6 +275,9 @@ func weightsArch(path string) (Arch, error) {
 	f, err := safetensors.ReadFile(path)
 	if err != nil {
 		return Arch{}, err
+	}
+	if fm, ok := f.Metadata["format"]; ok && fm != weightsFormat {
+		return Arch{}, fmt.Errorf("weights %s are %s weights, of another model family: the %s plugin reads %s", path, fm, Name, weightsFormat)
 	}
 	s, ok := f.Metadata["arch"]
 	if !ok {

@@ -574,6 +574,10 @@ func sliceBatch(b *sdk.Batch, n int) *sdk.Batch {
 	return out
 }
 
+// weightsFormat is the "format" metadata of the weights this plugin
+// writes; a file with another one is another family's.
+const weightsFormat = "genpipe.cyclegan/1"
+
 // weights encodes the final generators (what translation loads; the
 // discriminators stay in the checkpoints) with their architecture, the
 // training's parameters and its final held-out metrics.
@@ -584,7 +588,7 @@ func (t *trainer) weights(met map[string]float64) ([]byte, error) {
 		n += len(g.Data) / 4
 	}
 	meta := map[string]string{
-		"format":  "genpipe.cyclegan/1",
+		"format":  weightsFormat,
 		"arch":    t.m.Arch.JSON(),
 		"preset":  t.preset.name,
 		"plugin":  Name + " " + Version,
