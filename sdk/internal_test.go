@@ -18,7 +18,7 @@ type liar struct{}
 func (liar) Describe() Description {
 	spec := &ImageSpec{Channels: 1, Height: 2, Width: 2, DType: Uint8, Max: 255}
 	var presets []Preset
-	for _, n := range []string{"ok", "short", "dtype", "nil", "noiface", "nomodel", "panic"} {
+	for _, n := range []string{"ok", "short", "dtype", "nil", "noiface", "nomodel", "panic", "widen", "widenbad"} {
 		presets = append(presets, Preset{Name: n, Capabilities: []Capability{CapTranslate}, Input: spec, Output: spec})
 	}
 	return Description{Name: "liar", Version: "1", Capabilities: []CapabilitySpec{{Name: CapTranslate}}, Presets: presets}
@@ -30,8 +30,23 @@ func (liar) Load(_ context.Context, req LoadRequest) (Model, error) {
 		return struct{}{}, nil
 	case "nomodel":
 		return nil, nil
+	case "widen", "widenbad":
+		return widener{bad: req.Preset == "widenbad"}, nil
 	}
 	return liarModel(req.Preset), nil
+}
+
+// widener refines its preset's 1-channel output to 3 channels at load
+// (OutputSpecer); the bad one then returns 1 channel anyway.
+type widener struct{ bad bool }
+
+func (w widener) OutputSpec() *ImageSpec { return &ImageSpec{Channels: 3, DType: Uint8, Max: 255} }
+
+func (w widener) Translate(_ context.Context, in *Batch) (*Tensor, error) {
+	if w.bad {
+		return in.Tensor, nil
+	}
+	return NewTensor(Uint8, in.Len(), 3, in.Shape[2], in.Shape[3]), nil
 }
 
 type liarModel string
@@ -68,6 +83,8 @@ func TestServerChecksTheImplementation(t *testing.T) {
 		{"noiface", "plugin liar: load: model struct {} does not implement sdk.Translator", codes.Unknown},
 		{"nomodel", "plugin liar: load: Load returned no model and no error", codes.Unknown},
 		{"panic", "plugin liar: translate: panic: runtime error: index out of range [3] with length 0", codes.Internal},
+		{"widen", "", codes.OK},
+		{"widenbad", "plugin liar: translate: returned output is 1x2x2 uint8, expected 3x2x2 uint8", codes.Unknown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.preset, func(t *testing.T) {

@@ -20,6 +20,16 @@ type Plugin interface {
 // the host unloads it.
 type Model any
 
+// OutputSpecer is implemented by a loaded model whose output is known only
+// once its weights are (a preset trained by the user, whose channels come
+// from the training): the SDK then checks each output against OutputSpec
+// instead of the preset's declared Output. The planner, which runs before
+// any load, sees the preset's declaration, so a preset that relies on this
+// declares 0 (unknown) for what its weights decide.
+type OutputSpecer interface {
+	OutputSpec() *ImageSpec
+}
+
 // LoadRequest asks a plugin to prepare a model for one stage.
 type LoadRequest struct {
 	// Capability is the stage kind the model will serve.

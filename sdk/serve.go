@@ -445,6 +445,11 @@ func (s *server) checkOutput(c Capability, l *loaded, n int, out, in *Tensor) er
 	if l.preset != nil {
 		want = l.preset.Output
 	}
+	if os, ok := l.model.(OutputSpecer); ok {
+		if w := os.OutputSpec(); w != nil {
+			want = w
+		}
+	}
 	if err := checkImages("output", out, want, in); err != nil {
 		return fmt.Errorf("returned %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/genpipe/genpipe/pipeline/plan"
 	"github.com/genpipe/genpipe/pipeline/run"
@@ -178,7 +179,7 @@ func addRoles(ctx context.Context, b *sdk.Batch, sources []string, roles []*role
 			if len(sources) > 0 && len(osrc) > 0 {
 				a, c = sources[0], osrc[0]
 			}
-			return fmt.Errorf("role %s: %s is %v, its pair %s is %v: paired images must have one size (conform both stages)", f.r.name, c, o.Shape[1:], a, b.Shape[1:])
+			return fmt.Errorf("role %s: %s is %v, its pair %s is %v: paired images must have one height and width (conform both stages)", f.r.name, c, o.Shape[1:], a, b.Shape[1:])
 		}
 		if b.Inputs == nil {
 			b.Inputs = map[string]*sdk.Batch{}
@@ -189,15 +190,12 @@ func addRoles(ctx context.Context, b *sdk.Batch, sources []string, roles []*role
 }
 
 func sameDims(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
+	// Height and width must agree; channels may differ (an edge map, gray,
+	// paired with its colour photo), as the preset declares per role.
+	if len(a) < 2 || len(b) < 2 {
+		return len(a) == len(b)
 	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	return slices.Equal(a[len(a)-2:], b[len(b)-2:])
 }
 
 // itemsBefore is the number of items of the first role handed out before

@@ -92,10 +92,25 @@ type Plugin struct{}
 func New() sdk.Plugin { return &Plugin{} }
 
 var (
-	_ sdk.Plugin     = (*Plugin)(nil)
-	_ sdk.Trainer    = (*Plugin)(nil)
-	_ sdk.Translator = (*model)(nil)
+	_ sdk.Plugin       = (*Plugin)(nil)
+	_ sdk.Trainer      = (*Plugin)(nil)
+	_ sdk.Translator   = (*model)(nil)
+	_ sdk.OutputSpecer = (*model)(nil)
 )
+
+// OutputSpec is the loaded direction's output: the custom presets declare
+// no channels (their weights decide them), so the SDK checks outputs
+// against this instead.
+func (md *model) OutputSpec() *sdk.ImageSpec {
+	if !md.preset.custom() {
+		return nil // the preset's declaration, size included
+	}
+	c := md.m.Arch.B
+	if md.dir == BtoA {
+		c = md.m.Arch.A
+	}
+	return &sdk.ImageSpec{Channels: c, DType: sdk.Float32, Min: 0, Max: 1}
+}
 
 // Describe declares the capabilities and presets.
 func (*Plugin) Describe() sdk.Description {

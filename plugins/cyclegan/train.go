@@ -516,9 +516,6 @@ func (t *trainer) samples(ctx context.Context, eval func(context.Context) (*sdk.
 		return nil, 0, err
 	}
 	a := t.m.Arch
-	if a.A != a.B {
-		return nil, 0, nil // a grid needs one channel count
-	}
 	n := min(8, first.Len())
 	first, second = sliceBatch(first, n), sliceBatch(second, n)
 	h, w := first.Shape[2], first.Shape[3]
@@ -530,14 +527,15 @@ func (t *trainer) samples(ctx context.Context, eval func(context.Context) (*sdk.
 	if err != nil {
 		return nil, 0, err
 	}
-	per := a.A * h * w
 	fx, err := t.translate(AtoB, x, first.Seeds, n, h, w)
 	if err != nil {
 		return nil, 0, err
 	}
 	var cols [][]float32
+	var chans []int
 	if a.Kind == Pix2Pix {
 		cols = [][]float32{x, fx, y}
+		chans = []int{a.A, a.B, a.B}
 	} else {
 		rx, err := t.translate(BtoA, fx, nil, n, h, w)
 		if err != nil {
@@ -552,14 +550,41 @@ func (t *trainer) samples(ctx context.Context, eval func(context.Context) (*sdk.
 			return nil, 0, err
 		}
 		cols = [][]float32{x, fx, rx, y, fy, ry}
+		chans = []int{a.A, a.B, a.A, a.B, a.A, a.B}
 	}
-	grid := make([]float32, 0, n*len(cols)*per)
+	// One grid has one channel count: the wider domain's (an edge map
+	// beside its photo is shown in colour).
+	c := max(a.A, a.B)
+	grid := make([]float32, 0, n*len(cols)*c*h*w)
 	for i := 0; i < n; i++ {
-		for _, c := range cols {
-			grid = append(grid, c[i*per:(i+1)*per]...)
+		for k, col := range cols {
+			grid = appendWidened(grid, col[i*chans[k]*h*w:(i+1)*chans[k]*h*w], chans[k], c)
 		}
 	}
-	return fromTanh(grid, n*len(cols), a.A, h, w), len(cols), nil
+	return fromTanh(grid, n*len(cols), c, h, w), len(cols), nil
+}
+
+// appendWidened appends one image of c planes (in [-1, 1]) as one of to
+// planes: a gray plane is repeated, missing planes of a wider image (an
+// alpha) are opaque.
+func appendWidened(dst, img []float32, c, to int) []float32 {
+	if c == to {
+		return append(dst, img...)
+	}
+	plane := len(img) / c
+	for k := range to {
+		switch {
+		case c == 1:
+			dst = append(dst, img...)
+		case k < c:
+			dst = append(dst, img[k*plane:(k+1)*plane]...)
+		default:
+			for range plane {
+				dst = append(dst, 1)
+			}
+		}
+	}
+	return dst
 }
 
 // sliceBatch is the first n items of b (tensor, seeds and labels).
