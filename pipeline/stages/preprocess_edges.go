@@ -264,3 +264,10 @@ func abs32(v float32) float32 {
 	}
 	return v
 }
+
+// EdgeMap is the edges op on one image, for code that must make the same
+// data outside a pipeline (the translate family's quality test measures
+// edges2mnist on exactly the edge maps a pipeline's edges op makes).
+func EdgeMap(img image.Image, method string, sigma, low, high float64) *image.Gray {
+	return edges(img, method, sigma, low, high)
+}

@@ -3,12 +3,14 @@ package cyclegan
 import (
 	"context"
 	"flag"
+	"image"
 	"io/fs"
 	"math"
 	"testing"
 
 	"github.com/genpipe/genpipe/eval/digits"
 	"github.com/genpipe/genpipe/internal/typeset"
+	"github.com/genpipe/genpipe/pipeline/stages"
 	"github.com/genpipe/genpipe/sdk"
 	"github.com/hashicorp/go-hclog"
 )
@@ -51,7 +53,13 @@ var cycleLevels = map[string]cycleLevel{
 // floor (or below the bar with -bars).
 func checkLevel(t *testing.T, name string, got float64) {
 	t.Helper()
-	l := cycleLevels[name]
+	checkLevelIn(t, cycleLevels, name, got)
+}
+
+// checkLevelIn is checkLevel with the measure read from levels.
+func checkLevelIn(t *testing.T, levels map[string]cycleLevel, name string, got float64) {
+	t.Helper()
+	l := levels[name]
 	reached := got >= l.bar
 	ok := got >= l.floor
 	if l.below {
@@ -64,13 +72,17 @@ func checkLevel(t *testing.T, name string, got float64) {
 	if !reached {
 		verdict = "does not reach"
 	}
-	t.Logf("%s: %.1f %% %s the issue's bar %.0f %%", name, 100*got, verdict, 100*l.bar)
+	unit, scale := "%", 100.0
+	if l.bar > 1 {
+		unit, scale = "x", 1 // a ratio, not a fraction
+	}
+	t.Logf("%s: %.2f %s %s the issue's bar %.2f %s", name, scale*got, unit, verdict, scale*l.bar, unit)
 	if !ok {
 		limit, what := l.floor, "the shipped weights' floor"
 		if *cycleBars {
 			limit, what = l.bar, "the issue's bar"
 		}
-		t.Errorf("%s: %.1f %% is beyond %s %.1f %%", name, 100*got, what, 100*limit)
+		t.Errorf("%s: %.2f %s is beyond %s %.2f %s", name, scale*got, unit, what, scale*limit, unit)
 	}
 }
 
@@ -207,4 +219,87 @@ func TestCycleQuality(t *testing.T) {
 	}
 	t.Logf("mnist2typeset on %d MNIST test digits: %.1f %% of labels kept; cycle x -> F -> G mean L1 %.4f", m, 100*kept, l1/float64(len(x)))
 	checkLevel(t, "mnist2typeset kept", kept)
+}
+
+// pixWeights measures an edges2mnist weights file instead of the shipped one.
+var pixWeights = flag.String("pix-weights", "", "edges2mnist weights to measure instead of the shipped ones")
+
+// pixLevels are edges2mnist's measures (see cycleLevels): labels kept on
+// the edge maps of MNIST test digits, and the Frechet distance of the
+// translations to MNIST training digits as a multiple of the distance of
+// the same real test digits.
+var pixLevels = map[string]cycleLevel{
+	"edges2mnist kept":     {bar: 0.98, floor: 0.98},
+	"edges2mnist fd ratio": {bar: 2, floor: 2, below: true},
+}
+
+// TestPixQuality measures edges2mnist against the translate issue's bars:
+// on the Canny edge maps (sigma 1, as examples/train/edges2mnist.yaml
+// trains on) of 2,000 MNIST test digits, the classifier reads the source
+// digit on >= 98 % of translations, and their Frechet distance to 10,000
+// MNIST training digits is within 2x of the same 2,000 real digits'.
+func TestPixQuality(t *testing.T) {
+	if testing.Short() {
+		t.Skip("translates and classifies thousands of digits")
+	}
+	p := findPreset("edges2mnist")
+	if _, err := fs.Stat(shipped, p.weightsFile()); err != nil && *pixWeights == "" {
+		t.Skip("no shipped edges2mnist weights yet; measure a candidate with -pix-weights FILE")
+	}
+	clf, err := digits.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	trainX, _, err := digits.ReadMNIST("../../examples/data/mnist", "train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ref, err := clf.Classify(trainX[:10000*digits.Pixels], 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testX, testY, err := digits.ReadMNIST("../../examples/data/mnist", "t10k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 2000
+	x := testX[:n*digits.Pixels]
+	edgeX := make([]float32, len(x))
+	for i := range n {
+		img := image.NewGray(image.Rect(0, 0, Size, Size))
+		for j := range digits.Pixels {
+			img.Pix[j] = uint8(math.Round(float64(x[i*digits.Pixels+j]) * 255))
+		}
+		e := stages.EdgeMap(img, "canny", 1, 0.08, 0.2)
+		for j, v := range e.Pix {
+			edgeX[i*digits.Pixels+j] = float32(v) / 255
+		}
+	}
+	params, _ := sdk.CheckParams(TranslateParams, nil, "")
+	md, err := New().Load(context.Background(), sdk.LoadRequest{Capability: sdk.CapTranslate, Preset: "edges2mnist", Params: params, Weights: *pixWeights, Logger: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := translateAll(t, md, edgeX, n)
+	probs, feats, err := clf.Classify(y, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	realProbs, realFeats, err := clf.Classify(x, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := digits.FrechetDistance(feats, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fdReal, err := digits.FrechetDistance(realFeats, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := digits.LabelAgreement(probs, testY[:n])
+	t.Logf("edges2mnist on %d MNIST test edge maps: %.1f %% of labels kept (the real digits read %.1f %%); Frechet distance to 10,000 training digits %.1f (the real digits' %.1f, ratio %.2f)",
+		n, 100*kept, 100*digits.LabelAgreement(realProbs, testY[:n]), fd, fdReal, fd/fdReal)
+	checkLevelIn(t, pixLevels, "edges2mnist kept", kept)
+	checkLevelIn(t, pixLevels, "edges2mnist fd ratio", fd/fdReal)
 }
