@@ -4,6 +4,7 @@ import (
 	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/plugins/classic"
 	"github.com/genpipe/genpipe/plugins/cyclegan"
+	"github.com/genpipe/genpipe/plugins/diffusion"
 	"github.com/genpipe/genpipe/plugins/gan"
 	"github.com/genpipe/genpipe/plugins/vae"
 )
@@ -13,6 +14,7 @@ import (
 func init() {
 	pluginhost.RegisterBuiltin("classic", classic.New)
 	pluginhost.RegisterBuiltin("cyclegan", cyclegan.New)
+	pluginhost.RegisterBuiltin("diffusion", diffusion.New)
 	pluginhost.RegisterBuiltin("gan", gan.New)
 	pluginhost.RegisterBuiltin("vae", vae.New)
 }

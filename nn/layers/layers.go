@@ -205,3 +205,13 @@ func (b *Builder) MSE(pred, target *G.Node) *G.Node {
 		return ops.MSE(pred, target)
 	})
 }
+
+// SelfAttention is single-head self-attention over the positions of a
+// feature map (see ops.SelfAttention): qkv [N, 3C, H, W] holds queries,
+// keys and values in that channel order; the result is [N, C, H, W].
+func (b *Builder) SelfAttention(qkv *G.Node) *G.Node {
+	if !b.ok(qkv) {
+		return nil
+	}
+	return b.Apply("self_attention", func() (*G.Node, error) { return ops.SelfAttention(qkv) })
+}

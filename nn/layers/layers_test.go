@@ -72,6 +72,21 @@ func TestGroupNormGradients(t *testing.T) {
 	})
 }
 
+// TestSelfAttentionGradients checks the fused attention gradient, also on
+// a map of one position (a softmax over one key) and with the attention
+// used twice, so that its gradient accumulates.
+func TestSelfAttentionGradients(t *testing.T) {
+	for _, s := range [][]int{{2, 6, 2, 3}, {3, 9, 1, 1}, {1, 3, 4, 4}} {
+		ps, rng := NewParams(), nn.NewRNG(13)
+		x := randParam(ps, rng, "x", s...)
+		gradCheck(t, fmt.Sprintf("qkv %v", s), ps, func(b *Builder) *G.Node {
+			y := b.SelfAttention(b.Param(x))
+			y2 := b.SelfAttention(b.ConcatChannels(y, b.Tanh(y), y))
+			return weightedSum(b, b.Add(y, y2), 5)
+		})
+	}
+}
+
 func TestBatchNormGradients(t *testing.T) {
 	for _, training := range []bool{true, false} {
 		ps, rng := NewParams(), nn.NewRNG(5)

@@ -137,4 +137,8 @@ func TestLayersMatchPyTorch(t *testing.T) {
 		fx := fixture{t, file}
 		runLayer(t, fx, "silu", layers.NewParams(), func(b *layers.Builder, x *G.Node) *G.Node { return b.SiLU(x) })
 	})
+	t.Run("SelfAttention", func(t *testing.T) {
+		fx := fixture{t, file}
+		runLayer(t, fx, "attn", layers.NewParams(), func(b *layers.Builder, x *G.Node) *G.Node { return b.SelfAttention(x) })
+	})
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """PyTorch reference values for nn's layers (GroupNorm, BatchNorm2d in
-training and eval mode, nearest Upsample, SiLU).
+training and eval mode, nearest Upsample, SiLU, self-attention).
 
   torch_layers.py
       Writes torch_layers.safetensors next to this script: for each layer
@@ -78,6 +78,18 @@ def main():
 
     x = (torch.randn(5, 20) * 4).requires_grad_()
     record("silu", x, nn.functional.silu(x), {})
+
+    # Single-head self-attention over the 3x5 positions of a map whose 3C
+    # channels are q, k and v (the DDPM U-Net's attention block without its
+    # norm and 1x1 convolutions), as nn's SelfAttention op defines it.
+    def attention(qkv):
+        n, c3, h, w = qkv.shape
+        q, k, v = qkv.reshape(n, c3, h * w).chunk(3, dim=1)
+        a = torch.softmax(torch.einsum("nci,ncj->nij", q, k) / (c3 // 3) ** 0.5, dim=-1)
+        return torch.einsum("nij,ncj->nci", a, v).reshape(n, c3 // 3, h, w)
+
+    x = (torch.randn(2, 12, 3, 5) * 1.5).requires_grad_()
+    record("attn", x, attention(x), {})
 
     with open(os.path.join(HERE, "torch_layers.safetensors"), "wb") as f:
         f.write(st_encode(out, {"source": "nn/testdata/torch_layers.py", "torch": torch.__version__}))
