@@ -7,7 +7,7 @@ each task is its own process, so peak RSS (VmHWM, through /usr/bin/time) is
 per task. Where the Go benchmark reports its parameter count, it must equal
 the twin's, or the script stops: the two would not be the same network.
 
-  bench/compare.py vae|gan|unet|cyclegan [--runs 5] [--steps N]
+  bench/compare.py vae|gan|unet|cyclegan|diffusion [--runs 5] [--steps N]
 
   vae   the shipped mnist-vae (plugins/vae BenchmarkTrainStep/Inference,
         plugins/vae/testdata/torch_vae.py)
@@ -20,6 +20,11 @@ the twin's, or the script stops: the two would not be the same network.
         the batch it trains with, and batch-64 translation by the a2b
         generator (plugins/cyclegan BenchmarkTrainStep/Translate,
         plugins/cyclegan/testdata/torch_cyclegan.py)
+  diffusion  the mnist-ddpm U-Net (1.04M parameters, attention at 7x7, labels):
+        a training step as the plugin runs it (noising, label dropout,
+        forward, backward, gradient clipping, Adam, moving average) and one
+        batch-64 evaluation of the denoiser (plugins/diffusion
+        BenchmarkTrainStep/Inference, plugins/diffusion/testdata/torch_diffusion.py)
 
 Needs Debian's python3-torch (and libopenblas0 so PyTorch's BLAS is not the
 reference one): apt-get install python3-torch libopenblas0-openmp. Run it on
@@ -49,6 +54,8 @@ TARGETS = {
     "cyclegan": {"pkg": "./plugins/cyclegan", "train": ("TrainStep$", "ms/step"), "infer": ("Translate$", "ms/batch"),
                  "torch": "plugins/cyclegan/testdata/torch_cyclegan.py", "steps": 10,
                  "batch": {"train": 8, "infer": 64}, "params": {"train": "params", "infer": "generator_params"}},
+    "diffusion": {"pkg": "./plugins/diffusion", "train": ("TrainStep$", "ms/step"), "infer": ("Inference$", "ms/batch"),
+                  "torch": "plugins/diffusion/testdata/torch_diffusion.py", "steps": 5, "batch": {"train": 64, "infer": 64}},
 }
 
 

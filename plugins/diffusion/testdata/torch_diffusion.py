@@ -12,7 +12,8 @@ over latents, with the same layers, order and state_dict names.
   torch_diffusion.py bench [--threads 2] [--batch 64] [--steps 10] [--only train|infer]
       Times a training step of mnist-ddpm's U-Net (noising on the cosine
       schedule, label dropout, forward, MSE against the noise, backward,
-      Adam) and one batch inference, and reports peak RSS, as JSON.
+      gradient clipping, Adam, the moving average of the weights) and one
+      batch inference, and reports peak RSS, as JSON.
 
 Run with Debian's python3 (/usr/bin/python3), which has torch 1.13.
 """
@@ -224,6 +225,7 @@ def bench(args):
     x0 = torch.rand(batch, 1, 28, 28) * 2 - 1
     labels = torch.randint(0, 10, (batch,))
     ab = cosine_alpha_bars().float()
+    avg = [p.detach().clone() for p in m.parameters()]
 
     def step():
         t = torch.randint(0, T, (batch,))
@@ -236,6 +238,9 @@ def bench(args):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
         opt.step()
+        with torch.no_grad():
+            for a, p in zip(avg, m.parameters()):
+                a.mul_(0.999).add_(p, alpha=0.001)
 
     only = args.get("--only", "")
     res = {"torch": torch.__version__, "threads": threads, "batch": batch, "params": params}
