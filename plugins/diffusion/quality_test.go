@@ -210,4 +210,3 @@ func TestQuality(t *testing.T) {
 		}
 	}
 }
-
