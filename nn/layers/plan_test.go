@@ -171,7 +171,10 @@ func TestPlanShrinksMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	arena, outs = train.PlannedBytes()
-	t.Logf("training: arena %d B, outputs %d B", arena, outs)
+	t.Logf("training: arena %d B (peak live %d B), outputs %d B", arena, train.arena.PeakLiveBytes(), outs)
+	if peak := train.arena.PeakLiveBytes(); arena < peak {
+		t.Errorf("training: arena %d B is below the %d B alive at once", arena, peak)
+	}
 	if arena*2 > outs {
 		t.Errorf("training: arena %d B is more than half of the %d B of outputs", arena, outs)
 	}

@@ -297,6 +297,27 @@ func (a *Arena) Bytes() int64 { return int64(len(a.buf)) * 4 }
 // would hold without the plan.
 func (a *Arena) OutputBytes() int64 { return int64(a.total) * 4 }
 
+// PeakLiveBytes is the most output bytes alive at one time: no layout of
+// these lifetimes can be smaller, so Bytes over it is the packing's waste.
+func (a *Arena) PeakLiveBytes() int64 {
+	delta := map[int]int{}
+	for _, s := range a.slots {
+		delta[s.pos] += s.n
+		delta[s.end+1] -= s.n
+	}
+	pos := make([]int, 0, len(delta))
+	for p := range delta {
+		pos = append(pos, p)
+	}
+	sort.Ints(pos)
+	live, peak := 0, 0
+	for _, p := range pos {
+		live += delta[p]
+		peak = max(peak, live)
+	}
+	return int64(peak) * 4
+}
+
 // Nodes is the number of planned nodes.
 func (a *Arena) Nodes() int { return len(a.slots) }
 
