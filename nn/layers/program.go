@@ -2,9 +2,18 @@ package layers
 
 import (
 	"fmt"
+	"os"
 
+	"github.com/genpipe/genpipe/nn/ops"
 	G "gorgonia.org/gorgonia"
 )
+
+// PlanEnv names the environment variable that controls the memory plan of
+// programs compiled after it is set: "off" keeps one buffer per op node
+// (to bisect a suspected wrong result), "poison" fills each planned
+// buffer with NaN before its op writes it (to catch a value read after its
+// planned lifetime); anything else plans as usual.
+const PlanEnv = "GENPIPE_NN_MEMPLAN"
 
 // Program is a compiled graph: built once, run many times on the same
 // machine, so steady-state runs reuse every buffer. A training program
@@ -18,11 +27,16 @@ type Program struct {
 	gradOut []G.Value
 	outs    []*G.Node
 	outVals []G.Value
+	arena   *ops.Arena // nil when planning is off
 }
 
 // Compile finishes the builder's graph. When loss is non-nil, the gradients
 // of loss with respect to params are added; outputs are nodes whose values
 // are read after each run (loss is always the first output when set).
+//
+// The op outputs share one arena whose layout follows each value's
+// lifetime in the machine's fixed execution order (see ops.PlanMemory and
+// PlanEnv), so a program holds little more than its peak live set.
 func Compile(b *Builder, loss *G.Node, params []*Param, outputs ...*G.Node) (*Program, error) {
 	if b.err != nil {
 		return nil, b.err
@@ -53,14 +67,41 @@ func Compile(b *Builder, loss *G.Node, params []*Param, outputs ...*G.Node) (*Pr
 	for i, o := range outputs {
 		G.Read(o, &p.outVals[i])
 	}
-	p.vm = G.NewTapeMachine(b.G)
+	var vmOpts []G.VMOpt
+	if mode := os.Getenv(PlanEnv); mode != "off" {
+		a, opt, err := ops.PlanMemory(b.G, ops.PlanOptions{Poison: mode == "poison"})
+		if err != nil {
+			return nil, fmt.Errorf("nn: %w", err)
+		}
+		p.arena, vmOpts = a, append(vmOpts, opt)
+	}
+	p.vm = G.NewTapeMachine(b.G, vmOpts...)
 	return p, nil
+}
+
+// PlannedBytes is the size of the program's output arena, and the sum of
+// the planned op outputs it holds (what they would take without the
+// plan); both are 0 when planning is off.
+func (p *Program) PlannedBytes() (arena, outputs int64) {
+	if p.arena == nil {
+		return 0, 0
+	}
+	return p.arena.Bytes(), p.arena.OutputBytes()
 }
 
 // Run executes the program once (forward, and backward for training).
 func (p *Program) Run() error {
 	defer p.vm.Reset()
-	if err := p.vm.RunAll(); err != nil {
+	if p.arena != nil {
+		p.arena.Begin()
+	}
+	err := p.vm.RunAll()
+	if p.arena != nil {
+		if perr := p.arena.End(); perr != nil && err == nil {
+			err = fmt.Errorf("%w (%s=off runs without the plan)", perr, PlanEnv)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("nn: run: %w", err)
 	}
 	return nil
@@ -86,5 +127,11 @@ func (p *Program) Output(i int) []float32 {
 // Scalar returns output i as a number (the loss).
 func (p *Program) Scalar(i int) float64 { return float64(p.Output(i)[0]) }
 
-// Close releases the machine.
-func (p *Program) Close() error { return p.vm.Close() }
+// Close releases the machine and the arena.
+func (p *Program) Close() error {
+	if p.arena != nil {
+		p.arena.Release()
+		p.arena = nil
+	}
+	return p.vm.Close()
+}

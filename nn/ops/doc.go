@@ -12,6 +12,11 @@
 // of apply.go (and ReflectionPad2d, MulMask and L1 beside their ops) add
 // one op to a graph; layers.Builder is the checked way to call them.
 //
+// Outputs are kept across runs, but not one buffer per node: PlanMemory
+// (plan.go), called by layers.Compile, places every op output of a
+// compiled program in one arena by its lifetime in the machine's fixed
+// execution order, so values that are never alive together share memory.
+//
 // Tensor layouts: images NCHW float32, convolution weights
 // [out, in, kh, kw] (transposed convolutions [in, out, kh, kw], as in
 // PyTorch), dense weights [out, in].

@@ -379,15 +379,37 @@ func (op mseGradOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
 // (and the GC would hold up to twice the live set). A node's previous
 // output is dead by the time the node runs again, so reusing it is safe.
 // Ops built in SymDiff get their own cache; a nil cache falls back to out.
-type outCache struct{ d *tensor.Dense }
+//
+// A compiled program's memory plan (PlanMemory) gives the cache a slot in
+// the program's arena, used while that program runs. A cache reached from
+// two nodes or two programs is shared: it then keeps nothing and each run
+// gets a fresh tensor, so no two of them ever write one buffer.
+type outCache struct {
+	d      *tensor.Dense
+	slot   *slot
+	owner  *G.Node
+	shared bool
+}
 
 func newCache() *outCache { return new(outCache) }
 
-// get returns the cached tensor when it has the wanted shape, else
-// out(prealloc, shape), which it then keeps.
+// get returns the planned slot when its program is running, else the
+// cached tensor when it has the wanted shape, else out(prealloc, shape),
+// which it then keeps.
 func (c *outCache) get(prealloc G.Value, shape []int) (*tensor.Dense, []float32) {
 	if c == nil {
 		return out(prealloc, shape)
+	}
+	planMu.Lock()
+	s, shared := c.slot, c.shared
+	planMu.Unlock()
+	if shared {
+		return out(nil, shape)
+	}
+	if s != nil {
+		if d, ok := s.take(shape); ok {
+			return d, d.Data().([]float32)
+		}
 	}
 	if c.d == nil || !c.d.Shape().Eq(tensor.Shape(shape)) {
 		c.d = tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32))
