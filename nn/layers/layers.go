@@ -215,3 +215,15 @@ func (b *Builder) SelfAttention(qkv *G.Node) *G.Node {
 	}
 	return b.Apply("self_attention", func() (*G.Node, error) { return ops.SelfAttention(qkv) })
 }
+
+// ScaleChannel is x·s per channel for x [N, C, ...] and s [C].
+func (b *Builder) ScaleChannel(x, s *G.Node) *G.Node {
+	if !b.ok(x, s) {
+		return nil
+	}
+	if len(x.Shape()) < 2 || s.Shape().TotalSize() != x.Shape()[1] {
+		b.Fail("scale_channel", fmt.Errorf("scale %v does not match the channels of %v", s.Shape(), x.Shape()))
+		return nil
+	}
+	return b.Apply("scale_channel", func() (*G.Node, error) { return ops.ScaleChannel(x, s) })
+}

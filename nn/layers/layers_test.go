@@ -87,6 +87,15 @@ func TestSelfAttentionGradients(t *testing.T) {
 	}
 }
 
+func TestScaleChannelGradients(t *testing.T) {
+	ps, rng := NewParams(), nn.NewRNG(17)
+	x := randParam(ps, rng, "x", 2, 3, 2, 2)
+	s := randParam(ps, rng, "s", 3)
+	gradCheck(t, "scale channel", ps, func(b *Builder) *G.Node {
+		return weightedSum(b, b.ScaleChannel(b.SiLU(b.Param(x)), b.Param(s)), 3)
+	})
+}
+
 func TestBatchNormGradients(t *testing.T) {
 	for _, training := range []bool{true, false} {
 		ps, rng := NewParams(), nn.NewRNG(5)
