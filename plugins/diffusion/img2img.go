@@ -12,7 +12,7 @@ import (
 
 // labelParams choose what a stage that reads images conditions on.
 var labelParams = []sdk.Param{
-	{Name: "label", Type: sdk.Int, Default: -1, Min: sdk.Bound(-1), Max: sdk.Bound(999),
+	{Name: "label", Type: sdk.Int, Default: -1, Min: sdk.Bound(-1), Max: sdk.Bound(9),
 		Doc: "condition every item on this label; -1: on the item's own label when it has one (a labelled load), else none"},
 	{Name: "unconditional", Type: sdk.Bool, Default: false, Doc: "ignore the items' labels (and label)"},
 }
@@ -30,7 +30,7 @@ var DenoiseParams = append(append([]sdk.Param{
 var TranslateParams = append(append([]sdk.Param{
 	{Name: "strength", Type: sdk.Float, Default: 0.6, Min: sdk.Bound(0), Max: sdk.Bound(1),
 		Doc: "SDEdit (Meng et al. 2022): how far the input is noised before the reverse process runs, as a fraction of the 1000 steps: near 0 keeps the input, near 1 keeps little of it; inpainting: ignored (the box starts from pure noise)"},
-	{Name: "box", Type: sdk.List, Elem: &sdk.Param{Type: sdk.Int, Min: sdk.Bound(0)},
+	{Name: "box", Type: sdk.List, Elem: &sdk.Param{Type: sdk.Int, Min: sdk.Bound(0), Max: sdk.Bound(Size)},
 		Doc: "inpaint instead: [x0, y0, x1, y1], the pixel rectangle (x1, y1 exclusive) to regenerate, the rest kept (RePaint, Lugmayr et al. 2022)"},
 	{Name: "resample", Type: sdk.Int, Default: 5, Min: sdk.Bound(1), Max: sdk.Bound(50),
 		Doc: "inpainting: times each step is redone after re-noising, so the new region agrees with the kept one (RePaint's U; 1: none)"},

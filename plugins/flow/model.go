@@ -9,7 +9,6 @@ import (
 	"github.com/genpipe/genpipe/nn/layers"
 	"github.com/genpipe/genpipe/nn/ops"
 	G "gorgonia.org/gorgonia"
-
 )
 
 // Arch is everything that changes the shape of a weight; it is recorded in
