@@ -5,6 +5,7 @@ import (
 	"github.com/genpipe/genpipe/plugins/classic"
 	"github.com/genpipe/genpipe/plugins/cyclegan"
 	"github.com/genpipe/genpipe/plugins/diffusion"
+	"github.com/genpipe/genpipe/plugins/flow"
 	"github.com/genpipe/genpipe/plugins/gan"
 	"github.com/genpipe/genpipe/plugins/vae"
 )
@@ -15,6 +16,7 @@ func init() {
 	pluginhost.RegisterBuiltin("classic", classic.New)
 	pluginhost.RegisterBuiltin("cyclegan", cyclegan.New)
 	pluginhost.RegisterBuiltin("diffusion", diffusion.New)
+	pluginhost.RegisterBuiltin("flow", flow.New)
 	pluginhost.RegisterBuiltin("gan", gan.New)
 	pluginhost.RegisterBuiltin("vae", vae.New)
 }

@@ -1,0 +1,289 @@
+package flow
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"sync"
+
+	"github.com/genpipe/genpipe/nn"
+	"github.com/genpipe/genpipe/nn/layers"
+	"github.com/genpipe/genpipe/nn/train"
+	"github.com/genpipe/genpipe/sdk"
+)
+
+// Name and Version identify the plugin to the host.
+const (
+	Name    = "flow"
+	Version = "0.1.0"
+)
+
+// weightsFormat marks the weights this plugin writes.
+const weightsFormat = "genpipe.flow/1"
+
+//go:embed weights
+var shipped embed.FS
+
+// preset is a shipped configuration.
+type preset struct {
+	name, doc string
+	arch      Arch
+	def       bool
+}
+
+var presets = []preset{
+	{name: "mnist-glow", def: true, arch: Arch{Ch: 1, Size: 28, Levels: 3, Steps: 8, Hidden: 64},
+		doc: "Glow-style flow on MNIST digits: exact encoding to 784 latents and back, exact log-likelihood (bits per dimension)"},
+}
+
+func findPreset(name string) *preset {
+	for i := range presets {
+		if presets[i].name == name || (name == "" && presets[i].def) {
+			return &presets[i]
+		}
+	}
+	return nil
+}
+
+func (p *preset) weightsFile() string { return "weights/" + p.name + ".safetensors" }
+func (p *preset) space() string       { return "flow/" + p.name }
+
+// GenerateParams are the generate capability's parameters.
+var GenerateParams = []sdk.Param{
+	{Name: "temperature", Type: sdk.Float, Default: 0.7, Min: sdk.Bound(0), Max: sdk.Bound(2),
+		Doc: "scale of the prior's standard deviation when sampling (1: the model's distribution; below 1 cleaner, less varied digits, as Glow samples); given latents are decoded as they are"},
+}
+
+// EncodeParams are the encode capability's parameters.
+var EncodeParams = []sdk.Param{}
+
+// Plugin is the flow plugin. The zero value is ready to use.
+type Plugin struct{}
+
+// New returns the plugin, for sdk.Serve or for use in process.
+func New() sdk.Plugin { return &Plugin{} }
+
+var (
+	_ sdk.Plugin    = (*Plugin)(nil)
+	_ sdk.Trainer   = (*Plugin)(nil)
+	_ sdk.Generator = (*model)(nil)
+	_ sdk.Encoder   = (*model)(nil)
+)
+
+// Describe declares the capabilities and presets.
+func (*Plugin) Describe() sdk.Description {
+	desc := sdk.Description{
+		Name: Name, Version: Version,
+		Doc:       "normalizing flows: exact, invertible encoding and exact likelihood",
+		BatchSize: 64,
+		Capabilities: []sdk.CapabilitySpec{
+			{Name: sdk.CapEncode, Doc: "image -> its exact latent (the centre of each pixel's 8-bit bin, so decoding gives the pixels back)", Params: EncodeParams},
+			{Name: sdk.CapGenerate, Doc: "the prior at a temperature (one draw per item seed) or given latents -> image (the exact inverse)", Params: GenerateParams},
+			{Name: sdk.CapTrain, Doc: "maximise the likelihood of dequantised images (loss: bits per dimension)", Params: TrainParams},
+		},
+	}
+	for _, p := range presets {
+		img := &sdk.ImageSpec{Channels: p.arch.Ch, Height: p.arch.Size, Width: p.arch.Size, DType: sdk.Uint8, Min: 0, Max: 255}
+		sp := sdk.Preset{Name: p.name, Doc: p.doc, Default: p.def,
+			Capabilities: []sdk.Capability{sdk.CapEncode, sdk.CapGenerate, sdk.CapTrain},
+			Input:        img, Output: img, Latent: &sdk.LatentSpec{Space: p.space(), Dim: p.arch.Dims()}}
+		sp.Weights = train.WeightsInfo(shipped, p.weightsFile())
+		desc.Presets = append(desc.Presets, sp)
+	}
+	return desc
+}
+
+// Load builds the preset's model and loads its weights (embedded, or the
+// file req.Weights names), refusing weights of another architecture.
+func (*Plugin) Load(ctx context.Context, req sdk.LoadRequest) (sdk.Model, error) {
+	p := findPreset(req.Preset)
+	if p == nil {
+		return nil, fmt.Errorf("unknown preset %q", req.Preset)
+	}
+	m, err := NewModel(p.arch, nn.NewRNG(0))
+	if err != nil {
+		return nil, err
+	}
+	if err := train.LoadWeights(m.Params, req.Weights, shipped, p.weightsFile(), p.name, train.ArchCheck(p.arch)); err != nil {
+		return nil, err
+	}
+	return &model{m: m, preset: p, params: req.Params, s: newSampler(m)}, nil
+}
+
+// model is a loaded preset; calls are serialised.
+type model struct {
+	m      *Model
+	preset *preset
+	params sdk.Params
+	mu     sync.Mutex
+	s      *sampler
+}
+
+// sampler holds the compiled inverse graphs by batch size and mode.
+type sampler struct {
+	m    *Model
+	invs map[[2]int]*compiledInverse
+}
+
+type compiledInverse struct {
+	inv  *inverse
+	prog *layers.Program
+}
+
+func newSampler(m *Model) *sampler { return &sampler{m: m, invs: map[[2]int]*compiledInverse{}} }
+
+func (s *sampler) get(n int, sample bool) (*compiledInverse, error) {
+	key := [2]int{n, 0}
+	if sample {
+		key[1] = 1
+	}
+	if c, ok := s.invs[key]; ok {
+		return c, nil
+	}
+	if len(s.invs) >= 6 {
+		s.close()
+	}
+	b := layers.NewBuilder()
+	inv := s.m.inverse(b, n, sample)
+	if b.Err() != nil {
+		return nil, b.Err()
+	}
+	prog, err := layers.Compile(b, nil, nil, inv.y)
+	if err != nil {
+		return nil, err
+	}
+	c := &compiledInverse{inv: inv, prog: prog}
+	s.invs[key] = c
+	return c, nil
+}
+
+func (s *sampler) close() {
+	for k, c := range s.invs {
+		c.prog.Close()
+		delete(s.invs, k)
+	}
+}
+
+// run fills the inverse graph's latent inputs from z (n items of Dims
+// values, levels in order) and returns the images as uint8.
+func (s *sampler) run(z []float32, n int, sample bool, temp float64) (*sdk.Tensor, error) {
+	c, err := s.get(n, sample)
+	if err != nil {
+		return nil, err
+	}
+	a := s.m.Arch
+	per := a.Dims()
+	off := 0
+	for i, sh := range a.latentShapes() {
+		k := sh[0] * sh[1] * sh[2]
+		d := layers.Data(c.inv.zs[i])
+		for item := 0; item < n; item++ {
+			copy(d[item*k:(item+1)*k], z[item*per+off:item*per+off+k])
+		}
+		off += k
+	}
+	if sample {
+		layers.Data(c.inv.temp)[0] = float32(temp)
+	}
+	s.m.fillInverses(c.inv)
+	if err := c.prog.Run(); err != nil {
+		return nil, err
+	}
+	y := c.prog.Output(0)
+	px := make([]uint8, len(y))
+	for i, v := range y {
+		// y = (x + ½)/256 − ½ at the bin's centre: x = 256·(y + ½) − ½.
+		q := 256*(float64(v)+0.5) - 0.5
+		px[i] = uint8(max(0, min(255, q+0.5)))
+	}
+	return sdk.FromUint8(px, n, a.Ch, a.Size, a.Size), nil
+}
+
+// sample draws one image per seed from the prior at a temperature.
+func (s *sampler) sample(seeds []uint64, temp float64) (*sdk.Tensor, error) {
+	per := s.m.Arch.Dims()
+	eps := make([]float32, len(seeds)*per)
+	for i, seed := range seeds {
+		nn.NewRNG(seed).Normal(eps[i*per:(i+1)*per], 1)
+	}
+	return s.run(eps, len(seeds), true, temp)
+}
+
+// Generate samples the prior (one draw per seed) or decodes given latents.
+func (md *model) Generate(ctx context.Context, req sdk.GenerateRequest) (*sdk.Tensor, error) {
+	md.mu.Lock()
+	defer md.mu.Unlock()
+	if req.Latents != nil {
+		l := req.Latents
+		if l.Space != "" && l.Space != md.preset.space() {
+			return nil, fmt.Errorf("latents are from space %q; preset %q takes %q", l.Space, md.preset.name, md.preset.space())
+		}
+		if len(l.Shape) != 2 || l.Shape[1] != md.m.Arch.Dims() || l.DType != sdk.Float32 {
+			return nil, fmt.Errorf("latents: expected float32 [N %d], got %s %v", md.m.Arch.Dims(), l.DType, l.Shape)
+		}
+		return md.s.run(l.Float32s(), l.Shape[0], false, 1)
+	}
+	return md.s.sample(req.Seeds, md.params.Float("temperature"))
+}
+
+// Encode maps images to their exact latents: each pixel at the centre of
+// its 8-bit bin, through the flow; decoding the latent gives the pixels
+// back.
+func (md *model) Encode(ctx context.Context, in *sdk.Batch) (*sdk.Tensor, error) {
+	md.mu.Lock()
+	defer md.mu.Unlock()
+	a := md.m.Arch
+	n, per := in.Len(), a.Dims()
+	y := make([]float32, n*per)
+	if err := md.m.dequantize(in, y, nil); err != nil {
+		return nil, err
+	}
+	z, err := md.m.encode(y, n)
+	if err != nil {
+		return nil, err
+	}
+	t := sdk.FromFloat32(z, n, per)
+	t.Space = md.preset.space()
+	return t, nil
+}
+
+// encode runs the flow on y and returns the latents flattened per item,
+// levels in order.
+func (m *Model) encode(y []float32, n int) ([]float32, error) {
+	a := m.Arch
+	b := layers.NewBuilder()
+	x := b.Input("y", n, a.Ch, a.Size, a.Size)
+	copy(layers.Data(x), y)
+	f := m.forward(b, x)
+	if b.Err() != nil {
+		return nil, b.Err()
+	}
+	prog, err := layers.Compile(b, nil, nil, f.zs...)
+	if err != nil {
+		return nil, err
+	}
+	defer prog.Close()
+	if err := prog.Run(); err != nil {
+		return nil, err
+	}
+	per := a.Dims()
+	z := make([]float32, n*per)
+	off := 0
+	for i, s := range a.latentShapes() {
+		k := s[0] * s[1] * s[2]
+		v := prog.Output(i)
+		for item := 0; item < n; item++ {
+			copy(z[item*per+off:item*per+off+k], v[item*k:(item+1)*k])
+		}
+		off += k
+	}
+	return z, nil
+}
+
+// Close frees the compiled graphs.
+func (md *model) Close() error {
+	md.mu.Lock()
+	defer md.mu.Unlock()
+	md.s.close()
+	return nil
+}
