@@ -7,7 +7,7 @@ each task is its own process, so peak RSS (VmHWM, through /usr/bin/time) is
 per task. Where the Go benchmark reports its parameter count, it must equal
 the twin's, or the script stops: the two would not be the same network.
 
-  bench/compare.py vae|gan|unet|cyclegan|diffusion [--runs 5] [--steps N]
+  bench/compare.py vae|gan|unet|cyclegan|diffusion|flow [--runs 5] [--steps N]
 
   vae   the shipped mnist-vae (plugins/vae BenchmarkTrainStep/Inference,
         plugins/vae/testdata/torch_vae.py)
@@ -25,6 +25,10 @@ the twin's, or the script stops: the two would not be the same network.
         forward, backward, gradient clipping, Adam, moving average) and one
         batch-64 evaluation of the denoiser (plugins/diffusion
         BenchmarkTrainStep/Inference, plugins/diffusion/testdata/torch_diffusion.py)
+  flow  mnist-glow (3 levels of 8 steps, coupling width 64): a training step
+        (dequantisation, forward, bits per dimension, backward, clipping,
+        Adam) and a batch-64 encode with log-likelihoods (plugins/flow
+        BenchmarkTrainStep/Inference, plugins/flow/testdata/torch_flow.py)
 
 Needs Debian's python3-torch (and libopenblas0 so PyTorch's BLAS is not the
 reference one): apt-get install python3-torch libopenblas0-openmp. Run it on
@@ -56,6 +60,8 @@ TARGETS = {
                  "batch": {"train": 8, "infer": 64}, "params": {"train": "params", "infer": "generator_params"}},
     "diffusion": {"pkg": "./plugins/diffusion", "train": ("TrainStep$", "ms/step"), "infer": ("Inference$", "ms/batch"),
                   "torch": "plugins/diffusion/testdata/torch_diffusion.py", "steps": 5, "batch": {"train": 64, "infer": 64}},
+    "flow": {"pkg": "./plugins/flow", "train": ("TrainStep$", "ms/step"), "infer": ("Inference$", "ms/batch"),
+             "torch": "plugins/flow/testdata/torch_flow.py", "steps": 5, "batch": {"train": 64, "infer": 64}},
 }
 
 

@@ -39,3 +39,29 @@ func BenchmarkTrainStep(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/step")
 	b.ReportMetric(float64(m.Params.Count()), "params")
 }
+
+// BenchmarkInference encodes 64 digits: the flow's forward pass with the
+// latents and the log-likelihood of each.
+func BenchmarkInference(b *testing.B) {
+	p := findPreset("mnist-glow")
+	m, err := NewModel(p.arch, nn.NewRNG(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	batch := testBatches(b, 1, 64)[0]
+	y := make([]float32, 64*m.Arch.Dims())
+	if err := m.dequantize(batch, y, nil); err != nil {
+		b.Fatal(err)
+	}
+	if _, _, err := m.run(y, 64); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := m.run(y, 64); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/batch")
+	b.ReportMetric(float64(m.Params.Count()), "params")
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/genpipe/genpipe/nn/layers"
 	"github.com/genpipe/genpipe/nn/train"
 	"github.com/genpipe/genpipe/sdk"
+	G "gorgonia.org/gorgonia"
 )
 
 // Name and Version identify the plugin to the host.
@@ -247,37 +248,82 @@ func (md *model) Encode(ctx context.Context, in *sdk.Batch) (*sdk.Tensor, error)
 	return t, nil
 }
 
-// encode runs the flow on y and returns the latents flattened per item,
-// levels in order.
-func (m *Model) encode(y []float32, n int) ([]float32, error) {
+// fwdProg is a compiled forward graph for n items: outputs log p(y)
+// per item, then the latents of each level.
+type fwdProg struct {
+	y    *G.Node
+	prog *layers.Program
+}
+
+// forwardProg returns the compiled forward graph for n items, kept per
+// batch size (a few at most).
+func (m *Model) forwardProg(n int) (*fwdProg, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if f, ok := m.fwd[n]; ok {
+		return f, nil
+	}
+	if m.fwd == nil || len(m.fwd) >= 4 {
+		m.closeForward()
+		m.fwd = map[int]*fwdProg{}
+	}
 	a := m.Arch
 	b := layers.NewBuilder()
 	x := b.Input("y", n, a.Ch, a.Size, a.Size)
-	copy(layers.Data(x), y)
 	f := m.forward(b, x)
 	if b.Err() != nil {
 		return nil, b.Err()
 	}
-	prog, err := layers.Compile(b, nil, nil, f.zs...)
+	prog, err := layers.Compile(b, nil, nil, append([]*G.Node{f.logp}, f.zs...)...)
 	if err != nil {
 		return nil, err
 	}
-	defer prog.Close()
-	if err := prog.Run(); err != nil {
-		return nil, err
+	fp := &fwdProg{y: x, prog: prog}
+	m.fwd[n] = fp
+	return fp, nil
+}
+
+func (m *Model) closeForward() {
+	for k, f := range m.fwd {
+		f.prog.Close()
+		delete(m.fwd, k)
 	}
+}
+
+// run computes log p(y) per item and the latents flattened per item,
+// levels in order. Callers serialise runs of one model.
+func (m *Model) run(y []float32, n int) ([]float64, []float32, error) {
+	fp, err := m.forwardProg(n)
+	if err != nil {
+		return nil, nil, err
+	}
+	copy(layers.Data(fp.y), y)
+	if err := fp.prog.Run(); err != nil {
+		return nil, nil, err
+	}
+	logp := make([]float64, n)
+	for i, v := range fp.prog.Output(0) {
+		logp[i] = float64(v)
+	}
+	a := m.Arch
 	per := a.Dims()
 	z := make([]float32, n*per)
 	off := 0
 	for i, s := range a.latentShapes() {
 		k := s[0] * s[1] * s[2]
-		v := prog.Output(i)
+		v := fp.prog.Output(1 + i)
 		for item := 0; item < n; item++ {
 			copy(z[item*per+off:item*per+off+k], v[item*k:(item+1)*k])
 		}
 		off += k
 	}
-	return z, nil
+	return logp, z, nil
+}
+
+// encode runs the flow on y and returns the latents.
+func (m *Model) encode(y []float32, n int) ([]float32, error) {
+	_, z, err := m.run(y, n)
+	return z, err
 }
 
 // Close frees the compiled graphs.
@@ -285,5 +331,8 @@ func (md *model) Close() error {
 	md.mu.Lock()
 	defer md.mu.Unlock()
 	md.s.close()
+	md.m.mu.Lock()
+	md.m.closeForward()
+	md.m.mu.Unlock()
 	return nil
 }

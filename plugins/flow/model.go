@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/genpipe/genpipe/nn"
 	"github.com/genpipe/genpipe/nn/layers"
@@ -103,6 +104,9 @@ func (a Arch) latentShapes() [][3]int {
 type Model struct {
 	Arch   Arch
 	Params *layers.Params
+
+	mu  sync.Mutex
+	fwd map[int]*fwdProg // compiled forward graphs by batch size
 }
 
 func stepName(l, k int) string { return fmt.Sprintf("levels.%d.steps.%d", l, k) }

@@ -346,27 +346,8 @@ func (m *Model) bitsPerDim(b *sdk.Batch, first int) ([]float64, error) {
 
 // logLikelihood is log p(y) per item.
 func (m *Model) logLikelihood(y []float32, n int) ([]float64, error) {
-	a := m.Arch
-	b := layers.NewBuilder()
-	x := b.Input("y", n, a.Ch, a.Size, a.Size)
-	copy(layers.Data(x), y)
-	f := m.forward(b, x)
-	if b.Err() != nil {
-		return nil, b.Err()
-	}
-	prog, err := layers.Compile(b, nil, nil, f.logp)
-	if err != nil {
-		return nil, err
-	}
-	defer prog.Close()
-	if err := prog.Run(); err != nil {
-		return nil, err
-	}
-	out := make([]float64, n)
-	for i, v := range prog.Output(0) {
-		out[i] = float64(v)
-	}
-	return out, nil
+	logp, _, err := m.run(y, n)
+	return logp, err
 }
 
 // samples draws the progress grid: 64 samples at temperature 0.7 from
