@@ -114,10 +114,14 @@ func (*Plugin) Describe() sdk.Description {
 		},
 	}
 	for _, p := range presets {
-		// A latent preset trains; generating latents needs a contract for
-		// a generate stage whose output is not an image (to come).
-		sp := sdk.Preset{Name: p.name, Doc: p.doc, Default: p.def, Classes: p.arch.Classes,
-			Capabilities: []sdk.Capability{sdk.CapTrain}}
+		sp := sdk.Preset{Name: p.name, Doc: p.doc, Default: p.def, Classes: p.arch.Classes}
+		if p.arch.Kind == MLP {
+			// Its data are the latents of another plugin's space: the
+			// host chains its generate with that space's decoder, and
+			// trains it on that space's encoder's output.
+			sp.LatentData = &sdk.LatentSpec{Space: p.space, Dim: p.arch.Ch}
+			sp.Capabilities = []sdk.Capability{sdk.CapGenerate, sdk.CapTrain}
+		}
 		if p.arch.Kind == UNet {
 			img := &sdk.ImageSpec{Channels: p.arch.Ch, Height: p.arch.Size, Width: p.arch.Size, DType: sdk.Float32, Min: 0, Max: 1}
 			sp.Input, sp.Output = img, img
