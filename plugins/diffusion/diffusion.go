@@ -107,10 +107,10 @@ func (*Plugin) Describe() sdk.Description {
 		Doc:       "denoising diffusion: DDPM/DDIM/DPM-Solver sampling with classifier-free guidance",
 		BatchSize: 64,
 		Capabilities: []sdk.CapabilitySpec{
-			{Name: sdk.CapGenerate, Doc: "noise (one draw per item seed) and an optional label -> image, by the reverse process", Params: GenerateParams},
+			{Name: sdk.CapGenerate, Doc: "noise (one draw per item seed) and an optional label -> image (a latent preset: -> latent of its space, for that space's generate to decode), by the reverse process", Params: GenerateParams},
 			{Name: sdk.CapDenoise, Doc: "noisy image -> clean image: the posterior mean at the noise level, or a sample from the reverse process from it", Params: DenoiseParams},
 			{Name: sdk.CapTranslate, Doc: "image -> image: SDEdit (noise to a strength, then the reverse process, optionally toward a label), or inpainting of a box", Params: TranslateParams},
-			{Name: sdk.CapTrain, Doc: "train a preset's architecture on images (labelled for the conditional presets)", Params: TrainParams},
+			{Name: sdk.CapTrain, Doc: "train a preset's architecture on images, or a latent preset's on latents of its space (train.input: an encode stage); labelled for the conditional presets", Params: TrainParams},
 		},
 	}
 	for _, p := range presets {
