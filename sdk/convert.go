@@ -121,6 +121,9 @@ func descriptionToProto(d *Description) (*pb.Description, error) {
 		if p.Latent != nil {
 			pp.Latent = &pb.LatentSpec{Space: p.Latent.Space, Dim: int32(p.Latent.Dim)}
 		}
+		if p.LatentData != nil {
+			pp.LatentData = &pb.LatentSpec{Space: p.LatentData.Space, Dim: int32(p.LatentData.Dim)}
+		}
 		for _, ti := range p.TrainInputs {
 			pp.TrainInputs = append(pp.TrainInputs, &pb.TrainInputSpec{Name: ti.Name, Doc: ti.Doc, Paired: ti.Paired, Image: imageSpecToProto(ti.Image)})
 		}

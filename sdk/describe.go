@@ -90,6 +90,15 @@ type Preset struct {
 	Output *ImageSpec `json:"output,omitempty"`
 	// Latent is the latent space of encode output and generate input.
 	Latent *LatentSpec `json:"latent,omitempty"`
+	// LatentData says the model's data are latents of this space, not
+	// images: generate emits them (float32 N x Dim, Space set) instead of
+	// images, and a training reads them (train.input names a chain that
+	// encodes images into this space). A latent diffusion model over
+	// another plugin's latents declares it, so the host can chain it with
+	// the encoder and decoder of that space and check the chain before it
+	// runs. Output must then be nil: a preset's generate emits one kind of
+	// thing.
+	LatentData *LatentSpec `json:"latent_data,omitempty"`
 	// Classes is the number of labels a conditional model accepts (0: none).
 	Classes int `json:"classes,omitempty"`
 	// Weights describes the shipped weights (e.g. "embedded, sha256:...").

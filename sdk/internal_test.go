@@ -120,12 +120,27 @@ func TestValidateDescription(t *testing.T) {
 			Presets: []Preset{{Name: "p", Capabilities: []Capability{CapTranslate, CapEncode}, Input: img, Output: img, Latent: &LatentSpec{Space: "ok/z", Dim: 4}}},
 		}
 	}
+	// gen adds a generate preset g whose data are latents (lat nil:
+	// none) and whose output is out.
+	gen := func(lat *LatentSpec, out *ImageSpec) func(d *Description) {
+		return func(d *Description) {
+			d.Capabilities = append(d.Capabilities, CapabilitySpec{Name: CapGenerate})
+			d.Presets = append(d.Presets, Preset{Name: "g", Capabilities: []Capability{CapGenerate, CapTrain}, LatentData: lat, Output: out})
+			d.Capabilities = append(d.Capabilities, CapabilitySpec{Name: CapTrain})
+		}
+	}
+	img := &ImageSpec{Channels: 1, DType: Float32, Max: 1}
 	tests := []struct {
 		name   string
 		break_ func(d *Description)
 		want   string
 	}{
 		{"good", func(*Description) {}, ""},
+		{"latent data", gen(&LatentSpec{Space: "vae/z", Dim: 4}, nil), ""},
+		{"generate of nothing", gen(nil, nil), `preset "g": generate needs an Output image spec, or LatentData when it emits latents`},
+		{"latent data and output", gen(&LatentSpec{Space: "vae/z", Dim: 4}, img), `preset "g": latent data and an Output image spec: generate emits one or the other`},
+		{"latent data without space", gen(&LatentSpec{Dim: 4}, nil), `preset "g": latent data: empty space id`},
+		{"latent data without dim", gen(&LatentSpec{Space: "vae/z"}, nil), `preset "g": latent data: dim 0, want > 0`},
 		{"no name", func(d *Description) { d.Name = "" }, "description: empty name"},
 		{"bad name", func(d *Description) { d.Name = "My Plugin" }, `name "My Plugin" must be lowercase`},
 		{"no version", func(d *Description) { d.Version = "" }, "empty version"},

@@ -426,12 +426,26 @@ func (s *server) checkOutput(c Capability, l *loaded, n int, out, in *Tensor) er
 	if out.Len() != n || len(out.Shape) == 0 {
 		return fmt.Errorf("returned %d items (shape %v) for a batch of %d", out.Len(), out.Shape, n)
 	}
-	if c == CapEncode {
+	// Encode emits latents of Latent, generate those of LatentData when
+	// the preset's data are latents.
+	var lat *LatentSpec
+	if l.preset != nil {
+		switch {
+		case c == CapEncode:
+			lat = l.preset.Latent
+		case c == CapGenerate && l.preset.LatentData != nil:
+			lat = l.preset.LatentData
+		}
+	}
+	if c == CapEncode || lat != nil {
 		if len(out.Shape) != 2 {
 			return fmt.Errorf("returned latents of shape %v, expected N x D", out.Shape)
 		}
-		if l.preset != nil && l.preset.Latent != nil {
-			lat := l.preset.Latent
+		if lat != nil {
+			if c == CapGenerate && out.DType != Float32 {
+				// The host trains and decodes these at full precision.
+				return fmt.Errorf("returned %s latents, expected float32", out.DType)
+			}
 			if out.Space == "" {
 				out.Space = lat.Space
 			}

@@ -12,9 +12,9 @@ var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 // capabilities, malformed parameters (a default that fails its own spec, an
 // empty enum value, min above max, an invalid pattern, an unknown format),
 // presets naming undeclared capabilities or lacking the image/latent
-// contract their capabilities need, and size rules that contradict their
-// Height and Width or sit on an input. Serve logs these
-// problems at start; sdktest fails on them.
+// contract their capabilities need (generate needs Output or LatentData,
+// not both), and size rules that contradict their Height and Width or sit
+// on an input. Serve logs these problems at start; sdktest fails on them.
 func ValidateDescription(d Description) []error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
@@ -73,7 +73,11 @@ func ValidateDescription(d Description) []error {
 				}
 			}
 			switch c {
-			case CapGenerate, CapTranslate, CapDenoise:
+			case CapGenerate:
+				if p.Output == nil && p.LatentData == nil {
+					bad("%s: generate needs an Output image spec, or LatentData when it emits latents", where)
+				}
+			case CapTranslate, CapDenoise:
 				if p.Output == nil {
 					bad("%s: %s needs an Output image spec", where, c)
 				}
@@ -102,6 +106,22 @@ func ValidateDescription(d Description) []error {
 			}
 			if l.Dim <= 0 {
 				bad("%s: latent: dim %d, want > 0", where, l.Dim)
+			}
+		}
+		if l := p.LatentData; l != nil {
+			if l.Space == "" {
+				bad("%s: latent data: empty space id", where)
+			}
+			if l.Dim <= 0 {
+				bad("%s: latent data: dim %d, want > 0", where, l.Dim)
+			}
+			// Generate emits either images or latents, and the host
+			// must know which before it runs.
+			if p.Output != nil {
+				bad("%s: latent data and an Output image spec: generate emits one or the other", where)
+			}
+			if len(p.TrainInputs) > 0 {
+				bad("%s: latent data with train inputs: a latent training reads one stream", where)
 			}
 		}
 		if len(p.TrainInputs) > 0 {

@@ -215,6 +215,9 @@ func writeDescription(w io.Writer, d *sdk.Description, from string) {
 		if p.Latent != nil {
 			fmt.Fprintf(w, "    latent: %d values in space %q\n", p.Latent.Dim, p.Latent.Space)
 		}
+		if l := p.LatentData; l != nil {
+			fmt.Fprintf(w, "    data:   latents, %d values in space %q (generate emits them, train reads them)\n", l.Dim, l.Space)
+		}
 		if p.Classes > 0 {
 			fmt.Fprintf(w, "    labels: 0..%d\n", p.Classes-1)
 		}

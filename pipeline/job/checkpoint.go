@@ -34,8 +34,13 @@ type checkpointState struct {
 	// RoleItems are the counts of the other train inputs, in the
 	// preset's order (none for one stream).
 	RoleItems []int `json:"role_items,omitempty"`
-	Batch     int   `json:"batch"`
-	Epochs    int   `json:"epochs"`
+	// Models name the model stages the training items go through
+	// ("STAGE: MODEL PRESET WEIGHTS PARAMS", load side first; none for
+	// a chain of host stages): another encoder, or the same one with
+	// other parameters, would continue the stream with other data.
+	Models []string `json:"models,omitempty"`
+	Batch  int      `json:"batch"`
+	Epochs int      `json:"epochs"`
 	// Step is the number of batches the plugin had received when it saved
 	// the state; Epoch (from 0) and EpochBatches say the same per epoch.
 	Step         int    `json:"step"`

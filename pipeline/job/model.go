@@ -201,7 +201,7 @@ func (m *modelMap) call(ctx context.Context, items []item.Item) ([]item.Item, er
 		return nil, fmt.Errorf("plugin returned %d items for %d", t.Len(), len(items))
 	}
 	out := make([]item.Item, len(items))
-	if m.kind == spec.Encode {
+	if m.emitsLatents() {
 		for i, it := range items {
 			it.Latent, it.Image, it.Frames, it.Tensor = t.Slice(i, i+1), nil, nil, nil
 			out[i] = m.stamp(it)
@@ -220,6 +220,13 @@ func (m *modelMap) call(ctx context.Context, items []item.Item) ([]item.Item, er
 		out[i] = m.stamp(it)
 	}
 	return out, nil
+}
+
+// emitsLatents reports whether the stage's outputs are latents: encode's,
+// and generate's when the preset's data are latents (latent diffusion).
+// They stay the plugin's float32 vectors, never pixels.
+func (m *modelMap) emitsLatents() bool {
+	return m.kind == spec.Encode || m.kind == spec.Generate && m.preset != nil && m.preset.LatentData != nil
 }
 
 func (m *modelMap) stamp(it item.Item) item.Item {

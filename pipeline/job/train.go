@@ -98,7 +98,9 @@ type TrainResult struct {
 }
 
 // Train runs the train: section of a plan: it lists the input (and eval)
-// stage's items, streams shuffled batches of them to the plugin, writes
+// stage's items, streams shuffled batches of them to the plugin (through
+// the model stages of their chain, whose models it loads once for the
+// whole training), writes
 // the checkpoints it sends and, at the end, the final weights. It resumes
 // from the checkpoint file unless opt.Fresh. On an error the last
 // checkpoint is kept, so a rerun resumes.
@@ -118,6 +120,8 @@ func Train(ctx context.Context, p *plan.Plan, m *pluginhost.Host, opt TrainOptio
 		}
 		return t.res, nil
 	}
+	t.models = newTrainModels(p, m)
+	defer t.models.close()
 	if err := t.openData(ctx); err != nil {
 		return nil, err
 	}
@@ -175,6 +179,8 @@ type trainer struct {
 
 	data *dataset
 	eval *evalSource
+	// models are those of the model stages in the data chains.
+	models *trainModels
 	// roles are the other train inputs of a preset with several (nil
 	// otherwise); evalRoles their held-out data.
 	roles     []*roleData
@@ -216,14 +222,14 @@ func (t *trainer) openData(ctx context.Context) error {
 	if tr.PresetSpec != nil {
 		spec, t.outSpec = tr.PresetSpec.Input, tr.PresetSpec.Output
 	}
-	data, err := newDataset(ctx, p, tr.Input, spec, t.opt.Workers)
+	data, err := newDataset(ctx, p, tr.Input, spec, t.opt.Workers, t.models)
 	if err != nil {
 		return fmt.Errorf("train.input: %w", err)
 	}
 	t.data = data
 	t.res.Examples = data.Len()
 	if tr.Eval != "" {
-		ed, err := newDataset(ctx, p, tr.Eval, spec, t.opt.Workers)
+		ed, err := newDataset(ctx, p, tr.Eval, spec, t.opt.Workers, t.models)
 		if err != nil {
 			return fmt.Errorf("train.eval: %w", err)
 		}
@@ -231,11 +237,11 @@ func (t *trainer) openData(ctx context.Context) error {
 		t.res.EvalExamples = ed.Len()
 	}
 	if len(tr.Roles) > 1 {
-		if t.roles, err = openRoles(ctx, p, data, false, t.opt.Workers); err != nil {
+		if t.roles, err = openRoles(ctx, p, data, false, t.opt.Workers, t.models); err != nil {
 			return err
 		}
 		if t.eval != nil {
-			er, err := openRoles(ctx, p, t.eval.d, true, t.opt.Workers)
+			er, err := openRoles(ctx, p, t.eval.d, true, t.opt.Workers, t.models)
 			if err != nil {
 				return err
 			}
@@ -258,6 +264,25 @@ func (t *trainer) openData(ctx context.Context) error {
 		if t.evalRoles != nil {
 			t.req.Eval = t.evalRoles.wrap(t.eval.Eval, func() []string { return t.eval.sources })
 		}
+	}
+	for _, m := range data.models() {
+		var parts []string
+		for _, k := range []string{"model", "preset", "weights", "params"} {
+			v, ok := m[k]
+			if !ok {
+				continue
+			}
+			if k == "params" {
+				// JSON: sorted keys, the same text for the same values.
+				b, err := json.Marshal(v)
+				if err != nil {
+					return err
+				}
+				v = string(b)
+			}
+			parts = append(parts, fmt.Sprint(v))
+		}
+		t.state.Models = append(t.state.Models, fmt.Sprintf("%s: %s", m["stage"], strings.Join(parts, " ")))
 	}
 	for _, r := range t.roles {
 		// A role's count fixes its order: a resume with another count
@@ -468,6 +493,14 @@ func (c checkpointState) mismatch(now checkpointState) string {
 		return fmt.Sprintf("it was written for %d training items, the input now has %d", c.Items, now.Items)
 	case !slices.Equal(c.RoleItems, now.RoleItems):
 		return fmt.Sprintf("it was written for %v items of the other train inputs, they now have %v", c.RoleItems, now.RoleItems)
+	case !slices.Equal(c.Models, now.Models):
+		through := func(ms []string) string {
+			if len(ms) == 0 {
+				return "no model"
+			}
+			return strings.Join(ms, ", then ")
+		}
+		return fmt.Sprintf("it was written for items through %s; the input now goes through %s", through(c.Models), through(now.Models))
 	case c.Batch != now.Batch:
 		return fmt.Sprintf("it was written with batch %d, the run has batch %d", c.Batch, now.Batch)
 	}
@@ -488,8 +521,15 @@ func addMetadata(w []byte, p *plan.Plan, data *dataset, roles []*roleData, eval 
 		return nil, err
 	}
 	ds := map[string]any{"stage": data.stage, "load": data.source, "items": data.Len()}
+	if ms := data.models(); ms != nil {
+		ds["models"] = ms
+	}
 	if eval != nil {
-		ds["eval"] = map[string]any{"stage": eval.d.stage, "load": eval.d.source, "items": eval.d.Len()}
+		e := map[string]any{"stage": eval.d.stage, "load": eval.d.source, "items": eval.d.Len()}
+		if ms := eval.d.models(); ms != nil {
+			e["models"] = ms
+		}
+		ds["eval"] = e
 	}
 	if len(roles) > 0 {
 		ds["role"] = p.Train.Roles[0].Name

@@ -6,50 +6,86 @@ import (
 	"io"
 	"math/bits"
 	"math/rand/v2"
+	"path/filepath"
 	"sync"
 
 	"github.com/genpipe/genpipe/pipeline/item"
 	"github.com/genpipe/genpipe/pipeline/plan"
+	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/pipeline/run"
 	"github.com/genpipe/genpipe/pipeline/stages"
 	"github.com/genpipe/genpipe/sdk"
 )
 
 // dataset is the items of one train data stage (a load stage, or a chain
-// of preprocess stages starting at one), addressable by index: the load's
-// entries are listed once (file names and labels; idx records keep their
-// pixels), and the executor decodes and preprocesses them as a run does,
-// a batch ahead of the batch being packed (see stream), so a large folder
+// of stages that starts at one: preprocess, encode, translate, denoise),
+// addressable by index: the load's entries are listed once (file names
+// and labels; idx records keep their pixels), and the executor decodes,
+// preprocesses and runs the chain's models on them as a run does, a
+// batch ahead of the batch being packed (see stream), so a large folder
 // is never held decoded in memory.
 type dataset struct {
 	stage   string // the stage named in train.input or train.eval
 	loadID  string
 	source  map[string]any // the load's parameters that say what it reads
 	loader  *stages.Loader
-	chain   []preStage // preprocess stages, load side first
+	chain   []chainStage // the stages after the load, load side first
 	entries []stages.Entry
 	spec    *sdk.ImageSpec // the preset's input contract (nil: natural)
+	// latent is the preset's latent data (nil: it trains on images): the
+	// chain's items are then latents of this space, packed as float32
+	// N x Dim.
+	latent  *sdk.LatentSpec
 	workers int
 	labels  bool // some entry has a label
+	// window is the fewest items the stream must let ahead of the reader
+	// for the chain's model stages to fill their batches.
+	window int
 }
 
-type preStage struct {
-	id string
-	p  *stages.Preprocess
+// chainStage is one stage of a dataset's chain after its load: a
+// preprocess stage (pre) or a model stage (model, a template task whose
+// Map calls the model loaded once for the whole training).
+type chainStage struct {
+	id    string
+	kind  string
+	pre   *stages.Preprocess
+	model *run.Task
 }
 
-// newDataset lists the items of stage id of p.
-func newDataset(ctx context.Context, p *plan.Plan, id string, spec *sdk.ImageSpec, workers int) (*dataset, error) {
+// newDataset lists the items of stage id of p; the model stages of its
+// chain are loaded through models.
+func newDataset(ctx context.Context, p *plan.Plan, id string, spec *sdk.ImageSpec, workers int, models *trainModels) (*dataset, error) {
 	d := &dataset{stage: id, spec: spec, workers: max(1, workers)}
+	if tr := p.Train; tr != nil && tr.PresetSpec != nil {
+		d.latent = tr.PresetSpec.LatentData
+	}
 	n := p.Stage(id)
-	for n != nil && n.Kind == "preprocess" {
-		pp, ok := n.Config.(*stages.Preprocess)
-		if !ok {
-			return nil, fmt.Errorf("stage %q: not a checked preprocess stage", n.ID)
+	for n != nil && n.Kind != "load" {
+		cs := chainStage{id: n.ID, kind: string(n.Kind)}
+		switch {
+		case n.Kind == "preprocess":
+			pp, ok := n.Config.(*stages.Preprocess)
+			if !ok {
+				return nil, fmt.Errorf("stage %q: not a checked preprocess stage", n.ID)
+			}
+			cs.pre = pp
+		case n.Model != nil && len(n.Inputs) == 1:
+			if models == nil {
+				return nil, fmt.Errorf("stage %q: a model stage in training data needs its model loaded", n.ID)
+			}
+			t, err := models.task(ctx, n)
+			if err != nil {
+				return nil, fmt.Errorf("stage %q: %w", n.ID, err)
+			}
+			cs.model = t
+			d.window = max(d.window, max(t.Batch, 1)*max(t.Workers, 1))
+		default:
+			return nil, fmt.Errorf("stage %q: a %s stage cannot feed training", n.ID, n.Kind)
 		}
-		d.chain = append([]preStage{{n.ID, pp}}, d.chain...)
-		// The planner checked that training reads one chain of
-		// preprocess stages (plan's trainData): each reads one stage.
+		d.chain = append([]chainStage{cs}, d.chain...)
+		// The planner checked that training reads one chain of stages
+		// (plan's trainData): each reads one stage.
 		n = p.Stage(n.Inputs[0])
 	}
 	if n == nil || n.Kind != "load" {
@@ -95,24 +131,95 @@ func newDataset(ctx context.Context, p *plan.Plan, id string, spec *sdk.ImageSpe
 	return d, nil
 }
 
+// trainModels loads the models of the model stages in a training's data
+// chains, once for the whole training (every epoch's executor run, the
+// held-out passes and the other roles share them), as a run's builder
+// does, and closes them when the training ends.
+type trainModels struct {
+	b     *builder
+	tasks map[string]*run.Task // by stage id
+}
+
+func newTrainModels(p *plan.Plan, m *pluginhost.Host) *trainModels {
+	return &trainModels{
+		b:     &builder{plan: p, m: m, opt: Options{ModelWorkers: 2}, hashes: map[string]string{}},
+		tasks: map[string]*run.Task{},
+	}
+}
+
+// task returns the template task of model stage pn, loading its model the
+// first time.
+func (tm *trainModels) task(ctx context.Context, pn *plan.Stage) (*run.Task, error) {
+	if t, ok := tm.tasks[pn.ID]; ok {
+		return t, nil
+	}
+	t, err := tm.b.modelNode(ctx, pn)
+	if err != nil {
+		return nil, err
+	}
+	tm.tasks[pn.ID] = t
+	return t, nil
+}
+
+// close unloads the models (the host closes the plugins).
+func (tm *trainModels) close() { tm.b.close() }
+
 // Len is the number of items.
 func (d *dataset) Len() int { return len(d.entries) }
 
+// models lists the model stages of the chain, load side first, for the
+// record in the weights' metadata (nil: none).
+func (d *dataset) models() []map[string]any {
+	var out []map[string]any
+	for _, cs := range d.chain {
+		if cs.model == nil {
+			continue
+		}
+		if mm, ok := cs.model.Map.(*modelMap); ok {
+			m := map[string]any{"stage": cs.id, "kind": cs.kind, "model": mm.step.Plugin, "version": mm.step.Version}
+			if mm.step.Preset != "" {
+				m["preset"] = mm.step.Preset
+			}
+			if mm.step.Weights != "" {
+				m["weights"] = filepath.Base(mm.step.Weights)
+			}
+			if len(mm.step.Params) > 0 {
+				m["params"] = map[string]any(mm.step.Params)
+			}
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // stream reads the items idx of d, in that order, through the executor:
-// the load stage's [stages.Decode] and the chain's [stages.PreprocessMap]
-// on d.workers workers each, as a run does, with seeded preprocess ops
-// (noise) drawing from (seed, stage id, item index). At most window items
-// are decoded ahead of the reader.
+// the load stage's [stages.Decode], then the chain's stages (preprocess
+// as [stages.PreprocessMap] on d.workers workers, model stages through
+// their loaded models), as a run does, with seeded stages (noise, a
+// model's per-item seed) drawing from (seed, stage id, item index), so
+// that an item's result depends neither on its position nor on the items
+// beside it. At most window items (more when a model stage batches more)
+// are in flight ahead of the reader.
 func (d *dataset) stream(ctx context.Context, idx []int, seed uint64, window int) *stream {
 	ctx, cancel := context.WithCancel(ctx)
-	o := run.NewOrdered(window)
+	// A model stage waits for a full batch (or the end): a window below
+	// its batch would wait on the reader, who waits on it.
+	o := run.NewOrdered(max(window, d.window))
 	load := &run.Task{ID: d.loadID, Kind: "load", Workers: d.workers,
 		Source: o.Source(stages.EntrySource{Entries: d.entries, Order: idx}),
 		Map:    stages.Decode{L: d.loader, Stage: d.loadID}}
 	tasks := []*run.Task{load}
-	for _, ps := range d.chain {
-		tasks = append(tasks, &run.Task{ID: ps.id, Kind: "preprocess", Workers: d.workers,
-			Inputs: tasks[len(tasks)-1:], Map: stages.PreprocessMap{P: ps.p, Stage: ps.id}})
+	for _, cs := range d.chain {
+		prev := tasks[len(tasks)-1:]
+		if cs.model != nil {
+			// A fresh task per run (the executor owns its wiring), sharing
+			// the loaded model.
+			m := cs.model
+			tasks = append(tasks, &run.Task{ID: cs.id, Kind: cs.kind, Inputs: prev, Map: m.Map, Batch: m.Batch, Workers: m.Workers})
+			continue
+		}
+		tasks = append(tasks, &run.Task{ID: cs.id, Kind: "preprocess", Workers: d.workers,
+			Inputs: prev, Map: stages.PreprocessMap{P: cs.pre, Stage: cs.id}})
 	}
 	tasks = append(tasks, &run.Task{ID: "train", Kind: "train", Inputs: tasks[len(tasks)-1:], Sink: o.Sink()})
 	s := &stream{d: d, o: o, seed: seed, cancel: cancel, done: make(chan struct{})}
@@ -131,12 +238,38 @@ func (d *dataset) stream(ctx context.Context, idx []int, seed uint64, window int
 	return s
 }
 
-// failure is the error of an item that failed to load or preprocess.
+// failure is the error of an item that failed to load, preprocess or go
+// through a model.
 func (d *dataset) failure(f run.Failure) error {
 	if f.Stage == d.loadID {
 		return fmt.Errorf("stage %q: item %d %q: %w", f.Stage, f.Index, f.Item, f.Err)
 	}
 	return fmt.Errorf("stage %q: %w", f.Stage, f.Err)
+}
+
+// pack makes the batch tensor of items: the preset's image contract, or,
+// for a preset whose data are latents, the items' latents as float32
+// N x Dim with the space set, exactly as the encoder made them.
+func (d *dataset) pack(items []item.Item) (*sdk.Tensor, error) {
+	if d.latent == nil {
+		return item.ToTensor(items, d.spec)
+	}
+	want := d.latent
+	parts := make([]*sdk.Tensor, len(items))
+	for i := range items {
+		it := &items[i]
+		l := it.Latent
+		switch {
+		case l == nil:
+			return nil, fmt.Errorf("item %d %q has no latent: the preset trains on latents of space %q", it.Index, it.Name, want.Space)
+		case l.DType != sdk.Float32:
+			return nil, fmt.Errorf("item %d %q: latent of dtype %s, expected float32", it.Index, it.Name, l.DType)
+		case len(l.Shape) != 2 || l.Shape[0] != 1 || l.Shape[1] != want.Dim || l.Space != want.Space:
+			return nil, fmt.Errorf("item %d %q: latent %v of space %q, expected [1 %d] of space %q", it.Index, it.Name, l.Shape, l.Space, want.Dim, want.Space)
+		}
+		parts[i] = l
+	}
+	return sdk.Concat(parts...)
 }
 
 // stream is the items of a dataset in a given order, read by the executor.
@@ -151,7 +284,8 @@ type stream struct {
 }
 
 // batch takes the next n items and packs them in the preset's tensor
-// contract, with labels and per-item seeds derived from the stream's seed.
+// contract (see pack), with labels and per-item seeds derived from the
+// stream's seed.
 func (s *stream) batch(ctx context.Context, n int) (*sdk.Batch, error) {
 	items := make([]item.Item, 0, n)
 	for len(items) < n {
@@ -168,7 +302,7 @@ func (s *stream) batch(ctx context.Context, n int) (*sdk.Batch, error) {
 	for _, it := range items {
 		s.sources = append(s.sources, it.Source)
 	}
-	t, err := item.ToTensor(items, s.d.spec)
+	t, err := s.d.pack(items)
 	if err != nil {
 		return nil, fmt.Errorf("stage %q: %w", s.d.stage, err)
 	}

@@ -40,7 +40,7 @@ func roleSeed(seed uint64, role string) uint64 { return run.DeriveSeed(seed, "tr
 // openRoles lists the data of the preset's roles after the first, for the
 // training (eval false) or held-out data, and checks that paired roles
 // match the first role's items.
-func openRoles(ctx context.Context, p *plan.Plan, first *dataset, eval bool, workers int) ([]*roleData, error) {
+func openRoles(ctx context.Context, p *plan.Plan, first *dataset, eval bool, workers int, models *trainModels) ([]*roleData, error) {
 	tr := p.Train
 	var out []*roleData
 	for _, r := range tr.Roles[1:] {
@@ -52,7 +52,7 @@ func openRoles(ctx context.Context, p *plan.Plan, first *dataset, eval bool, wor
 		if spec == nil && tr.PresetSpec != nil {
 			spec = tr.PresetSpec.Input
 		}
-		d, err := newDataset(ctx, p, id, spec, workers)
+		d, err := newDataset(ctx, p, id, spec, workers, models)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", key, err)
 		}

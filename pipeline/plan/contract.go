@@ -85,6 +85,13 @@ func (b *builder) contract(bn *bnode) {
 		if len(bn.inputs) > 0 {
 			b.latentInputs(bn)
 		}
+		if m.PresetSpec != nil && m.PresetSpec.LatentData != nil {
+			// A model of latents (latent diffusion) emits them for a
+			// decoder of their space to read.
+			l := *m.PresetSpec.LatentData
+			n.Out.Latent = &l
+			return
+		}
 		n.Out.Image = outputImage(m, &sdk.ImageSpec{})
 	}
 }

@@ -32,9 +32,9 @@ const MaxEpochs = 100_000
 var trainFields = []sdk.Param{
 	{Name: "model", Type: sdk.String, Required: true, Doc: "the plugin to train (see pipeline plugins list); it must declare the train capability"},
 	{Name: "preset", Type: sdk.String, Doc: "the architecture preset to train; it must declare train (default: the plugin's default preset if it can train, else the first that can)"},
-	{Name: "input", Type: sdk.String, Doc: "id of the load or preprocess stage whose items are the training data (a preset that trains on several streams takes inputs: instead)"},
-	{Name: "inputs", Type: sdk.Object, Doc: "for a preset that trains on several streams (pipeline plugins describe lists its train inputs): a mapping of each role to the id of a load or preprocess stage, e.g. {a: typeset, b: digits}; paired roles must match the first item by item"},
-	{Name: "eval", Type: sdk.String, Doc: "id of a load or preprocess stage whose items are held-out data the plugin measures itself on (optional)"},
+	{Name: "input", Type: sdk.String, Doc: "id of the stage whose items are the training data: a load stage, or the end of a chain of preprocess, encode, translate or denoise stages, each reading one stage, that starts at one (a preset whose data are latents trains on an encode stage's); a preset that trains on several streams takes inputs: instead"},
+	{Name: "inputs", Type: sdk.Object, Doc: "for a preset that trains on several streams (pipeline plugins describe lists its train inputs): a mapping of each role to the id of a stage, a chain as for input, e.g. {a: typeset, b: digits}; paired roles must match the first item by item"},
+	{Name: "eval", Type: sdk.String, Doc: "id of a stage whose items are held-out data the plugin measures itself on, a chain as for input (optional)"},
 	{Name: "eval_inputs", Type: sdk.Object, Doc: "held-out data of a preset that trains on several streams: a stage per role, as inputs (optional)"},
 	{Name: "epochs", Type: sdk.Int, Default: 1, Min: sdk.Bound(1), Max: sdk.Bound(MaxEpochs), Doc: "passes over the training data"},
 	{Name: "batch", Type: sdk.Int, Min: sdk.Bound(1), Max: sdk.Bound(65536), Doc: "items per training step (default: the plugin's preferred batch size, else 16); the last batch of an epoch may be smaller"},
@@ -204,7 +204,7 @@ func (b *builder) trainSection() {
 		}
 	}
 	if tr.Input == "" && roleMaps["inputs"] == nil {
-		b.trainErrorf(t.Pos, "name the load or preprocess stage whose items are the training data", "train: missing input")
+		b.trainErrorf(t.Pos, "name the stage whose items are the training data", "train: missing input")
 	}
 	if !b.trainModel(tr) {
 		b.trainOK = false
@@ -362,8 +362,10 @@ func (b *builder) trainDir(key, p string) string {
 }
 
 // trainData checks that the stage named at key (input or eval) can feed
-// training: a load stage, or a chain of preprocess stages, each reading
-// one stage, that starts at a load stage.
+// training: a load stage, or a chain that starts at one and goes through
+// stages that map each item to one item, each reading one stage:
+// preprocess, and the model stages encode, translate and denoise (an
+// encode stage makes the latents a model of latent data trains on).
 func (b *builder) trainData(key, id string) {
 	t := b.s.Train
 	pos := t.ValuePos(key)
@@ -388,7 +390,7 @@ func (b *builder) trainData(key, id string) {
 		b.trainErrorf(pos, hint, "train.%s: %q is not a stage", key, id)
 		return
 	}
-	const want = "name a load or preprocess stage"
+	const want = "name a load, preprocess, encode, translate or denoise stage"
 	for cur := bn; ; {
 		st := cur.st
 		switch {
@@ -399,8 +401,8 @@ func (b *builder) trainData(key, id string) {
 		case st.Kind == spec.Save:
 			b.trainErrorf(pos, want, "train.%s: stage %s is a save stage, which emits nothing", key, st.Name())
 			return
-		case st.Kind != spec.Preprocess:
-			b.trainErrorf(pos, want, "train.%s: stage %s is a %s stage; training reads the items of load and preprocess stages", key, st.Name(), st.Kind)
+		case !trainMaps(st.Kind):
+			b.trainErrorf(pos, want, "train.%s: stage %s is a %s stage; training reads the items of a load stage, optionally through preprocess, encode, translate or denoise stages", key, st.Name(), st.Kind)
 			return
 		case len(cur.inputs) != 1:
 			if len(cur.inputs) == 0 {
@@ -410,11 +412,23 @@ func (b *builder) trainData(key, id string) {
 			for _, in := range cur.inputs {
 				ids = append(ids, in.st.Name())
 			}
-			b.trainErrorf(pos, "give training its own chain of preprocess stages", "train.%s: stage %s reads %d stages (%s); training reads one chain of preprocess stages that starts at a load stage", key, st.Name(), len(ids), strings.Join(ids, ", "))
+			b.trainErrorf(pos, "give training its own chain of stages", "train.%s: stage %s reads %d stages (%s); training reads one chain of stages that starts at a load stage", key, st.Name(), len(ids), strings.Join(ids, ", "))
 			return
 		}
 		cur = cur.inputs[0]
 	}
+}
+
+// trainMaps reports whether a stage of kind k may sit in a training's data
+// chain: it maps each item it reads to one item, so an item keeps its
+// index, label and seed from the load stage to the batch, and the order of
+// a training's data (hence its exact resume) does not depend on it.
+func trainMaps(k spec.Kind) bool {
+	switch k {
+	case spec.Preprocess, spec.Encode, spec.Translate, spec.Denoise:
+		return true
+	}
+	return false
 }
 
 // trainModel resolves the model, its train capability and the preset.
@@ -530,7 +544,14 @@ func (b *builder) trainBatchBytes(tr *Training) {
 // with several train inputs).
 func (b *builder) trainContract() {
 	tr := b.train
-	if tr == nil || tr.PresetSpec == nil || tr.PresetSpec.Input == nil {
+	if tr == nil || tr.PresetSpec == nil {
+		return
+	}
+	if l := tr.PresetSpec.LatentData; l != nil {
+		b.trainLatents(tr, l)
+		return
+	}
+	if tr.PresetSpec.Input == nil {
 		return
 	}
 	for _, ts := range tr.trainStages() {
@@ -556,6 +577,31 @@ func (b *builder) trainContract() {
 			hint = fmt.Sprintf("end preprocess stage %s with - conform: {}", bn.st.Name())
 		}
 		b.trainErrorf(b.s.Train.ValuePos(key), hint, "train.%s: model %q preset %q trains on %s, got %s from stage %s", key, tr.Model, tr.Preset, imagesText(want), imagesText(got), bn.st.Name())
+	}
+}
+
+// trainLatents checks that the data stages of a training whose preset's
+// data are latents emit latents of exactly its space and dim: a model of
+// one space learns nothing useful from another's vectors, and the host
+// cannot tell them apart at run time when their dims agree.
+func (b *builder) trainLatents(tr *Training, want *sdk.LatentSpec) {
+	hint := fmt.Sprintf("name an encode stage whose preset encodes into space %q", want.Space)
+	for _, ts := range tr.trainStages() {
+		key := ts.key
+		bn := b.byID(ts.id)
+		if bn == nil || !bn.ok || b.trainBadData[key] {
+			continue
+		}
+		pos := b.s.Train.ValuePos(key)
+		got := bn.n.Out
+		switch {
+		case got.Image != nil:
+			b.trainErrorf(pos, hint, "train.%s: model %q preset %q trains on %s, got %s from stage %s", key, tr.Model, tr.Preset, latentText(want), imagesText(got.Image), bn.st.Name())
+		case got.Latent == nil:
+			// Unknown: the stage's own errors say why.
+		case got.Latent.Space != want.Space || got.Latent.Dim != want.Dim:
+			b.trainErrorf(pos, hint, "train.%s: model %q preset %q trains on %s, got %s from stage %s", key, tr.Model, tr.Preset, latentText(want), latentText(got.Latent), bn.st.Name())
+		}
 	}
 }
 

@@ -107,17 +107,21 @@ func (*Plugin) Describe() sdk.Description {
 		Doc:       "denoising diffusion: DDPM/DDIM/DPM-Solver sampling with classifier-free guidance",
 		BatchSize: 64,
 		Capabilities: []sdk.CapabilitySpec{
-			{Name: sdk.CapGenerate, Doc: "noise (one draw per item seed) and an optional label -> image, by the reverse process", Params: GenerateParams},
+			{Name: sdk.CapGenerate, Doc: "noise (one draw per item seed) and an optional label -> image (a latent preset: -> latent of its space, for that space's generate to decode), by the reverse process", Params: GenerateParams},
 			{Name: sdk.CapDenoise, Doc: "noisy image -> clean image: the posterior mean at the noise level, or a sample from the reverse process from it", Params: DenoiseParams},
 			{Name: sdk.CapTranslate, Doc: "image -> image: SDEdit (noise to a strength, then the reverse process, optionally toward a label), or inpainting of a box", Params: TranslateParams},
-			{Name: sdk.CapTrain, Doc: "train a preset's architecture on images (labelled for the conditional presets)", Params: TrainParams},
+			{Name: sdk.CapTrain, Doc: "train a preset's architecture on images, or a latent preset's on latents of its space (train.input: an encode stage); labelled for the conditional presets", Params: TrainParams},
 		},
 	}
 	for _, p := range presets {
-		// A latent preset trains; generating latents needs a contract for
-		// a generate stage whose output is not an image (to come).
-		sp := sdk.Preset{Name: p.name, Doc: p.doc, Default: p.def, Classes: p.arch.Classes,
-			Capabilities: []sdk.Capability{sdk.CapTrain}}
+		sp := sdk.Preset{Name: p.name, Doc: p.doc, Default: p.def, Classes: p.arch.Classes}
+		if p.arch.Kind == MLP {
+			// Its data are the latents of another plugin's space: the
+			// host chains its generate with that space's decoder, and
+			// trains it on that space's encoder's output.
+			sp.LatentData = &sdk.LatentSpec{Space: p.space, Dim: p.arch.Ch}
+			sp.Capabilities = []sdk.Capability{sdk.CapGenerate, sdk.CapTrain}
+		}
 		if p.arch.Kind == UNet {
 			img := &sdk.ImageSpec{Channels: p.arch.Ch, Height: p.arch.Size, Width: p.arch.Size, DType: sdk.Float32, Min: 0, Max: 1}
 			sp.Input, sp.Output = img, img

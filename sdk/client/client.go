@@ -406,6 +406,9 @@ func (c *Client) outItemBytes(h Handle, cap sdk.Capability, in *sdk.Tensor) int 
 		}
 		return 0
 	}
+	if l := info.preset.LatentData; l != nil && cap == sdk.CapGenerate {
+		return l.Dim * 4
+	}
 	out := info.preset.Output
 	if out == nil {
 		return 0

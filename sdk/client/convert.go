@@ -116,6 +116,9 @@ func descriptionFromProto(d *pb.Description) sdk.Description {
 		if p.Latent != nil {
 			pr.Latent = &sdk.LatentSpec{Space: p.Latent.Space, Dim: int(p.Latent.Dim)}
 		}
+		if p.LatentData != nil {
+			pr.LatentData = &sdk.LatentSpec{Space: p.LatentData.Space, Dim: int(p.LatentData.Dim)}
+		}
 		for _, ti := range p.TrainInputs {
 			pr.TrainInputs = append(pr.TrainInputs, sdk.TrainInput{Name: ti.Name, Doc: ti.Doc, Paired: ti.Paired, Image: imageSpecFromProto(ti.Image)})
 		}

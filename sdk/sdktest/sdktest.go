@@ -313,8 +313,14 @@ func outputProblems(c tcase, n int, in, out *sdk.Tensor) []string {
 	if out.Len() != n {
 		bad("returned %d items for %d", out.Len(), n)
 	}
-	if c.cap == sdk.CapEncode {
+	if c.cap == sdk.CapEncode || c.cap == sdk.CapGenerate && c.preset.LatentData != nil {
 		lat := c.preset.Latent
+		if c.cap == sdk.CapGenerate {
+			lat = c.preset.LatentData
+			if out.DType != sdk.Float32 {
+				bad("latents of dtype %s, expected float32", out.DType)
+			}
+		}
 		if len(out.Shape) != 2 {
 			bad("latents of shape %v, expected N x %d", out.Shape, lat.Dim)
 		} else if lat != nil && (out.Shape[1] != lat.Dim || out.Space != lat.Space) {

@@ -768,7 +768,10 @@ type Preset struct {
 	Weights      string                 `protobuf:"bytes,9,opt,name=weights,proto3" json:"weights,omitempty"`
 	// train_inputs are the roles of a training that reads several streams
 	// (sdk.Preset.TrainInputs); empty for one.
-	TrainInputs   []*TrainInputSpec `protobuf:"bytes,10,rep,name=train_inputs,json=trainInputs,proto3" json:"train_inputs,omitempty"`
+	TrainInputs []*TrainInputSpec `protobuf:"bytes,10,rep,name=train_inputs,json=trainInputs,proto3" json:"train_inputs,omitempty"`
+	// latent_data is set when the preset's data are latents of this space
+	// (sdk.Preset.LatentData): generate emits them, train reads them.
+	LatentData    *LatentSpec `protobuf:"bytes,11,opt,name=latent_data,json=latentData,proto3" json:"latent_data,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -869,6 +872,13 @@ func (x *Preset) GetWeights() string {
 func (x *Preset) GetTrainInputs() []*TrainInputSpec {
 	if x != nil {
 		return x.TrainInputs
+	}
+	return nil
+}
+
+func (x *Preset) GetLatentData() *LatentSpec {
+	if x != nil {
+		return x.LatentData
 	}
 	return nil
 }
@@ -2006,7 +2016,7 @@ const file_plugin_proto_rawDesc = "" +
 	"\n" +
 	"LatentSpec\x12\x14\n" +
 	"\x05space\x18\x01 \x01(\tR\x05space\x12\x10\n" +
-	"\x03dim\x18\x02 \x01(\x05R\x03dim\"\xfb\x02\n" +
+	"\x03dim\x18\x02 \x01(\x05R\x03dim\"\xb8\x03\n" +
 	"\x06Preset\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03doc\x18\x02 \x01(\tR\x03doc\x12\x18\n" +
@@ -2018,7 +2028,9 @@ const file_plugin_proto_rawDesc = "" +
 	"\aclasses\x18\b \x01(\x05R\aclasses\x12\x18\n" +
 	"\aweights\x18\t \x01(\tR\aweights\x12A\n" +
 	"\ftrain_inputs\x18\n" +
-	" \x03(\v2\x1e.genpipe.sdk.v1.TrainInputSpecR\vtrainInputs\"\x7f\n" +
+	" \x03(\v2\x1e.genpipe.sdk.v1.TrainInputSpecR\vtrainInputs\x12;\n" +
+	"\vlatent_data\x18\v \x01(\v2\x1a.genpipe.sdk.v1.LatentSpecR\n" +
+	"latentData\"\x7f\n" +
 	"\x0eTrainInputSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03doc\x18\x02 \x01(\tR\x03doc\x12\x16\n" +
@@ -2181,50 +2193,51 @@ var file_plugin_proto_depIdxs = []int32{
 	8,  // 10: genpipe.sdk.v1.Preset.output:type_name -> genpipe.sdk.v1.ImageSpec
 	10, // 11: genpipe.sdk.v1.Preset.latent:type_name -> genpipe.sdk.v1.LatentSpec
 	12, // 12: genpipe.sdk.v1.Preset.train_inputs:type_name -> genpipe.sdk.v1.TrainInputSpec
-	8,  // 13: genpipe.sdk.v1.TrainInputSpec.image:type_name -> genpipe.sdk.v1.ImageSpec
-	7,  // 14: genpipe.sdk.v1.Description.capabilities:type_name -> genpipe.sdk.v1.CapabilitySpec
-	11, // 15: genpipe.sdk.v1.Description.presets:type_name -> genpipe.sdk.v1.Preset
-	28, // 16: genpipe.sdk.v1.LoadRequest.params:type_name -> google.protobuf.Struct
-	3,  // 17: genpipe.sdk.v1.BatchRequest.tensor:type_name -> genpipe.sdk.v1.Tensor
-	5,  // 18: genpipe.sdk.v1.BatchRequest.shm:type_name -> genpipe.sdk.v1.ShmCall
-	25, // 19: genpipe.sdk.v1.BatchRequest.inputs:type_name -> genpipe.sdk.v1.BatchRequest.InputsEntry
-	3,  // 20: genpipe.sdk.v1.GenerateRequest.latents:type_name -> genpipe.sdk.v1.Tensor
-	5,  // 21: genpipe.sdk.v1.GenerateRequest.shm:type_name -> genpipe.sdk.v1.ShmCall
-	3,  // 22: genpipe.sdk.v1.TensorResponse.tensor:type_name -> genpipe.sdk.v1.Tensor
-	28, // 23: genpipe.sdk.v1.TrainConfig.params:type_name -> google.protobuf.Struct
-	20, // 24: genpipe.sdk.v1.TrainInput.config:type_name -> genpipe.sdk.v1.TrainConfig
-	17, // 25: genpipe.sdk.v1.TrainInput.batch:type_name -> genpipe.sdk.v1.BatchRequest
-	1,  // 26: genpipe.sdk.v1.TrainInput.end:type_name -> genpipe.sdk.v1.Empty
-	17, // 27: genpipe.sdk.v1.TrainInput.eval_batch:type_name -> genpipe.sdk.v1.BatchRequest
-	1,  // 28: genpipe.sdk.v1.TrainInput.eval_end:type_name -> genpipe.sdk.v1.Empty
-	26, // 29: genpipe.sdk.v1.TrainEvent.metrics:type_name -> genpipe.sdk.v1.TrainEvent.MetricsEntry
-	3,  // 30: genpipe.sdk.v1.TrainEvent.samples:type_name -> genpipe.sdk.v1.Tensor
-	22, // 31: genpipe.sdk.v1.TrainOutput.event:type_name -> genpipe.sdk.v1.TrainEvent
-	23, // 32: genpipe.sdk.v1.TrainOutput.weights:type_name -> genpipe.sdk.v1.Weights
-	1,  // 33: genpipe.sdk.v1.TrainOutput.need:type_name -> genpipe.sdk.v1.Empty
-	1,  // 34: genpipe.sdk.v1.TrainOutput.need_eval:type_name -> genpipe.sdk.v1.Empty
-	17, // 35: genpipe.sdk.v1.BatchRequest.InputsEntry.value:type_name -> genpipe.sdk.v1.BatchRequest
-	2,  // 36: genpipe.sdk.v1.Plugin.Describe:input_type -> genpipe.sdk.v1.DescribeRequest
-	14, // 37: genpipe.sdk.v1.Plugin.Load:input_type -> genpipe.sdk.v1.LoadRequest
-	16, // 38: genpipe.sdk.v1.Plugin.Unload:input_type -> genpipe.sdk.v1.UnloadRequest
-	17, // 39: genpipe.sdk.v1.Plugin.Encode:input_type -> genpipe.sdk.v1.BatchRequest
-	18, // 40: genpipe.sdk.v1.Plugin.Generate:input_type -> genpipe.sdk.v1.GenerateRequest
-	17, // 41: genpipe.sdk.v1.Plugin.Translate:input_type -> genpipe.sdk.v1.BatchRequest
-	17, // 42: genpipe.sdk.v1.Plugin.Denoise:input_type -> genpipe.sdk.v1.BatchRequest
-	21, // 43: genpipe.sdk.v1.Plugin.Train:input_type -> genpipe.sdk.v1.TrainInput
-	13, // 44: genpipe.sdk.v1.Plugin.Describe:output_type -> genpipe.sdk.v1.Description
-	15, // 45: genpipe.sdk.v1.Plugin.Load:output_type -> genpipe.sdk.v1.LoadResponse
-	1,  // 46: genpipe.sdk.v1.Plugin.Unload:output_type -> genpipe.sdk.v1.Empty
-	19, // 47: genpipe.sdk.v1.Plugin.Encode:output_type -> genpipe.sdk.v1.TensorResponse
-	19, // 48: genpipe.sdk.v1.Plugin.Generate:output_type -> genpipe.sdk.v1.TensorResponse
-	19, // 49: genpipe.sdk.v1.Plugin.Translate:output_type -> genpipe.sdk.v1.TensorResponse
-	19, // 50: genpipe.sdk.v1.Plugin.Denoise:output_type -> genpipe.sdk.v1.TensorResponse
-	24, // 51: genpipe.sdk.v1.Plugin.Train:output_type -> genpipe.sdk.v1.TrainOutput
-	44, // [44:52] is the sub-list for method output_type
-	36, // [36:44] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	10, // 13: genpipe.sdk.v1.Preset.latent_data:type_name -> genpipe.sdk.v1.LatentSpec
+	8,  // 14: genpipe.sdk.v1.TrainInputSpec.image:type_name -> genpipe.sdk.v1.ImageSpec
+	7,  // 15: genpipe.sdk.v1.Description.capabilities:type_name -> genpipe.sdk.v1.CapabilitySpec
+	11, // 16: genpipe.sdk.v1.Description.presets:type_name -> genpipe.sdk.v1.Preset
+	28, // 17: genpipe.sdk.v1.LoadRequest.params:type_name -> google.protobuf.Struct
+	3,  // 18: genpipe.sdk.v1.BatchRequest.tensor:type_name -> genpipe.sdk.v1.Tensor
+	5,  // 19: genpipe.sdk.v1.BatchRequest.shm:type_name -> genpipe.sdk.v1.ShmCall
+	25, // 20: genpipe.sdk.v1.BatchRequest.inputs:type_name -> genpipe.sdk.v1.BatchRequest.InputsEntry
+	3,  // 21: genpipe.sdk.v1.GenerateRequest.latents:type_name -> genpipe.sdk.v1.Tensor
+	5,  // 22: genpipe.sdk.v1.GenerateRequest.shm:type_name -> genpipe.sdk.v1.ShmCall
+	3,  // 23: genpipe.sdk.v1.TensorResponse.tensor:type_name -> genpipe.sdk.v1.Tensor
+	28, // 24: genpipe.sdk.v1.TrainConfig.params:type_name -> google.protobuf.Struct
+	20, // 25: genpipe.sdk.v1.TrainInput.config:type_name -> genpipe.sdk.v1.TrainConfig
+	17, // 26: genpipe.sdk.v1.TrainInput.batch:type_name -> genpipe.sdk.v1.BatchRequest
+	1,  // 27: genpipe.sdk.v1.TrainInput.end:type_name -> genpipe.sdk.v1.Empty
+	17, // 28: genpipe.sdk.v1.TrainInput.eval_batch:type_name -> genpipe.sdk.v1.BatchRequest
+	1,  // 29: genpipe.sdk.v1.TrainInput.eval_end:type_name -> genpipe.sdk.v1.Empty
+	26, // 30: genpipe.sdk.v1.TrainEvent.metrics:type_name -> genpipe.sdk.v1.TrainEvent.MetricsEntry
+	3,  // 31: genpipe.sdk.v1.TrainEvent.samples:type_name -> genpipe.sdk.v1.Tensor
+	22, // 32: genpipe.sdk.v1.TrainOutput.event:type_name -> genpipe.sdk.v1.TrainEvent
+	23, // 33: genpipe.sdk.v1.TrainOutput.weights:type_name -> genpipe.sdk.v1.Weights
+	1,  // 34: genpipe.sdk.v1.TrainOutput.need:type_name -> genpipe.sdk.v1.Empty
+	1,  // 35: genpipe.sdk.v1.TrainOutput.need_eval:type_name -> genpipe.sdk.v1.Empty
+	17, // 36: genpipe.sdk.v1.BatchRequest.InputsEntry.value:type_name -> genpipe.sdk.v1.BatchRequest
+	2,  // 37: genpipe.sdk.v1.Plugin.Describe:input_type -> genpipe.sdk.v1.DescribeRequest
+	14, // 38: genpipe.sdk.v1.Plugin.Load:input_type -> genpipe.sdk.v1.LoadRequest
+	16, // 39: genpipe.sdk.v1.Plugin.Unload:input_type -> genpipe.sdk.v1.UnloadRequest
+	17, // 40: genpipe.sdk.v1.Plugin.Encode:input_type -> genpipe.sdk.v1.BatchRequest
+	18, // 41: genpipe.sdk.v1.Plugin.Generate:input_type -> genpipe.sdk.v1.GenerateRequest
+	17, // 42: genpipe.sdk.v1.Plugin.Translate:input_type -> genpipe.sdk.v1.BatchRequest
+	17, // 43: genpipe.sdk.v1.Plugin.Denoise:input_type -> genpipe.sdk.v1.BatchRequest
+	21, // 44: genpipe.sdk.v1.Plugin.Train:input_type -> genpipe.sdk.v1.TrainInput
+	13, // 45: genpipe.sdk.v1.Plugin.Describe:output_type -> genpipe.sdk.v1.Description
+	15, // 46: genpipe.sdk.v1.Plugin.Load:output_type -> genpipe.sdk.v1.LoadResponse
+	1,  // 47: genpipe.sdk.v1.Plugin.Unload:output_type -> genpipe.sdk.v1.Empty
+	19, // 48: genpipe.sdk.v1.Plugin.Encode:output_type -> genpipe.sdk.v1.TensorResponse
+	19, // 49: genpipe.sdk.v1.Plugin.Generate:output_type -> genpipe.sdk.v1.TensorResponse
+	19, // 50: genpipe.sdk.v1.Plugin.Translate:output_type -> genpipe.sdk.v1.TensorResponse
+	19, // 51: genpipe.sdk.v1.Plugin.Denoise:output_type -> genpipe.sdk.v1.TensorResponse
+	24, // 52: genpipe.sdk.v1.Plugin.Train:output_type -> genpipe.sdk.v1.TrainOutput
+	45, // [45:53] is the sub-list for method output_type
+	37, // [37:45] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
