@@ -21,6 +21,11 @@ import (
 //	go test ./plugins/cyclegan -run TestCycleQuality -v -weights examples/train/weights/typeset-mnist.safetensors
 var cycleWeights = flag.String("weights", "", "typeset-mnist weights to measure instead of the shipped ones")
 
+// cycleCustom measures -weights of another architecture (a training of
+// the custom cyclegan preset on the same data, e.g. a generator of
+// smaller reach) through the custom preset's two directions.
+var cycleCustom = flag.Bool("custom", false, "with -weights: the weights are a custom cyclegan preset's (architecture from the file)")
+
 // cycleBars makes TestCycleQuality hold the weights to the translate
 // issue's bars instead of the shipped weights' floors:
 //
@@ -167,7 +172,12 @@ func TestCycleQuality(t *testing.T) {
 		t.Fatal(err)
 	}
 	load := func(preset string) sdk.Model {
-		params, _ := sdk.CheckParams(TranslateParams, nil, "")
+		var set sdk.Params
+		if *cycleCustom {
+			set = sdk.Params{"direction": map[string]string{"typeset2mnist": "a2b", "mnist2typeset": "b2a"}[preset]}
+			preset = "cyclegan"
+		}
+		params, _ := sdk.CheckParams(TranslateParams, set, "")
 		md, err := New().Load(context.Background(), sdk.LoadRequest{Capability: sdk.CapTranslate, Preset: preset, Params: params, Weights: *cycleWeights, Logger: hclog.NewNullLogger()})
 		if err != nil {
 			t.Fatal(err)
