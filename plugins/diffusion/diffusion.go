@@ -165,7 +165,7 @@ type model struct {
 func (md *model) sampling(from int) Sampling {
 	ps := md.params
 	return Sampling{Sampler: Sampler(ps.String("sampler")), Steps: ps.Int("steps"), Eta: ps.Float("eta"),
-		Guidance: ps.Float("guidance"), Temperature: ps.Float("temperature"), Clip: md.m.Arch.Kind == UNet, From: from}
+		Guidance: ps.Float("guidance"), Temperature: ps.Float("temperature"), Clip: md.m.Arch.clip(), From: from}
 }
 
 // itemLabels returns the request's labels for n items (-1: none),
@@ -232,6 +232,14 @@ func (md *model) Generate(ctx context.Context, req sdk.GenerateRequest) (*sdk.Te
 	t := toImages(all, n*len(frames), a)
 	t.Shape = append([]int{n, len(frames)}, a.sampleShape()...)
 	return t, nil
+}
+
+// clip is the bound on predicted clean values (see Sampling.Clip).
+func (a Arch) clip() float64 {
+	if a.Kind == UNet {
+		return 1
+	}
+	return 5
 }
 
 // latents maps model units back to the latent space's.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"strings"
 	"io/fs"
 	"testing"
 
@@ -15,7 +16,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-var latentWeights = flag.String("latent-weights", "", "mnist-latent weights to measure instead of the shipped ones")
+var (
+	latentWeights = flag.String("latent-weights", "", "mnist-latent weights to measure instead of the shipped ones")
+	latentCkpt    = flag.String("latent-ckpt", "", "a pipeline train checkpoint of mnist-latent whose moving average to measure")
+)
 
 // TestLatentQuality measures mnist-latent chained with the VAE, as the
 // diffusion issue asks: 1,000 latents drawn by the diffusion model (DDIM
@@ -34,7 +38,20 @@ func TestLatentQuality(t *testing.T) {
 		t.Fatal(err)
 	}
 	var f *safetensors.File
-	if *latentWeights != "" {
+	if *latentCkpt != "" {
+		c, err := readCheckpointEMA(*latentCkpt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: step %s", *latentCkpt, c.Metadata["step"])
+		f = &safetensors.File{Metadata: c.Metadata}
+		for _, ts := range c.Tensors {
+			if name, ok := strings.CutPrefix(ts.Name, "ema."); ok {
+				ts.Name = name
+				f.Tensors = append(f.Tensors, ts)
+			}
+		}
+	} else if *latentWeights != "" {
 		if f, err = safetensors.ReadFile(*latentWeights); err != nil {
 			t.Fatal(err)
 		}
@@ -75,9 +92,14 @@ func TestLatentQuality(t *testing.T) {
 	}
 	const n = 1000
 	fd := func(name string, img *sdk.Tensor, labels []int) float64 {
-		px := make([]float32, len(img.Data))
-		for i, v := range img.Data {
-			px[i] = float32(v) / 255
+		var px []float32
+		if img.DType == sdk.Float32 {
+			px = img.Float32s()
+		} else {
+			px = make([]float32, len(img.Data))
+			for i, v := range img.Data {
+				px[i] = float32(v) / 255
+			}
 		}
 		probs, feats, err := clf.Classify(px, n)
 		if err != nil {

@@ -163,7 +163,7 @@ func TestQuality(t *testing.T) {
 	for i := range labels {
 		labels[i] = i % 10
 	}
-	base := Sampling{Sampler: DPMSolver, Steps: 20, Guidance: 2, Temperature: 1, Clip: true, From: T - 1}
+	base := Sampling{Sampler: DPMSolver, Steps: 20, Guidance: 2, Temperature: 1, Clip: 1, From: T - 1}
 	if *qualityFull {
 		base.Sampler, base.Steps = DDIM, 50
 	}
@@ -205,7 +205,7 @@ func TestQuality(t *testing.T) {
 			{Sampler: DDIM, Steps: 10}, {Sampler: DDIM, Steps: 20}, {Sampler: DDIM, Steps: 250},
 			{Sampler: DPMSolver, Steps: 10}, {Sampler: DPMSolver, Steps: 20},
 		} {
-			sp.Guidance, sp.Temperature, sp.Clip, sp.From = 2, 1, true, T-1
+			sp.Guidance, sp.Temperature, sp.Clip, sp.From = 2, 1, 1, T-1
 			measure("steps table", labels, sp)
 		}
 	}

@@ -139,7 +139,7 @@ func TestGenerateDoesNotDependOnTheBatch(t *testing.T) {
 				rng := nn.NewRNG(13)
 				rng.Normal(x, 1)
 				sp := md.sampling(T - 1)
-				sp.Clip = false
+				sp.Clip = 0
 				out, _, err := md.s.Run(ctx, x, []int{label}, []*nn.RNG{rng}, sp)
 				if err != nil {
 					t.Fatal(err)

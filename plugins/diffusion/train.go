@@ -423,7 +423,7 @@ func (t *trainer) samples(ctx context.Context, _ func(context.Context) (*sdk.Bat
 		rngs[i].Normal(x[i*a.per():(i+1)*a.per()], 1)
 	}
 	out, _, err := t.evalS.Run(ctx, x, labels, rngs, Sampling{Sampler: DDIM, Steps: t.params.Int("sample_steps"),
-		Guidance: 2, Temperature: 1, Clip: true, From: T - 1})
+		Guidance: 2, Temperature: 1, Clip: 1, From: T - 1})
 	if err != nil {
 		return nil, 0, err
 	}
