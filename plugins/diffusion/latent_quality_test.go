@@ -4,8 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"strings"
 	"io/fs"
+	"strings"
 	"testing"
 
 	"github.com/genpipe/genpipe/eval/digits"
