@@ -2,6 +2,8 @@ package diffusion
 
 import (
 	"context"
+	"flag"
+	"strings"
 	"testing"
 
 	"github.com/genpipe/genpipe/eval/digits"
@@ -16,6 +18,8 @@ import (
 // PSNR gain of the posterior mean (bar: the shipped DAE's +10.6 dB), also
 // on unclipped noise, and the labels the classifier reads on sample
 // mode's outputs. Weights: -weights, -ckpt or the shipped file.
+var denoiseModes = flag.String("denoise-modes", "mean,sample", "TestDenoiseQuality: the modes to measure")
+
 func TestDenoiseQuality(t *testing.T) {
 	if testing.Short() {
 		t.Skip("denoises and classifies hundreds of digits")
@@ -46,7 +50,7 @@ func TestDenoiseQuality(t *testing.T) {
 				noisy[i*per+j] += z[j]
 			}
 		}
-		for _, mode := range []string{"mean", "sample"} {
+		for _, mode := range strings.Split(*denoiseModes, ",") {
 			params, errs := sdk.CheckParams(DenoiseParams, sdk.Params{"sigma": 0.5, "mode": mode, "sampler": "dpm-solver", "steps": 20}, "")
 			if len(errs) > 0 {
 				t.Fatal(errs)

@@ -21,6 +21,8 @@ var labelParams = []sdk.Param{
 var DenoiseParams = append(append([]sdk.Param{
 	{Name: "sigma", Type: sdk.Float, Default: 0.0, Min: sdk.Bound(0), Max: sdk.Bound(10),
 		Doc: "standard deviation of the Gaussian noise on the input, in pixel units (0-1 images); 0: estimate it per image from the finest wavelet detail (Donoho's median absolute deviation)"},
+	{Name: "clipped", Type: sdk.String, Default: "auto", Enum: []string{"auto", "yes", "no"},
+		Doc: "whether the noisy image was clipped to [0, 1] (as any 8-bit image is): a clipped pixel at 0 or 1 no longer holds Gaussian noise, so it is given back a draw from the noise's clipped-off tail before denoising (exact where the clean pixel is 0 or 1, as most of a digit's are); auto: yes when over 5 % of an image's pixels are exactly 0 or 1"},
 	{Name: "mode", Type: sdk.String, Default: "mean", Enum: []string{"mean", "sample"},
 		Doc: "mean: the one-step posterior-mean estimate E[clean | noisy] (least squared error, a little blurry); sample: run the reverse process from the noise level down (a sharp, plausible clean image; it may differ from the original in detail)"},
 }, samplingParams...), labelParams...)
@@ -131,6 +133,7 @@ func (md *model) Denoise(ctx context.Context, b *sdk.Batch) (*sdk.Tensor, error)
 	n, per := b.Len(), a.per()
 	sched := md.s.sched
 	steps := make([]int, n)
+	rngs := itemRNGs(b)
 	for i := range steps {
 		sigma := md.params.Float("sigma")
 		if sigma == 0 {
@@ -140,6 +143,7 @@ func (md *model) Denoise(ctx context.Context, b *sdk.Batch) (*sdk.Tensor, error)
 			}
 			sigma = EstimateSigma(px, a.Size, a.Size*a.Ch)
 		}
+		md.unclip(x[i*per:(i+1)*per], 2*sigma, rngs[i])
 		// Pixel units [0, 1] to model units [-1, 1]: twice the deviation.
 		steps[i] = sched.StepForSigma(max(2*sigma, 1e-4))
 		sa := float32(math.Sqrt(sched.AlphaBar[steps[i]]))
@@ -179,7 +183,6 @@ func (md *model) Denoise(ctx context.Context, b *sdk.Batch) (*sdk.Tensor, error)
 		return toImages(out, n, a), nil
 	}
 	out := make([]float32, n*per)
-	rngs := itemRNGs(b)
 	for _, t := range uniqueInts(steps) {
 		var idx []int
 		for i, s := range steps {
@@ -200,6 +203,37 @@ func (md *model) Denoise(ctx context.Context, b *sdk.Batch) (*sdk.Tensor, error)
 		}
 	}
 	return toImages(out, n, a), nil
+}
+
+// unclip gives the pixels of an image (model units, -1 and 1 the clip
+// bounds) that sit exactly on a bound a draw from the tail of the noise
+// (deviation sd, model units) that clipping cut off: -1 - sd·|n| and
+// 1 + sd·|n|, so the image holds Gaussian noise again where the clean
+// pixel is at the bound.
+func (md *model) unclip(x []float32, sd float64, rng *nn.RNG) {
+	mode := md.params.String("clipped")
+	if mode == "no" || sd == 0 {
+		return
+	}
+	at := 0
+	for _, v := range x {
+		if v == -1 || v == 1 {
+			at++
+		}
+	}
+	if mode == "auto" && at*20 <= len(x) {
+		return
+	}
+	z := make([]float32, len(x))
+	rng.Normal(z, sd)
+	for i, v := range x {
+		switch v {
+		case -1:
+			x[i] = -1 - float32(math.Abs(float64(z[i])))
+		case 1:
+			x[i] = 1 + float32(math.Abs(float64(z[i])))
+		}
+	}
 }
 
 func uniqueInts(v []int) []int {
