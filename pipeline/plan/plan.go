@@ -117,6 +117,9 @@ type Stage struct {
 	// Keep filters the items the stage reads (nil: all pass); the planner
 	// checked that a stage before it attaches the score.
 	Keep *spec.Keep
+	// Scores are the names of the per-item scores every item the stage
+	// reads carries (sorted), for save's manifest columns.
+	Scores []string
 }
 
 // ModelStage is the resolved configuration of a model stage.

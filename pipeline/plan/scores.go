@@ -37,6 +37,10 @@ func (b *builder) scores(order []*bnode) {
 			b.checkKeep(bn, k, in)
 		}
 		bn.n.Keep = bn.st.Keep
+		for name := range in {
+			bn.n.Scores = append(bn.n.Scores, name)
+		}
+		sort.Strings(bn.n.Scores)
 		out := copyScores(in)
 		if m := bn.n.Model; m != nil && m.Desc != nil {
 			if cs := m.Desc.Capability(bn.st.Kind.Capability()); cs != nil {

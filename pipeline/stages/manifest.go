@@ -31,32 +31,33 @@ type ManifestEntry struct {
 }
 
 // manifest keeps one save's manifest complete across interrupted and
-// resumed runs. Every item written appends its entry to a journal in the
-// output folder (one write per line, after the image is in place); Close
-// merges the journal with the entries of earlier runs' (the last entry of a
-// file wins), keeps those whose file still exists, writes the manifest
-// atomically and compacts the journal. An interrupted run never reaches
-// Close, but its journal lines stay, so the resumed run, which skips the
-// items already saved, still lists them. A kill between an image's
+// resumed runs. Every item written appends its entry to a hidden journal
+// in the output folder (one write per line, after the image is in place);
+// Close reads the manifest an earlier run left, adds the journal's entries
+// (the last entry of a file wins), keeps those whose file still exists,
+// writes the manifest atomically and removes the journal. An interrupted
+// run never reaches Close, but its journal stays, so the resumed run,
+// which skips the items already saved, still lists them. A kill between an image's
 // commit and its journal line loses that line: the window is two system
 // calls wide.
 type manifest struct {
-	format  string // jsonl or csv
-	file    string // absolute path of the manifest
-	journal string // absolute path of the journal
+	format  string   // jsonl or csv
+	file    string   // absolute path of the manifest
+	journal string   // absolute path of the journal
+	scores  []string // columns a CSV manifest always has
 
 	mu sync.Mutex
 	f  *os.File
 }
 
-func newManifest(dir, format, shard string) *manifest {
+func newManifest(dir, format, shard string, scores []string) *manifest {
 	base := "manifest." + format
 	journal := ".genpipe-manifest.jsonl"
 	if shard != "" {
 		base = shardName(base, shard)
 		journal = shardName(journal, shard)
 	}
-	return &manifest{format: format, file: filepath.Join(dir, base), journal: filepath.Join(dir, journal)}
+	return &manifest{format: format, file: filepath.Join(dir, base), journal: filepath.Join(dir, journal), scores: scores}
 }
 
 // add appends an item's entry to the journal.
@@ -87,10 +88,15 @@ func (m *manifest) close(dir string) error {
 		m.f = nil
 	}
 	m.mu.Unlock()
-	entries, err := readJournal(m.journal)
+	old, err := m.read()
 	if err != nil {
 		return err
 	}
+	journal, err := readJournal(m.journal)
+	if err != nil {
+		return err
+	}
+	entries := lastPerName(append(old, journal...))
 	kept := entries[:0]
 	for _, e := range entries {
 		if st, err := os.Stat(filepath.Join(dir, filepath.FromSlash(e.Name))); err == nil && st.Mode().IsRegular() {
@@ -103,26 +109,81 @@ func (m *manifest) close(dir string) error {
 		}
 		return kept[i].Name < kept[j].Name
 	})
-	var journal bytes.Buffer
-	for _, e := range kept {
-		line, _ := json.Marshal(e)
-		journal.Write(append(line, '\n'))
-	}
-	out := journal.Bytes()
+	var out []byte
 	if m.format == "csv" {
-		out = manifestCSV(kept)
+		out = manifestCSV(kept, m.scores)
+	} else {
+		var buf bytes.Buffer
+		for _, e := range kept {
+			line, _ := json.Marshal(e)
+			buf.Write(append(line, '\n'))
+		}
+		out = buf.Bytes()
 	}
 	if err := atomicfile.Write(m.file, out, 0o644); err != nil {
 		return fmt.Errorf("manifest: %w", err)
 	}
-	if err := atomicfile.Write(m.journal, journal.Bytes(), 0o644); err != nil {
-		return fmt.Errorf("manifest journal: %w", err)
+	if err := os.Remove(m.journal); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("manifest journal: %w", unwrapPath(err))
 	}
 	return nil
 }
 
-// readJournal returns the journal's entries, the last of each file only,
-// skipping a torn last line of a killed run.
+// read returns the entries of the manifest an earlier run wrote (none
+// when there is none).
+func (m *manifest) read() ([]ManifestEntry, error) {
+	if m.format == "jsonl" {
+		return readJournal(m.file)
+	}
+	data, err := os.ReadFile(m.file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("manifest: %w", unwrapPath(err))
+	}
+	rows, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+	if err != nil || len(rows) == 0 || len(rows[0]) < 4 || rows[0][0] != "name" {
+		return nil, fmt.Errorf("manifest %s: not a manifest this program wrote (%v); remove it to start a new one", m.file, err)
+	}
+	head := rows[0]
+	var out []ManifestEntry
+	for _, r := range rows[1:] {
+		e := ManifestEntry{Name: r[0], Source: r[2]}
+		e.Index, _ = strconv.Atoi(r[1])
+		if l, err := strconv.Atoi(r[3]); err == nil {
+			e.Label = &l
+		}
+		for k := 4; k < len(r) && k < len(head); k++ {
+			if v, err := strconv.ParseFloat(r[k], 64); err == nil {
+				if e.Scores == nil {
+					e.Scores = map[string]float64{}
+				}
+				e.Scores[head[k]] = v
+			}
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// lastPerName keeps the last entry of each file, in first-seen order.
+func lastPerName(entries []ManifestEntry) []ManifestEntry {
+	at := map[string]int{}
+	var out []ManifestEntry
+	for _, e := range entries {
+		if i, ok := at[e.Name]; ok {
+			out[i] = e
+			continue
+		}
+		at[e.Name] = len(out)
+		out = append(out, e)
+	}
+	return out
+}
+
+// readJournal returns the entries of a JSON-lines file (a journal or a
+// jsonl manifest), skipping a torn last line of a killed run.
 func readJournal(file string) ([]ManifestEntry, error) {
 	data, err := os.ReadFile(file)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -131,7 +192,6 @@ func readJournal(file string) ([]ManifestEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("manifest journal: %w", unwrapPath(err))
 	}
-	at := map[string]int{}
 	var out []ManifestEntry
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(nil, 16<<20)
@@ -140,21 +200,19 @@ func readJournal(file string) ([]ManifestEntry, error) {
 		if json.Unmarshal(sc.Bytes(), &e) != nil || e.Name == "" {
 			continue
 		}
-		if i, ok := at[e.Name]; ok {
-			out[i] = e
-			continue
-		}
-		at[e.Name] = len(out)
 		out = append(out, e)
 	}
 	return out, sc.Err()
 }
 
 // manifestCSV writes entries as CSV: name, index, source, label (empty:
-// none), then one column per score name (sorted), empty where an item has
-// no such score.
-func manifestCSV(entries []ManifestEntry) []byte {
+// none), then one column per score name (those given and those of the
+// entries, sorted), empty where an item has no such score.
+func manifestCSV(entries []ManifestEntry, scores []string) []byte {
 	names := map[string]bool{}
+	for _, k := range scores {
+		names[k] = true
+	}
 	for _, e := range entries {
 		for k := range e.Scores {
 			names[k] = true

@@ -55,6 +55,9 @@ type SaveOptions struct {
 	// file names: each shard holds only its own items, and shards often
 	// share one output folder, so one file name would keep just the last.
 	Shard string
+	// Scores are the score names the planner knows every item carries:
+	// a CSV manifest has their columns even when no item reached it.
+	Scores []string
 }
 
 // ProvenanceRecord is what a sidecar NAME.json (or the PNG tEXt chunk with
@@ -321,7 +324,7 @@ func (s *Saver) open(dir, baseDir string, opt SaveOptions) (*Saver, error) {
 		return nil, fmt.Errorf("save: dir %s: %w", s.dir, unwrapPath(err))
 	}
 	if s.manifestFormat != "" {
-		s.manifest = newManifest(s.dir, s.manifestFormat, opt.Shard)
+		s.manifest = newManifest(s.dir, s.manifestFormat, opt.Shard, opt.Scores)
 	}
 	return s, nil
 }
