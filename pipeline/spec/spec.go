@@ -194,8 +194,11 @@ type Stage struct {
 	// (the planner then picks the default). InputPos is the input: key.
 	Inputs   []Ref
 	InputPos Pos
-	// Keep is the stage's keep: filter, nil when it has none.
+	// Keep is the stage's keep: filter, nil when it has none (or when it
+	// is invalid: an error was reported).
 	Keep *Keep
+	// keepNode is the keep: value and keepKey its key, for --set.
+	keepNode, keepKey *yaml.Node
 	// Value is the kind's value as plain Go values: map[string]any, []any,
 	// string, int, float64, bool and nil.
 	Value any
@@ -834,6 +837,7 @@ func (p *parser) stage(i int, item *yaml.Node) *Stage {
 			st.InputPos = p.pos(e.key)
 			st.Inputs = p.inputs(e.value)
 		case k == "keep":
+			st.keepKey, st.keepNode = e.key, e.value
 			st.Keep = p.keep(e.key, e.value)
 		case isKind(k):
 			if st.Kind != "" {

@@ -286,3 +286,25 @@ func TestPluginPinWithPrefix(t *testing.T) {
 		t.Fatalf("pin %q, want %q", got, hex)
 	}
 }
+
+// TestKeepOverrides: --set ID.keep.KEY changes one key of a stage's keep:,
+// --set ID.keep=... sets it whole, also on a stage that had none; errors
+// in the result name the flag.
+func TestKeepOverrides(t *testing.T) {
+	src := "version: 1\nname: k\nstages:\n  - id: a\n    load: {dir: x}\n  - id: b\n    keep: {score: s, below: 5}\n    save: {dir: y}\n  - id: c\n    input: a\n    save: {dir: z}\n"
+	s, errs := Parse("p.yaml", []byte(src), []string{"b.keep.above=3", "c.keep={score: t, above: 1}"})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	b, c := s.Stage("b").Keep, s.Stage("c").Keep
+	if b == nil || b.Score != "s" || b.Above == nil || *b.Above != 3 || b.Below == nil || *b.Below != 5 {
+		t.Errorf("b's keep %+v", b)
+	}
+	if c == nil || c.Score != "t" || c.Above == nil || *c.Above != 1 || c.Below != nil || c.ScorePos.File != "--set c.keep" {
+		t.Errorf("c's keep %+v", c)
+	}
+	_, errs = Parse("p.yaml", []byte(src), []string{"b.keep.above=7"})
+	if got := strings.Join(errLines(errs), "\n"); got != "--set b.keep.above: keep: above 7 and below 5 leave nothing to keep (above is the lower bound, below the upper one)" {
+		t.Errorf("errors: %s", got)
+	}
+}
