@@ -93,3 +93,18 @@ func TestKeepValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestKeepRefusedInTrainingChain: a training's data chain maps every item
+// to one, so a keep: in it is an error at the keep: key.
+func TestKeepRefusedInTrainingChain(t *testing.T) {
+	src := "version: 1\nname: k\nstages:\n  - id: in\n    load: {dir: x}\n  - id: f\n    translate: {model: scorer}\n  - id: g\n    keep: {score: bpd, below: 3}\n    translate: {model: edges}\ntrain:\n  model: trainonly\n  input: g\n  output: w.bin\n"
+	_, got := buildScored(t, src)
+	want := `p.yaml:9:5: train.input: stage "g" has keep:, which a training's data chain cannot apply (it maps every item to one) (keep the items with pipeline run and save, then train on that folder)`
+	found := false
+	for _, l := range got {
+		found = found || l == want
+	}
+	if !found {
+		t.Errorf("errors:\n%s\nwant among them:\n%s", strings.Join(got, "\n"), want)
+	}
+}
