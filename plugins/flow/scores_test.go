@@ -102,3 +102,41 @@ func maxOf(v []float64) float64 {
 	}
 	return m
 }
+
+// BenchmarkEncodeWithScores and BenchmarkTranslate time the capabilities
+// on 64 MNIST test digits: encode runs the forward graph twice (the exact
+// latents at the bin centres, the scores on noise-dequantised pixels),
+// translate adds the inverse graph. Compare with BenchmarkInference (one
+// forward pass).
+func BenchmarkEncodeWithScores(b *testing.B) { benchCapability(b, false) }
+
+func BenchmarkTranslate(b *testing.B) { benchCapability(b, true) }
+
+func benchCapability(b *testing.B, translate bool) {
+	p := findPreset("mnist-glow")
+	m, err := NewModel(p.arch, nn.NewRNG(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	md := &model{m: m, preset: p, s: newSampler(m)}
+	defer md.Close()
+	batch := testBatches(b, 1, 64)[0]
+	batch.Seeds = make([]uint64, 64)
+	for i := range batch.Seeds {
+		batch.Seeds[i] = uint64(i)
+	}
+	call := md.Encode
+	if translate {
+		call = md.Translate
+	}
+	ctx := context.Background()
+	if _, err := call(ctx, batch); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := call(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
