@@ -103,6 +103,9 @@ func descriptionToProto(d *Description) (*pb.Description, error) {
 			}
 			pc.Params = append(pc.Params, p)
 		}
+		for _, sc := range c.Scores {
+			pc.Scores = append(pc.Scores, &pb.ScoreSpec{Name: sc.Name, Doc: sc.Doc})
+		}
 		out.Capabilities = append(out.Capabilities, pc)
 	}
 	for _, p := range d.Presets {
@@ -135,4 +138,16 @@ func descriptionToProto(d *Description) (*pb.Description, error) {
 func trainEventToProto(e TrainEvent) *pb.TrainEvent {
 	return &pb.TrainEvent{Epoch: int64(e.Epoch), Step: int64(e.Step), Total: int64(e.Total), Metrics: e.Metrics, Message: e.Message,
 		Samples: tensorToProto(e.Samples), SampleColumns: int64(e.SampleColumns)}
+}
+
+// responseOf wraps a checked answer, its scores beside the tensor.
+func responseOf(sc *wire.Call, out *Tensor) *pb.TensorResponse {
+	r := sc.Response(tensorToProto(out))
+	if len(out.Scores) > 0 {
+		r.Scores = make(map[string]*pb.ScoreValues, len(out.Scores))
+		for name, v := range out.Scores {
+			r.Scores[name] = &pb.ScoreValues{Values: v}
+		}
+	}
+	return r
 }

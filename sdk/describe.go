@@ -41,6 +41,30 @@ type CapabilitySpec struct {
 	Name   Capability `json:"name,omitempty"`
 	Doc    string     `json:"doc,omitempty"`
 	Params []Param    `json:"params,omitempty"`
+	// Scores are the per-item scores this capability's answers carry
+	// ([Tensor.Scores]), the same for every preset: the planner lets a
+	// stage downstream keep items by them, and save writes them into the
+	// provenance and the manifest.
+	Scores []ScoreSpec `json:"scores,omitempty"`
+}
+
+// ScoreSpec declares one per-item score.
+type ScoreSpec struct {
+	// Name is how the pipeline file names it (lowercase letters, digits
+	// and _), e.g. "bits_per_dim".
+	Name string `json:"name"`
+	// Doc says what it measures, in which unit, and which way is better.
+	Doc string `json:"doc,omitempty"`
+}
+
+// Score returns the declared score of that name, or nil.
+func (c *CapabilitySpec) Score(name string) *ScoreSpec {
+	for i := range c.Scores {
+		if c.Scores[i].Name == name {
+			return &c.Scores[i]
+		}
+	}
+	return nil
 }
 
 // Capability returns the spec of capability c, or nil.

@@ -18,10 +18,10 @@ type liar struct{}
 func (liar) Describe() Description {
 	spec := &ImageSpec{Channels: 1, Height: 2, Width: 2, DType: Uint8, Max: 255}
 	var presets []Preset
-	for _, n := range []string{"ok", "short", "dtype", "nil", "noiface", "nomodel", "panic", "widen", "widenbad"} {
+	for _, n := range []string{"ok", "short", "dtype", "nil", "noiface", "nomodel", "panic", "widen", "widenbad", "scored", "undeclared", "shortscore"} {
 		presets = append(presets, Preset{Name: n, Capabilities: []Capability{CapTranslate}, Input: spec, Output: spec})
 	}
-	return Description{Name: "liar", Version: "1", Capabilities: []CapabilitySpec{{Name: CapTranslate}}, Presets: presets}
+	return Description{Name: "liar", Version: "1", Capabilities: []CapabilitySpec{{Name: CapTranslate, Scores: []ScoreSpec{{Name: "s"}, {Name: "t"}}}}, Presets: presets}
 }
 
 func (liar) Load(_ context.Context, req LoadRequest) (Model, error) {
@@ -62,6 +62,17 @@ func (m liarModel) Translate(_ context.Context, in *Batch) (*Tensor, error) {
 	case "panic":
 		var a []int
 		_ = a[3]
+	case "scored", "undeclared", "shortscore":
+		out := *in.Tensor
+		n := in.Len()
+		out.Scores = map[string][]float64{"s": make([]float64, n)}
+		switch m {
+		case "undeclared":
+			out.Scores["u"] = make([]float64, n)
+		case "shortscore":
+			out.Scores["t"] = make([]float64, n-1)
+		}
+		return &out, nil
 	}
 	return in.Tensor, nil
 }
@@ -85,6 +96,9 @@ func TestServerChecksTheImplementation(t *testing.T) {
 		{"panic", "plugin liar: translate: panic: runtime error: index out of range [3] with length 0", codes.Internal},
 		{"widen", "", codes.OK},
 		{"widenbad", "plugin liar: translate: returned output is 1x2x2 uint8, expected 3x2x2 uint8", codes.Unknown},
+		{"scored", "", codes.OK},
+		{"undeclared", `plugin liar: translate: returned score "u", which the capability does not declare (it declares s, t)`, codes.Unknown},
+		{"shortscore", `plugin liar: translate: returned 2 values of score "t" for a batch of 3`, codes.Unknown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.preset, func(t *testing.T) {
@@ -142,6 +156,9 @@ func TestValidateDescription(t *testing.T) {
 		{"latent data without space", gen(&LatentSpec{Dim: 4}, nil), `preset "g": latent data: empty space id`},
 		{"latent data without dim", gen(&LatentSpec{Space: "vae/z"}, nil), `preset "g": latent data: dim 0, want > 0`},
 		{"no name", func(d *Description) { d.Name = "" }, "description: empty name"},
+		{"scores", func(d *Description) { d.Capabilities[0].Scores = []ScoreSpec{{Name: "bits_per_dim"}} }, ""},
+		{"bad score name", func(d *Description) { d.Capabilities[0].Scores = []ScoreSpec{{Name: "Bits/dim"}} }, `capability "translate": score "Bits/dim": a score name must be lowercase`},
+		{"score twice", func(d *Description) { d.Capabilities[0].Scores = []ScoreSpec{{Name: "a"}, {Name: "a"}} }, `capability "translate": score "a" declared twice`},
 		{"bad name", func(d *Description) { d.Name = "My Plugin" }, `name "My Plugin" must be lowercase`},
 		{"no version", func(d *Description) { d.Version = "" }, "empty version"},
 		{"unknown capability", func(d *Description) { d.Capabilities[1].Name = "upscale" }, `capability "upscale": unknown`},

@@ -349,7 +349,7 @@ func (s *server) batchCall(ctx context.Context, c Capability, req *pb.BatchReque
 	if err := s.checkOutput(c, l, b.Len(), out, b.Tensor); err != nil {
 		return nil, s.fail(call, codes.Unknown, "%v", err)
 	}
-	return sc.Response(tensorToProto(out)), nil
+	return responseOf(sc, out), nil
 }
 
 func (s *server) Generate(ctx context.Context, req *pb.GenerateRequest) (_ *pb.TensorResponse, err error) {
@@ -399,7 +399,7 @@ func (s *server) Generate(ctx context.Context, req *pb.GenerateRequest) (_ *pb.T
 	if err := s.checkOutput(CapGenerate, l, n, out, nil); err != nil {
 		return nil, s.fail(call, codes.Unknown, "%v", err)
 	}
-	return sc.Response(tensorToProto(out)), nil
+	return responseOf(sc, out), nil
 }
 
 func (s *server) checkLabels(l *loaded, labels []int) error {
@@ -425,6 +425,9 @@ func (s *server) checkOutput(c Capability, l *loaded, n int, out, in *Tensor) er
 	}
 	if out.Len() != n || len(out.Shape) == 0 {
 		return fmt.Errorf("returned %d items (shape %v) for a batch of %d", out.Len(), out.Shape, n)
+	}
+	if err := checkScores(s.desc.Capability(c), out.Scores, n); err != nil {
+		return err
 	}
 	// Encode emits latents of Latent, generate those of LatentData when
 	// the preset's data are latents.
@@ -664,4 +667,28 @@ func joinParamErrors(errs []*ParamError) string {
 		parts[i] = e.Error()
 	}
 	return strings.Join(parts, "; ")
+}
+
+// checkScores checks an answer's scores against the capability's
+// declaration: only declared names, one finite-or-not value per item (a
+// NaN is a model's honest answer for an item it cannot score).
+func checkScores(spec *CapabilitySpec, scores map[string][]float64, n int) error {
+	for name, v := range scores {
+		if spec == nil || spec.Score(name) == nil {
+			var declared []string
+			if spec != nil {
+				for _, sc := range spec.Scores {
+					declared = append(declared, sc.Name)
+				}
+			}
+			if len(declared) == 0 {
+				return fmt.Errorf("returned score %q, but the capability declares no scores (CapabilitySpec.Scores)", name)
+			}
+			return fmt.Errorf("returned score %q, which the capability does not declare (it declares %s)", name, strings.Join(declared, ", "))
+		}
+		if len(v) != n {
+			return fmt.Errorf("returned %d values of score %q for a batch of %d", len(v), name, n)
+		}
+	}
+	return nil
 }

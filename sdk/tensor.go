@@ -49,6 +49,12 @@ type Tensor struct {
 	Data  []byte
 	// Space is the latent-space id (e.g. "vae/mnist-z16"); empty for images.
 	Space string
+	// Scores are per-item numbers a model attaches to its answer (a flow's
+	// bits/dim), by name, each with one value per item along the leading
+	// dimension. Only names the capability declares ([CapabilitySpec.Scores])
+	// are allowed; the SDK checks this and the host carries them in each
+	// item's metadata. Nil on inputs.
+	Scores map[string][]float64
 }
 
 // NewTensor allocates a zeroed tensor of the given type and shape.
@@ -142,7 +148,14 @@ func (t *Tensor) ItemBytes() int {
 func (t *Tensor) Slice(i, j int) *Tensor {
 	ib := t.ItemBytes()
 	shape := append([]int{j - i}, t.Shape[1:]...)
-	return &Tensor{Shape: shape, DType: t.DType, Data: t.Data[i*ib : j*ib], Space: t.Space}
+	out := &Tensor{Shape: shape, DType: t.DType, Data: t.Data[i*ib : j*ib], Space: t.Space}
+	if t.Scores != nil {
+		out.Scores = make(map[string][]float64, len(t.Scores))
+		for k, v := range t.Scores {
+			out.Scores[k] = v[i:j]
+		}
+	}
+	return out
 }
 
 // Concat joins tensors along the leading dimension. All parts must share
@@ -164,6 +177,22 @@ func Concat(parts ...*Tensor) (*Tensor, error) {
 	out := &Tensor{Shape: append([]int{n}, first.Shape[1:]...), DType: first.DType, Space: first.Space, Data: make([]byte, 0, size)}
 	for _, p := range parts {
 		out.Data = append(out.Data, p.Data...)
+	}
+	// Scores join only when every part has the name: a split batch's parts
+	// come from one model, which attaches the same names to each.
+	for name := range first.Scores {
+		var v []float64
+		for _, p := range parts {
+			s, ok := p.Scores[name]
+			if !ok || len(s) != p.Len() {
+				return nil, fmt.Errorf("tensor: concat part of %d items has %d values of score %q", p.Len(), len(s), name)
+			}
+			v = append(v, s...)
+		}
+		if out.Scores == nil {
+			out.Scores = map[string][]float64{}
+		}
+		out.Scores[name] = v
 	}
 	return out, nil
 }

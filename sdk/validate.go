@@ -40,6 +40,19 @@ func ValidateDescription(d Description) []error {
 		}
 		declared[c.Name] = true
 		errs = append(errs, validateParams(c.Params, string(c.Name)+".params")...)
+		if c.Name == CapTrain && len(c.Scores) > 0 {
+			bad("capability %q: declares scores, but training answers no items", c.Name)
+		}
+		names := map[string]bool{}
+		for _, sc := range c.Scores {
+			if !validName(sc.Name) {
+				bad("capability %q: score %q: a score name must be lowercase letters, digits and _, starting with a letter (a pipeline file's keep: names it)", c.Name, sc.Name)
+			}
+			if names[sc.Name] {
+				bad("capability %q: score %q declared twice", c.Name, sc.Name)
+			}
+			names[sc.Name] = true
+		}
 	}
 	seen := map[string]bool{}
 	defaults := 0

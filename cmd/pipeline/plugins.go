@@ -189,6 +189,14 @@ func writeDescription(w io.Writer, d *sdk.Description, from string) {
 		}
 		fmt.Fprintln(w)
 		paramList(w, c.Params)
+		if len(c.Scores) > 0 {
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "  SCORE (per item; keep: and save's manifest use them)\tDOC")
+			for _, sc := range c.Scores {
+				fmt.Fprintf(tw, "  %s\t%s\n", sc.Name, sc.Doc)
+			}
+			tw.Flush()
+		}
 	}
 	if len(d.Presets) > 0 {
 		fmt.Fprintln(w, "\npresets")

@@ -33,6 +33,7 @@ type progressPrinter struct {
 	sinkSkip   map[string]int // per sink stage: skipped
 	srcSkipped int            // items skipped at their source (resume)
 	failed     int
+	dropped    int // items a keep: filtered out, done early
 	sources    int
 	sinks      int
 }
@@ -62,6 +63,8 @@ func (p *progressPrinter) event(ev run.Event) {
 		p.totals[ev.Stage] = ev.Total
 	case "fail":
 		p.failed++
+	case "drop":
+		p.dropped++
 	case "item", "skip":
 		switch {
 		case ev.Sink:
@@ -93,7 +96,7 @@ func (p *progressPrinter) line() string {
 	if done < 0 || len(p.sinkDone) < p.sinks {
 		done, skipped = 0, 0
 	}
-	done += p.srcSkipped + p.failed
+	done += p.srcSkipped + p.failed + p.dropped
 	skipped += p.srcSkipped
 	if known {
 		done = min(done, total)

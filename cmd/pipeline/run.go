@@ -210,8 +210,17 @@ func summarize(w io.Writer, p *plan.Plan, res *run.Result, took time.Duration, f
 	if res.Unchanged > 0 {
 		unchanged = fmt.Sprintf(", %d unchanged", res.Unchanged)
 	}
-	fmt.Fprintf(w, "%s: wrote %d outputs%s, skipped %d already done, failed %d items in %s\n",
-		p.Name, res.Written, unchanged, res.Skipped, len(res.Failures), took.Round(time.Millisecond))
+	dropped := ""
+	for _, st := range p.Stages {
+		if st.Keep != nil {
+			// Said whenever the file keeps by a score, also when nothing
+			// was dropped, so that a screening job always reports it.
+			dropped = fmt.Sprintf(", dropped %d by keep", res.Dropped)
+			break
+		}
+	}
+	fmt.Fprintf(w, "%s: wrote %d outputs%s, skipped %d already done, failed %d items%s in %s\n",
+		p.Name, res.Written, unchanged, res.Skipped, len(res.Failures), dropped, took.Round(time.Millisecond))
 	for i, f := range res.Failures {
 		if i == shownFailures {
 			more := len(res.Failures) - shownFailures

@@ -51,6 +51,13 @@ type Item struct {
 	Range [2]float32
 	// Prov records every stage that made or changed the item.
 	Prov []Step
+	// Scores are the per-item scores model stages attached (a flow's
+	// bits_per_dim), by the name the capability declares. A later stage
+	// attaching a score of the same name replaces the value here (a keep:
+	// downstream reads the latest); each stage's own values stay in its
+	// provenance step. Never modified in place (fan-out branches share it):
+	// see [Item.WithScores].
+	Scores map[string]float64
 	// Raw is what a source listed for the item before the heavy work of
 	// making it (e.g. a file entry still to decode on a worker); nil after.
 	Raw any
@@ -68,6 +75,8 @@ type Step struct {
 	Seed    uint64 `json:"seed,omitempty"`
 	// Params are the stage's effective parameters.
 	Params map[string]any `json:"params,omitempty"`
+	// Scores are the per-item scores this stage attached.
+	Scores map[string]float64 `json:"scores,omitempty"`
 }
 
 // With returns a copy of it with step appended to its provenance; the copy
@@ -76,5 +85,22 @@ func (it Item) With(step Step) Item {
 	prov := make([]Step, len(it.Prov), len(it.Prov)+1)
 	copy(prov, it.Prov)
 	it.Prov = append(prov, step)
+	return it
+}
+
+// WithScores returns a copy of it whose Scores hold scores over (replacing)
+// the ones it had; the copy does not share the map.
+func (it Item) WithScores(scores map[string]float64) Item {
+	if len(scores) == 0 {
+		return it
+	}
+	m := make(map[string]float64, len(it.Scores)+len(scores))
+	for k, v := range it.Scores {
+		m[k] = v
+	}
+	for k, v := range scores {
+		m[k] = v
+	}
+	it.Scores = m
 	return it
 }

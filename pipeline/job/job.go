@@ -7,6 +7,7 @@ package job
 import (
 	"context"
 	"fmt"
+	"github.com/genpipe/genpipe/pipeline/item"
 	"os"
 	"runtime"
 	"sync"
@@ -142,6 +143,15 @@ func (b *builder) build(ctx context.Context) ([]*run.Task, error) {
 			return nil, fmt.Errorf("stage %q: %w", pn.ID, err)
 		}
 		n.ID, n.Kind = pn.ID, string(pn.Kind)
+		if k := pn.Keep; k != nil {
+			n.Keep = func(it item.Item) (bool, error) {
+				v, ok := it.Scores[k.Score]
+				if !ok {
+					return false, fmt.Errorf("keep: the item has no score %q", k.Score)
+				}
+				return k.Pass(v), nil
+			}
+		}
 		for _, in := range pn.Inputs {
 			n.Inputs = append(n.Inputs, byID[in])
 		}

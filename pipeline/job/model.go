@@ -200,11 +200,18 @@ func (m *modelMap) call(ctx context.Context, items []item.Item) ([]item.Item, er
 	if t.Len() != len(items) {
 		return nil, fmt.Errorf("plugin returned %d items for %d", t.Len(), len(items))
 	}
+	for name, v := range t.Scores {
+		if len(v) != len(items) {
+			return nil, fmt.Errorf("plugin returned %d values of score %q for %d items", len(v), name, len(items))
+		}
+	}
 	out := make([]item.Item, len(items))
 	if m.emitsLatents() {
 		for i, it := range items {
-			it.Latent, it.Image, it.Frames, it.Tensor = t.Slice(i, i+1), nil, nil, nil
-			out[i] = m.stamp(it)
+			lat := t.Slice(i, i+1)
+			lat.Scores = nil // they travel in the item
+			it.Latent, it.Image, it.Frames, it.Tensor = lat, nil, nil, nil
+			out[i] = m.stamp(it, scoresOf(t, i))
 		}
 		return out, nil
 	}
@@ -217,9 +224,21 @@ func (m *modelMap) call(ctx context.Context, items []item.Item) ([]item.Item, er
 		return nil, err
 	}
 	for i, it := range items {
-		out[i] = m.stamp(it)
+		out[i] = m.stamp(it, scoresOf(t, i))
 	}
 	return out, nil
+}
+
+// scoresOf returns item i's scores in an answer (nil: none).
+func scoresOf(t *sdk.Tensor, i int) map[string]float64 {
+	if len(t.Scores) == 0 {
+		return nil
+	}
+	s := make(map[string]float64, len(t.Scores))
+	for name, v := range t.Scores {
+		s[name] = v[i]
+	}
+	return s
 }
 
 // emitsLatents reports whether the stage's outputs are latents: encode's,
@@ -229,8 +248,9 @@ func (m *modelMap) emitsLatents() bool {
 	return m.kind == spec.Encode || m.kind == spec.Generate && m.preset != nil && m.preset.LatentData != nil
 }
 
-func (m *modelMap) stamp(it item.Item) item.Item {
+func (m *modelMap) stamp(it item.Item, scores map[string]float64) item.Item {
 	st := m.step
 	st.Seed = it.Seed
-	return it.With(st)
+	st.Scores = scores
+	return it.WithScores(scores).With(st)
 }

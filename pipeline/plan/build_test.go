@@ -194,7 +194,7 @@ func TestHostParams(t *testing.T) {
 	if got := names(HostParams("translate").Fields); !slices.Equal(got, []string{"model", "preset", "weights", "batch", "conform", "restore"}) {
 		t.Errorf("translate host keys %v", got)
 	}
-	if got := names(StageParams()); !slices.Equal(got, []string{"id", "input"}) {
+	if got := names(StageParams()); !slices.Equal(got, []string{"id", "input", "keep"}) {
 		t.Errorf("stage keys %v", got)
 	}
 }

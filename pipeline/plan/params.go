@@ -23,11 +23,16 @@ func HostParams(kind string) sdk.Param {
 	return sdk.Param{}
 }
 
-// StageParams returns the keys every stage has besides its kind: id and
-// input (for docs).
+// StageParams returns the keys every stage has besides its kind: id,
+// input and keep (for docs).
 func StageParams() []sdk.Param {
 	return []sdk.Param{
 		{Name: "id", Type: sdk.String, Required: true, Doc: "the stage's name: letters, digits, - and _; used by input:, --set ID.KEY=VALUE and file names"},
 		{Name: "input", Type: sdk.List, Elem: &sdk.Param{Name: "id", Type: sdk.String}, Doc: "the stage(s) this stage reads, one id or a list (default: the previous stage; load and generate with count read nothing)"},
+		{Name: "keep", Type: sdk.Object, Doc: "keep only the items whose score passes a threshold, before this stage reads them (the others are dropped and counted, not failed); the score must come from a model stage before this one (see the SCORE lines of pipeline plugins describe)", Fields: []sdk.Param{
+			{Name: "score", Type: sdk.String, Required: true, Doc: "the score's name, e.g. bits_per_dim"},
+			{Name: "above", Type: sdk.Float, Doc: "keep items whose score is greater than this"},
+			{Name: "below", Type: sdk.Float, Doc: "keep items whose score is less than this"},
+		}},
 	}
 }

@@ -114,6 +114,12 @@ type Stage struct {
 	// ConsumerInput is, for a preprocess stage feeding model stages, the
 	// image contract those consumers declare (what conform converts to).
 	ConsumerInput *sdk.ImageSpec
+	// Keep filters the items the stage reads (nil: all pass); the planner
+	// checked that a stage before it attaches the score.
+	Keep *spec.Keep
+	// Scores are the names of the per-item scores every item the stage
+	// reads carries (sorted), for save's manifest columns.
+	Scores []string
 }
 
 // ModelStage is the resolved configuration of a model stage.
@@ -250,6 +256,7 @@ func Build(ctx context.Context, s *spec.Spec, d Describer, opts Options) (*Plan,
 	for _, bn := range order {
 		b.contract(bn)
 	}
+	b.scores(order)
 	b.trainContract()
 	if len(b.errs) > 0 {
 		b.errs.Sort()

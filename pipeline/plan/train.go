@@ -401,6 +401,11 @@ func (b *builder) trainData(key, id string) {
 		case st.Kind == spec.Save:
 			b.trainErrorf(pos, want, "train.%s: stage %s is a save stage, which emits nothing", key, st.Name())
 			return
+		case st.Keep != nil:
+			// A chain maps every item to one, which the order of the data
+			// and an exact resume rely on.
+			b.trainErrorf(st.Keep.Pos, "keep the items with pipeline run and save, then train on that folder", "train.%s: stage %s has keep:, which a training's data chain cannot apply (it maps every item to one)", key, st.Name())
+			return
 		case !trainMaps(st.Kind):
 			b.trainErrorf(pos, want, "train.%s: stage %s is a %s stage; training reads the items of a load stage, optionally through preprocess, encode, translate or denoise stages", key, st.Name(), st.Kind)
 			return

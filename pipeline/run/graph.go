@@ -78,4 +78,8 @@ type Task struct {
 	Batch int
 	// Workers is the number of concurrent Map calls (<= 0: 1).
 	Workers int
+	// Keep, when set, filters the items the task reads before its Map or
+	// Sink sees them: false drops the item (counted in Result.Dropped, not
+	// a failure); an error fails it.
+	Keep func(item.Item) (bool, error)
 }

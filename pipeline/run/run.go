@@ -45,7 +45,8 @@ type Options struct {
 type Event struct {
 	Time time.Time `json:"time"`
 	// Type is one of "item" (an item passed a stage), "fail", "skip" (outputs
-	// already exist), "total" (a source finished listing), "stage-done".
+	// already exist), "drop" (the stage's keep filtered the item out),
+	// "total" (a source finished listing), "stage-done".
 	Type  string `json:"type"`
 	Stage string `json:"stage"`
 	Kind  string `json:"kind"`
@@ -57,6 +58,7 @@ type Event struct {
 	Done    int `json:"done"`
 	Failed  int `json:"failed"`
 	Skipped int `json:"skipped,omitempty"`
+	Dropped int `json:"dropped,omitempty"`
 	// Total is the number of items of a source, in this shard, for Type
 	// "total". A source that can count its items ([Counter]) reports the
 	// count as soon as it is known, before its first item when the count
@@ -94,6 +96,8 @@ type Result struct {
 	// because their outputs existed already, once per item and sink (for
 	// a save of images: the image files kept).
 	Written, Unchanged, Skipped int
+	// Dropped counts the items a stage's Keep filtered out.
+	Dropped int
 	// Failures lists every failed item, ordered by stage then index.
 	Failures []Failure
 	// Interrupted is true when the context was cancelled before the end.

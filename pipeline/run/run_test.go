@@ -342,3 +342,37 @@ func TestTotalFirst(t *testing.T) {
 		})
 	}
 }
+
+// TestKeepDropsAndCounts: a map stage's Keep drops items before its Map
+// sees them and a sink's before it writes them; dropped items are
+// counted, reported as "drop" events, and are not failures; an error of
+// the filter fails the item.
+func TestKeepDropsAndCounts(t *testing.T) {
+	nodes, _ := chain(20, &seedMap{}, newSink(), 4, 2)
+	sink := nodes[2].Sink.(*memSink)
+	var mapped atomic.Int64
+	nodes[1].Keep = func(it item.Item) (bool, error) { mapped.Add(1); return it.Index%2 == 0, nil }
+	nodes[2].Keep = func(it item.Item) (bool, error) {
+		if it.Index == 18 {
+			return false, errors.New("no score")
+		}
+		return it.Index%4 == 0, nil
+	}
+	drops := 0
+	res, err := Execute(context.Background(), nodes, Options{OnError: Skip, Progress: func(ev Event) {
+		if ev.Type == "drop" {
+			drops++
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 10 odd items dropped at the map, 4 more (2, 6, 10, 14) at the sink;
+	// item 18 failed; 0, 4, 8, 12, 16 written.
+	if res.Dropped != 14 || drops != 14 || len(res.Failures) != 1 || res.Failures[0].Index != 18 || len(sink.written) != 5 {
+		t.Errorf("dropped %d (%d events), failures %v, written %v", res.Dropped, drops, res.Failures, sink.written)
+	}
+	if mapped.Load() != 20 {
+		t.Errorf("the map stage's keep saw %d items, want 20", mapped.Load())
+	}
+}

@@ -62,6 +62,8 @@ func (j *job) eventLocked(n *Task, typ string, it *item.Item, err error, total i
 		c.Failed++
 	case "skip":
 		c.Skipped++
+	case "drop":
+		c.Dropped++
 	}
 	if j.progress == nil {
 		return
@@ -256,6 +258,9 @@ func (j *job) process(n *Task, in <-chan item.Item, outs []chan item.Item) {
 			if j.ctx.Err() != nil {
 				continue // drain so producers can finish
 			}
+			if !j.keep(n, it) {
+				continue
+			}
 			it.Seed = DeriveSeed(j.opt.Seed, n.ID, it.Index)
 			cur = append(cur, it)
 			if len(cur) == batch {
@@ -299,6 +304,26 @@ func (j *job) process(n *Task, in <-chan item.Item, outs []chan item.Item) {
 	}
 	wg.Wait()
 	j.event(n, "stage-done", nil, nil, 0)
+}
+
+// keep applies n's Keep to an item it reads: false when the item goes no
+// further (dropped, or failed when the filter cannot tell).
+func (j *job) keep(n *Task, it item.Item) bool {
+	if n.Keep == nil {
+		return true
+	}
+	ok, err := n.Keep(it)
+	if err != nil {
+		j.fail(n, it, err)
+		return false
+	}
+	if !ok {
+		j.mu.Lock()
+		j.res.Dropped++
+		j.mu.Unlock()
+		j.event(n, "drop", &it, nil, 0)
+	}
+	return ok
 }
 
 // callMap runs n.Map, turning a panic or a malformed answer into item errors.
@@ -347,6 +372,9 @@ func (j *job) sink(n *Task, in <-chan item.Item) {
 			defer wg.Done()
 			for it := range in {
 				if j.ctx.Err() != nil {
+					continue
+				}
+				if !j.keep(n, it) {
 					continue
 				}
 				it.Seed = DeriveSeed(j.opt.Seed, n.ID, it.Index)

@@ -52,6 +52,33 @@ func (p *parser) applyOverrides(s *Spec, overrides []string) {
 			st.Inputs, st.InputPos = p.inputs(value), Pos{File: flag}
 			continue
 		}
+		if path == "keep" || strings.HasPrefix(path, "keep.") {
+			// keep: is the stage's, not a parameter: set it whole or a key
+			// of it, then read it again.
+			if path == "keep" {
+				value, err := parseFlagValue(val)
+				if err != nil {
+					p.flagErr(flag, "", "invalid value %q: %v", val, err)
+					continue
+				}
+				p.mark(value, flag)
+				st.keepNode = value
+			} else {
+				if st.keepNode == nil {
+					st.keepNode = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+					p.mark(st.keepNode, flag)
+				}
+				p.setKey(&st.keepNode, cloned, flag, key, stageID, strings.TrimPrefix(path, "keep."), val)
+				// What the flag made of keep: is reported at the flag.
+				p.mark(deref(st.keepNode), flag)
+			}
+			if st.keepKey == nil {
+				st.keepKey = &yaml.Node{Kind: yaml.ScalarNode, Value: "keep"}
+				p.mark(st.keepKey, flag)
+			}
+			st.Keep = p.keep(st.keepKey, st.keepNode)
+			continue
+		}
 		if path == "id" || strings.HasPrefix(path, "id.") {
 			p.flagErr(flag, "", "--set cannot rename a stage")
 			continue

@@ -73,7 +73,7 @@ func kindNames() []string {
 // Top-level keys and stage keys (besides the kind) of the file format.
 var (
 	TopKeys   = []string{"version", "name", "seed", "plugins", "stages", "train"}
-	StageKeys = []string{"id", "input"}
+	StageKeys = []string{"id", "input", "keep"}
 )
 
 // Spec is a parsed pipeline file.
@@ -194,6 +194,11 @@ type Stage struct {
 	// (the planner then picks the default). InputPos is the input: key.
 	Inputs   []Ref
 	InputPos Pos
+	// Keep is the stage's keep: filter, nil when it has none (or when it
+	// is invalid: an error was reported).
+	Keep *Keep
+	// keepNode is the keep: value and keepKey its key, for --set.
+	keepNode, keepKey *yaml.Node
 	// Value is the kind's value as plain Go values: map[string]any, []any,
 	// string, int, float64, bool and nil.
 	Value any
@@ -204,6 +209,37 @@ type Stage struct {
 	Bad bool
 
 	paths positions
+}
+
+// Keep is a stage's keep: the items it reads pass only when their score
+// Score is greater than Above and less than Below (each when set). A NaN
+// score passes neither.
+type Keep struct {
+	Score    string
+	Above    *float64
+	Below    *float64
+	Pos      Pos // the keep: key
+	ScorePos Pos // the score's value
+}
+
+// Pass reports whether a score value passes the filter.
+func (k *Keep) Pass(v float64) bool {
+	if v != v {
+		return false
+	}
+	return (k.Above == nil || v > *k.Above) && (k.Below == nil || v < *k.Below)
+}
+
+// String is the filter as the summary and provenance say it.
+func (k *Keep) String() string {
+	var parts []string
+	if k.Above != nil {
+		parts = append(parts, fmt.Sprintf("%s > %v", k.Score, *k.Above))
+	}
+	if k.Below != nil {
+		parts = append(parts, fmt.Sprintf("%s < %v", k.Score, *k.Below))
+	}
+	return strings.Join(parts, " and ")
 }
 
 // Name is how messages name the stage: its id, or its number when it has
@@ -800,6 +836,9 @@ func (p *parser) stage(i int, item *yaml.Node) *Stage {
 		case k == "input":
 			st.InputPos = p.pos(e.key)
 			st.Inputs = p.inputs(e.value)
+		case k == "keep":
+			st.keepKey, st.keepNode = e.key, e.value
+			st.Keep = p.keep(e.key, e.value)
 		case isKind(k):
 			if st.Kind != "" {
 				extra = append(extra, e.key)
@@ -810,7 +849,7 @@ func (p *parser) stage(i int, item *yaml.Node) *Stage {
 			unknown = true
 			hint := suggest.DidYouMean(k, stageKeyNames)
 			if hint == "" {
-				hint = "a stage has id, input and one of " + strings.Join(kindNames(), ", ")
+				hint = "a stage has id, input, keep and one of " + strings.Join(kindNames(), ", ")
 			}
 			p.errorf(e.key, hint, "unknown stage key %q", k)
 		}
@@ -832,6 +871,62 @@ func (p *parser) stage(i int, item *yaml.Node) *Stage {
 	}
 	p.kindValue(st)
 	return st
+}
+
+// keep reads a stage's keep: {score: NAME, above: X, below: Y}; nil after
+// reporting a problem.
+func (p *parser) keep(key, v *yaml.Node) *Keep {
+	const hint = "keep: {score: NAME, above: X} or {score: NAME, below: Y} (or both)"
+	n := deref(v)
+	if n.Kind != yaml.MappingNode {
+		p.errorf(v, hint, "keep: expected a mapping, got %s", describe(v))
+		return nil
+	}
+	k := &Keep{Pos: p.pos(key), ScorePos: p.pos(key)}
+	ok := true
+	num := func(e entry) *float64 {
+		x := deref(e.value)
+		var f float64
+		if x.Kind != yaml.ScalarNode || (x.ShortTag() != "!!int" && x.ShortTag() != "!!float") || x.Decode(&f) != nil || f != f {
+			p.errorf(e.value, hint, "keep.%s: expected a number, got %s", e.key.Value, describe(e.value))
+			ok = false
+			return nil
+		}
+		return &f
+	}
+	for _, e := range p.entries(n) {
+		switch e.key.Value {
+		case "score":
+			if name, good := p.str(e.value, "keep.score"); good {
+				k.Score, k.ScorePos = name, p.pos(e.value)
+			} else {
+				ok = false
+			}
+		case "above":
+			k.Above = num(e)
+		case "below":
+			k.Below = num(e)
+		default:
+			p.errorf(e.key, hint, "keep: unknown key %q", e.key.Value)
+			ok = false
+		}
+	}
+	if !ok {
+		return nil
+	}
+	if k.Score == "" {
+		p.errorf(v, hint, "keep: no score: name the score to keep items by")
+		return nil
+	}
+	if k.Above == nil && k.Below == nil {
+		p.errorf(v, hint, "keep: no threshold: give above, below or both")
+		return nil
+	}
+	if k.Above != nil && k.Below != nil && *k.Above >= *k.Below {
+		p.errorf(v, "above is the lower bound, below the upper one", "keep: above %v and below %v leave nothing to keep", *k.Above, *k.Below)
+		return nil
+	}
+	return k
 }
 
 func (p *parser) inputs(v *yaml.Node) []Ref {

@@ -63,7 +63,16 @@ func TestParseErrors(t *testing.T) {
 		{name: "bad id characters", src: head + "stages:\n  - id: a.b\n    load: {dir: x}\n", want: []string{"p.yaml:4:9: stage id \"a.b\" may contain only letters, digits, - and _ (ids are used in --set ID.KEY and file names)"}},
 		{name: "id not a string", src: head + "stages:\n  - id: 1\n    load: {dir: x}\n", want: []string{"p.yaml:4:9: id: expected a string, got int 1 (quote it: \"1\")"}},
 		{name: "unknown kind with suggestion", src: head + "stages:\n  - id: a\n    load: {dir: x}\n  - id: b\n    tranlsate: {model: m}\n", want: []string{"p.yaml:7:5: unknown stage key \"tranlsate\" (did you mean \"translate\"?)"}},
-		{name: "unknown key without suggestion", src: head + "stages:\n  - id: a\n    load: {dir: x}\n    colour: red\n", want: []string{"p.yaml:6:5: unknown stage key \"colour\" (a stage has id, input and one of load, preprocess, encode, generate, translate, denoise, save)"}},
+		{name: "unknown key without suggestion", src: head + "stages:\n  - id: a\n    load: {dir: x}\n    colour: red\n", want: []string{"p.yaml:6:5: unknown stage key \"colour\" (a stage has id, input, keep and one of load, preprocess, encode, generate, translate, denoise, save)"}},
+		{name: "keep errors", src: head + "stages:\n  - id: a\n    load: {dir: x}\n  - id: b\n    keep: 3\n    save: {dir: y}\n  - id: c\n    input: a\n    keep: {score: s}\n    save: {dir: z}\n  - id: d\n    input: a\n    keep: {score: s, above: x, bleow: 1}\n    save: {dir: w}\n  - id: e\n    input: a\n    keep: {score: s, above: 2, below: 1}\n    save: {dir: v}\n  - id: f\n    input: a\n    keep: {below: 1}\n    save: {dir: u}\n",
+			want: []string{
+				"p.yaml:7:11: keep: expected a mapping, got int 3 (keep: {score: NAME, above: X} or {score: NAME, below: Y} (or both))",
+				"p.yaml:11:11: keep: no threshold: give above, below or both (keep: {score: NAME, above: X} or {score: NAME, below: Y} (or both))",
+				"p.yaml:15:29: keep.above: expected a number, got string \"x\" (keep: {score: NAME, above: X} or {score: NAME, below: Y} (or both))",
+				"p.yaml:15:32: keep: unknown key \"bleow\" (keep: {score: NAME, above: X} or {score: NAME, below: Y} (or both))",
+				"p.yaml:19:11: keep: above 2 and below 1 leave nothing to keep (above is the lower bound, below the upper one)",
+				"p.yaml:23:11: keep: no score: name the score to keep items by (keep: {score: NAME, above: X} or {score: NAME, below: Y} (or both))",
+			}},
 		{name: "no kind", src: head + "stages:\n  - id: a\n    input: b\n", want: []string{"p.yaml:4:5: stage \"a\" has no kind: expected one of load, preprocess, encode, generate, translate, denoise, save"}},
 		{name: "two kinds", src: head + "stages:\n  - id: a\n    translate: {model: m}\n    denoise: {model: m}\n", want: []string{"p.yaml:6:5: stage \"a\" has two kinds, translate and denoise (a stage does one thing: split it into two stages)"}},
 		{name: "model kind not a mapping", src: head + "stages:\n  - id: a\n    translate: edges\n", want: []string{"p.yaml:5:16: translate: expected a mapping such as {model: NAME}, got string \"edges\""}},
@@ -275,5 +284,27 @@ func TestPluginPinWithPrefix(t *testing.T) {
 	}
 	if got := s.Plugin("edges").SHA256; got != hex {
 		t.Fatalf("pin %q, want %q", got, hex)
+	}
+}
+
+// TestKeepOverrides: --set ID.keep.KEY changes one key of a stage's keep:,
+// --set ID.keep=... sets it whole, also on a stage that had none; errors
+// in the result name the flag.
+func TestKeepOverrides(t *testing.T) {
+	src := "version: 1\nname: k\nstages:\n  - id: a\n    load: {dir: x}\n  - id: b\n    keep: {score: s, below: 5}\n    save: {dir: y}\n  - id: c\n    input: a\n    save: {dir: z}\n"
+	s, errs := Parse("p.yaml", []byte(src), []string{"b.keep.above=3", "c.keep={score: t, above: 1}"})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	b, c := s.Stage("b").Keep, s.Stage("c").Keep
+	if b == nil || b.Score != "s" || b.Above == nil || *b.Above != 3 || b.Below == nil || *b.Below != 5 {
+		t.Errorf("b's keep %+v", b)
+	}
+	if c == nil || c.Score != "t" || c.Above == nil || *c.Above != 1 || c.Below != nil || c.ScorePos.File != "--set c.keep" {
+		t.Errorf("c's keep %+v", c)
+	}
+	_, errs = Parse("p.yaml", []byte(src), []string{"b.keep.above=7"})
+	if got := strings.Join(errLines(errs), "\n"); got != "--set b.keep.above: keep: above 7 and below 5 leave nothing to keep (above is the lower bound, below the upper one)" {
+		t.Errorf("errors: %s", got)
 	}
 }

@@ -46,6 +46,7 @@ var SaveParam = sdk.Param{Name: "save", Type: sdk.Object, Doc: "write images (an
 	{Name: "quality", Type: sdk.Int, Doc: "JPEG quality", Default: 95, Min: sdk.Bound(1), Max: sdk.Bound(100)},
 	{Name: "images", Type: sdk.Bool, Doc: "write one file per item (false: only the grid/animation)", Default: true},
 	{Name: "provenance", Type: sdk.String, Doc: "where to record how each image was made: sidecar (name.json), png (text chunk), none", Default: "sidecar", Enum: []string{"sidecar", "png", "none"}},
+	{Name: "manifest", Type: sdk.String, Doc: "also write one manifest of the folder, manifest.jsonl or manifest.csv: a line per saved image with its name (path in dir), index, source, label and every score stages attached; complete after an interrupted and resumed run", Enum: []string{"jsonl", "csv"}},
 	{Name: "grid", Type: sdk.Object, Doc: "also write a contact sheet of all items in index order", Fields: []sdk.Param{
 		{Name: "columns", Type: sdk.Int, Doc: "images per row", Default: 8, Min: sdk.Bound(1), Max: sdk.Bound(1024)},
 		{Name: "file", Type: sdk.String, Doc: "file name inside dir", Default: "grid.png"},

@@ -55,6 +55,9 @@ type SaveOptions struct {
 	// file names: each shard holds only its own items, and shards often
 	// share one output folder, so one file name would keep just the last.
 	Shard string
+	// Scores are the score names the planner knows every item carries:
+	// a CSV manifest has their columns even when no item reached it.
+	Scores []string
 }
 
 // ProvenanceRecord is what a sidecar NAME.json (or the PNG tEXt chunk with
@@ -73,6 +76,9 @@ type ProvenanceRecord struct {
 	// Stages are the item's provenance steps in order: each stage's kind,
 	// plugin name/version/sha256, preset, weights, seed and parameters.
 	Stages []item.Step `json:"stages"`
+	// Scores are the item's per-item scores as the last stage attaching
+	// each left them (each stage's own values are in its step).
+	Scores map[string]float64 `json:"scores,omitempty"`
 }
 
 // ProvenanceKeyword is the tEXt keyword of the provenance chunk in PNGs
@@ -88,10 +94,14 @@ type Saver struct {
 	quality int
 	images  bool
 	prov    string // sidecar, png or none
-	grid    *gridSpec
-	anim    *animSpec
-	seqAnim animSpec // delay and loop of sequence items' GIFs
-	opt     SaveOptions
+	// manifestFormat is jsonl, csv or "" (none); manifest its writer once
+	// the folder is known.
+	manifestFormat string
+	manifest       *manifest
+	grid           *gridSpec
+	anim           *animSpec
+	seqAnim        animSpec // delay and loop of sequence items' GIFs
+	opt            SaveOptions
 
 	// since is the filesystem time at which this run began (see runStart):
 	// an existing output older than it is an earlier run's, a newer one this
@@ -177,6 +187,8 @@ func parseSave(params map[string]any) (*Saver, []*sdk.ParamError) {
 		images:  true,
 		prov:    orDefault(p.String("provenance"), "sidecar"),
 		seqAnim: animSpec{delay: 10},
+
+		manifestFormat: p.String("manifest"),
 	}
 	if _, ok := params["quality"]; ok {
 		s.quality = p.Int("quality")
@@ -247,6 +259,9 @@ func parseSave(params map[string]any) (*Saver, []*sdk.ParamError) {
 	if s.grid != nil && s.anim != nil && s.grid.file == s.anim.file {
 		add("animation.file", "%q is also the grid file", s.anim.file)
 	}
+	if s.manifestFormat != "" && !s.images {
+		add("manifest", "a manifest lists the images saved, and images is false").Hint = "set images: true, or drop manifest"
+	}
 	if !s.images && s.grid == nil && s.anim == nil {
 		add("images", "save writes nothing: images is false and there is no grid or animation").Hint = "set images: true, or add grid: {} or animation: {}"
 	}
@@ -279,7 +294,7 @@ func NewSaver(params map[string]any, baseDir string, opt SaveOptions) (*Saver, e
 // not change, so one parsed config can open many), writing into dir
 // (resolved against baseDir and created).
 func (s *Saver) open(dir, baseDir string, opt SaveOptions) (*Saver, error) {
-	n := &Saver{format: s.format, tmpl: s.tmpl, quality: s.quality, images: s.images, prov: s.prov, seqAnim: s.seqAnim, opt: opt}
+	n := &Saver{format: s.format, tmpl: s.tmpl, quality: s.quality, images: s.images, prov: s.prov, seqAnim: s.seqAnim, opt: opt, manifestFormat: s.manifestFormat}
 	if s.grid != nil {
 		g := *s.grid
 		n.grid = &g
@@ -307,6 +322,9 @@ func (s *Saver) open(dir, baseDir string, opt SaveOptions) (*Saver, error) {
 	}
 	if s.since, err = runStart(s.dir); err != nil {
 		return nil, fmt.Errorf("save: dir %s: %w", s.dir, unwrapPath(err))
+	}
+	if s.manifestFormat != "" {
+		s.manifest = newManifest(s.dir, s.manifestFormat, opt.Shard, opt.Scores)
 	}
 	return s, nil
 }
@@ -482,6 +500,11 @@ func (s *Saver) Write(it item.Item) error {
 		}
 		wrote = wrote || wroteSidecar
 	}
+	if s.manifest != nil {
+		if err := s.manifest.add(manifestEntry(it, rel)); err != nil {
+			return fmt.Errorf("save: %s: %w", describe(&it), err)
+		}
+	}
 	s.count(wrote)
 	if s.collects() {
 		s.mu.Lock()
@@ -500,6 +523,7 @@ func (s *Saver) provenance(it item.Item, rel string) *ProvenanceRecord {
 		Name:      it.Name,
 		Source:    it.Source,
 		Stages:    it.Prov,
+		Scores:    it.Scores,
 	}
 	if it.Label >= 0 {
 		l := it.Label
@@ -676,8 +700,14 @@ func (s *Saver) Close() error {
 	s.records = nil
 	s.mu.Unlock()
 	defer atomicfile.SyncDir(s.dir)
+	var errs []error
+	if s.manifest != nil {
+		if err := s.manifest.close(s.dir); err != nil {
+			errs = append(errs, fmt.Errorf("save: %w", err))
+		}
+	}
 	if !s.collects() || len(recs) == 0 {
-		return nil
+		return errors.Join(errs...)
 	}
 	sort.SliceStable(recs, func(i, j int) bool {
 		if recs[i].index != recs[j].index {
@@ -694,7 +724,7 @@ func (s *Saver) Close() error {
 		} else {
 			cfg, err := decodeConfigFile(r.file)
 			if err != nil {
-				return fmt.Errorf("save: grid: %w", err)
+				return errors.Join(append(errs, fmt.Errorf("save: grid: %w", err))...)
 			}
 			sizes[i] = image.Pt(cfg.Width, cfg.Height)
 		}
@@ -713,7 +743,7 @@ func (s *Saver) Close() error {
 		if img == nil {
 			var err error
 			if img, err = readBack(r.file); err != nil {
-				return fmt.Errorf("save: grid: %w", err)
+				return errors.Join(append(errs, fmt.Errorf("save: grid: %w", err))...)
 			}
 		}
 		if sheet != nil {
@@ -729,7 +759,6 @@ func (s *Saver) Close() error {
 			anim.Disposal = append(anim.Disposal, gif.DisposalBackground)
 		}
 	}
-	var errs []error
 	if sheet != nil {
 		format, _ := extFormat(s.grid.file)
 		var buf bytes.Buffer

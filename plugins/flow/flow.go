@@ -4,6 +4,7 @@ import (
 	"context"
 	"embed"
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/genpipe/genpipe/nn"
@@ -58,6 +59,20 @@ var GenerateParams = []sdk.Param{
 // EncodeParams are the encode capability's parameters.
 var EncodeParams = []sdk.Param{}
 
+// TranslateParams are the translate capability's parameters.
+var TranslateParams = []sdk.Param{}
+
+// Scores are what encode and translate attach to every item: the
+// likelihood of its 8-bit pixels, estimated with uniform dequantisation
+// noise drawn from the item's seed (so a score depends on the item and its
+// seed, never on its batch). High bits/dim means the model finds the image
+// unlike its training data; Nalisnick et al. (2019) show where that fails
+// as an out-of-distribution test.
+var Scores = []sdk.ScoreSpec{
+	{Name: "bits_per_dim", Doc: "negative log-likelihood in bits per pixel value, dequantised (lower: more like the training data)"},
+	{Name: "log_likelihood", Doc: "log-likelihood of the 8-bit image in nats, dequantised: log p(y) - D ln 256 = -bits_per_dim * D ln 2"},
+}
+
 // Plugin is the flow plugin. The zero value is ready to use.
 type Plugin struct{}
 
@@ -65,10 +80,11 @@ type Plugin struct{}
 func New() sdk.Plugin { return &Plugin{} }
 
 var (
-	_ sdk.Plugin    = (*Plugin)(nil)
-	_ sdk.Trainer   = (*Plugin)(nil)
-	_ sdk.Generator = (*model)(nil)
-	_ sdk.Encoder   = (*model)(nil)
+	_ sdk.Plugin     = (*Plugin)(nil)
+	_ sdk.Trainer    = (*Plugin)(nil)
+	_ sdk.Generator  = (*model)(nil)
+	_ sdk.Encoder    = (*model)(nil)
+	_ sdk.Translator = (*model)(nil)
 )
 
 // Describe declares the capabilities and presets.
@@ -78,15 +94,16 @@ func (*Plugin) Describe() sdk.Description {
 		Doc:       "normalizing flows: exact, invertible encoding and exact likelihood",
 		BatchSize: 64,
 		Capabilities: []sdk.CapabilitySpec{
-			{Name: sdk.CapEncode, Doc: "image -> its exact latent (the centre of each pixel's 8-bit bin, so decoding gives the pixels back)", Params: EncodeParams},
+			{Name: sdk.CapEncode, Doc: "image -> its exact latent (the centre of each pixel's 8-bit bin, so decoding gives the pixels back)", Params: EncodeParams, Scores: Scores},
 			{Name: sdk.CapGenerate, Doc: "the prior at a temperature (one draw per item seed) or given latents -> image (the exact inverse)", Params: GenerateParams},
+			{Name: sdk.CapTranslate, Doc: "image -> latent -> image, the exact round trip (identical pixels), to score images by their likelihood in a pipeline that keeps them", Params: TranslateParams, Scores: Scores},
 			{Name: sdk.CapTrain, Doc: "maximise the likelihood of dequantised images (loss: bits per dimension)", Params: TrainParams},
 		},
 	}
 	for _, p := range presets {
 		img := &sdk.ImageSpec{Channels: p.arch.Ch, Height: p.arch.Size, Width: p.arch.Size, DType: sdk.Uint8, Min: 0, Max: 255}
 		sp := sdk.Preset{Name: p.name, Doc: p.doc, Default: p.def,
-			Capabilities: []sdk.Capability{sdk.CapEncode, sdk.CapGenerate, sdk.CapTrain},
+			Capabilities: []sdk.Capability{sdk.CapEncode, sdk.CapGenerate, sdk.CapTranslate, sdk.CapTrain},
 			Input:        img, Output: img, Latent: &sdk.LatentSpec{Space: p.space(), Dim: p.arch.Dims()}}
 		sp.Weights = train.WeightsInfo(shipped, p.weightsFile())
 		desc.Presets = append(desc.Presets, sp)
@@ -233,19 +250,66 @@ func (md *model) Generate(ctx context.Context, req sdk.GenerateRequest) (*sdk.Te
 func (md *model) Encode(ctx context.Context, in *sdk.Batch) (*sdk.Tensor, error) {
 	md.mu.Lock()
 	defer md.mu.Unlock()
-	a := md.m.Arch
-	n, per := in.Len(), a.Dims()
-	y := make([]float32, n*per)
-	if err := md.m.dequantize(in, y, nil); err != nil {
-		return nil, err
-	}
-	z, err := md.m.encode(y, n)
+	z, scores, err := md.encode(in)
 	if err != nil {
 		return nil, err
 	}
-	t := sdk.FromFloat32(z, n, per)
+	t := sdk.FromFloat32(z, in.Len(), md.m.Arch.Dims())
 	t.Space = md.preset.space()
+	t.Scores = scores
 	return t, nil
+}
+
+// Translate encodes the images exactly and decodes them back: the same
+// pixels, with the scores attached.
+func (md *model) Translate(ctx context.Context, in *sdk.Batch) (*sdk.Tensor, error) {
+	md.mu.Lock()
+	defer md.mu.Unlock()
+	z, scores, err := md.encode(in)
+	if err != nil {
+		return nil, err
+	}
+	out, err := md.s.run(z, in.Len(), false, 1)
+	if err != nil {
+		return nil, err
+	}
+	out.Scores = scores
+	return out, nil
+}
+
+// encode returns the exact latents of a batch (pixels at their bin
+// centres) and its scores (a second pass over the pixels dequantised with
+// noise from each item's seed). Callers hold md.mu.
+func (md *model) encode(in *sdk.Batch) ([]float32, map[string][]float64, error) {
+	n, d := in.Len(), md.m.Arch.Dims()
+	y := make([]float32, n*d)
+	if err := md.m.dequantize(in, y, nil); err != nil {
+		return nil, nil, err
+	}
+	z, err := md.m.encode(y, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := 0; i < n; i++ {
+		one := &sdk.Batch{Tensor: in.Tensor.Slice(i, i+1)}
+		seed := uint64(i)
+		if i < len(in.Seeds) {
+			seed = in.Seeds[i]
+		}
+		if err := md.m.dequantize(one, y[i*d:(i+1)*d], nn.NewRNG(seed)); err != nil {
+			return nil, nil, err
+		}
+	}
+	logp, err := md.m.logLikelihood(y, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	bpd, ll := make([]float64, n), make([]float64, n)
+	for i, v := range logp {
+		bpd[i] = BitsPerDim(v, d)
+		ll[i] = v - float64(d)*math.Log(256)
+	}
+	return z, map[string][]float64{"bits_per_dim": bpd, "log_likelihood": ll}, nil
 }
 
 // fwdProg is a compiled forward graph for n items: outputs log p(y)

@@ -310,7 +310,8 @@ func (c *Client) batchCall(ctx context.Context, cap sdk.Capability, h Handle, in
 		if err != nil {
 			return nil, err
 		}
-		return tensorFromLease(resp.Tensor, l)
+		t, err := tensorFromLease(resp.Tensor, l)
+		return withScores(t, resp.Scores), err
 	})
 }
 
@@ -371,13 +372,15 @@ func (c *Client) Generate(ctx context.Context, h Handle, req sdk.GenerateRequest
 			if err != nil {
 				return nil, err
 			}
-			return tensorFromLease(resp.Tensor, l)
+			t, err := tensorFromLease(resp.Tensor, l)
+			return withScores(t, resp.Scores), err
 		}
 		resp, err := c.rpc.Generate(ctx, r, wire.CallOptions...)
 		if err != nil {
 			return nil, err
 		}
-		return tensorFromProto(resp.Tensor)
+		t, err := tensorFromProto(resp.Tensor)
+		return withScores(t, resp.Scores), err
 	})
 }
 

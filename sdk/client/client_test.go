@@ -90,6 +90,22 @@ func TestLargeBatchRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(out.Shape, in.Shape) || out.DType != in.DType || string(out.Data) != string(in.Data) {
 		t.Fatalf("identity translate of %v changed the batch: got %v %s", in.Shape, out.Shape, out.DType)
 	}
+	// The scores of the three calls the batch was split into come back
+	// joined, one per item, each the item's own.
+	mean := out.Scores["mean"]
+	if len(mean) != 16 {
+		t.Fatalf("translate's score mean has %d values for 16 items (scores %v)", len(mean), len(out.Scores))
+	}
+	per := in.ItemBytes() / 4
+	for i, got := range mean {
+		sum := 0.0
+		for _, v := range in.Float32s()[i*per : (i+1)*per] {
+			sum += float64(v)
+		}
+		if want := sum / float64(per); math.Abs(got-want) > 1e-6 {
+			t.Errorf("item %d: score mean %v, the item's mean is %v", i, got, want)
+		}
+	}
 	if st, ok := p.Client.SharedMemoryStats(); sharedMemoryExpected() && (!ok || st.Calls < 3 || st.Fallbacks > 0) {
 		t.Errorf("the 48 MiB batch did not go through shared memory in 3 calls: %+v (in use: %v)", st, ok)
 	}

@@ -98,6 +98,9 @@ func descriptionFromProto(d *pb.Description) sdk.Description {
 		for _, p := range c.Params {
 			cs.Params = append(cs.Params, paramFromProto(p))
 		}
+		for _, sc := range c.Scores {
+			cs.Scores = append(cs.Scores, sdk.ScoreSpec{Name: sc.Name, Doc: sc.Doc})
+		}
 		out.Capabilities = append(out.Capabilities, cs)
 	}
 	for _, p := range d.Presets {
@@ -138,4 +141,16 @@ func trainEventFromProto(e *pb.TrainEvent) (sdk.TrainEvent, error) {
 		ev.Samples = t
 	}
 	return ev, nil
+}
+
+// withScores attaches a response's scores to its tensor.
+func withScores(t *sdk.Tensor, scores map[string]*pb.ScoreValues) *sdk.Tensor {
+	if t == nil || len(scores) == 0 {
+		return t
+	}
+	t.Scores = make(map[string][]float64, len(scores))
+	for name, v := range scores {
+		t.Scores[name] = append([]float64{}, v.GetValues()...)
+	}
+	return t
 }

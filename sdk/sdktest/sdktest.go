@@ -116,6 +116,8 @@ type harness struct {
 type tcase struct {
 	preset *sdk.Preset
 	cap    sdk.Capability
+	// scores are the capability's declared per-item scores.
+	scores []sdk.ScoreSpec
 }
 
 func (c tcase) String() string { return c.preset.Name + "/" + string(c.cap) }
@@ -141,7 +143,7 @@ func newHarness(tb testing.TB, p *Process, cfg Config) *harness {
 		}
 		for _, c := range sdk.Capabilities {
 			if c != sdk.CapTrain && pr.Has(c) && h.desc.Capability(c) != nil {
-				h.cases = append(h.cases, tcase{preset: pr, cap: c})
+				h.cases = append(h.cases, tcase{preset: pr, cap: c, scores: h.desc.Capability(c).Scores})
 			}
 		}
 	}
@@ -312,6 +314,16 @@ func outputProblems(c tcase, n int, in, out *sdk.Tensor) []string {
 	}
 	if out.Len() != n {
 		bad("returned %d items for %d", out.Len(), n)
+	}
+	// A declared score is a promise to the pipeline file's keep: and the
+	// manifest, so every answer must carry it (the SDK refuses undeclared
+	// ones and wrong lengths before they get here).
+	for _, sc := range c.scores {
+		if v, ok := out.Scores[sc.Name]; !ok {
+			bad("the answer lacks the declared score %q", sc.Name)
+		} else if len(v) != n {
+			bad("score %q has %d values for %d items", sc.Name, len(v), n)
+		}
 	}
 	if c.cap == sdk.CapEncode || c.cap == sdk.CapGenerate && c.preset.LatentData != nil {
 		lat := c.preset.Latent
@@ -572,6 +584,17 @@ func closeEnough(a, b *sdk.Tensor, c tcase) string {
 	for i := range av {
 		if d := av[i] - bv[i]; d > tol || d < -tol || av[i] != av[i] || bv[i] != bv[i] {
 			return fmt.Sprintf("element %d: %v vs %v", i, av[i], bv[i])
+		}
+	}
+	for name, x := range a.Scores {
+		y := b.Scores[name]
+		if len(x) != len(y) {
+			return fmt.Sprintf("score %q: %d vs %d values", name, len(x), len(y))
+		}
+		for i := range x {
+			if d := math.Abs(x[i] - y[i]); d > 1e-4*max(1, math.Abs(x[i])) || x[i] != x[i] != (y[i] != y[i]) {
+				return fmt.Sprintf("score %q of item %d: %v vs %v", name, i, x[i], y[i])
+			}
 		}
 	}
 	return ""
@@ -851,7 +874,7 @@ func randomImages(spec *sdk.ImageSpec, n, size int, rng *rand.Rand) *sdk.Tensor 
 
 // equal reports whether two tensors are identical, bytes included.
 func equal(a, b *sdk.Tensor) bool {
-	return a.DType == b.DType && a.Space == b.Space && fmt.Sprint(a.Shape) == fmt.Sprint(b.Shape) && string(a.Data) == string(b.Data)
+	return a.DType == b.DType && a.Space == b.Space && fmt.Sprint(a.Shape) == fmt.Sprint(b.Shape) && string(a.Data) == string(b.Data) && fmt.Sprint(a.Scores) == fmt.Sprint(b.Scores)
 }
 
 // matching returns a short string that pattern matches as a whole, for a

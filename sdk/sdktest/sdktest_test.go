@@ -328,3 +328,23 @@ func TestOutputProblemsSizeRule(t *testing.T) {
 		}
 	}
 }
+
+// TestOutputProblemsScores: an answer must carry every score its
+// capability declares, one value per item.
+func TestOutputProblemsScores(t *testing.T) {
+	desc := NewTestPlugin("testplug").Describe()
+	c := tcase{preset: desc.Preset("rgb8"), cap: sdk.CapTranslate, scores: desc.Capability(sdk.CapTranslate).Scores}
+	in := sdk.NewTensor(sdk.Uint8, 2, 3, 4, 6)
+	out := sdk.NewTensor(sdk.Uint8, 2, 3, 4, 6)
+	if got := strings.Join(outputProblems(c, 2, in, out), "; "); got != `the answer lacks the declared score "mean"` {
+		t.Errorf("no scores: problems %q", got)
+	}
+	out.Scores = map[string][]float64{"mean": {0.5}}
+	if got := strings.Join(outputProblems(c, 2, in, out), "; "); got != `score "mean" has 1 values for 2 items` {
+		t.Errorf("short scores: problems %q", got)
+	}
+	out.Scores["mean"] = []float64{0.5, 0.25}
+	if got := outputProblems(c, 2, in, out); len(got) != 0 {
+		t.Errorf("good scores: problems %q", got)
+	}
+}

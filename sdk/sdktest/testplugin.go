@@ -83,6 +83,8 @@ func (p *testPlugin) Describe() sdk.Description {
 				{Name: "delay_ms", Type: sdk.Int, Default: 0, Min: sdk.Bound(0), Max: sdk.Bound(10000), Doc: "Sleep per call, to simulate a slow model."},
 				{Name: "tint", Type: sdk.String, Default: "#ffffff", Format: sdk.FormatColor, Doc: "Colour multiplied into op scale's output (channel c by component c; gray images by red)."},
 				{Name: "tag", Type: sdk.String, Pattern: `[a-z][a-z0-9-]*`, Doc: "A name logged with every call."},
+			}, Scores: []sdk.ScoreSpec{
+				{Name: "mean", Doc: "Mean of the input's values scaled to [0, 1]: a score for hosts to keep items by."},
 			}},
 			{Name: sdk.CapDenoise, Doc: "Box blur.", Params: []sdk.Param{
 				{Name: "strength", Type: sdk.Float, Default: 0.5, Min: sdk.Bound(0), Max: sdk.Bound(1), Doc: "How much blur is mixed in."},
@@ -523,6 +525,18 @@ func (m *testModel) Translate(ctx context.Context, in *sdk.Batch) (*sdk.Tensor, 
 	if z := m.preset.Output.Size; z.Rule == sdk.SizeScale {
 		out = resample(out, z.Num, z.Den)
 	}
+	n := in.Len()
+	v := normalized(in.Tensor)
+	per := len(v) / max(1, n)
+	mean := make([]float64, n)
+	for i := range mean {
+		sum := 0.0
+		for _, x := range v[i*per : (i+1)*per] {
+			sum += float64(x)
+		}
+		mean[i] = sum / float64(max(1, per))
+	}
+	out.Scores = map[string][]float64{"mean": mean}
 	return out, nil
 }
 

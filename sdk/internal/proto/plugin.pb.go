@@ -487,10 +487,13 @@ func (x *Param) GetFormat() string {
 }
 
 type CapabilitySpec struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Doc           string                 `protobuf:"bytes,2,opt,name=doc,proto3" json:"doc,omitempty"`
-	Params        []*Param               `protobuf:"bytes,3,rep,name=params,proto3" json:"params,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Name   string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Doc    string                 `protobuf:"bytes,2,opt,name=doc,proto3" json:"doc,omitempty"`
+	Params []*Param               `protobuf:"bytes,3,rep,name=params,proto3" json:"params,omitempty"`
+	// scores are the per-item scores the capability's answers carry
+	// (sdk.CapabilitySpec.Scores).
+	Scores        []*ScoreSpec `protobuf:"bytes,4,rep,name=scores,proto3" json:"scores,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -546,6 +549,65 @@ func (x *CapabilitySpec) GetParams() []*Param {
 	return nil
 }
 
+func (x *CapabilitySpec) GetScores() []*ScoreSpec {
+	if x != nil {
+		return x.Scores
+	}
+	return nil
+}
+
+type ScoreSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Doc           string                 `protobuf:"bytes,2,opt,name=doc,proto3" json:"doc,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScoreSpec) Reset() {
+	*x = ScoreSpec{}
+	mi := &file_plugin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScoreSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScoreSpec) ProtoMessage() {}
+
+func (x *ScoreSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScoreSpec.ProtoReflect.Descriptor instead.
+func (*ScoreSpec) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ScoreSpec) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ScoreSpec) GetDoc() string {
+	if x != nil {
+		return x.Doc
+	}
+	return ""
+}
+
 type ImageSpec struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Channels int32                  `protobuf:"varint,1,opt,name=channels,proto3" json:"channels,omitempty"`
@@ -564,7 +626,7 @@ type ImageSpec struct {
 
 func (x *ImageSpec) Reset() {
 	*x = ImageSpec{}
-	mi := &file_plugin_proto_msgTypes[7]
+	mi := &file_plugin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -576,7 +638,7 @@ func (x *ImageSpec) String() string {
 func (*ImageSpec) ProtoMessage() {}
 
 func (x *ImageSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[7]
+	mi := &file_plugin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -589,7 +651,7 @@ func (x *ImageSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageSpec.ProtoReflect.Descriptor instead.
 func (*ImageSpec) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{7}
+	return file_plugin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ImageSpec) GetChannels() int32 {
@@ -654,7 +716,7 @@ type Size struct {
 
 func (x *Size) Reset() {
 	*x = Size{}
-	mi := &file_plugin_proto_msgTypes[8]
+	mi := &file_plugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -666,7 +728,7 @@ func (x *Size) String() string {
 func (*Size) ProtoMessage() {}
 
 func (x *Size) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[8]
+	mi := &file_plugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -679,7 +741,7 @@ func (x *Size) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Size.ProtoReflect.Descriptor instead.
 func (*Size) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{8}
+	return file_plugin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Size) GetRule() string {
@@ -713,7 +775,7 @@ type LatentSpec struct {
 
 func (x *LatentSpec) Reset() {
 	*x = LatentSpec{}
-	mi := &file_plugin_proto_msgTypes[9]
+	mi := &file_plugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +787,7 @@ func (x *LatentSpec) String() string {
 func (*LatentSpec) ProtoMessage() {}
 
 func (x *LatentSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[9]
+	mi := &file_plugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +800,7 @@ func (x *LatentSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LatentSpec.ProtoReflect.Descriptor instead.
 func (*LatentSpec) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{9}
+	return file_plugin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LatentSpec) GetSpace() string {
@@ -778,7 +840,7 @@ type Preset struct {
 
 func (x *Preset) Reset() {
 	*x = Preset{}
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -790,7 +852,7 @@ func (x *Preset) String() string {
 func (*Preset) ProtoMessage() {}
 
 func (x *Preset) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -803,7 +865,7 @@ func (x *Preset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Preset.ProtoReflect.Descriptor instead.
 func (*Preset) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{10}
+	return file_plugin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Preset) GetName() string {
@@ -896,7 +958,7 @@ type TrainInputSpec struct {
 
 func (x *TrainInputSpec) Reset() {
 	*x = TrainInputSpec{}
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +970,7 @@ func (x *TrainInputSpec) String() string {
 func (*TrainInputSpec) ProtoMessage() {}
 
 func (x *TrainInputSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +983,7 @@ func (x *TrainInputSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainInputSpec.ProtoReflect.Descriptor instead.
 func (*TrainInputSpec) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{11}
+	return file_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TrainInputSpec) GetName() string {
@@ -973,7 +1035,7 @@ type Description struct {
 
 func (x *Description) Reset() {
 	*x = Description{}
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1047,7 @@ func (x *Description) String() string {
 func (*Description) ProtoMessage() {}
 
 func (x *Description) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1060,7 @@ func (x *Description) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Description.ProtoReflect.Descriptor instead.
 func (*Description) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{12}
+	return file_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Description) GetName() string {
@@ -1076,7 +1138,7 @@ type LoadRequest struct {
 
 func (x *LoadRequest) Reset() {
 	*x = LoadRequest{}
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1088,7 +1150,7 @@ func (x *LoadRequest) String() string {
 func (*LoadRequest) ProtoMessage() {}
 
 func (x *LoadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1101,7 +1163,7 @@ func (x *LoadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadRequest.ProtoReflect.Descriptor instead.
 func (*LoadRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{13}
+	return file_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LoadRequest) GetCapability() string {
@@ -1141,7 +1203,7 @@ type LoadResponse struct {
 
 func (x *LoadResponse) Reset() {
 	*x = LoadResponse{}
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +1215,7 @@ func (x *LoadResponse) String() string {
 func (*LoadResponse) ProtoMessage() {}
 
 func (x *LoadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +1228,7 @@ func (x *LoadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadResponse.ProtoReflect.Descriptor instead.
 func (*LoadResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{14}
+	return file_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *LoadResponse) GetHandle() uint64 {
@@ -1185,7 +1247,7 @@ type UnloadRequest struct {
 
 func (x *UnloadRequest) Reset() {
 	*x = UnloadRequest{}
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1259,7 @@ func (x *UnloadRequest) String() string {
 func (*UnloadRequest) ProtoMessage() {}
 
 func (x *UnloadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1272,7 @@ func (x *UnloadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnloadRequest.ProtoReflect.Descriptor instead.
 func (*UnloadRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{15}
+	return file_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UnloadRequest) GetHandle() uint64 {
@@ -1236,7 +1298,7 @@ type BatchRequest struct {
 
 func (x *BatchRequest) Reset() {
 	*x = BatchRequest{}
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1248,7 +1310,7 @@ func (x *BatchRequest) String() string {
 func (*BatchRequest) ProtoMessage() {}
 
 func (x *BatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1261,7 +1323,7 @@ func (x *BatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRequest.ProtoReflect.Descriptor instead.
 func (*BatchRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16}
+	return file_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *BatchRequest) GetHandle() uint64 {
@@ -1319,7 +1381,7 @@ type GenerateRequest struct {
 
 func (x *GenerateRequest) Reset() {
 	*x = GenerateRequest{}
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1331,7 +1393,7 @@ func (x *GenerateRequest) String() string {
 func (*GenerateRequest) ProtoMessage() {}
 
 func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1344,7 +1406,7 @@ func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateRequest.ProtoReflect.Descriptor instead.
 func (*GenerateRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{17}
+	return file_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GenerateRequest) GetHandle() uint64 {
@@ -1383,15 +1445,18 @@ func (x *GenerateRequest) GetShm() *ShmCall {
 }
 
 type TensorResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tensor        *Tensor                `protobuf:"bytes,1,opt,name=tensor,proto3" json:"tensor,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tensor *Tensor                `protobuf:"bytes,1,opt,name=tensor,proto3" json:"tensor,omitempty"`
+	// scores are per-item scores by name (sdk.Tensor.Scores), one value per
+	// item; kept out of Tensor so shared-memory answers carry them as they are.
+	Scores        map[string]*ScoreValues `protobuf:"bytes,2,rep,name=scores,proto3" json:"scores,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TensorResponse) Reset() {
 	*x = TensorResponse{}
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1468,7 @@ func (x *TensorResponse) String() string {
 func (*TensorResponse) ProtoMessage() {}
 
 func (x *TensorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,12 +1481,63 @@ func (x *TensorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TensorResponse.ProtoReflect.Descriptor instead.
 func (*TensorResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{18}
+	return file_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TensorResponse) GetTensor() *Tensor {
 	if x != nil {
 		return x.Tensor
+	}
+	return nil
+}
+
+func (x *TensorResponse) GetScores() map[string]*ScoreValues {
+	if x != nil {
+		return x.Scores
+	}
+	return nil
+}
+
+type ScoreValues struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Values        []float64              `protobuf:"fixed64,1,rep,packed,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScoreValues) Reset() {
+	*x = ScoreValues{}
+	mi := &file_plugin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScoreValues) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScoreValues) ProtoMessage() {}
+
+func (x *ScoreValues) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScoreValues.ProtoReflect.Descriptor instead.
+func (*ScoreValues) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ScoreValues) GetValues() []float64 {
+	if x != nil {
+		return x.Values
 	}
 	return nil
 }
@@ -1454,7 +1570,7 @@ type TrainConfig struct {
 
 func (x *TrainConfig) Reset() {
 	*x = TrainConfig{}
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1466,7 +1582,7 @@ func (x *TrainConfig) String() string {
 func (*TrainConfig) ProtoMessage() {}
 
 func (x *TrainConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1479,7 +1595,7 @@ func (x *TrainConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainConfig.ProtoReflect.Descriptor instead.
 func (*TrainConfig) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{19}
+	return file_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TrainConfig) GetPreset() string {
@@ -1568,7 +1684,7 @@ type TrainInput struct {
 
 func (x *TrainInput) Reset() {
 	*x = TrainInput{}
-	mi := &file_plugin_proto_msgTypes[20]
+	mi := &file_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1580,7 +1696,7 @@ func (x *TrainInput) String() string {
 func (*TrainInput) ProtoMessage() {}
 
 func (x *TrainInput) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[20]
+	mi := &file_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1593,7 +1709,7 @@ func (x *TrainInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainInput.ProtoReflect.Descriptor instead.
 func (*TrainInput) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{20}
+	return file_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TrainInput) GetMsg() isTrainInput_Msg {
@@ -1704,7 +1820,7 @@ type TrainEvent struct {
 
 func (x *TrainEvent) Reset() {
 	*x = TrainEvent{}
-	mi := &file_plugin_proto_msgTypes[21]
+	mi := &file_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1716,7 +1832,7 @@ func (x *TrainEvent) String() string {
 func (*TrainEvent) ProtoMessage() {}
 
 func (x *TrainEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[21]
+	mi := &file_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1729,7 +1845,7 @@ func (x *TrainEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainEvent.ProtoReflect.Descriptor instead.
 func (*TrainEvent) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{21}
+	return file_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TrainEvent) GetEpoch() int64 {
@@ -1793,7 +1909,7 @@ type Weights struct {
 
 func (x *Weights) Reset() {
 	*x = Weights{}
-	mi := &file_plugin_proto_msgTypes[22]
+	mi := &file_plugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1805,7 +1921,7 @@ func (x *Weights) String() string {
 func (*Weights) ProtoMessage() {}
 
 func (x *Weights) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[22]
+	mi := &file_plugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1818,7 +1934,7 @@ func (x *Weights) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Weights.ProtoReflect.Descriptor instead.
 func (*Weights) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{22}
+	return file_plugin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Weights) GetChunk() []byte {
@@ -1857,7 +1973,7 @@ type TrainOutput struct {
 
 func (x *TrainOutput) Reset() {
 	*x = TrainOutput{}
-	mi := &file_plugin_proto_msgTypes[23]
+	mi := &file_plugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1869,7 +1985,7 @@ func (x *TrainOutput) String() string {
 func (*TrainOutput) ProtoMessage() {}
 
 func (x *TrainOutput) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[23]
+	mi := &file_plugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1882,7 +1998,7 @@ func (x *TrainOutput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrainOutput.ProtoReflect.Descriptor instead.
 func (*TrainOutput) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{23}
+	return file_plugin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TrainOutput) GetMsg() isTrainOutput_Msg {
@@ -1996,11 +2112,15 @@ const file_plugin_proto_rawDesc = "" +
 	"\apattern\x18\r \x01(\tR\apattern\x12\x16\n" +
 	"\x06format\x18\x0e \x01(\tR\x06formatB\x06\n" +
 	"\x04_minB\x06\n" +
-	"\x04_max\"e\n" +
+	"\x04_max\"\x98\x01\n" +
 	"\x0eCapabilitySpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03doc\x18\x02 \x01(\tR\x03doc\x12-\n" +
-	"\x06params\x18\x03 \x03(\v2\x15.genpipe.sdk.v1.ParamR\x06params\"\xd0\x01\n" +
+	"\x06params\x18\x03 \x03(\v2\x15.genpipe.sdk.v1.ParamR\x06params\x121\n" +
+	"\x06scores\x18\x04 \x03(\v2\x19.genpipe.sdk.v1.ScoreSpecR\x06scores\"1\n" +
+	"\tScoreSpec\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03doc\x18\x02 \x01(\tR\x03doc\"\xd0\x01\n" +
 	"\tImageSpec\x12\x1a\n" +
 	"\bchannels\x18\x01 \x01(\x05R\bchannels\x12\x16\n" +
 	"\x06height\x18\x02 \x01(\x05R\x06height\x12\x14\n" +
@@ -2074,9 +2194,15 @@ const file_plugin_proto_rawDesc = "" +
 	"\x05seeds\x18\x02 \x03(\x04R\x05seeds\x12\x16\n" +
 	"\x06labels\x18\x03 \x03(\x03R\x06labels\x120\n" +
 	"\alatents\x18\x04 \x01(\v2\x16.genpipe.sdk.v1.TensorR\alatents\x12)\n" +
-	"\x03shm\x18\x05 \x01(\v2\x17.genpipe.sdk.v1.ShmCallR\x03shm\"@\n" +
+	"\x03shm\x18\x05 \x01(\v2\x17.genpipe.sdk.v1.ShmCallR\x03shm\"\xdc\x01\n" +
 	"\x0eTensorResponse\x12.\n" +
-	"\x06tensor\x18\x01 \x01(\v2\x16.genpipe.sdk.v1.TensorR\x06tensor\"\xad\x02\n" +
+	"\x06tensor\x18\x01 \x01(\v2\x16.genpipe.sdk.v1.TensorR\x06tensor\x12B\n" +
+	"\x06scores\x18\x02 \x03(\v2*.genpipe.sdk.v1.TensorResponse.ScoresEntryR\x06scores\x1aV\n" +
+	"\vScoresEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x121\n" +
+	"\x05value\x18\x02 \x01(\v2\x1b.genpipe.sdk.v1.ScoreValuesR\x05value:\x028\x01\"%\n" +
+	"\vScoreValues\x12\x16\n" +
+	"\x06values\x18\x01 \x03(\x01R\x06values\"\xad\x02\n" +
 	"\vTrainConfig\x12\x16\n" +
 	"\x06preset\x18\x01 \x01(\tR\x06preset\x12/\n" +
 	"\x06params\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x06params\x12\x16\n" +
@@ -2147,7 +2273,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_plugin_proto_goTypes = []any{
 	(DType)(0),              // 0: genpipe.sdk.v1.DType
 	(*Empty)(nil),           // 1: genpipe.sdk.v1.Empty
@@ -2157,87 +2283,93 @@ var file_plugin_proto_goTypes = []any{
 	(*ShmCall)(nil),         // 5: genpipe.sdk.v1.ShmCall
 	(*Param)(nil),           // 6: genpipe.sdk.v1.Param
 	(*CapabilitySpec)(nil),  // 7: genpipe.sdk.v1.CapabilitySpec
-	(*ImageSpec)(nil),       // 8: genpipe.sdk.v1.ImageSpec
-	(*Size)(nil),            // 9: genpipe.sdk.v1.Size
-	(*LatentSpec)(nil),      // 10: genpipe.sdk.v1.LatentSpec
-	(*Preset)(nil),          // 11: genpipe.sdk.v1.Preset
-	(*TrainInputSpec)(nil),  // 12: genpipe.sdk.v1.TrainInputSpec
-	(*Description)(nil),     // 13: genpipe.sdk.v1.Description
-	(*LoadRequest)(nil),     // 14: genpipe.sdk.v1.LoadRequest
-	(*LoadResponse)(nil),    // 15: genpipe.sdk.v1.LoadResponse
-	(*UnloadRequest)(nil),   // 16: genpipe.sdk.v1.UnloadRequest
-	(*BatchRequest)(nil),    // 17: genpipe.sdk.v1.BatchRequest
-	(*GenerateRequest)(nil), // 18: genpipe.sdk.v1.GenerateRequest
-	(*TensorResponse)(nil),  // 19: genpipe.sdk.v1.TensorResponse
-	(*TrainConfig)(nil),     // 20: genpipe.sdk.v1.TrainConfig
-	(*TrainInput)(nil),      // 21: genpipe.sdk.v1.TrainInput
-	(*TrainEvent)(nil),      // 22: genpipe.sdk.v1.TrainEvent
-	(*Weights)(nil),         // 23: genpipe.sdk.v1.Weights
-	(*TrainOutput)(nil),     // 24: genpipe.sdk.v1.TrainOutput
-	nil,                     // 25: genpipe.sdk.v1.BatchRequest.InputsEntry
-	nil,                     // 26: genpipe.sdk.v1.TrainEvent.MetricsEntry
-	(*structpb.Value)(nil),  // 27: google.protobuf.Value
-	(*structpb.Struct)(nil), // 28: google.protobuf.Struct
+	(*ScoreSpec)(nil),       // 8: genpipe.sdk.v1.ScoreSpec
+	(*ImageSpec)(nil),       // 9: genpipe.sdk.v1.ImageSpec
+	(*Size)(nil),            // 10: genpipe.sdk.v1.Size
+	(*LatentSpec)(nil),      // 11: genpipe.sdk.v1.LatentSpec
+	(*Preset)(nil),          // 12: genpipe.sdk.v1.Preset
+	(*TrainInputSpec)(nil),  // 13: genpipe.sdk.v1.TrainInputSpec
+	(*Description)(nil),     // 14: genpipe.sdk.v1.Description
+	(*LoadRequest)(nil),     // 15: genpipe.sdk.v1.LoadRequest
+	(*LoadResponse)(nil),    // 16: genpipe.sdk.v1.LoadResponse
+	(*UnloadRequest)(nil),   // 17: genpipe.sdk.v1.UnloadRequest
+	(*BatchRequest)(nil),    // 18: genpipe.sdk.v1.BatchRequest
+	(*GenerateRequest)(nil), // 19: genpipe.sdk.v1.GenerateRequest
+	(*TensorResponse)(nil),  // 20: genpipe.sdk.v1.TensorResponse
+	(*ScoreValues)(nil),     // 21: genpipe.sdk.v1.ScoreValues
+	(*TrainConfig)(nil),     // 22: genpipe.sdk.v1.TrainConfig
+	(*TrainInput)(nil),      // 23: genpipe.sdk.v1.TrainInput
+	(*TrainEvent)(nil),      // 24: genpipe.sdk.v1.TrainEvent
+	(*Weights)(nil),         // 25: genpipe.sdk.v1.Weights
+	(*TrainOutput)(nil),     // 26: genpipe.sdk.v1.TrainOutput
+	nil,                     // 27: genpipe.sdk.v1.BatchRequest.InputsEntry
+	nil,                     // 28: genpipe.sdk.v1.TensorResponse.ScoresEntry
+	nil,                     // 29: genpipe.sdk.v1.TrainEvent.MetricsEntry
+	(*structpb.Value)(nil),  // 30: google.protobuf.Value
+	(*structpb.Struct)(nil), // 31: google.protobuf.Struct
 }
 var file_plugin_proto_depIdxs = []int32{
 	0,  // 0: genpipe.sdk.v1.Tensor.dtype:type_name -> genpipe.sdk.v1.DType
 	4,  // 1: genpipe.sdk.v1.Tensor.shm:type_name -> genpipe.sdk.v1.ShmRegion
 	4,  // 2: genpipe.sdk.v1.ShmCall.out:type_name -> genpipe.sdk.v1.ShmRegion
-	27, // 3: genpipe.sdk.v1.Param.default:type_name -> google.protobuf.Value
+	30, // 3: genpipe.sdk.v1.Param.default:type_name -> google.protobuf.Value
 	6,  // 4: genpipe.sdk.v1.Param.elem:type_name -> genpipe.sdk.v1.Param
 	6,  // 5: genpipe.sdk.v1.Param.fields:type_name -> genpipe.sdk.v1.Param
 	6,  // 6: genpipe.sdk.v1.CapabilitySpec.params:type_name -> genpipe.sdk.v1.Param
-	0,  // 7: genpipe.sdk.v1.ImageSpec.dtype:type_name -> genpipe.sdk.v1.DType
-	9,  // 8: genpipe.sdk.v1.ImageSpec.size:type_name -> genpipe.sdk.v1.Size
-	8,  // 9: genpipe.sdk.v1.Preset.input:type_name -> genpipe.sdk.v1.ImageSpec
-	8,  // 10: genpipe.sdk.v1.Preset.output:type_name -> genpipe.sdk.v1.ImageSpec
-	10, // 11: genpipe.sdk.v1.Preset.latent:type_name -> genpipe.sdk.v1.LatentSpec
-	12, // 12: genpipe.sdk.v1.Preset.train_inputs:type_name -> genpipe.sdk.v1.TrainInputSpec
-	10, // 13: genpipe.sdk.v1.Preset.latent_data:type_name -> genpipe.sdk.v1.LatentSpec
-	8,  // 14: genpipe.sdk.v1.TrainInputSpec.image:type_name -> genpipe.sdk.v1.ImageSpec
-	7,  // 15: genpipe.sdk.v1.Description.capabilities:type_name -> genpipe.sdk.v1.CapabilitySpec
-	11, // 16: genpipe.sdk.v1.Description.presets:type_name -> genpipe.sdk.v1.Preset
-	28, // 17: genpipe.sdk.v1.LoadRequest.params:type_name -> google.protobuf.Struct
-	3,  // 18: genpipe.sdk.v1.BatchRequest.tensor:type_name -> genpipe.sdk.v1.Tensor
-	5,  // 19: genpipe.sdk.v1.BatchRequest.shm:type_name -> genpipe.sdk.v1.ShmCall
-	25, // 20: genpipe.sdk.v1.BatchRequest.inputs:type_name -> genpipe.sdk.v1.BatchRequest.InputsEntry
-	3,  // 21: genpipe.sdk.v1.GenerateRequest.latents:type_name -> genpipe.sdk.v1.Tensor
-	5,  // 22: genpipe.sdk.v1.GenerateRequest.shm:type_name -> genpipe.sdk.v1.ShmCall
-	3,  // 23: genpipe.sdk.v1.TensorResponse.tensor:type_name -> genpipe.sdk.v1.Tensor
-	28, // 24: genpipe.sdk.v1.TrainConfig.params:type_name -> google.protobuf.Struct
-	20, // 25: genpipe.sdk.v1.TrainInput.config:type_name -> genpipe.sdk.v1.TrainConfig
-	17, // 26: genpipe.sdk.v1.TrainInput.batch:type_name -> genpipe.sdk.v1.BatchRequest
-	1,  // 27: genpipe.sdk.v1.TrainInput.end:type_name -> genpipe.sdk.v1.Empty
-	17, // 28: genpipe.sdk.v1.TrainInput.eval_batch:type_name -> genpipe.sdk.v1.BatchRequest
-	1,  // 29: genpipe.sdk.v1.TrainInput.eval_end:type_name -> genpipe.sdk.v1.Empty
-	26, // 30: genpipe.sdk.v1.TrainEvent.metrics:type_name -> genpipe.sdk.v1.TrainEvent.MetricsEntry
-	3,  // 31: genpipe.sdk.v1.TrainEvent.samples:type_name -> genpipe.sdk.v1.Tensor
-	22, // 32: genpipe.sdk.v1.TrainOutput.event:type_name -> genpipe.sdk.v1.TrainEvent
-	23, // 33: genpipe.sdk.v1.TrainOutput.weights:type_name -> genpipe.sdk.v1.Weights
-	1,  // 34: genpipe.sdk.v1.TrainOutput.need:type_name -> genpipe.sdk.v1.Empty
-	1,  // 35: genpipe.sdk.v1.TrainOutput.need_eval:type_name -> genpipe.sdk.v1.Empty
-	17, // 36: genpipe.sdk.v1.BatchRequest.InputsEntry.value:type_name -> genpipe.sdk.v1.BatchRequest
-	2,  // 37: genpipe.sdk.v1.Plugin.Describe:input_type -> genpipe.sdk.v1.DescribeRequest
-	14, // 38: genpipe.sdk.v1.Plugin.Load:input_type -> genpipe.sdk.v1.LoadRequest
-	16, // 39: genpipe.sdk.v1.Plugin.Unload:input_type -> genpipe.sdk.v1.UnloadRequest
-	17, // 40: genpipe.sdk.v1.Plugin.Encode:input_type -> genpipe.sdk.v1.BatchRequest
-	18, // 41: genpipe.sdk.v1.Plugin.Generate:input_type -> genpipe.sdk.v1.GenerateRequest
-	17, // 42: genpipe.sdk.v1.Plugin.Translate:input_type -> genpipe.sdk.v1.BatchRequest
-	17, // 43: genpipe.sdk.v1.Plugin.Denoise:input_type -> genpipe.sdk.v1.BatchRequest
-	21, // 44: genpipe.sdk.v1.Plugin.Train:input_type -> genpipe.sdk.v1.TrainInput
-	13, // 45: genpipe.sdk.v1.Plugin.Describe:output_type -> genpipe.sdk.v1.Description
-	15, // 46: genpipe.sdk.v1.Plugin.Load:output_type -> genpipe.sdk.v1.LoadResponse
-	1,  // 47: genpipe.sdk.v1.Plugin.Unload:output_type -> genpipe.sdk.v1.Empty
-	19, // 48: genpipe.sdk.v1.Plugin.Encode:output_type -> genpipe.sdk.v1.TensorResponse
-	19, // 49: genpipe.sdk.v1.Plugin.Generate:output_type -> genpipe.sdk.v1.TensorResponse
-	19, // 50: genpipe.sdk.v1.Plugin.Translate:output_type -> genpipe.sdk.v1.TensorResponse
-	19, // 51: genpipe.sdk.v1.Plugin.Denoise:output_type -> genpipe.sdk.v1.TensorResponse
-	24, // 52: genpipe.sdk.v1.Plugin.Train:output_type -> genpipe.sdk.v1.TrainOutput
-	45, // [45:53] is the sub-list for method output_type
-	37, // [37:45] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	8,  // 7: genpipe.sdk.v1.CapabilitySpec.scores:type_name -> genpipe.sdk.v1.ScoreSpec
+	0,  // 8: genpipe.sdk.v1.ImageSpec.dtype:type_name -> genpipe.sdk.v1.DType
+	10, // 9: genpipe.sdk.v1.ImageSpec.size:type_name -> genpipe.sdk.v1.Size
+	9,  // 10: genpipe.sdk.v1.Preset.input:type_name -> genpipe.sdk.v1.ImageSpec
+	9,  // 11: genpipe.sdk.v1.Preset.output:type_name -> genpipe.sdk.v1.ImageSpec
+	11, // 12: genpipe.sdk.v1.Preset.latent:type_name -> genpipe.sdk.v1.LatentSpec
+	13, // 13: genpipe.sdk.v1.Preset.train_inputs:type_name -> genpipe.sdk.v1.TrainInputSpec
+	11, // 14: genpipe.sdk.v1.Preset.latent_data:type_name -> genpipe.sdk.v1.LatentSpec
+	9,  // 15: genpipe.sdk.v1.TrainInputSpec.image:type_name -> genpipe.sdk.v1.ImageSpec
+	7,  // 16: genpipe.sdk.v1.Description.capabilities:type_name -> genpipe.sdk.v1.CapabilitySpec
+	12, // 17: genpipe.sdk.v1.Description.presets:type_name -> genpipe.sdk.v1.Preset
+	31, // 18: genpipe.sdk.v1.LoadRequest.params:type_name -> google.protobuf.Struct
+	3,  // 19: genpipe.sdk.v1.BatchRequest.tensor:type_name -> genpipe.sdk.v1.Tensor
+	5,  // 20: genpipe.sdk.v1.BatchRequest.shm:type_name -> genpipe.sdk.v1.ShmCall
+	27, // 21: genpipe.sdk.v1.BatchRequest.inputs:type_name -> genpipe.sdk.v1.BatchRequest.InputsEntry
+	3,  // 22: genpipe.sdk.v1.GenerateRequest.latents:type_name -> genpipe.sdk.v1.Tensor
+	5,  // 23: genpipe.sdk.v1.GenerateRequest.shm:type_name -> genpipe.sdk.v1.ShmCall
+	3,  // 24: genpipe.sdk.v1.TensorResponse.tensor:type_name -> genpipe.sdk.v1.Tensor
+	28, // 25: genpipe.sdk.v1.TensorResponse.scores:type_name -> genpipe.sdk.v1.TensorResponse.ScoresEntry
+	31, // 26: genpipe.sdk.v1.TrainConfig.params:type_name -> google.protobuf.Struct
+	22, // 27: genpipe.sdk.v1.TrainInput.config:type_name -> genpipe.sdk.v1.TrainConfig
+	18, // 28: genpipe.sdk.v1.TrainInput.batch:type_name -> genpipe.sdk.v1.BatchRequest
+	1,  // 29: genpipe.sdk.v1.TrainInput.end:type_name -> genpipe.sdk.v1.Empty
+	18, // 30: genpipe.sdk.v1.TrainInput.eval_batch:type_name -> genpipe.sdk.v1.BatchRequest
+	1,  // 31: genpipe.sdk.v1.TrainInput.eval_end:type_name -> genpipe.sdk.v1.Empty
+	29, // 32: genpipe.sdk.v1.TrainEvent.metrics:type_name -> genpipe.sdk.v1.TrainEvent.MetricsEntry
+	3,  // 33: genpipe.sdk.v1.TrainEvent.samples:type_name -> genpipe.sdk.v1.Tensor
+	24, // 34: genpipe.sdk.v1.TrainOutput.event:type_name -> genpipe.sdk.v1.TrainEvent
+	25, // 35: genpipe.sdk.v1.TrainOutput.weights:type_name -> genpipe.sdk.v1.Weights
+	1,  // 36: genpipe.sdk.v1.TrainOutput.need:type_name -> genpipe.sdk.v1.Empty
+	1,  // 37: genpipe.sdk.v1.TrainOutput.need_eval:type_name -> genpipe.sdk.v1.Empty
+	18, // 38: genpipe.sdk.v1.BatchRequest.InputsEntry.value:type_name -> genpipe.sdk.v1.BatchRequest
+	21, // 39: genpipe.sdk.v1.TensorResponse.ScoresEntry.value:type_name -> genpipe.sdk.v1.ScoreValues
+	2,  // 40: genpipe.sdk.v1.Plugin.Describe:input_type -> genpipe.sdk.v1.DescribeRequest
+	15, // 41: genpipe.sdk.v1.Plugin.Load:input_type -> genpipe.sdk.v1.LoadRequest
+	17, // 42: genpipe.sdk.v1.Plugin.Unload:input_type -> genpipe.sdk.v1.UnloadRequest
+	18, // 43: genpipe.sdk.v1.Plugin.Encode:input_type -> genpipe.sdk.v1.BatchRequest
+	19, // 44: genpipe.sdk.v1.Plugin.Generate:input_type -> genpipe.sdk.v1.GenerateRequest
+	18, // 45: genpipe.sdk.v1.Plugin.Translate:input_type -> genpipe.sdk.v1.BatchRequest
+	18, // 46: genpipe.sdk.v1.Plugin.Denoise:input_type -> genpipe.sdk.v1.BatchRequest
+	23, // 47: genpipe.sdk.v1.Plugin.Train:input_type -> genpipe.sdk.v1.TrainInput
+	14, // 48: genpipe.sdk.v1.Plugin.Describe:output_type -> genpipe.sdk.v1.Description
+	16, // 49: genpipe.sdk.v1.Plugin.Load:output_type -> genpipe.sdk.v1.LoadResponse
+	1,  // 50: genpipe.sdk.v1.Plugin.Unload:output_type -> genpipe.sdk.v1.Empty
+	20, // 51: genpipe.sdk.v1.Plugin.Encode:output_type -> genpipe.sdk.v1.TensorResponse
+	20, // 52: genpipe.sdk.v1.Plugin.Generate:output_type -> genpipe.sdk.v1.TensorResponse
+	20, // 53: genpipe.sdk.v1.Plugin.Translate:output_type -> genpipe.sdk.v1.TensorResponse
+	20, // 54: genpipe.sdk.v1.Plugin.Denoise:output_type -> genpipe.sdk.v1.TensorResponse
+	26, // 55: genpipe.sdk.v1.Plugin.Train:output_type -> genpipe.sdk.v1.TrainOutput
+	48, // [48:56] is the sub-list for method output_type
+	40, // [40:48] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -2246,14 +2378,14 @@ func file_plugin_proto_init() {
 		return
 	}
 	file_plugin_proto_msgTypes[5].OneofWrappers = []any{}
-	file_plugin_proto_msgTypes[20].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[22].OneofWrappers = []any{
 		(*TrainInput_Config)(nil),
 		(*TrainInput_Batch)(nil),
 		(*TrainInput_End)(nil),
 		(*TrainInput_EvalBatch)(nil),
 		(*TrainInput_EvalEnd)(nil),
 	}
-	file_plugin_proto_msgTypes[23].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[25].OneofWrappers = []any{
 		(*TrainOutput_Event)(nil),
 		(*TrainOutput_Weights)(nil),
 		(*TrainOutput_Need)(nil),
@@ -2265,7 +2397,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
