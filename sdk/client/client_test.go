@@ -147,6 +147,12 @@ func TestPanicBecomesError(t *testing.T) {
 	if _, err := p.Client.Translate(ctx(t), h, &sdk.Batch{Tensor: in}); err != nil {
 		t.Fatalf("call after a panic: %v", err)
 	}
+	// The stack reaches the host's log through the plugin's stderr, which
+	// go-plugin copies asynchronously: on a loaded machine it can arrive
+	// after the call's answer.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(p.Logs(), "goroutine") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if !strings.Contains(p.Logs(), "goroutine") || p.Exited() {
 		t.Errorf("expected the plugin alive and its stack in the log; exited=%v, log:\n%s", p.Exited(), p.Logs())
 	}

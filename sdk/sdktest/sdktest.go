@@ -760,7 +760,20 @@ func checkTrain(tb testing.TB, h *harness) {
 		}
 		sent++
 		const n = 4
-		b := &sdk.Batch{Tensor: randomImages(spec, n, 0, rng), Seeds: make([]uint64, n)}
+		var t *sdk.Tensor
+		if trained != nil && trained.LatentData != nil {
+			// A model of latents trains on vectors of its space.
+			ld := trained.LatentData
+			v := make([]float32, n*ld.Dim)
+			for i := range v {
+				v[i] = float32(rng.NormFloat64())
+			}
+			t = sdk.FromFloat32(v, n, ld.Dim)
+			t.Space = ld.Space
+		} else {
+			t = randomImages(spec, n, 0, rng)
+		}
+		b := &sdk.Batch{Tensor: t, Seeds: make([]uint64, n)}
 		for i := range b.Seeds {
 			b.Seeds[i] = uint64(sent*n + i)
 		}
