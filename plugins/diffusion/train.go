@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/genpipe/genpipe/nn"
@@ -149,7 +150,7 @@ func (*Plugin) Train(ctx context.Context, s sdk.TrainSession) error {
 func (m *Model) data(b *sdk.Batch, dst []float32) error {
 	a := m.Arch
 	want := append([]int{b.Len()}, a.sampleShape()...)
-	if !sameShape(b.Shape, want) {
+	if !slices.Equal(b.Shape, want) {
 		return fmt.Errorf("batch: expected %v, got %s %v", want, b.DType, b.Shape)
 	}
 	switch {
@@ -173,18 +174,6 @@ func (m *Model) data(b *sdk.Batch, dst []float32) error {
 		return fmt.Errorf("batch: %s values are not what preset data are (%s)", b.DType, a.Kind)
 	}
 	return nil
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // labels returns the batch's labels for a conditional model (-1 where an
