@@ -124,6 +124,7 @@ func descriptionToProto(d *Description) (*pb.Description, error) {
 		if p.Latent != nil {
 			pp.Latent = &pb.LatentSpec{Space: p.Latent.Space, Dim: int32(p.Latent.Dim)}
 		}
+		pp.ExactInput = p.ExactInput
 		if p.LatentData != nil {
 			pp.LatentData = &pb.LatentSpec{Space: p.LatentData.Space, Dim: int32(p.LatentData.Dim)}
 		}

@@ -123,6 +123,14 @@ type Preset struct {
 	// runs. Output must then be nil: a preset's generate emits one kind of
 	// thing.
 	LatentData *LatentSpec `json:"latent_data,omitempty"`
+	// ExactInput says items must reach encode, translate and denoise at
+	// Input's size as they are: by default the host does not conform them
+	// (a stage's conform: defaults to off, so a size that differs is an
+	// error when the pipeline is validated), because what the model
+	// computes is about the very pixels it gets: the likelihood of a
+	// resized image is not the image's. A stage may still write conform:
+	// to have the host resize.
+	ExactInput bool `json:"exact_input,omitempty"`
 	// Classes is the number of labels a conditional model accepts (0: none).
 	Classes int `json:"classes,omitempty"`
 	// Weights describes the shipped weights (e.g. "embedded, sha256:...").
@@ -389,10 +397,19 @@ const (
 	// FormatDuration: a Go duration such as "300ms", "1.5s" or "2h45m"
 	// (time.ParseDuration).
 	FormatDuration Format = "duration"
+	// FormatImage: an image file, such as an inpainting mask. In a
+	// pipeline it is a path, relative to the pipeline's folder; the host
+	// reads the file when it validates the pipeline (a missing file, an
+	// undecodable one or, on a stage that reads images, one whose size
+	// differs from the stage's input images is an error at the value's
+	// position) and hands the plugin the file's bytes as a data URL, so a
+	// plugin never opens a path a pipeline names. Read it with
+	// [DecodeImageParam].
+	FormatImage Format = "image"
 )
 
 // Formats lists every format in a stable order.
-var Formats = []Format{FormatColor, FormatDuration}
+var Formats = []Format{FormatColor, FormatDuration, FormatImage}
 
 // Bound returns a pointer to v, for Param.Min and Param.Max literals.
 func Bound(v float64) *float64 { return &v }

@@ -34,6 +34,11 @@ var formats = map[Format]formatInfo{
 			return err == nil
 		},
 	},
+	FormatImage: {
+		text:    "an image file (a path to a png, jpeg or gif file, relative to the pipeline's folder)",
+		pattern: `^.+$`,
+		check:   func(s string) bool { return s != "" },
+	},
 }
 
 // Known reports whether f is one of [Formats].

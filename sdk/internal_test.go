@@ -192,7 +192,7 @@ func TestValidateDescription(t *testing.T) {
 		{"bad pattern", func(d *Description) { d.Capabilities[0].Params[1].Pattern = "(a" }, `translate.params.mode: invalid pattern "(a": error parsing regexp: missing closing ): ` + "`^(?:(a)$`"},
 		{"default fails pattern", func(d *Description) { d.Capabilities[0].Params[1].Pattern = "b" }, `translate.params.mode: default a fails its own spec: expected a string matching b, got "a"`},
 		{"pattern on an int", func(d *Description) { d.Capabilities[0].Params[0].Pattern = "[0-9]" }, `translate.params.k: pattern set on a int`},
-		{"unknown format", func(d *Description) { d.Capabilities[0].Params[1].Format = "colour" }, `translate.params.mode: unknown format "colour" (want one of [color duration])`},
+		{"unknown format", func(d *Description) { d.Capabilities[0].Params[1].Format = "colour" }, `translate.params.mode: unknown format "colour" (want one of [color duration image])`},
 		{"format on a bool", func(d *Description) { d.Capabilities[0].Params[2].Elem.Fields[0].Format = FormatColor }, `translate.params.ops[].flip: format set on a bool`},
 	}
 	for _, tt := range tests {

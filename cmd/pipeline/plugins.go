@@ -215,7 +215,11 @@ func writeDescription(w io.Writer, d *sdk.Description, from string) {
 			fmt.Fprintf(w, "    %s\n", p.Doc)
 		}
 		if p.Input != nil {
-			fmt.Fprintf(w, "    input:  %s\n", imageSpecText(p.Input, "any"))
+			exact := ""
+			if p.ExactInput {
+				exact = " (taken as it is: not conformed unless a stage sets conform)"
+			}
+			fmt.Fprintf(w, "    input:  %s%s\n", imageSpecText(p.Input, "any"), exact)
 		}
 		if p.Output != nil {
 			fmt.Fprintf(w, "    output: %s\n", imageSpecText(p.Output, "same as input"))

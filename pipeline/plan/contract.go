@@ -21,7 +21,8 @@ func (b *builder) contract(bn *bnode) {
 	st, n := bn.st, bn.n
 	switch st.Kind {
 	case spec.Load:
-		n.Out.Image = &sdk.ImageSpec{DType: sdk.Uint8, Min: 0, Max: 255}
+		cfg, _ := n.Config.(*stages.LoadConfig)
+		n.Out.Image = cfg.Image(b.baseDir, b.opts.SkipFiles)
 	case spec.Save:
 		for i := range bn.inputs {
 			b.needImages(bn, i)
@@ -53,6 +54,7 @@ func (b *builder) contract(bn *bnode) {
 			}
 		}
 		if st.Kind == spec.Encode {
+			b.imageParams(bn, received(want, mergeImages(bn)))
 			n.Out.Latent = &sdk.LatentSpec{}
 			if m.PresetSpec != nil && m.PresetSpec.Latent != nil {
 				*n.Out.Latent = *m.PresetSpec.Latent
@@ -62,15 +64,8 @@ func (b *builder) contract(bn *bnode) {
 		// What the model receives: what it declares (the host conforms
 		// to it, or conform off made sure the input has it), the input
 		// where it declares nothing.
-		in := &sdk.ImageSpec{}
-		if merged := mergeImages(bn); merged != nil {
-			in = merged
-		}
-		if want != nil {
-			in.Channels = or(want.Channels, in.Channels)
-			in.Height = or(want.Height, in.Height)
-			in.Width = or(want.Width, in.Width)
-		}
+		in := received(want, mergeImages(bn))
+		b.imageParams(bn, in)
 		n.Out.Image = outputImage(m, in)
 		if m.Restore {
 			// Each output takes its own input's size: the inputs' size
@@ -82,6 +77,7 @@ func (b *builder) contract(bn *bnode) {
 		}
 	case spec.Generate:
 		m := n.Model
+		b.imageParams(bn, nil)
 		if len(bn.inputs) > 0 {
 			b.latentInputs(bn)
 		}
@@ -94,6 +90,21 @@ func (b *builder) contract(bn *bnode) {
 		}
 		n.Out.Image = outputImage(m, &sdk.ImageSpec{})
 	}
+}
+
+// received is the image a model that declares want receives of the
+// merged input got (either may be nil).
+func received(want, got *sdk.ImageSpec) *sdk.ImageSpec {
+	in := &sdk.ImageSpec{}
+	if got != nil {
+		in = got
+	}
+	if want != nil {
+		in.Channels = or(want.Channels, in.Channels)
+		in.Height = or(want.Height, in.Height)
+		in.Width = or(want.Width, in.Width)
+	}
+	return in
 }
 
 func or(a, b int) int {
@@ -162,15 +173,20 @@ func (b *builder) conformOff(bn *bnode, i int, want, got *sdk.ImageSpec) {
 		alt = append(alt, "- grayscale")
 	}
 	hint := "remove conform: off to let the host conform the images"
+	why := "conform is off"
+	if bn.n.Model.ConformExact {
+		hint = "set conform: fit to let the host resize them"
+		why = fmt.Sprintf("preset %q takes its input as it is (what it computes of a resized image is not the image's), so the host does not conform it", bn.n.Model.Preset)
+	}
 	if len(alt) > 0 {
 		hint += ", or " + strings.Join(alt, " and ") + " in a preprocess stage before it"
 	}
 	pos := bn.n.Model.ConformPos
 	if sizeAny && !sizeBad && !chanBad {
-		b.errorf(pos, hint, "%s: input from %s may be any size but it takes %s; conform is off", stageText(bn), in.st.Name(), imagesText(want))
+		b.errorf(pos, hint, "%s: input from %s may be any size but it takes %s; %s", stageText(bn), in.st.Name(), imagesText(want), why)
 		return
 	}
-	b.errorf(pos, hint, "%s expects %s, got %s from %s%s; conform is off", stageText(bn), imagesText(want), imagesText(got), in.st.Name(), sizeRuleText(in))
+	b.errorf(pos, hint, "%s expects %s, got %s from %s%s; %s", stageText(bn), imagesText(want), imagesText(got), in.st.Name(), sizeRuleText(in), why)
 }
 
 // sizeRuleText explains the size of what a model stage emits when its

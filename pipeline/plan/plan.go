@@ -151,6 +151,9 @@ type ModelStage struct {
 	// ConformPos is the conform: key (the stage's kind key when it is not
 	// written), where the checks conform off asks for are reported.
 	ConformPos spec.Pos
+	// ConformExact is set when conform is off because the preset takes
+	// its input as it is (sdk.Preset.ExactInput) and the stage set none.
+	ConformExact bool
 	// Restore sizes each output of a translate or denoise stage back to
 	// its input's size (stages.RestoreParam); RestorePos is its key.
 	Restore    bool

@@ -262,6 +262,9 @@ func (b *builder) preset(bn *bnode, m *ModelStage, name string) {
 	}
 	m.Preset = p.Name
 	m.PresetSpec = p
+	if _, written := st.Value.(map[string]any)["conform"]; p.ExactInput && !written && cap != sdk.CapGenerate {
+		m.Conform, m.ConformExact = stages.ConformOff, true
+	}
 }
 
 // pluginParams checks the keys that are not host keys against the

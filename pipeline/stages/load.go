@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/genpipe/genpipe/internal/typeset"
 	"github.com/genpipe/genpipe/pipeline/item"
 	"github.com/genpipe/genpipe/sdk"
 )
@@ -619,4 +620,28 @@ func (l *Loader) Item(e Entry) (item.Item, error) {
 		return item.Item{}, err
 	}
 	return item.Item{Index: e.Index, Name: e.Name, Source: e.Source, Label: e.Label, Image: img}, nil
+}
+
+// Image is what the planner can know of the images a load emits before
+// reading any: idx records and typeset digits have one gray size (an idx
+// file's from its header, a cheap read); folders and lists may hold any
+// size, so their size is 0 (unknown). baseDir resolves relative paths;
+// skipFiles leaves the files alone (the size of an idx is then unknown).
+func (c *LoadConfig) Image(baseDir string, skipFiles bool) *sdk.ImageSpec {
+	out := &sdk.ImageSpec{DType: sdk.Uint8, Min: 0, Max: 255}
+	switch {
+	case c == nil:
+	case c.Values["typeset"] != nil:
+		out.Channels, out.Width, out.Height = 1, typeset.Size, typeset.Size
+	case c.Values.String("idx") != "" && !skipFiles:
+		path := c.Values.String("idx")
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(baseDir, path)
+		}
+		if x, err := openIdx(path, 3); err == nil {
+			x.Close()
+			out.Channels, out.Height, out.Width = 1, x.dims[1], x.dims[2]
+		}
+	}
+	return out
 }

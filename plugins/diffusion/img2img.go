@@ -3,6 +3,7 @@ package diffusion
 import (
 	"context"
 	"fmt"
+	"image/color"
 	"math"
 	"slices"
 
@@ -34,6 +35,8 @@ var TranslateParams = append(append([]sdk.Param{
 		Doc: "SDEdit (Meng et al. 2022): how far the input is noised before the reverse process runs, as a fraction of the 1000 steps: near 0 keeps the input, near 1 keeps little of it; inpainting: ignored (the box starts from pure noise)"},
 	{Name: "box", Type: sdk.List, Elem: &sdk.Param{Type: sdk.Int, Min: sdk.Bound(0), Max: sdk.Bound(Size)},
 		Doc: "inpaint instead: [x0, y0, x1, y1], the pixel rectangle (x1, y1 exclusive) to regenerate, the rest kept (RePaint, Lugmayr et al. 2022)"},
+	{Name: "mask", Type: sdk.String, Format: sdk.FormatImage,
+		Doc: "inpaint instead: a mask image the size of the stage's input images, whose light pixels (gray level at least half) are regenerated and dark ones kept (RePaint, Lugmayr et al. 2022); not with box"},
 	{Name: "resample", Type: sdk.Int, Default: 5, Min: sdk.Bound(1), Max: sdk.Bound(50),
 		Doc: "inpainting: times each step is redone after re-noising, so the new region agrees with the kept one (RePaint's U; 1: none)"},
 }, samplingParams...), labelParams...)
@@ -267,8 +270,12 @@ func (md *model) Translate(ctx context.Context, b *sdk.Batch) (*sdk.Tensor, erro
 	if err != nil {
 		return nil, err
 	}
-	if md.params.Has("box") {
-		return md.inpaint(ctx, b, x0, labels)
+	if md.params.Has("box") || md.params.Has("mask") {
+		mask, err := md.inpaintMask()
+		if err != nil {
+			return nil, err
+		}
+		return md.inpaint(ctx, b, x0, labels, mask)
 	}
 	n, per := b.Len(), a.per()
 	from := int(math.Round(md.params.Float("strength") * (T - 1)))
@@ -300,21 +307,9 @@ func (md *model) Translate(ctx context.Context, b *sdk.Batch) (*sdk.Tensor, erro
 // kept pixels are replaced by the input noised to the step reached, and
 // each step is redone resample times after re-noising its result back
 // (RePaint), so the box's content agrees with its surroundings.
-func (md *model) inpaint(ctx context.Context, b *sdk.Batch, x0 []float32, labels []int) (*sdk.Tensor, error) {
+func (md *model) inpaint(ctx context.Context, b *sdk.Batch, x0 []float32, labels []int, mask []bool) (*sdk.Tensor, error) {
 	a := md.m.Arch
-	box := md.params.Ints("box")
-	if len(box) != 4 || box[0] >= box[2] || box[1] >= box[3] || box[2] > a.Size || box[3] > a.Size {
-		return nil, fmt.Errorf("box %v: want [x0, y0, x1, y1] with x0 < x1 <= %d and y0 < y1 <= %d", box, a.Size, a.Size)
-	}
 	n, per := b.Len(), a.per()
-	mask := make([]bool, per) // true: regenerate
-	for c := 0; c < a.Ch; c++ {
-		for y := box[1]; y < box[3]; y++ {
-			for x := box[0]; x < box[2]; x++ {
-				mask[(c*a.Size+y)*a.Size+x] = true
-			}
-		}
-	}
 	rngs := itemRNGs(b)
 	temp := md.params.Float("temperature")
 	x := make([]float32, n*per)
@@ -379,4 +374,52 @@ func (md *model) inpaint(ctx context.Context, b *sdk.Batch, x0 []float32, labels
 		}
 	}
 	return toImages(x, n, a), nil
+}
+
+// inpaintMask is the region to regenerate (true) per value of an item,
+// from the box or the mask image.
+func (md *model) inpaintMask() ([]bool, error) {
+	a := md.m.Arch
+	mask := make([]bool, a.per())
+	if md.params.Has("box") && md.params.Has("mask") {
+		return nil, fmt.Errorf("give box or mask, not both")
+	}
+	if md.params.Has("box") {
+		box := md.params.Ints("box")
+		if len(box) != 4 || box[0] >= box[2] || box[1] >= box[3] || box[2] > a.Size || box[3] > a.Size {
+			return nil, fmt.Errorf("box %v: want [x0, y0, x1, y1] with x0 < x1 <= %d and y0 < y1 <= %d", box, a.Size, a.Size)
+		}
+		for c := 0; c < a.Ch; c++ {
+			for y := box[1]; y < box[3]; y++ {
+				for x := box[0]; x < box[2]; x++ {
+					mask[(c*a.Size+y)*a.Size+x] = true
+				}
+			}
+		}
+		return mask, nil
+	}
+	img, err := sdk.DecodeImageParam(md.params.String("mask"))
+	if err != nil {
+		return nil, fmt.Errorf("mask: %w", err)
+	}
+	r := img.Bounds()
+	if r.Dx() != a.Size || r.Dy() != a.Size {
+		return nil, fmt.Errorf("mask: image is %dx%d (WxH), expected %dx%d", r.Dx(), r.Dy(), a.Size, a.Size)
+	}
+	some := false
+	for y := 0; y < a.Size; y++ {
+		for x := 0; x < a.Size; x++ {
+			g := color.GrayModel.Convert(img.At(r.Min.X+x, r.Min.Y+y)).(color.Gray)
+			if g.Y >= 128 {
+				some = true
+				for c := 0; c < a.Ch; c++ {
+					mask[(c*a.Size+y)*a.Size+x] = true
+				}
+			}
+		}
+	}
+	if !some {
+		return nil, fmt.Errorf("mask: no pixel is light (gray level at least 128): nothing to inpaint")
+	}
+	return mask, nil
 }

@@ -210,3 +210,25 @@ func TestQuality(t *testing.T) {
 		}
 	}
 }
+
+var exportWeights = flag.String("export", "", "write the model that -ckpt or -weights names as a weights file here (to try a preset's pipelines before training ends)")
+
+// TestExportWeights writes the moving average of a training checkpoint as
+// a weights file a pipeline's weights: key reads. Run with -ckpt and
+// -export; skipped otherwise.
+func TestExportWeights(t *testing.T) {
+	if *exportWeights == "" {
+		t.Skip("no -export")
+	}
+	m := ddpmModel(t)
+	meta := map[string]string{
+		"format": weightsFormat,
+		"arch":   m.Arch.JSON(),
+		"preset": "mnist-ddpm",
+		"plugin": Name + " " + Version,
+		"note":   "exported from " + *qualityCkpt + *qualityWeights,
+	}
+	if err := (&safetensors.File{Metadata: meta, Tensors: m.Params.Tensors()}).WriteFile(*exportWeights); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -104,7 +104,8 @@ func (*Plugin) Describe() sdk.Description {
 		img := &sdk.ImageSpec{Channels: p.arch.Ch, Height: p.arch.Size, Width: p.arch.Size, DType: sdk.Uint8, Min: 0, Max: 255}
 		sp := sdk.Preset{Name: p.name, Doc: p.doc, Default: p.def,
 			Capabilities: []sdk.Capability{sdk.CapEncode, sdk.CapGenerate, sdk.CapTranslate, sdk.CapTrain},
-			Input:        img, Output: img, Latent: &sdk.LatentSpec{Space: p.space(), Dim: p.arch.Dims()}}
+			Input:        img, Output: img, Latent: &sdk.LatentSpec{Space: p.space(), Dim: p.arch.Dims()},
+			ExactInput: true}
 		sp.Weights = train.WeightsInfo(shipped, p.weightsFile())
 		desc.Presets = append(desc.Presets, sp)
 	}

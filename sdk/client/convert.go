@@ -119,6 +119,7 @@ func descriptionFromProto(d *pb.Description) sdk.Description {
 		if p.Latent != nil {
 			pr.Latent = &sdk.LatentSpec{Space: p.Latent.Space, Dim: int(p.Latent.Dim)}
 		}
+		pr.ExactInput = p.ExactInput
 		if p.LatentData != nil {
 			pr.LatentData = &sdk.LatentSpec{Space: p.LatentData.Space, Dim: int(p.LatentData.Dim)}
 		}

@@ -21,10 +21,13 @@
 package sdktest
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"image"
+	"image/png"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -499,6 +502,8 @@ func sampleValue(p *sdk.Param) any {
 			return "#808080"
 		case sdk.FormatDuration:
 			return "1s"
+		case sdk.FormatImage:
+			return grayPNG
 		}
 		if p.Pattern != "" {
 			if v, ok := matching(p.Pattern); ok {
@@ -930,3 +935,17 @@ func matching(pattern string) (string, bool) {
 	ok, _ := regexp.MatchString(sdk.AnchoredPattern(pattern), v)
 	return v, ok
 }
+
+// grayPNG is a valid image parameter value (sdk.FormatImage): an 8x8
+// mid-gray png as a data URL, as the host hands it to a plugin.
+var grayPNG = func() string {
+	img := image.NewGray(image.Rect(0, 0, 8, 8))
+	for i := range img.Pix {
+		img.Pix[i] = 128
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		panic(err)
+	}
+	return sdk.ImageDataURL("image/png", buf.Bytes())
+}()

@@ -833,7 +833,11 @@ type Preset struct {
 	TrainInputs []*TrainInputSpec `protobuf:"bytes,10,rep,name=train_inputs,json=trainInputs,proto3" json:"train_inputs,omitempty"`
 	// latent_data is set when the preset's data are latents of this space
 	// (sdk.Preset.LatentData): generate emits them, train reads them.
-	LatentData    *LatentSpec `protobuf:"bytes,11,opt,name=latent_data,json=latentData,proto3" json:"latent_data,omitempty"`
+	LatentData *LatentSpec `protobuf:"bytes,11,opt,name=latent_data,json=latentData,proto3" json:"latent_data,omitempty"`
+	// exact_input is set when the preset takes its input images as they
+	// are (sdk.Preset.ExactInput): the host does not conform them unless the
+	// stage asks.
+	ExactInput    bool `protobuf:"varint,12,opt,name=exact_input,json=exactInput,proto3" json:"exact_input,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -943,6 +947,13 @@ func (x *Preset) GetLatentData() *LatentSpec {
 		return x.LatentData
 	}
 	return nil
+}
+
+func (x *Preset) GetExactInput() bool {
+	if x != nil {
+		return x.ExactInput
+	}
+	return false
 }
 
 // TrainInputSpec is one role of a training's data (sdk.TrainInput).
@@ -2136,7 +2147,7 @@ const file_plugin_proto_rawDesc = "" +
 	"\n" +
 	"LatentSpec\x12\x14\n" +
 	"\x05space\x18\x01 \x01(\tR\x05space\x12\x10\n" +
-	"\x03dim\x18\x02 \x01(\x05R\x03dim\"\xb8\x03\n" +
+	"\x03dim\x18\x02 \x01(\x05R\x03dim\"\xd9\x03\n" +
 	"\x06Preset\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03doc\x18\x02 \x01(\tR\x03doc\x12\x18\n" +
@@ -2150,7 +2161,9 @@ const file_plugin_proto_rawDesc = "" +
 	"\ftrain_inputs\x18\n" +
 	" \x03(\v2\x1e.genpipe.sdk.v1.TrainInputSpecR\vtrainInputs\x12;\n" +
 	"\vlatent_data\x18\v \x01(\v2\x1a.genpipe.sdk.v1.LatentSpecR\n" +
-	"latentData\"\x7f\n" +
+	"latentData\x12\x1f\n" +
+	"\vexact_input\x18\f \x01(\bR\n" +
+	"exactInput\"\x7f\n" +
 	"\x0eTrainInputSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03doc\x18\x02 \x01(\tR\x03doc\x12\x16\n" +
