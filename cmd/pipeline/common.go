@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/genpipe/genpipe/pipeline/job"
+	"github.com/genpipe/genpipe/pipeline/lock"
 	"github.com/genpipe/genpipe/pipeline/plan"
 	"github.com/genpipe/genpipe/pipeline/pluginhost"
 	"github.com/genpipe/genpipe/pipeline/spec"
@@ -105,9 +106,12 @@ type session struct {
 }
 
 // startSession checks file as run and train do before any work (see
-// checkFile); seed is the --seed flag, used when it was given. The caller
-// closes the session, also after an error.
-func startSession(cmd *cobra.Command, file string, sets []string, seed uint64, verb string) (*session, error) {
+// checkFile); seed is the --seed flag, used when it was given. With
+// locked, the plugins and weights must be those FILE.lock pins: the host
+// starts no plugin the lock does not list or whose executable differs,
+// and the weights are compared before anything runs. The caller closes
+// the session, also after an error.
+func startSession(cmd *cobra.Command, file string, sets []string, seed uint64, locked bool, verb string) (*session, error) {
 	s := &session{}
 	s.ctx, s.stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	m, err := newPluginHost(cmd.ErrOrStderr())
@@ -115,12 +119,33 @@ func startSession(cmd *cobra.Command, file string, sets []string, seed uint64, v
 		return s, err
 	}
 	s.m = m
+	var lf *lock.File
+	lockPath := lock.PathFor(file)
+	if locked {
+		if lf, err = lock.Read(lockPath); err != nil {
+			return s, &exitError{exitInvalid, fmt.Errorf("--locked: %w; nothing was %s", err, verb)}
+		}
+		m.Lock(lockPath, lf.PluginSums())
+	}
 	var sp *uint64
 	if cmd.Flags().Changed("seed") {
 		sp = &seed
 	}
 	s.plan, err = checkFile(s.ctx, m, cmd.ErrOrStderr(), file, sets, sp, verb)
-	return s, err
+	if err != nil || lf == nil {
+		return s, err
+	}
+	got, err := lock.Compute(s.plan, m)
+	if err != nil {
+		return s, &exitError{exitInvalid, fmt.Errorf("--locked: %w; nothing was %s", err, verb)}
+	}
+	if diffs := lock.Diff(lf, got); len(diffs) > 0 {
+		for _, d := range diffs {
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s\n", lockPath, d)
+		}
+		return s, &exitError{exitInvalid, fmt.Errorf("%s: %d difference(s) from the lock; nothing was %s", file, len(diffs), verb)}
+	}
+	return s, nil
 }
 
 // close stops the plugins and the signal handling.

@@ -39,6 +39,7 @@ type runFlags struct {
 	shard      string
 	shardCount int
 	failures   string
+	locked     bool
 }
 
 func newRunCmd() *cobra.Command {
@@ -64,7 +65,10 @@ machines split one job. --shard-count N takes I from JOB_COMPLETION_INDEX
   pipeline run --on-error skip --progress json examples/denoise-photos.yaml
 
   # Process the second of four shards (run 0/4 to 3/4 on four machines)
-  pipeline run --shard 1/4 examples/denoise-photos.yaml`,
+  pipeline run --shard 1/4 examples/denoise-photos.yaml
+
+  # Run only with the plugins and weights pinned by pipeline lock
+  pipeline run --locked examples/vae-samples.yaml`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeFile,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -79,6 +83,7 @@ machines split one job. --shard-count N takes I from JOB_COMPLETION_INDEX
 	fl.BoolVar(&f.overwrite, "overwrite", false, "rewrite outputs that already exist instead of skipping them")
 	fl.StringVar(&f.shard, "shard", "", "process only shard I of N: I/N with 0 <= I < N")
 	fl.IntVar(&f.shardCount, "shard-count", 0, "number of shards; the shard index comes from JOB_COMPLETION_INDEX")
+	fl.BoolVar(&f.locked, "locked", false, "run only the plugins and weights FILE.lock pins (written by pipeline lock FILE); refuse any that differ")
 	fl.StringVar(&f.failures, "failures", "", "write every failed item (stage, index, item, source, reason) to this file as JSON lines; the summary shows the first "+strconv.Itoa(shownFailures))
 	completeFlag(cmd, "set", completeSet)
 	completeFlag(cmd, "on-error", completeOnError)
@@ -125,7 +130,7 @@ func runPipeline(cmd *cobra.Command, file string, f *runFlags) error {
 		return &exitError{exitInvalid, err}
 	}
 
-	ss, err := startSession(cmd, file, f.sets, f.seed, "run")
+	ss, err := startSession(cmd, file, f.sets, f.seed, f.locked, "run")
 	defer ss.close()
 	if err != nil {
 		return err

@@ -25,6 +25,7 @@ type trainFlags struct {
 	fresh    bool
 	progress string
 	every    time.Duration
+	locked   bool
 }
 
 func newTrainCmd() *cobra.Command {
@@ -68,6 +69,7 @@ is kept), 130 interrupted (the last checkpoint is kept; rerun to resume).`,
 	fl := cmd.Flags()
 	fl.StringArrayVar(&f.sets, "set", nil, "override a value: train.KEY=VALUE for the train: section (e.g. train.epochs=1), STAGE.KEY=VALUE for a stage (repeatable)")
 	fl.Uint64Var(&f.seed, "seed", 0, "seed of the run: data order, augmentation and the plugin's initialisation (default: the file's seed)")
+	fl.BoolVar(&f.locked, "locked", false, "train only with the plugins and weights FILE.lock pins (written by pipeline lock FILE); refuse any that differ")
 	fl.BoolVar(&f.fresh, "fresh", false, "ignore and remove an existing checkpoint and train from the start, replacing the output")
 	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto (a live line on a terminal, else plain lines), bar (a live line fitted to the terminal width: $COLUMNS when not a terminal, else 80), plain (full lines), json (events on stdout), none")
 	fl.DurationVar(&f.every, "progress-every", 10*time.Second, "how often plain progress lines are printed")
@@ -81,7 +83,7 @@ func trainFile(cmd *cobra.Command, file string, f *trainFlags) error {
 	if err != nil {
 		return err
 	}
-	ss, err := startSession(cmd, file, f.sets, f.seed, "trained")
+	ss, err := startSession(cmd, file, f.sets, f.seed, f.locked, "trained")
 	defer ss.close()
 	if err != nil {
 		return err

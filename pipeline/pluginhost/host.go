@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -55,6 +56,43 @@ type Host struct {
 	plugins map[string]*openEntry
 	noticed map[string]bool
 	closed  bool
+	lock    *lockPins
+}
+
+// lockPins are the checksums a lock file pins, by plugin name.
+type lockPins struct {
+	file string
+	sums map[string]string
+}
+
+// NotLockedError reports a plugin that a lock file does not list: in
+// locked mode it is not started.
+type NotLockedError struct{ Name, Lock string }
+
+func (e *NotLockedError) Error() string {
+	return fmt.Sprintf("plugin %s is not in the lock file %s; refusing to start it (run pipeline lock on a machine you trust to add it)", e.Name, e.Lock)
+}
+
+// Lock puts the host in locked mode: from now on it starts only the
+// plugins sums names (plugin name -> hex sha256 of its executable, as
+// pipeline lock writes them), and only when the executable has that
+// checksum, at every start and restart. file names the lock in errors.
+// Call it before the first Open.
+func (m *Host) Lock(file string, sums map[string]string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lock = &lockPins{file: file, sums: maps.Clone(sums)}
+}
+
+// lockPin returns the lock's checksum for a plugin, and whether the host
+// is locked.
+func (m *Host) lockPin(name string) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lock == nil {
+		return "", false
+	}
+	return m.lock.sums[name], true
 }
 
 type openEntry struct {
@@ -217,6 +255,9 @@ func (m *Host) open(ctx context.Context, ref Ref) (*Plugin, error) {
 	info, err := m.Resolve(ref)
 	if err != nil {
 		return nil, err
+	}
+	if sum, locked := m.lockPin(ref.Name); locked && sum == "" {
+		return nil, &NotLockedError{Name: ref.Name, Lock: m.lock.file}
 	}
 	p := &Plugin{m: m, info: info, pin: ref.SHA256, models: map[*Model]struct{}{}}
 	// go-plugin's start does not take a context: wait for it aside, so a

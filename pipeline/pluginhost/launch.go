@@ -76,6 +76,9 @@ func (e *StartError) Unwrap() error { return e.Err }
 type ChecksumError struct {
 	Name, Path string
 	Want, Got  string
+	// Lock is the lock file that pinned the checksum ("": the pipeline's
+	// plugins: entry did).
+	Lock string
 }
 
 // ChecksumMismatch marks the error for callers that cannot import this
@@ -83,8 +86,12 @@ type ChecksumError struct {
 func (e *ChecksumError) ChecksumMismatch() bool { return true }
 
 func (e *ChecksumError) Error() string {
-	return fmt.Sprintf("plugin %s: checksum mismatch for %s: the pipeline pins sha256:%s but the file has sha256:%s; refusing to start it",
-		e.Name, e.Path, e.Want, e.Got)
+	by := "the pipeline pins"
+	if e.Lock != "" {
+		by = "the lock file " + e.Lock + " pins"
+	}
+	return fmt.Sprintf("plugin %s: checksum mismatch for %s: %s sha256:%s but the file has sha256:%s; refusing to start it",
+		e.Name, e.Path, by, e.Want, e.Got)
 }
 
 // parseSHA256 accepts "HEX" or "sha256:HEX".
@@ -134,6 +141,18 @@ func verifyChecksum(name, path, pin string) error {
 func (m *Host) launch(info Info, pin string, gen int) (*proc, error) {
 	if pin != "" {
 		if err := verifyChecksum(info.Name, info.Location, pin); err != nil {
+			return nil, err
+		}
+	}
+	if lp, ok := m.lockPin(info.Name); ok {
+		// Checked at every start, restarts after a crash included, so a
+		// binary swapped while the job runs is refused too.
+		err := verifyChecksum(info.Name, info.Location, lp)
+		var ce *ChecksumError
+		if errors.As(err, &ce) {
+			ce.Lock = m.lock.file
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
