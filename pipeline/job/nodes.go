@@ -42,6 +42,11 @@ func (b *builder) modelNode(ctx context.Context, pn *plan.Stage) (*run.Task, err
 	if err != nil {
 		return nil, err
 	}
+	if b.plan.Spec != nil {
+		if pl := b.plan.Spec.Plugin(ms.Model); pl != nil && (pl.MaxItems > 0 || pl.MaxRSS > 0) {
+			p.SetRecycle(pl.MaxItems, pl.MaxRSS)
+		}
+	}
 	model, err := p.Load(ctx, sdk.LoadRequest{Capability: pn.Kind.Capability(), Preset: ms.Preset, Weights: ms.Weights, Params: ms.Params})
 	if err != nil {
 		return nil, err

@@ -59,13 +59,15 @@ func Schema(descs []*sdk.Description) ([]byte, error) {
 			"seed":    obj{"type": "integer", "minimum": 0, "default": 0, "description": "pipeline seed; per-item seeds derive from it, the stage id and the item index (--seed overrides)"},
 			"plugins": obj{
 				"type":        "object",
-				"description": "external plugins: where each executable is and the SHA-256 it must have",
+				"description": "plugins: where an external one's executable is and the SHA-256 it must have; for any plugin, when to recycle its process",
 				"additionalProperties": obj{
 					"type":                 "object",
 					"additionalProperties": false,
 					"properties": obj{
-						"path":   obj{"type": "string", "minLength": 1, "description": "the plugin executable, relative to the pipeline file"},
-						"sha256": obj{"type": "string", "pattern": "^[0-9a-fA-F]{64}$", "description": "refuse to start the plugin unless its executable has this SHA-256"},
+						"path":      obj{"type": "string", "minLength": 1, "description": "the plugin executable, relative to the pipeline file"},
+						"sha256":    obj{"type": "string", "pattern": "^[0-9a-fA-F]{64}$", "description": "refuse to start the plugin unless its executable has this SHA-256"},
+						"max_items": obj{"type": "integer", "minimum": 1, "description": "replace the plugin's process, between batches, after it has served this many items"},
+						"max_rss":   obj{"type": []string{"string", "integer"}, "description": "replace the plugin's process, between batches, once its resident memory exceeds this size (512MiB, 2GiB, 800MB; at least 1MiB)"},
 					},
 				},
 			},

@@ -348,6 +348,70 @@ type Plugin struct {
 	restarts int
 	models   map[*Model]struct{}
 	closed   bool
+
+	// Recycling (SetRecycle): the limits, the items the current process
+	// has served, and how many processes were replaced for them.
+	maxItems  int
+	maxRSS    int64
+	items     int
+	recycles  int
+	recycling bool // the next start replaces a recycled process, not a dead one
+}
+
+// SetRecycle makes the plugin replace its process, between batches, once
+// the process has served maxItems items or its resident memory exceeds
+// maxRSS bytes (0: no limit): long-running model servers are known to grow
+// (ComfyUI #11301, diffusers #6398), and a fresh process gives the memory
+// back. Calls in flight finish first; no item is lost or repeated, and the
+// new process loads every live model again. Resident memory is read from
+// /proc (Linux); elsewhere maxRSS is not checked.
+func (p *Plugin) SetRecycle(maxItems int, maxRSS int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.maxItems, p.maxRSS = maxItems, maxRSS
+}
+
+// Recycles counts the processes replaced because of SetRecycle's limits.
+func (p *Plugin) Recycles() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.recycles
+}
+
+// served counts n items done by process pr and, when a limit is reached,
+// replaces it: it waits for the calls in flight (they hold exclusive
+// shared), then stops the process; the next call starts a new one.
+func (p *Plugin) served(pr *proc, n int) {
+	p.mu.Lock()
+	if p.cur != pr || (p.maxItems == 0 && p.maxRSS == 0) {
+		p.mu.Unlock()
+		return
+	}
+	p.items += n
+	why := ""
+	if p.maxItems > 0 && p.items >= p.maxItems {
+		why = fmt.Sprintf("served %d items (max_items %d)", p.items, p.maxItems)
+	} else if p.maxRSS > 0 {
+		if rss, ok := residentBytes(pr.pid); ok && rss > p.maxRSS {
+			why = fmt.Sprintf("resident memory %d MiB above max_rss %d MiB", rss>>20, p.maxRSS>>20)
+		}
+	}
+	p.mu.Unlock()
+	if why == "" {
+		return
+	}
+	p.exclusive.Lock()
+	defer p.exclusive.Unlock()
+	p.mu.Lock()
+	if p.cur != pr {
+		p.mu.Unlock()
+		return // replaced meanwhile (another call recycled it, or it died)
+	}
+	p.cur, p.recycling = nil, true
+	p.recycles++
+	p.mu.Unlock()
+	p.m.log.Info("recycling plugin process", "plugin", p.info.Name, "pid", pr.pid, "reason", why)
+	pr.kill()
 }
 
 // Info says what runs the plugin.
@@ -431,10 +495,10 @@ func (p *Plugin) ensure() (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.gen > 1 {
+	if p.gen > 1 && !p.recycling {
 		p.restarts++
 	}
-	p.cur = pr
+	p.cur, p.items, p.recycling = pr, 0, false
 	for mdl := range p.models {
 		// Best effort: a model that fails to load here retries (and
 		// reports) on its next call.
@@ -652,19 +716,26 @@ func (m *Model) do(ctx context.Context, call string, items int, fn func(*client.
 	p.exclusive.RLock()
 	out, pr, err := m.attempt(ctx, fn)
 	p.exclusive.RUnlock()
+	if err == nil {
+		p.served(pr, items)
+	}
 	if !crashed(ctx, pr, err) {
 		return out, err
 	}
 	p.m.log.Warn("plugin process died during a call; restarting it and retrying the call",
 		"plugin", p.info.Name, "call", call, "pid", pr.pid, "error", err.Error())
 	p.exclusive.Lock()
-	defer p.exclusive.Unlock()
 	p.discard(pr)
 	out, pr, err = m.attempt(ctx, fn)
 	if !crashed(ctx, pr, err) {
+		p.exclusive.Unlock()
+		if err == nil {
+			p.served(pr, items)
+		}
 		return out, err
 	}
 	p.discard(pr)
+	p.exclusive.Unlock()
 	return nil, &CrashError{Plugin: p.info.Name, Call: call, Items: items, Stderr: pr.stderr.Lines(), Err: err}
 }
 

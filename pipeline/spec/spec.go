@@ -175,6 +175,11 @@ type Plugin struct {
 	Pos       Pos
 	PathPos   Pos
 	SHA256Pos Pos
+	// MaxItems and MaxRSS recycle a plugin that runs for long: its
+	// process is replaced, between batches, after MaxItems items or once
+	// its resident memory exceeds MaxRSS bytes (0: never).
+	MaxItems int
+	MaxRSS   int64
 }
 
 // Stage is one stage of the pipeline.
@@ -746,14 +751,14 @@ func (p *parser) plugins(s *Spec, v *yaml.Node) {
 		return
 	}
 	if deref(v).Kind != yaml.MappingNode {
-		p.errorf(v, "", "plugins: expected a mapping of plugin names to {path, sha256}, got %s", describe(v))
+		p.errorf(v, "", "plugins: expected a mapping of plugin names to {path, sha256, max_items, max_rss}, got %s", describe(v))
 		return
 	}
 	for _, e := range p.entries(v) {
 		pl := &Plugin{Name: e.key.Value, Pos: p.pos(e.key)}
 		s.Plugins = append(s.Plugins, pl)
 		if deref(e.value).Kind != yaml.MappingNode {
-			p.errorf(e.value, "", "plugins.%s: expected a mapping {path, sha256}, got %s", pl.Name, describe(e.value))
+			p.errorf(e.value, "", "plugins.%s: expected a mapping {path, sha256, max_items, max_rss}, got %s", pl.Name, describe(e.value))
 			continue
 		}
 		for _, f := range p.entries(e.value) {
@@ -775,8 +780,24 @@ func (p *parser) plugins(s *Spec, v *yaml.Node) {
 					break
 				}
 				pl.SHA256 = strings.ToLower(sum)
+			case "max_items":
+				n := deref(f.value)
+				v, err := strconv.Atoi(n.Value)
+				if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || err != nil || v < 1 {
+					p.errorf(f.value, "", "plugins.%s.max_items: expected a whole number of items of at least 1, got %s", pl.Name, n.Value)
+					break
+				}
+				pl.MaxItems = v
+			case "max_rss":
+				n := deref(f.value)
+				v, err := ParseSize(n.Value)
+				if n.Kind != yaml.ScalarNode || err != nil {
+					p.errorf(f.value, "", "plugins.%s.max_rss: %v", pl.Name, err)
+					break
+				}
+				pl.MaxRSS = v
 			default:
-				p.errorf(f.key, suggest.DidYouMean(f.key.Value, []string{"path", "sha256"}), "unknown key %q in plugins.%s (expected path or sha256)", f.key.Value, pl.Name)
+				p.errorf(f.key, suggest.DidYouMean(f.key.Value, []string{"path", "sha256", "max_items", "max_rss"}), "unknown key %q in plugins.%s (expected path, sha256, max_items or max_rss)", f.key.Value, pl.Name)
 			}
 		}
 	}
