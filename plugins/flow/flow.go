@@ -54,6 +54,10 @@ func (p *preset) space() string       { return "flow/" + p.name }
 var GenerateParams = []sdk.Param{
 	{Name: "temperature", Type: sdk.Float, Default: 0.7, Min: sdk.Bound(0), Max: sdk.Bound(2),
 		Doc: "scale of the prior's standard deviation when sampling (1: the model's distribution; below 1 cleaner, less varied digits, as Glow samples); given latents are decoded as they are"},
+	{Name: "interpolate", Type: sdk.Int, Default: 0, Min: sdk.Bound(0), Max: sdk.Bound(512),
+		Doc: "when decoding latents: make each item an animation of this many frames from its latent to the next item's in the same call (the last item goes back to the first); the first frame is the item's own latent decoded exactly, so between two encoded images it starts and ends on their very pixels; set the stage's batch: to the number of items to interpolate across all of them; 0: decode each latent to one image"},
+	{Name: "path", Type: sdk.String, Default: "slerp", Enum: []string{"slerp", "lerp"},
+		Doc: "interpolation path: slerp (spherical: keeps the norm the prior expects of a 784-d Gaussian latent, so the frames stay digit-like) or lerp (straight line: its middle has a smaller norm, a blurrier, more probable image)"},
 }
 
 // EncodeParams are the encode capability's parameters.
@@ -240,6 +244,9 @@ func (md *model) Generate(ctx context.Context, req sdk.GenerateRequest) (*sdk.Te
 		if len(l.Shape) != 2 || l.Shape[1] != md.m.Arch.Dims() || l.DType != sdk.Float32 {
 			return nil, fmt.Errorf("latents: expected float32 [N %d], got %s %v", md.m.Arch.Dims(), l.DType, l.Shape)
 		}
+		if frames := md.params.Int("interpolate"); frames > 0 && l.Shape[0] > 0 {
+			return md.interpolate(ctx, l.Float32s(), l.Shape[0], frames, md.params.String("path") == "slerp")
+		}
 		return md.s.run(l.Float32s(), l.Shape[0], false, 1)
 	}
 	return md.s.sample(req.Seeds, md.params.Float("temperature"))
@@ -400,4 +407,41 @@ func (md *model) Close() error {
 	md.m.closeForward()
 	md.m.mu.Unlock()
 	return nil
+}
+
+// interpolate decodes, for each latent, the path to the next one (cyclic)
+// as frames: the result is [N, frames, C, H, W]. The path is decoded in
+// chunks of the preferred batch, so a long animation does not build one
+// huge program.
+func (md *model) interpolate(ctx context.Context, z []float32, n, frames int, slerp bool) (*sdk.Tensor, error) {
+	a := md.m.Arch
+	d := a.Dims()
+	path := make([]float32, n*frames*d)
+	for i := 0; i < n; i++ {
+		from, to := z[i*d:(i+1)*d], z[((i+1)%n)*d:((i+1)%n+1)*d]
+		for f := 0; f < frames; f++ {
+			t := 0.0
+			if frames > 1 {
+				t = float64(f) / float64(frames-1)
+			}
+			nn.Interpolate(path[(i*frames+f)*d:(i*frames+f+1)*d], from, to, t, slerp)
+		}
+	}
+	total := n * frames
+	px := make([]uint8, 0, total*d)
+	const chunk = 64 // the preferred batch
+	for lo := 0; lo < total; lo += chunk {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		hi := min(total, lo+chunk)
+		t, err := md.s.run(path[lo*d:hi*d], hi-lo, false, 1)
+		if err != nil {
+			return nil, err
+		}
+		px = append(px, t.Data...)
+	}
+	out := sdk.FromUint8(px, total, a.Ch, a.Size, a.Size)
+	out.Shape = []int{n, frames, a.Ch, a.Size, a.Size}
+	return out, nil
 }
