@@ -113,7 +113,7 @@ type session struct {
 // the session, also after an error.
 func startSession(cmd *cobra.Command, file string, sets []string, seed uint64, locked bool, verb string) (*session, error) {
 	s := &session{}
-	s.ctx, s.stop = signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	s.ctx, s.stop = signalContext()
 	m, err := newPluginHost(cmd.ErrOrStderr())
 	if err != nil {
 		return s, err
@@ -154,4 +154,9 @@ func (s *session) close() {
 		s.m.Close()
 	}
 	s.stop()
+}
+
+// signalContext is cancelled by Ctrl-C and SIGTERM.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }

@@ -72,7 +72,7 @@ as an out-of-process plugin that speaks one SDK contract.`,
 	// -v shorthand: -v means verbose to kubectl, curl and ssh users.
 	root.Flags().Bool("version", false, "print the version, as 'pipeline version' does, and exit")
 	root.SetVersionTemplate(versionLine() + "\n")
-	root.AddCommand(newRunCmd(), newTrainCmd(), newValidateCmd(), newPluginsCmd(), newSchemaCmd(), newVersionCmd(), newDocsCmd(), newPluginCmd(), newLockCmd())
+	root.AddCommand(newRunCmd(), newTrainCmd(), newValidateCmd(), newPluginsCmd(), newSchemaCmd(), newVersionCmd(), newDocsCmd(), newPluginCmd(), newLockCmd(), newWorkerCmd(), newStatusCmd())
 	addCompletionCmd(root)
 	root.InitDefaultHelpCmd()
 	helpCmd(root).Example = `  # A command's help, with its examples

@@ -40,6 +40,7 @@ type runFlags struct {
 	shardCount int
 	failures   string
 	locked     bool
+	queue      queueFlags
 }
 
 func newRunCmd() *cobra.Command {
@@ -83,6 +84,7 @@ machines split one job. --shard-count N takes I from JOB_COMPLETION_INDEX
 	fl.BoolVar(&f.overwrite, "overwrite", false, "rewrite outputs that already exist instead of skipping them")
 	fl.StringVar(&f.shard, "shard", "", "process only shard I of N: I/N with 0 <= I < N")
 	fl.IntVar(&f.shardCount, "shard-count", 0, "number of shards; the shard index comes from JOB_COMPLETION_INDEX")
+	addQueueFlags(fl, &f.queue)
 	fl.BoolVar(&f.locked, "locked", false, "run only the plugins and weights FILE.lock pins (written by pipeline lock FILE); refuse any that differ")
 	fl.StringVar(&f.failures, "failures", "", "write every failed item (stage, index, item, source, reason) to this file as JSON lines; the summary shows the first "+strconv.Itoa(shownFailures))
 	completeFlag(cmd, "set", completeSet)
@@ -136,6 +138,9 @@ func runPipeline(cmd *cobra.Command, file string, f *runFlags) error {
 		return err
 	}
 	ctx, m, p := ss.ctx, ss.m, ss.plan
+	if f.queue.url != "" {
+		return submitJob(ctx, cmd, file, f, p)
+	}
 	if p.Train != nil {
 		// Documented: run runs the stages (say, a save that previews the
 		// training data) and leaves training to the train command.

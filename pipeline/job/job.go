@@ -84,6 +84,9 @@ type Options struct {
 	Overwrite bool
 	// ShardIndex and ShardCount select a deterministic slice of the items.
 	ShardIndex, ShardCount int
+	// Select, when set, keeps only the source items it accepts (see
+	// run.Options.Select).
+	Select func(stage string, index int) bool
 	// Progress receives executor events.
 	Progress func(run.Event)
 	// Workers sizes host stage worker pools (<= 0: the number of CPUs).
@@ -112,6 +115,7 @@ func Run(ctx context.Context, p *plan.Plan, m *pluginhost.Host, opt Options) (*r
 		Seed:       p.Seed,
 		ShardIndex: opt.ShardIndex,
 		ShardCount: opt.ShardCount,
+		Select:     opt.Select,
 		OnError:    opt.OnError,
 		Overwrite:  opt.Overwrite,
 		Progress:   opt.Progress,

@@ -29,6 +29,10 @@ type Options struct {
 	// ShardIndex and ShardCount select the items with
 	// Index % ShardCount == ShardIndex (ShardCount <= 1: all items).
 	ShardIndex, ShardCount int
+	// Select, when set, keeps only the source items it returns true for
+	// (by source stage id and item index): a queue worker runs the items
+	// of the messages it pulled.
+	Select func(stage string, index int) bool
 	// OnError is the error policy.
 	OnError Policy
 	// Overwrite rewrites outputs that already exist; otherwise items whose

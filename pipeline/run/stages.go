@@ -118,13 +118,18 @@ func (j *job) source(n *Task, sinks []*Task) <-chan item.Item {
 			j.listed[n] = true
 			j.mu.Unlock()
 		}()
-		j.count(n)
+		if j.opt.Select == nil {
+			j.count(n) // a selection's total is known only when listed
+		}
 		emitted := 0
 		err := n.Source.Items(j.ctx, func(it item.Item) error {
 			if j.ctx.Err() != nil {
 				return ErrStopped
 			}
 			if j.opt.ShardCount > 1 && it.Index%j.opt.ShardCount != j.opt.ShardIndex {
+				return nil
+			}
+			if j.opt.Select != nil && !j.opt.Select(n.ID, it.Index) {
 				return nil
 			}
 			emitted++
