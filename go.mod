@@ -58,6 +58,10 @@ require (
 	golang.org/x/text v0.44.0 // indirect
 	golang.org/x/tools v0.52.0 // indirect
 	golang.org/x/xerrors v0.0.0-20200804184101-5ec99f83aff1 // indirect
+	// Not imported, but `go mod tidy` drops it and then gorgonia's tensor ->
+	// apache/arrow pulls a 2021 genproto whose googleapis/rpc/status clashes
+	// with grpc's (ambiguous import). Keep it; do not run plain tidy.
+	google.golang.org/genproto v0.0.0-20261026165753-2ffab32bce7e // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261019180522-ce908d29299b // indirect
 	gorgonia.org/cu v0.9.4 // indirect
 	gorgonia.org/dawson v1.2.0 // indirect
