@@ -172,19 +172,25 @@ func submitJob(ctx context.Context, cmd interface {
 	}
 	printStatus(stderr, st, time.Since(start))
 	switch {
-	case st.Done == 0 && len(st.Refused) > 0 && !st.Finished():
-		return &exitError{exitInvalid, fmt.Errorf("job %s: refused by the workers; nothing was run", j.ID)}
+	case len(st.Refused) > 0 && !st.Finished():
+		return &exitError{exitInvalid, fmt.Errorf("job %s: refused by the workers (it stays queued for workers that accept it: pipeline status %s)", j.ID, j.ID)}
 	case st.Dead > 0:
 		return &exitError{exitItemsFailed, fmt.Errorf("%d item(s) failed", st.Dead)}
 	}
 	return nil
 }
 
-// follow polls a job until it is finished, or, when every worker of an
-// embedded queue refused it, until that is clear.
+// refusedQuiet is how long a job that a worker refused may show no
+// progress before the submitter gives up on it.
+const refusedQuiet = 3 * time.Second
+
+// follow polls a job until it is finished, or until a worker refused it
+// and nothing has moved for refusedQuiet (every worker of an embedded
+// queue refusing it ends it at once).
 func follow(ctx context.Context, q *queue.Queue, id string, embeddedWorkers int) (*queue.Status, error) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
+	lastDone, moved := -1, time.Now()
 	for {
 		st, err := q.Status(ctx, id)
 		if err != nil {
@@ -193,7 +199,10 @@ func follow(ctx context.Context, q *queue.Queue, id string, embeddedWorkers int)
 		if st.Finished() {
 			return st, nil
 		}
-		if embeddedWorkers > 0 && len(st.Refused) >= embeddedWorkers && st.Done == 0 {
+		if st.Done != lastDone || st.InFlight > 0 {
+			lastDone, moved = st.Done, time.Now()
+		}
+		if len(st.Refused) > 0 && (embeddedWorkers > 0 && len(st.Refused) >= embeddedWorkers || time.Since(moved) > refusedQuiet) {
 			return st, nil
 		}
 		select {

@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -178,24 +177,27 @@ func (w *Worker) runBatch(ctx context.Context, j *Job, p *plan.Plan, msgs []jets
 			}
 		}
 	})
-	res, err := job.Run(ctx, p, w.Host, job.Options{
-		OnError: run.Skip,
-		Select:  func(stage string, index int) bool { return stage == j.Source && want[index] },
-	})
+	failed := w.runItems(ctx, j, p, want)
+	if len(failed) > 1 {
+		// A call fails as a whole (a plugin that dies on one item fails
+		// its whole batch): run each failed item alone, so one poison
+		// item does not take its batch-mates to the dead letters.
+		for index := range failed {
+			if ctx.Err() != nil {
+				break
+			}
+			alone := w.runItems(ctx, j, p, map[int]bool{index: true})
+			if reasons, bad := alone[index]; bad {
+				failed[index] = reasons
+			} else {
+				delete(failed, index)
+			}
+		}
+	}
 	close(stop)
 	wg.Wait()
 	if ctx.Err() != nil {
 		return ctx.Err() // unacknowledged: redelivered after the ack wait
-	}
-	failed := map[int][]string{}
-	if err != nil {
-		for i := range items {
-			failed[items[i].Index] = []string{err.Error()}
-		}
-	} else {
-		for _, f := range res.Failures {
-			failed[f.Index] = append(failed[f.Index], f.String())
-		}
 	}
 	now := time.Now().UTC()
 	for i, m := range msgs {
@@ -281,12 +283,9 @@ func (w *Worker) checkLock(j *Job) error {
 	if err != nil {
 		return err
 	}
-	if !bytes.Equal(jl.Encode(), w.Lock.Encode()) {
-		var diffs []string
-		diffs = append(diffs, lock.Diff(w.Lock, jl)...)
-		if len(diffs) == 0 {
-			diffs = append(diffs, "the locks list different plugins or weights")
-		}
+	// The same checksums both ways (names and locations aside).
+	diffs := append(lock.Diff(w.Lock, jl), lock.Diff(jl, w.Lock)...)
+	if len(diffs) > 0 {
 		return fmt.Errorf("the job's lock differs from this worker's: %s", strings.Join(diffs, "; "))
 	}
 	return nil
@@ -315,4 +314,24 @@ func under(path string, roots []string) bool {
 		}
 	}
 	return false
+}
+
+// runItems runs the job's stages on the source items in want and returns
+// the reasons of those that failed.
+func (w *Worker) runItems(ctx context.Context, j *Job, p *plan.Plan, want map[int]bool) map[int][]string {
+	res, err := job.Run(ctx, p, w.Host, job.Options{
+		OnError: run.Skip,
+		Select:  func(stage string, index int) bool { return stage == j.Source && want[index] },
+	})
+	failed := map[int][]string{}
+	if err != nil {
+		for index := range want {
+			failed[index] = []string{err.Error()}
+		}
+		return failed
+	}
+	for _, f := range res.Failures {
+		failed[f.Index] = append(failed[f.Index], f.String())
+	}
+	return failed
 }

@@ -81,6 +81,7 @@ func (p *testPlugin) Describe() sdk.Description {
 				{Name: "op", Type: sdk.String, Default: "scale", Enum: []string{"scale", "invert", "edges", "standardize"}, Doc: "The filter."},
 				{Name: "gain", Type: sdk.Float, Default: 1.0, Min: sdk.Bound(0), Max: sdk.Bound(10), Doc: "Multiplier of op scale."},
 				{Name: "delay_ms", Type: sdk.Int, Default: 0, Min: sdk.Bound(0), Max: sdk.Bound(10000), Doc: "Sleep per call, to simulate a slow model."},
+				{Name: "exit_on_label", Type: sdk.Int, Default: -1, Min: sdk.Bound(-1), Doc: "Exit the process with status 3 when a batch holds an item of this label (-1: never): a poison item, to test that a crash on one item does not sink the others."},
 				{Name: "tint", Type: sdk.String, Default: "#ffffff", Format: sdk.FormatColor, Doc: "Colour multiplied into op scale's output (channel c by component c; gray images by red)."},
 				{Name: "tag", Type: sdk.String, Pattern: `[a-z][a-z0-9-]*`, Doc: "A name logged with every call."},
 			}, Scores: []sdk.ScoreSpec{
@@ -514,6 +515,10 @@ func (m *testModel) Translate(ctx context.Context, in *sdk.Batch) (*sdk.Tensor, 
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+	}
+	if l := m.params.Int("exit_on_label"); l >= 0 && slices.Contains(in.Labels, l) {
+		m.log.Error("injected crash on a poison item: exiting with status 3", "label", l)
+		os.Exit(3)
 	}
 	if tag, ok := m.params.Lookup("tag"); ok {
 		m.log.Debug("translate", "tag", tag, "items", in.Len())
