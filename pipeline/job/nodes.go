@@ -29,6 +29,7 @@ func (b *builder) node(ctx context.Context, pn *plan.Stage) (*run.Task, error) {
 			Overwrite: b.opt.Overwrite,
 			Shard:     shard,
 			Scores:    pn.Scores,
+			Inputs:    pn.Inputs,
 			Provenance: stages.ProvenanceInfo{
 				Name: b.plan.Name, File: b.plan.File, SHA256: b.plan.SHA256, Seed: b.plan.Seed,
 			},

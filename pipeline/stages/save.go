@@ -16,6 +16,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -58,6 +59,10 @@ type SaveOptions struct {
 	// Scores are the score names the planner knows every item carries:
 	// a CSV manifest has their columns even when no item reached it.
 	Scores []string
+	// Inputs are the ids of the stages the save reads, in the file's
+	// order: a grid of several inputs shows an index's items in this
+	// order, whatever order they arrive in.
+	Inputs []string
 }
 
 // ProvenanceRecord is what a sidecar NAME.json (or the PNG tEXt chunk with
@@ -156,6 +161,7 @@ type animSpec struct {
 // not written, else the file to read back at Close.
 type record struct {
 	index int
+	input int // position of the item's stage in SaveOptions.Inputs
 	name  string
 	file  string
 	img   image.Image
@@ -352,6 +358,17 @@ func (s *Saver) Path(it item.Item) (string, error) {
 	return s.abs(rel), nil
 }
 
+// inputOf is the position in the save's inputs of the stage that made the
+// item (len(Inputs) when unknown).
+func (s *Saver) inputOf(it item.Item) int {
+	if n := len(it.Prov); n > 0 {
+		if i := slices.Index(s.opt.Inputs, it.Prov[n-1].Stage); i >= 0 {
+			return i
+		}
+	}
+	return len(s.opt.Inputs)
+}
+
 func (s *Saver) rel(it item.Item) (string, error) {
 	stage := s.opt.Stage
 	if n := len(it.Prov); n > 0 && it.Prov[n-1].Stage != "" {
@@ -397,7 +414,7 @@ func (s *Saver) Done(it item.Item) bool {
 	}
 	if s.collects() {
 		s.mu.Lock()
-		s.records = append(s.records, record{index: it.Index, name: it.Name, file: file})
+		s.records = append(s.records, record{index: it.Index, input: s.inputOf(it), name: it.Name, file: file})
 		s.mu.Unlock()
 	}
 	return true
@@ -459,7 +476,7 @@ func (s *Saver) Write(it item.Item) error {
 				img = it.Frames[len(it.Frames)-1]
 			}
 			s.mu.Lock()
-			s.records = append(s.records, record{index: it.Index, name: it.Name, img: img})
+			s.records = append(s.records, record{index: it.Index, input: s.inputOf(it), name: it.Name, img: img})
 			s.mu.Unlock()
 		}
 		return nil
@@ -508,7 +525,7 @@ func (s *Saver) Write(it item.Item) error {
 	s.count(wrote)
 	if s.collects() {
 		s.mu.Lock()
-		s.records = append(s.records, record{index: it.Index, name: it.Name, file: file})
+		s.records = append(s.records, record{index: it.Index, input: s.inputOf(it), name: it.Name, file: file})
 		s.mu.Unlock()
 	}
 	return nil
@@ -712,6 +729,9 @@ func (s *Saver) Close() error {
 	sort.SliceStable(recs, func(i, j int) bool {
 		if recs[i].index != recs[j].index {
 			return recs[i].index < recs[j].index
+		}
+		if recs[i].input != recs[j].input {
+			return recs[i].input < recs[j].input
 		}
 		return recs[i].name < recs[j].name
 	})

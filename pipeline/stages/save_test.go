@@ -589,3 +589,40 @@ func TestSaveFilesCounts(t *testing.T) {
 		t.Errorf("--overwrite: wrote %d, unchanged %d; want 4, 0", w, u)
 	}
 }
+
+// TestSaveGridInputOrder: a grid of several inputs shows each index's items
+// in the order of the save's inputs, whichever arrives first (the items of
+// one index share a name, so arrival order used to decide).
+func TestSaveGridInputOrder(t *testing.T) {
+	for _, reversed := range []bool{false, true} {
+		dir := t.TempDir()
+		raw := map[string]any{"dir": dir, "images": false, "grid": map[string]any{"columns": 2, "padding": 0}}
+		s, err := NewSaver(checked(t, SaveParam, raw), "/unused", SaveOptions{Stage: "out", Provenance: testProv, Inputs: []string{"a", "b"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		order := []string{"a", "b"}
+		if reversed {
+			order = []string{"b", "a"}
+		}
+		for _, stage := range order {
+			it := testItem(0)
+			it.Prov = []item.Step{{Stage: stage, Kind: "translate"}}
+			shade := 10
+			if stage == "b" {
+				shade = 200
+			}
+			it.Image = pattern(4, 3, shade)
+			if err := s.Write(it); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		g := readImage(t, filepath.Join(dir, "grid.png"))
+		if nrgbaAt(g, 0, 0) != pattern(4, 3, 10).NRGBAAt(0, 0) || nrgbaAt(g, 4, 0) != pattern(4, 3, 200).NRGBAAt(0, 0) {
+			t.Errorf("arrival %v: the cells are not in the inputs' order a, b", order)
+		}
+	}
+}

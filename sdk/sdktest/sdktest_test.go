@@ -140,7 +140,11 @@ func (b *brokenPlugin) Describe() sdk.Description {
 		p := &d.Capability(sdk.CapTranslate).Params[1]
 		p.Default = 50.0 // above its max of 10
 	case "badpattern":
-		d.Capability(sdk.CapTranslate).Params[4].Pattern = "[a-z"
+		for i, p := range d.Capability(sdk.CapTranslate).Params {
+			if p.Name == "tag" {
+				d.Capability(sdk.CapTranslate).Params[i].Pattern = "[a-z"
+			}
+		}
 	}
 	return d
 }
