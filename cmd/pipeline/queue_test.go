@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/genpipe/genpipe/pipeline/queue"
 )
@@ -440,4 +443,81 @@ func submitRaw(t *testing.T, url, file string, lockBytes []byte) (int, string) {
 	}
 	t.Fatalf("%s: neither done nor refused within a minute", file)
 	return 0, ""
+}
+
+// TestQueueServerRestart: the NATS server (file storage) is stopped and
+// started again on the same port mid-job; the workers and the submitter
+// reconnect and the job completes with every output exactly once.
+func TestQueueServerRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes; -short")
+	}
+	store := t.TempDir()
+	srv, err := queue.StartEmbedded(store, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := srv.ClientURL()
+	port := srv.Addr().(*net.TCPAddr).Port
+	defer func() { srv.Shutdown() }()
+	dir := t.TempDir()
+	const n = 1500
+	file := queueJob(t, dir, n)
+	var logs [2]syncBuffer
+	for i := range logs {
+		startWorker(t, url, fmt.Sprintf("w%d", i), &logs[i])
+	}
+	sub := exec.Command(pipelineExe(t), "run", "--queue", url, file)
+	var subErr syncBuffer
+	sub.Stderr = &subErr
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	subDone := make(chan error, 1)
+	go func() { subDone <- sub.Wait() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	// Restart once a quarter of the items are done.
+	for {
+		time.Sleep(100 * time.Millisecond)
+		if ctx.Err() != nil {
+			t.Fatal("timed out before the restart")
+		}
+		q, err := queue.Connect(ctx, url, nats.MaxReconnects(0))
+		if err != nil {
+			continue
+		}
+		ids, _ := q.Jobs(ctx)
+		var st *queue.Status
+		if len(ids) == 1 {
+			st, _ = q.Status(ctx, ids[0])
+		}
+		q.Close()
+		if st != nil && st.Done >= n/4 {
+			t.Logf("stopping the server at %d of %d done", st.Done, n)
+			break
+		}
+	}
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	time.Sleep(2 * time.Second)
+	if srv, err = queue.StartEmbedded(store, port); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-subDone:
+		if err != nil {
+			t.Fatalf("submitter: %v\n%s\nworker 0:\n%s", err, subErr.String(), logs[0].String())
+		}
+	case <-ctx.Done():
+		t.Fatalf("the job did not finish after the restart; submitter:\n%s\nworker 0:\n%s", subErr.String(), logs[0].String())
+	}
+	t.Logf("submitter: %s", strings.TrimSpace(subErr.String()))
+	if !strings.Contains(subErr.String(), fmt.Sprintf("%d of %d items done, 0 dead-lettered", n, n)) {
+		t.Errorf("summary:\n%s", subErr.String())
+	}
+	pngs, _ := filepath.Glob(filepath.Join(dir, "out", "*.png"))
+	if len(pngs) != n {
+		t.Errorf("%d images, want %d", len(pngs), n)
+	}
 }
