@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 
@@ -77,6 +78,18 @@ SIGTERM or Ctrl-C stops the worker; items it held are redelivered.`,
 				return err
 			}
 			defer w.Q.Close()
+			if p := os.Getenv("GENPIPE_WORKER_CPUPROFILE"); p != "" {
+				// Where a worker's time goes, for tuning the queue.
+				f, err := os.Create(p)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			return w.Run(ss.ctx)
 		},
 	}

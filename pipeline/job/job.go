@@ -87,6 +87,10 @@ type Options struct {
 	// Select, when set, keeps only the source items it accepts (see
 	// run.Options.Select).
 	Select func(stage string, index int) bool
+	// Models, when set, keeps the models a run loads for the next run of
+	// the same plan (a queue worker runs one plan batch after batch:
+	// loading a model costs more than a batch). Close it when done.
+	Models *Models
 	// Progress receives executor events.
 	Progress func(run.Event)
 	// Workers sizes host stage worker pools (<= 0: the number of CPUs).
@@ -105,7 +109,15 @@ func Run(ctx context.Context, p *plan.Plan, m *pluginhost.Host, opt Options) (*r
 	if opt.ModelWorkers <= 0 {
 		opt.ModelWorkers = 2
 	}
-	b := &builder{plan: p, m: m, opt: opt, hashes: map[string]string{}}
+	b := &builder{plan: p, m: m, opt: opt, mu: &sync.Mutex{}, hashes: map[string]string{}}
+	if ms := opt.Models; ms != nil {
+		ms.mu.Lock()
+		if ms.hashes == nil {
+			ms.hashes = map[string]string{}
+		}
+		b.mu, b.hashes = &ms.mu, ms.hashes
+		ms.mu.Unlock()
+	}
 	nodes, err := b.build(ctx)
 	defer b.close()
 	if err != nil {
@@ -128,7 +140,7 @@ type builder struct {
 	opt    Options
 	models []*pluginhost.Model
 
-	mu     sync.Mutex
+	mu     *sync.Mutex       // guards hashes (shared with opt.Models when set)
 	hashes map[string]string // executable path -> sha256, for provenance
 }
 
@@ -176,4 +188,24 @@ func (b *builder) fileHash(path string) string {
 		b.hashes[path] = h
 	}
 	return h
+}
+
+// Models keeps the models of a plan's stages loaded across runs (see
+// Options.Models). The zero value is ready; runs may share it concurrently.
+type Models struct {
+	mu      sync.Mutex
+	byStage map[string]*pluginhost.Model
+	// hashes are the plugin executables' sha256 for provenance: hashing
+	// a 60 MB binary per batch cost more than the batch.
+	hashes map[string]string
+}
+
+// Close unloads the models.
+func (ms *Models) Close() {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	for _, m := range ms.byStage {
+		_ = m.Close()
+	}
+	ms.byStage = nil
 }

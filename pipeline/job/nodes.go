@@ -48,11 +48,10 @@ func (b *builder) modelNode(ctx context.Context, pn *plan.Stage) (*run.Task, err
 			p.SetRecycle(pl.MaxItems, pl.MaxRSS)
 		}
 	}
-	model, err := p.Load(ctx, sdk.LoadRequest{Capability: pn.Kind.Capability(), Preset: ms.Preset, Weights: ms.Weights, Params: ms.Params})
+	model, err := b.load(ctx, p, pn)
 	if err != nil {
 		return nil, err
 	}
-	b.models = append(b.models, model)
 	desc := p.Description()
 	info := p.Info()
 	mm := &modelMap{
@@ -79,4 +78,33 @@ func (b *builder) modelNode(ctx context.Context, pn *plan.Stage) (*run.Task, err
 		n.Source = stages.CountSource{Count: ms.Count, Labels: ms.Labels, Classes: classes}
 	}
 	return n, nil
+}
+
+// load loads the stage's model, or takes it from opt.Models when an
+// earlier run of the plan left it there.
+func (b *builder) load(ctx context.Context, p *pluginhost.Plugin, pn *plan.Stage) (*pluginhost.Model, error) {
+	ms := pn.Model
+	req := sdk.LoadRequest{Capability: pn.Kind.Capability(), Preset: ms.Preset, Weights: ms.Weights, Params: ms.Params}
+	c := b.opt.Models
+	if c == nil {
+		model, err := p.Load(ctx, req)
+		if err == nil {
+			b.models = append(b.models, model)
+		}
+		return model, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m := c.byStage[pn.ID]; m != nil {
+		return m, nil
+	}
+	model, err := p.Load(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if c.byStage == nil {
+		c.byStage = map[string]*pluginhost.Model{}
+	}
+	c.byStage[pn.ID] = model
+	return model, nil
 }

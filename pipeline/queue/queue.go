@@ -356,3 +356,27 @@ func (q *Queue) record(ctx context.Context, kind string, r Record) error {
 func (q *Queue) Records(ctx context.Context, kind, id string) ([]Record, error) {
 	return q.records(ctx, kind, id)
 }
+
+// recordAll publishes records of a kind together and waits until the
+// server has stored every one.
+func (q *Queue) recordAll(ctx context.Context, kind string, rs []Record) error {
+	var fs []jetstream.PubAckFuture
+	for _, r := range rs {
+		data, _ := json.Marshal(r)
+		f, err := q.JS.PublishAsync("genpipe."+kind+"."+r.Job, data, jetstream.WithMsgID(kind+"/"+r.Job+"/"+r.Key()))
+		if err != nil {
+			return fmt.Errorf("queue: record: %w", err)
+		}
+		fs = append(fs, f)
+	}
+	for _, f := range fs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("queue: record: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}

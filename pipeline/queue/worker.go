@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,6 +44,7 @@ type Worker struct {
 
 	mu      sync.Mutex
 	plans   map[string]*plan.Plan
+	models  map[string]*job.Models
 	refused map[string]bool
 }
 
@@ -58,7 +60,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	if w.Logf == nil {
 		w.Logf = func(string, ...any) {}
 	}
-	w.plans, w.refused = map[string]*plan.Plan{}, map[string]bool{}
+	w.plans, w.refused, w.models = map[string]*plan.Plan{}, map[string]bool{}, map[string]*job.Models{}
+	defer func() {
+		for _, m := range w.models {
+			m.Close()
+		}
+	}()
 	for ctx.Err() == nil {
 		ids, err := w.Q.Jobs(ctx)
 		if err != nil {
@@ -123,25 +130,57 @@ func (w *Worker) runJob(ctx context.Context, id string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	w.mu.Lock()
+	if w.models[id] == nil {
+		w.models[id] = &job.Models{}
+	}
+	w.mu.Unlock()
+	// Two batches in flight: one writes its outputs and settles its
+	// messages while the next is read and computed, as the stages of a
+	// plain run overlap.
+	const inFlight = 2
+	sem := make(chan struct{}, inFlight)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
 	handled := 0
 	for ctx.Err() == nil {
+		sem <- struct{}{}
+		mu.Lock()
+		stop := firstErr != nil
+		mu.Unlock()
+		if stop {
+			<-sem
+			break
+		}
 		batch, err := c.Fetch(w.Batch, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
-			return handled, err
+			<-sem
+			mu.Lock()
+			firstErr = cmp.Or(firstErr, err)
+			mu.Unlock()
+			break
 		}
 		var msgs []jetstream.Msg
 		for m := range batch.Messages() {
 			msgs = append(msgs, m)
 		}
 		if len(msgs) == 0 {
-			return handled, nil
+			<-sem
+			break
 		}
 		handled += len(msgs)
-		if err := w.runBatch(ctx, j, p, msgs); err != nil {
-			return handled, err
-		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := w.runBatch(ctx, j, p, msgs); err != nil {
+				mu.Lock()
+				firstErr = cmp.Or(firstErr, err)
+				mu.Unlock()
+			}
+		})
 	}
-	return handled, nil
+	wg.Wait()
+	return handled, firstErr
 }
 
 // runBatch runs the items of msgs through the job's stages and settles each
@@ -200,6 +239,8 @@ func (w *Worker) runBatch(ctx context.Context, j *Job, p *plan.Plan, msgs []jets
 		return ctx.Err() // unacknowledged: redelivered after the ack wait
 	}
 	now := time.Now().UTC()
+	var done []Record
+	var doneMsgs []jetstream.Msg
 	for i, m := range msgs {
 		it := items[i]
 		if !want[it.Index] {
@@ -223,11 +264,19 @@ func (w *Worker) runBatch(ctx context.Context, j *Job, p *plan.Plan, msgs []jets
 		if md != nil {
 			deliveries = int(md.NumDelivered)
 		}
-		if err := w.Q.record(ctx, "done", Record{Item: it, Worker: w.Name, Deliveries: deliveries, Time: now}); err != nil {
-			return err
-		}
-		if err := m.DoubleAck(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			w.Logf("worker %s: ack %s: %v", w.Name, it.Key(), err)
+		done = append(done, Record{Item: it, Worker: w.Name, Deliveries: deliveries, Time: now})
+		doneMsgs = append(doneMsgs, m)
+	}
+	// The done records of the batch go out together, and the items are
+	// acknowledged once the server has stored them: one round trip per
+	// batch, not two per item. A lost ack only means a redelivery, which
+	// finds the outputs written and does no work.
+	if err := w.Q.recordAll(ctx, "done", done); err != nil {
+		return err
+	}
+	for i, m := range doneMsgs {
+		if err := m.Ack(); err != nil && !errors.Is(err, context.Canceled) {
+			w.Logf("worker %s: ack %s: %v", w.Name, done[i].Key(), err)
 		}
 	}
 	return nil
@@ -319,9 +368,13 @@ func under(path string, roots []string) bool {
 // runItems runs the job's stages on the source items in want and returns
 // the reasons of those that failed.
 func (w *Worker) runItems(ctx context.Context, j *Job, p *plan.Plan, want map[int]bool) map[int][]string {
+	w.mu.Lock()
+	ms := w.models[j.ID]
+	w.mu.Unlock()
 	res, err := job.Run(ctx, p, w.Host, job.Options{
 		OnError: run.Skip,
 		Select:  func(stage string, index int) bool { return stage == j.Source && want[index] },
+		Models:  ms,
 	})
 	failed := map[int][]string{}
 	if err != nil {
