@@ -57,6 +57,16 @@ func TestFlowOpValues(t *testing.T) {
 			}
 		}
 	}
+	for f := -100.0; f <= 100; f += 0.0173 {
+		v := float64(float32(f))
+		want := v - math.Log1p(math.Exp(v))
+		if v > 0 {
+			want = -math.Log1p(math.Exp(-v))
+		}
+		if got := logSigmoid(float32(v)); math.Abs(got-want) > 4e-7*math.Abs(want)+1e-12 {
+			t.Fatalf("logSigmoid(%v) = %v, want %v", v, got, want)
+		}
+	}
 	p := make([]float32, n*2*c*inner)
 	for i := range p {
 		p[i] = float32(0.5 * math.Sin(float64(3*i)))

@@ -43,8 +43,8 @@ func (m *Model) conv(b *layers.Builder, x *G.Node, name string, pad int) *G.Node
 // couplingNet is NN(x_a) [N, 2·Cb, H, W]: the shift t in its first Cb
 // channels, the pre-sigmoid scale r in the others.
 func (m *Model) couplingNet(b *layers.Builder, xa *G.Node, name string) *G.Node {
-	h := b.ReLU(m.conv(b, xa, name+".conv1", 1))
-	h = b.ReLU(m.conv(b, h, name+".conv2", 0))
+	h := b.Conv2dReLU(xa, m.p(name+".conv1.weight"), m.p(name+".conv1.bias"), 1, 1)
+	h = b.Conv2dReLU(h, m.p(name+".conv2.weight"), m.p(name+".conv2.bias"), 1, 0)
 	return m.conv(b, h, name+".conv3", 1)
 }
 
