@@ -159,6 +159,7 @@ func (g *ConvGeom) fromPhaseOutBias(yp, y, bias []float32, relu bool) {
 func addBias(y []float32, ld int, bias []float32, relu bool) {
 	for o, b := range bias {
 		row := y[o*ld : (o+1)*ld]
+		row = row[addBiasVec(row, b, relu):]
 		if relu {
 			for j, v := range row {
 				u := math.Float32bits(v + b)

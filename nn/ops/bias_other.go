@@ -1,0 +1,6 @@
+//go:build !amd64 || purego
+
+package ops
+
+// addBiasVec leaves every value to addBias's scalar loop.
+func addBiasVec([]float32, float32, bool) int { return 0 }
