@@ -99,8 +99,24 @@ func (b *Builder) Apply(context string, fn func() (*G.Node, error)) *G.Node {
 }
 
 // Conv2d applies a convolution with weight w [out, in, k, k] and optional
-// bias [out] to x [N, in, H, W].
+// bias [out] to x [N, in, H, W]. The bias is added in the convolution's
+// own output pass (one op, not a second pass over the batch).
 func (b *Builder) Conv2d(x *G.Node, w, bias *Param, stride, pad int) *G.Node {
+	return b.conv2d(x, w, bias, stride, pad, false)
+}
+
+// Conv2dReLU is ReLU(Conv2d(x, w, bias, stride, pad)) with the bias and
+// the ReLU fused into the convolution's output pass; bias is required.
+// Besides the passes it saves, the pre-activation is never stored.
+func (b *Builder) Conv2dReLU(x *G.Node, w, bias *Param, stride, pad int) *G.Node {
+	if bias == nil {
+		b.Fail("conv "+w.Name, fmt.Errorf("conv with fused ReLU needs a bias"))
+		return nil
+	}
+	return b.conv2d(x, w, bias, stride, pad, true)
+}
+
+func (b *Builder) conv2d(x *G.Node, w, bias *Param, stride, pad int, relu bool) *G.Node {
 	if !b.ok(x) {
 		return nil
 	}
@@ -115,8 +131,14 @@ func (b *Builder) Conv2d(x *G.Node, w, bias *Param, stride, pad int) *G.Node {
 		b.Fail(ctx, err)
 		return nil
 	}
-	y := b.Apply(ctx, func() (*G.Node, error) { return ops.Conv2d(g, x, b.Param(w)) })
-	return b.bias(ctx, y, bias)
+	if bias == nil {
+		return b.Apply(ctx, func() (*G.Node, error) { return ops.Conv2d(g, x, b.Param(w)) })
+	}
+	if bs := bias.Shape(); len(bs) != 1 || bs[0] != ws[0] {
+		b.Fail(ctx, fmt.Errorf("bias: expected shape [%d], got %v", ws[0], bs))
+		return nil
+	}
+	return b.Apply(ctx, func() (*G.Node, error) { return ops.Conv2dBias(g, x, b.Param(w), b.Param(bias), relu) })
 }
 
 // ConvTranspose2d applies a transposed convolution with weight

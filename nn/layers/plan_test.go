@@ -144,8 +144,11 @@ func TestPlanShrinksMemory(t *testing.T) {
 	build := func(b *Builder) *G.Node {
 		h := b.Input("x", 4, 8, 16, 16)
 		rng.Normal(Data(h), 1)
+		// The bias as an op of its own (Conv2d fuses it): three outputs
+		// per layer for the plan to place.
 		for i := 0; i < depth; i++ {
-			h = b.LeakyReLU(b.Conv2d(h, ps.Get(pname("w", i)), ps.Get(pname("b", i)), 1, 1), 0.2)
+			h = b.AddChannel(b.Conv2d(h, ps.Get(pname("w", i)), nil, 1, 1), b.Param(ps.Get(pname("b", i))), "bias")
+			h = b.LeakyReLU(h, 0.2)
 		}
 		return h
 	}

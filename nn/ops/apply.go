@@ -18,6 +18,12 @@ func Conv2d(g ConvGeom, x, w *G.Node) (*G.Node, error) {
 	return G.ApplyOp(newConvOp(kConv, g), x, w)
 }
 
+// Conv2dBias is Conv2d plus b [Out] per output channel, then max(·, 0)
+// when relu is set, fused into the convolution's output pass.
+func Conv2dBias(g ConvGeom, x, w, b *G.Node, relu bool) (*G.Node, error) {
+	return G.ApplyOp(newConvBiasOp(g, relu), x, w, b)
+}
+
 // ConvTranspose2d is the transpose of the convolution of geometry g:
 // x [Batch, Out, OH, OW] and w [Out, In, KH, KW] give [Batch, In, H, W].
 func ConvTranspose2d(g ConvGeom, x, w *G.Node) (*G.Node, error) {

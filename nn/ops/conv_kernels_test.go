@@ -75,6 +75,22 @@ func checkConvGeom(t *testing.T, name string, g ConvGeom, rng *nn.RNG) {
 			t.Fatalf("%s: conv[%d] = %v, want %v", name, i, got[i], want[i])
 		}
 	}
+	// With the bias (and ReLU) fused in: the same sums, plus the bias.
+	bias := make([]float32, g.Out)
+	rng.Normal(bias, 1)
+	for _, relu := range []bool{false, true} {
+		gb := nanFilled(len(y))
+		g.convForwardBias(x, w, bias, relu, gb)
+		for i, v := range got {
+			v += bias[(i/(g.OH*g.OW))%g.Out]
+			if relu && v < 0 {
+				v = 0
+			}
+			if gb[i] != v {
+				t.Fatalf("%s: conv+bias (relu %v)[%d] = %v, want %v", name, relu, i, gb[i], v)
+			}
+		}
+	}
 	xt := nanFilled(len(x))
 	g.convTranspose(y, w, xt)
 	wt := nanFilled(len(w))

@@ -1,6 +1,10 @@
 package ops
 
-import "github.com/genpipe/genpipe/nn/gemm"
+import (
+	"math"
+
+	"github.com/genpipe/genpipe/nn/gemm"
+)
 
 // Implicit GEMM for the convolutions. Each image is first rearranged into
 // its "phase" layout: zero-padded, and for stride s split into s x s
@@ -138,6 +142,42 @@ func (g *ConvGeom) toPhaseOut(y, yp []float32) {
 func (g *ConvGeom) fromPhaseOut(yp, y []float32) {
 	_, wq, _ := g.phaseDims()
 	gemm.Copy2D(y, g.OW, yp, wq, g.Out*g.OH, g.OW, false)
+}
+
+// fromPhaseOutBias is fromPhaseOut after adding the bias (and ReLU) to
+// yp in place (see addBias).
+func (g *ConvGeom) fromPhaseOutBias(yp, y, bias []float32, relu bool) {
+	addBias(yp, g.phaseLd(), bias, relu)
+	g.fromPhaseOut(yp, y)
+}
+
+// addBias adds bias[o] to the block y[o*ld : (o+1)*ld] of each output
+// channel o, then, with relu, clears negative values to +0 (the ReLU op's
+// derivative treats ±0 alike). It runs over each channel's whole block,
+// a phase layout's unused columns included: one long branch-free loop is
+// faster than one per 7- or 14-wide row.
+func addBias(y []float32, ld int, bias []float32, relu bool) {
+	for o, b := range bias {
+		row := y[o*ld : (o+1)*ld]
+		row = row[addBiasVec(row, b, relu):]
+		if relu {
+			for j, v := range row {
+				u := math.Float32bits(v + b)
+				row[j] = math.Float32frombits(u &^ uint32(int32(u)>>31))
+			}
+			continue
+		}
+		for j := range row {
+			row[j] += b
+		}
+	}
+}
+
+// pointwise reports whether g is a 1x1 convolution with stride 1 and no
+// padding: its phase layouts are the images themselves, so the GEMM reads
+// and writes them in place instead of through copies.
+func (g *ConvGeom) pointwise() bool {
+	return g.KH == 1 && g.KW == 1 && g.SH == 1 && g.SW == 1 && g.PH == 0 && g.PW == 0
 }
 
 // The weight gradient reads its images channel-last ("NHWC" phase layout:

@@ -3,7 +3,9 @@
 // GEMM over nn/gemm), matrix multiply, bias and channel maps, fused
 // activations, GroupNorm and BatchNorm, nearest upsampling and sum
 // pooling, reflection padding, channel concatenation, dropout by a
-// caller-filled mask, and the BCE, MSE and L1 losses.
+// caller-filled mask, the BCE, MSE and L1 losses, and fused flow ops
+// (channel slice, affine coupling and its log-determinant, Gaussian
+// log-density).
 //
 // gorgonia's built-ins for these materialise whole-batch intermediates and
 // allocate on every run; these keep their outputs across runs and each

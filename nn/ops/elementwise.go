@@ -245,6 +245,12 @@ func (op actGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, err
 		g, dst = g[:len(src)], dst[:len(src)]
 		switch kind {
 		case ActReLU, ActLeakyReLU:
+			if kind == ActReLU {
+				// f' is 0 or 1: a mask, eight values at a time. (g·0 is
+				// +0 there, where the loop gives ±0.)
+				n := reluGradVec(dst, src, g)
+				src, g, dst = src[n:], g[n:], dst[n:]
+			}
 			k := [2]float32{1, alpha}
 			for i, v := range src {
 				dst[i] = g[i] * k[nonPositive(v)]

@@ -72,3 +72,34 @@ func TestActivationValues(t *testing.T) {
 func tensorOf(xs []float32) *tensor.Dense {
 	return tensor.New(tensor.WithShape(len(xs)), tensor.WithBacking(append([]float32(nil), xs...)))
 }
+
+// TestReLUGradVector checks the vector ReLU derivative against the
+// scalar loop on lengths around the vector width, with zeros of both
+// signs in y.
+func TestReLUGradVector(t *testing.T) {
+	for _, n := range []int{1, 7, 8, 9, 31, 64, 100} {
+		y, g := make([]float32, n), make([]float32, n)
+		for i := range y {
+			y[i] = float32(math.Sin(float64(3*i))) * float32(i%3)
+			g[i] = float32(math.Cos(float64(i)))
+		}
+		if n > 8 {
+			y[3], y[5] = 0, float32(math.Copysign(0, -1))
+		}
+		op := newActGradOp(ActReLU, 0, []int{n})
+		v, err := op.Do(tensorOf(y), tensorOf(g))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := v.Data().([]float32)
+		for i := range y {
+			want := float32(0)
+			if y[i] > 0 {
+				want = g[i]
+			}
+			if got[i] != want {
+				t.Fatalf("n %d: dx[%d] = %v for y %v, dy %v; want %v", n, i, got[i], y[i], g[i], want)
+			}
+		}
+	}
+}

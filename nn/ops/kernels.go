@@ -159,6 +159,8 @@ type convScratch struct {
 	g    ConvGeom  // the geometry the job runs (the flipped one for convT)
 	a, b []float32 // the job's input and output (or second input) tensors
 	n    int       // phase-layout output columns
+	bias []float32 // jobForward: added per output channel when not nil
+	relu bool      // jobForward with bias: max(·, 0) after the bias
 }
 
 type convJob int
@@ -196,7 +198,7 @@ func putScratch(s *convScratch) {
 	for i := range s.ws {
 		s.ws[i].dy.Data = nil
 	}
-	s.a, s.b = nil, nil
+	s.a, s.b, s.bias, s.relu = nil, nil, nil, false
 	scratchPool.Put(s)
 }
 
@@ -248,9 +250,24 @@ func (s *convScratch) run(wk, lo, hi int) {
 	g, ws, n := &s.g, &s.ws[wk], s.n
 	switch s.kind {
 	case jobForward: // a = x, b = y
+		if g.pointwise() {
+			for i := lo; i < hi; i++ {
+				yi := s.b[i*g.outSz : (i+1)*g.outSz]
+				ws.dy = gemm.DenseB{Data: s.a[i*g.inSize : (i+1)*g.inSize], Ld: g.plane}
+				gemm.SgemmPackedA(&s.wa, g.plane, 1, &ws.dy, 0, yi, g.plane)
+				if s.bias != nil {
+					addBias(yi, g.plane, s.bias, s.relu)
+				}
+			}
+			return
+		}
 		for i := lo; i < hi; i++ {
 			g.toPhase(s.a[i*g.inSize:(i+1)*g.inSize], ws.ph)
 			gemm.SgemmPackedA(&s.wa, n, 1, &ws.col, 0, ws.buf, g.phaseLd())
+			if s.bias != nil {
+				g.fromPhaseOutBias(ws.buf, s.b[i*g.outSz:(i+1)*g.outSz], s.bias, s.relu)
+				continue
+			}
 			g.fromPhaseOut(ws.buf, s.b[i*g.outSz:(i+1)*g.outSz])
 		}
 	case jobTransposeCol: // a = y, b = x
@@ -267,7 +284,12 @@ func (s *convScratch) run(wk, lo, hi int) {
 		ws.ya = gemm.DenseA{Data: ws.buf, Ld: g.phaseLd()}
 		for i := lo; i < hi; i++ {
 			g.toPhaseNHWC(s.a[i*g.inSize:(i+1)*g.inSize], ws.ph)
-			g.toPhaseOut(s.b[i*g.outSz:(i+1)*g.outSz], ws.buf)
+			if g.pointwise() {
+				// The phase layout of y_i is y_i.
+				ws.ya = gemm.DenseA{Data: s.b[i*g.outSz : (i+1)*g.outSz], Ld: g.plane}
+			} else {
+				g.toPhaseOut(s.b[i*g.outSz:(i+1)*g.outSz], ws.buf)
+			}
 			var beta float32 = 1
 			if i == lo {
 				beta = 0
@@ -304,6 +326,19 @@ func (g *ConvGeom) convForward(x, w, y []float32) {
 	nw := workers(g.Batch)
 	s := getScratch(nw)
 	s.wa.Pack(false, g.Out, g.colRows, w, g.colRows)
+	s.forward(nw, *g, x, y)
+	putScratch(s)
+}
+
+// convForwardBias computes y = conv(x, w) + bias[o] per output channel,
+// and max(y, 0) with relu, while each image's output is still in cache
+// (a separate bias pass and ReLU pass over the whole batch cost more than
+// the copy they ride on).
+func (g *ConvGeom) convForwardBias(x, w, bias []float32, relu bool, y []float32) {
+	nw := workers(g.Batch)
+	s := getScratch(nw)
+	s.wa.Pack(false, g.Out, g.colRows, w, g.colRows)
+	s.bias, s.relu = bias, relu
 	s.forward(nw, *g, x, y)
 	putScratch(s)
 }

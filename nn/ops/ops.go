@@ -200,6 +200,72 @@ func (op convOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) 
 	return G.Nodes{da, db}, nil
 }
 
+// convBiasOp is y = conv(x, w) + b per output channel, optionally
+// followed by ReLU, in one pass over the output: the bias (and the ReLU)
+// are applied while each image's result is copied out of the GEMM's
+// layout, instead of as whole-batch passes of their own. Its derivatives
+// are the convolution maps and the channel sum, after ReLU's derivative,
+// which reads the output (y > 0 exactly where the pre-activation is).
+type convBiasOp struct {
+	Base
+	g    ConvGeom
+	relu bool
+	buf  *outCache
+}
+
+func newConvBiasOp(g ConvGeom, relu bool) convBiasOp {
+	name := "Conv2dBias"
+	if relu {
+		name = "Conv2dBiasReLU"
+	}
+	return convBiasOp{
+		Base: NewBase(3, "%s(n%d c%d %dx%d -> c%d %dx%d k%dx%d s%dx%d p%dx%d)", name, g.Batch, g.In, g.H, g.W, g.Out, g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW),
+		g:    g, relu: relu, buf: newCache(),
+	}
+}
+
+func (op convBiasOp) Type() hm.Type      { return hm.NewFnType(tt(4), tt(4), tt(1), tt(4)) }
+func (op convBiasOp) DiffWRT(int) []bool { return []bool{true, true, true} }
+func (op convBiasOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape(op.g.OutShape()), nil
+}
+
+func (op convBiasOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+
+func (op convBiasOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	data, err := checkedInputs(op, in, []string{"x", "weight", "bias"}, [][]int{op.g.InShape(), op.g.WeightShape(), {op.g.Out}})
+	if err != nil {
+		return nil, err
+	}
+	d, o := op.buf.get(prealloc, op.g.OutShape())
+	op.g.convForwardBias(data[0], data[1], data[2], op.relu, o)
+	return d, nil
+}
+
+func (op convBiasOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	x, w := inputs[0], inputs[1]
+	g := grad
+	if op.relu {
+		var err error
+		if g, err = G.ApplyOp(newActGradOp(ActReLU, 0, op.g.OutShape()), output, grad); err != nil {
+			return nil, err
+		}
+	}
+	dx, err := G.ApplyOp(newConvOp(kConvT, op.g), g, w)
+	if err != nil {
+		return nil, err
+	}
+	dw, err := G.ApplyOp(newConvOp(kConvW, op.g), x, g)
+	if err != nil {
+		return nil, err
+	}
+	db, err := G.ApplyOp(newChanOp(kSum, op.g.OutShape()), g)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{dx, dw, db}, nil
+}
+
 // mmOp is C = op(A)·op(B) for 2-D float32 tensors. Its derivatives are
 // mmOps too.
 type mmOp struct {

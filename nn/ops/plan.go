@@ -21,22 +21,23 @@ import (
 // place that output.
 type cached interface{ outputCache() *outCache }
 
-func (op actOp) outputCache() *outCache     { return op.buf }
-func (op actGradOp) outputCache() *outCache { return op.buf }
-func (op addOp) outputCache() *outCache     { return op.buf }
-func (op bceGradOp) outputCache() *outCache { return op.buf }
-func (op bnOp) outputCache() *outCache      { return op.buf }
-func (op catOp) outputCache() *outCache     { return op.buf }
-func (op chanOp) outputCache() *outCache    { return op.buf }
-func (op convOp) outputCache() *outCache    { return op.buf }
-func (op gnOp) outputCache() *outCache      { return op.buf }
-func (op l1GradOp) outputCache() *outCache  { return op.buf }
-func (op maskOp) outputCache() *outCache    { return op.buf }
-func (op mmOp) outputCache() *outCache      { return op.buf }
-func (op mseGradOp) outputCache() *outCache { return op.buf }
-func (op ncOp) outputCache() *outCache      { return op.buf }
-func (op padOp) outputCache() *outCache     { return op.buf }
-func (op upOp) outputCache() *outCache      { return op.buf }
+func (op actOp) outputCache() *outCache      { return op.buf }
+func (op actGradOp) outputCache() *outCache  { return op.buf }
+func (op addOp) outputCache() *outCache      { return op.buf }
+func (op bceGradOp) outputCache() *outCache  { return op.buf }
+func (op bnOp) outputCache() *outCache       { return op.buf }
+func (op catOp) outputCache() *outCache      { return op.buf }
+func (op chanOp) outputCache() *outCache     { return op.buf }
+func (op convOp) outputCache() *outCache     { return op.buf }
+func (op convBiasOp) outputCache() *outCache { return op.buf }
+func (op gnOp) outputCache() *outCache       { return op.buf }
+func (op l1GradOp) outputCache() *outCache   { return op.buf }
+func (op maskOp) outputCache() *outCache     { return op.buf }
+func (op mmOp) outputCache() *outCache       { return op.buf }
+func (op mseGradOp) outputCache() *outCache  { return op.buf }
+func (op ncOp) outputCache() *outCache       { return op.buf }
+func (op padOp) outputCache() *outCache      { return op.buf }
+func (op upOp) outputCache() *outCache       { return op.buf }
 
 // planMu guards the planning fields of every outCache (slot, owner,
 // shared): a cache may be reached from several graphs when an op value is

@@ -33,84 +33,42 @@ func channels(b *layers.Builder, x *G.Node, lo, hi int) *G.Node {
 	if b.Err() != nil || x == nil {
 		return nil
 	}
-	s := x.Shape()
-	y := b.Apply("slice channels", func() (*G.Node, error) { return G.Slice(x, nil, G.S(lo, hi)) })
-	// gorgonia drops an axis sliced to one element: keep it.
-	return b.Reshape(y, append([]int{s[0], hi - lo}, s[2:]...)...)
-}
-
-// perSample sums x [N, ...] over all but the first axis.
-func perSample(b *layers.Builder, x *G.Node) *G.Node {
-	if b.Err() != nil || x == nil {
-		return nil
-	}
-	axes := make([]int, 0, len(x.Shape())-1)
-	for i := 1; i < len(x.Shape()); i++ {
-		axes = append(axes, i)
-	}
-	return b.Apply("sum per sample", func() (*G.Node, error) { return G.Sum(x, axes...) })
+	return b.Apply("slice channels", func() (*G.Node, error) { return ops.SliceChannels(x, lo, hi) })
 }
 
 func (m *Model) conv(b *layers.Builder, x *G.Node, name string, pad int) *G.Node {
 	return b.Conv2d(x, m.p(name+".weight"), m.p(name+".bias"), 1, pad)
 }
 
-// couplingNet is NN(x_a): the shift t and the pre-sigmoid scale r + 2.
-func (m *Model) couplingNet(b *layers.Builder, xa *G.Node, name string, cb int) (t, r2 *G.Node) {
-	h := b.ReLU(m.conv(b, xa, name+".conv1", 1))
-	h = b.ReLU(m.conv(b, h, name+".conv2", 0))
-	h = m.conv(b, h, name+".conv3", 1)
+// couplingNet is NN(x_a) [N, 2·Cb, H, W]: the shift t in its first Cb
+// channels, the pre-sigmoid scale r in the others.
+func (m *Model) couplingNet(b *layers.Builder, xa *G.Node, name string) *G.Node {
+	h := b.Conv2dReLU(xa, m.p(name+".conv1.weight"), m.p(name+".conv1.bias"), 1, 1)
+	h = b.Conv2dReLU(h, m.p(name+".conv2.weight"), m.p(name+".conv2.bias"), 1, 0)
+	return m.conv(b, h, name+".conv3", 1)
+}
+
+// couplingShift is the constant added to r before the sigmoid (Glow's
+// sigmoid(r + 2), so that a zero-initialised coupling starts near the
+// identity).
+const couplingShift = 2
+
+// couplingSplit is t and r + 2 of the coupling network's output h.
+func couplingSplit(b *layers.Builder, h *G.Node, cb int) (t, r2 *G.Node) {
 	t = channels(b, h, 0, cb)
 	r := channels(b, h, cb, 2*cb)
-	r2 = b.Apply("coupling r+2", func() (*G.Node, error) { return G.Add(r, G.NewConstant(float32(2))) })
+	r2 = b.Apply("coupling r+2", func() (*G.Node, error) { return G.Add(r, G.NewConstant(float32(couplingShift))) })
 	return t, r2
 }
 
 // gaussLogp is Σ log N(z; mean, exp(logs)²) per sample:
-// −½·Σ(log 2π + 2·logs + (z − mean)²·exp(−2·logs)).
-func gaussLogp(b *layers.Builder, z, mean, logs *G.Node) *G.Node {
-	if b.Err() != nil || z == nil {
+// −½·Σ(log 2π + 2·logs + (z − mean)²·exp(−2·logs)), one fused op; p
+// holds the means in its first channels and logs in the others.
+func gaussLogp(b *layers.Builder, z, p *G.Node) *G.Node {
+	if b.Err() != nil || z == nil || p == nil {
 		return nil
 	}
-	d := 1
-	for _, v := range z.Shape()[1:] {
-		d *= v
-	}
-	q := b.Apply("gaussian log-density", func() (*G.Node, error) {
-		diff, err := G.Sub(z, mean)
-		if err != nil {
-			return nil, err
-		}
-		sq, err := G.Square(diff)
-		if err != nil {
-			return nil, err
-		}
-		m2, err := G.Mul(logs, G.NewConstant(float32(-2)))
-		if err != nil {
-			return nil, err
-		}
-		inv, err := G.Exp(m2)
-		if err != nil {
-			return nil, err
-		}
-		w, err := G.HadamardProd(sq, inv)
-		if err != nil {
-			return nil, err
-		}
-		l2, err := G.Mul(logs, G.NewConstant(float32(2)))
-		if err != nil {
-			return nil, err
-		}
-		return G.Add(w, l2)
-	})
-	s := perSample(b, q)
-	return b.Apply("gaussian log-density", func() (*G.Node, error) {
-		h, err := G.Mul(s, G.NewConstant(float32(-0.5)))
-		if err != nil {
-			return nil, err
-		}
-		return G.Sub(h, G.NewConstant(float32(0.5*math.Log(2*math.Pi)*float64(d))))
-	})
+	return b.Apply("gaussian log-density", func() (*G.Node, error) { return ops.GaussianLogDensity(z, p) })
 }
 
 // broadcastItems repeats p [shape...] for n items: [n, shape...].
@@ -183,46 +141,25 @@ func (m *Model) forward(b *layers.Builder, y *G.Node) forward {
 				return ops.Conv2d(g, h, w)
 			})
 			addConst(ld, hw)
-			ca, cb := lv.c/2, lv.c-lv.c/2
-			xa, xb := channels(b, h, 0, ca), channels(b, h, ca, lv.c)
-			t, r2 := m.couplingNet(b, xa, name+".coupling", cb)
-			yb := b.Apply("coupling", func() (*G.Node, error) {
-				sum, err := G.Add(xb, t)
-				if err != nil {
-					return nil, err
-				}
-				s, err := G.Sigmoid(r2)
-				if err != nil {
-					return nil, err
-				}
-				return G.HadamardProd(sum, s)
-			})
-			h = b.ConcatChannels(xa, yb)
-			// log sigmoid(r) = −softplus(−r), stable for very negative r.
-			ls := b.Apply("coupling logdet", func() (*G.Node, error) {
-				neg, err := G.Neg(r2)
-				if err != nil {
-					return nil, err
-				}
-				sp, err := G.Softplus(neg)
-				if err != nil {
-					return nil, err
-				}
-				return G.Neg(sp)
-			})
-			addTo(&sampleLD, perSample(b, ls))
+			// y = [x_a, (x_b + t)·sigmoid(r + 2)] and its log-determinant
+			// Σ log sigmoid(r + 2), each one fused op reading x and NN(x_a)
+			// in place (no split of x or of NN's output, no concatenation).
+			nh := m.couplingNet(b, channels(b, h, 0, lv.c/2), name+".coupling")
+			xin := h
+			h = b.Apply("coupling", func() (*G.Node, error) { return ops.AffineCoupling(xin, nh, couplingShift) })
+			addTo(&sampleLD, b.Apply("coupling logdet", func() (*G.Node, error) { return ops.CouplingLogDet(nh, couplingShift) }))
 		}
 		if lv.split {
 			cz := lv.c / 2
 			z, rest := channels(b, h, 0, cz), channels(b, h, cz, lv.c)
 			pr := m.conv(b, rest, fmt.Sprintf("levels.%d.prior", l), 1)
-			addTo(&prior, gaussLogp(b, z, channels(b, pr, 0, cz), channels(b, pr, cz, 2*cz)))
+			addTo(&prior, gaussLogp(b, z, pr))
 			f.zs = append(f.zs, z)
 			h = rest
 		} else {
 			mean := broadcastItems(b, b.Param(m.p("top.mean")), n)
 			logs := broadcastItems(b, b.Param(m.p("top.logs")), n)
-			addTo(&prior, gaussLogp(b, h, mean, logs))
+			addTo(&prior, gaussLogp(b, h, b.ConcatChannels(mean, logs)))
 			f.zs = append(f.zs, h)
 		}
 	}
@@ -310,7 +247,7 @@ func (m *Model) inverse(b *layers.Builder, n int, sample bool) *inverse {
 			name := stepName(l, k)
 			ca, cb := lv.c/2, lv.c-lv.c/2
 			xa, yb := channels(b, h, 0, ca), channels(b, h, ca, lv.c)
-			t, r2 := m.couplingNet(b, xa, name+".coupling", cb)
+			t, r2 := couplingSplit(b, m.couplingNet(b, xa, name+".coupling"), cb)
 			xb := b.Apply("coupling inverse", func() (*G.Node, error) {
 				s, err := G.Sigmoid(r2)
 				if err != nil {
