@@ -87,6 +87,8 @@ type Options struct {
 	// Select, when set, keeps only the source items it accepts (see
 	// run.Options.Select).
 	Select func(stage string, index int) bool
+	// SelectLast: see run.Options.SelectLast.
+	SelectLast func(stage string) int
 	// Models, when set, keeps the models a run loads for the next run of
 	// the same plan (a queue worker runs one plan batch after batch:
 	// loading a model costs more than a batch). Close it when done.
@@ -128,6 +130,7 @@ func Run(ctx context.Context, p *plan.Plan, m *pluginhost.Host, opt Options) (*r
 		ShardIndex: opt.ShardIndex,
 		ShardCount: opt.ShardCount,
 		Select:     opt.Select,
+		SelectLast: opt.SelectLast,
 		OnError:    opt.OnError,
 		Overwrite:  opt.Overwrite,
 		Progress:   opt.Progress,

@@ -371,10 +371,15 @@ func (w *Worker) runItems(ctx context.Context, j *Job, p *plan.Plan, want map[in
 	w.mu.Lock()
 	ms := w.models[j.ID]
 	w.mu.Unlock()
+	last := -1
+	for index := range want {
+		last = max(last, index)
+	}
 	res, err := job.Run(ctx, p, w.Host, job.Options{
-		OnError: run.Skip,
-		Select:  func(stage string, index int) bool { return stage == j.Source && want[index] },
-		Models:  ms,
+		OnError:    run.Skip,
+		Select:     func(stage string, index int) bool { return stage == j.Source && want[index] },
+		SelectLast: func(string) int { return last },
+		Models:     ms,
 	})
 	failed := map[int][]string{}
 	if err != nil {

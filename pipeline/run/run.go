@@ -33,6 +33,10 @@ type Options struct {
 	// (by source stage id and item index): a queue worker runs the items
 	// of the messages it pulled.
 	Select func(stage string, index int) bool
+	// SelectLast, with Select, is the highest index Select accepts for a
+	// source stage: sources list in increasing index order, so the listing
+	// stops past it instead of running to the end for every batch.
+	SelectLast func(stage string) int
 	// OnError is the error policy.
 	OnError Policy
 	// Overwrite rewrites outputs that already exist; otherwise items whose

@@ -1,6 +1,7 @@
 package run
 
 import (
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync"
@@ -130,6 +131,9 @@ func (j *job) source(n *Task, sinks []*Task) <-chan item.Item {
 				return nil
 			}
 			if j.opt.Select != nil && !j.opt.Select(n.ID, it.Index) {
+				if j.opt.SelectLast != nil && it.Index > j.opt.SelectLast(n.ID) {
+					return errSelectionDone
+				}
 				return nil
 			}
 			emitted++
@@ -147,6 +151,9 @@ func (j *job) source(n *Task, sinks []*Task) <-chan item.Item {
 				return ErrStopped
 			}
 		})
+		if err == errSelectionDone {
+			err = nil
+		}
 		if err != nil && err != ErrStopped && j.ctx.Err() == nil {
 			j.mu.Lock()
 			j.sourceErr[n] = fmt.Errorf("stage %q: %w", n.ID, err)
@@ -418,3 +425,7 @@ func (j *job) write(n *Task, it item.Item) (err error) {
 	}()
 	return n.Sink.Write(j.ctx, it)
 }
+
+// errSelectionDone ends a source's listing once it is past the last item
+// a selection wants.
+var errSelectionDone = errors.New("selection done")
