@@ -289,6 +289,16 @@ stages:
 	if len(ids) != 1 {
 		t.Fatalf("%d jobs in the queue, want 1: %v", len(ids), ids)
 	}
+	// pipeline status says the same, with run's exit code.
+	st := exec.Command(pipelineExe(t), "status", ids[0], "--queue", url)
+	out2, err := st.Output()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out2), "15 of 16 items done, 1 dead-lettered") || !strings.Contains(string(out2), "dead letter: in.15 after 2 deliveries") {
+		t.Errorf("pipeline status: %v\n%s", err, out2)
+	}
+	if err := exec.Command(pipelineExe(t), "status", "nosuchjob", "--queue", url).Run(); !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("pipeline status of an unknown job: %v, want exit 1", err)
+	}
 	done, _ := q.Records(ctx, "done", ids[0])
 	if len(done) != 15 {
 		t.Errorf("%d done records after the resubmission, want 15", len(done))

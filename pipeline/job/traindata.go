@@ -142,7 +142,7 @@ type trainModels struct {
 
 func newTrainModels(p *plan.Plan, m *pluginhost.Host) *trainModels {
 	return &trainModels{
-		b:     &builder{plan: p, m: m, opt: Options{ModelWorkers: 2}, hashes: map[string]string{}},
+		b:     &builder{plan: p, m: m, opt: Options{ModelWorkers: 2}, mu: &sync.Mutex{}, hashes: map[string]string{}},
 		tasks: map[string]*run.Task{},
 	}
 }
