@@ -22,6 +22,7 @@ var (
 	qualityCkpt    = flag.String("ckpt", "", "a pipeline train checkpoint of mnist-ddpm whose moving average to measure")
 	qualityFull    = flag.Bool("full", false, "measure as the issue does (1,000 samples per setting, DDIM 50, the steps table); slow")
 	qualitySamples = flag.Int("samples", 0, "samples per setting (default 200, 1,000 with -full)")
+	qualityGuide   = flag.Float64("guidance", 2, "classifier-free guidance of the measured samples (the bars are for about 2)")
 )
 
 // ddpmModel loads mnist-ddpm from -weights, -ckpt or the shipped file,
@@ -164,7 +165,7 @@ func TestQuality(t *testing.T) {
 	for i := range labels {
 		labels[i] = i % 10
 	}
-	base := Sampling{Sampler: DPMSolver, Steps: 20, Guidance: 2, Temperature: 1, Clip: 1, From: T - 1}
+	base := Sampling{Sampler: DPMSolver, Steps: 20, Guidance: *qualityGuide, Temperature: 1, Clip: 1, From: T - 1}
 	if *qualityFull {
 		base.Sampler, base.Steps = DDIM, 50
 	}
