@@ -29,3 +29,22 @@ func Interpolate(dst, a, b []float32, t float64, slerp bool) {
 		dst[i] = float32((1-t)*float64(a[i]) + t*float64(b[i]))
 	}
 }
+
+// InterpolationPath returns, for each of the n d-value latents in z, the
+// frames-point path from it to the next one (the last goes back to the
+// first): n*frames latents, item by item, each path starting on its own
+// latent and ending on the next one's.
+func InterpolationPath(z []float32, n, d, frames int, slerp bool) []float32 {
+	path := make([]float32, n*frames*d)
+	for i := 0; i < n; i++ {
+		from, to := z[i*d:(i+1)*d], z[((i+1)%n)*d:((i+1)%n+1)*d]
+		for f := 0; f < frames; f++ {
+			t := 0.0
+			if frames > 1 {
+				t = float64(f) / float64(frames-1)
+			}
+			Interpolate(path[(i*frames+f)*d:(i*frames+f+1)*d], from, to, t, slerp)
+		}
+	}
+	return path
+}

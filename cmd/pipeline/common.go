@@ -112,13 +112,11 @@ type session struct {
 // and the weights are compared before anything runs. The caller closes
 // the session, also after an error.
 func startSession(cmd *cobra.Command, file string, sets []string, seed uint64, locked bool, verb string) (*session, error) {
-	s := &session{}
-	s.ctx, s.stop = signalContext()
-	m, err := newPluginHost(cmd.ErrOrStderr())
+	s, err := startWorkerSession(cmd)
 	if err != nil {
 		return s, err
 	}
-	s.m = m
+	m := s.m
 	var lf *lock.File
 	lockPath := lock.PathFor(file)
 	if locked {

@@ -416,17 +416,7 @@ func (md *model) Close() error {
 func (md *model) interpolate(ctx context.Context, z []float32, n, frames int, slerp bool) (*sdk.Tensor, error) {
 	a := md.m.Arch
 	d := a.Dims()
-	path := make([]float32, n*frames*d)
-	for i := 0; i < n; i++ {
-		from, to := z[i*d:(i+1)*d], z[((i+1)%n)*d:((i+1)%n+1)*d]
-		for f := 0; f < frames; f++ {
-			t := 0.0
-			if frames > 1 {
-				t = float64(f) / float64(frames-1)
-			}
-			nn.Interpolate(path[(i*frames+f)*d:(i*frames+f+1)*d], from, to, t, slerp)
-		}
-	}
+	path := nn.InterpolationPath(z, n, d, frames, slerp)
 	total := n * frames
 	px := make([]uint8, 0, total*d)
 	const chunk = 64 // the preferred batch
