@@ -357,6 +357,7 @@ func TestQueueRefusesHostileJobs(t *testing.T) {
 		// as a hostile client would, straight to the queue.
 		{"exe", "plugins:\n  classic: {path: /bin/sh}\n", "out-exe", true, "the job names a plugin executable (plugins.classic.path \"/bin/sh\")"},
 		{"escape", "", "../../escaped", false, "outside the folders this worker may use"},
+		{"bucket", "", "mem://elsewhere/out", false, "the job touches mem://elsewhere/out, outside the folders this worker may use"},
 		{"unlocked", "", "out-unlocked", false, "this worker runs only locked jobs (its --lock) and the job carries no lock"},
 	} {
 		file := job(c.name, c.extra, c.save)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/genpipe/genpipe/pipeline/blobstore"
 	"github.com/genpipe/genpipe/pipeline/lock"
 	"github.com/genpipe/genpipe/pipeline/queue"
 )
@@ -36,7 +37,8 @@ A job cannot make a worker run anything it was not given: the worker starts
 only plugins installed on it (a job naming a plugin executable is refused),
 with --lock only those its lock pins and only a job carrying the same lock,
 and with --allow only jobs whose loads, saves and weights lie under those
-folders. A refused job is named in pipeline status, with its reason.
+folders or blob URL prefixes (a URL's query, e.g. its endpoint, must match
+too). A refused job is named in pipeline status, with its reason.
 SIGTERM or Ctrl-C stops the worker; items it held are redelivered.`,
 		Example: `  # Serve the jobs of a NATS server, reading and writing only under /data
   pipeline worker --queue nats://nats:4222 --allow /data --lock /etc/genpipe/job.yaml.lock`,
@@ -58,7 +60,14 @@ SIGTERM or Ctrl-C stops the worker; items it held are redelivered.`,
 				w.Name = fmt.Sprintf("%s-%d", h, os.Getpid())
 			}
 			for _, a := range allow {
-				abs, err := filepath.Abs(a)
+				if blobstore.IsBlob(a) {
+					if _, err := blobstore.Parse(a); err != nil {
+						return &exitError{exitInvalid, fmt.Errorf("worker: --allow: %w", err)}
+					}
+					w.Allow = append(w.Allow, a)
+					continue
+				}
+				abs, err := filepath.Abs(blobstore.LocalPath(a))
 				if err != nil {
 					return &exitError{exitInvalid, err}
 				}
@@ -98,7 +107,7 @@ SIGTERM or Ctrl-C stops the worker; items it held are redelivered.`,
 	addConnFlags(fl, &qf)
 	fl.StringVar(&name, "name", "", "the worker's name in records and logs (default HOST-PID)")
 	fl.IntVar(&batch, "batch", 64, "items pulled and run at a time")
-	fl.StringArrayVar(&allow, "allow", nil, "a folder under which jobs may load and save (repeatable; default: anywhere)")
+	fl.StringArrayVar(&allow, "allow", nil, "a folder or blob URL prefix (s3://bucket/prefix?endpoint=...) under which jobs may load and save (repeatable; default: anywhere)")
 	fl.StringVar(&lockF, "lock", "", "run only jobs that carry this lock, with only the plugins and weights it pins")
 	return cmd
 }

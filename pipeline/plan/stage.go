@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/genpipe/genpipe/internal/suggest"
+	"github.com/genpipe/genpipe/pipeline/blobstore"
 	"github.com/genpipe/genpipe/pipeline/spec"
 	"github.com/genpipe/genpipe/pipeline/stages"
 	"github.com/genpipe/genpipe/sdk"
@@ -345,7 +346,10 @@ func (b *builder) saveTargets() {
 		}
 		vals, _ := bn.n.Values.(map[string]any)
 		dir, _ := vals["dir"].(string)
-		t := stages.SaveTarget{ID: bn.st.ID, Params: vals, Dir: b.abs(filepath.FromSlash(dir))}
+		t := stages.SaveTarget{ID: bn.st.ID, Params: vals, Dir: dir}
+		if !blobstore.IsBlob(dir) {
+			t.Dir = b.abs(filepath.FromSlash(blobstore.LocalPath(dir)))
+		}
 		for _, in := range bn.inputs {
 			t.Inputs = append(t.Inputs, in.st.ID)
 		}

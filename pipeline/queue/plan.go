@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/genpipe/genpipe/pipeline/blobstore"
 	"github.com/genpipe/genpipe/pipeline/plan"
 	"github.com/genpipe/genpipe/pipeline/spec"
 	"github.com/genpipe/genpipe/pipeline/stages"
@@ -46,9 +47,14 @@ func Source(p *plan.Plan) string {
 }
 
 // Paths lists the files and folders a plan reads or writes: load sources,
-// save folders and weights files, absolute.
+// save folders and weights files, absolute; a blob URL as it is given
+// (a file:// URL as its folder).
 func Paths(p *plan.Plan) []string {
 	abs := func(s string) string {
+		if blobstore.IsBlob(s) {
+			return s
+		}
+		s = blobstore.LocalPath(s)
 		if filepath.IsAbs(s) {
 			return filepath.Clean(s)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/genpipe/genpipe/pipeline/blobstore"
 	"github.com/genpipe/genpipe/pipeline/job"
 	"github.com/genpipe/genpipe/pipeline/lock"
 	"github.com/genpipe/genpipe/pipeline/plan"
@@ -29,8 +30,13 @@ type Worker struct {
 	Name string
 	// Batch is the number of items pulled and run at a time.
 	Batch int
-	// Allow lists the folders (absolute) under which the worker reads and
-	// writes; a job that names a path outside them is refused.
+	// Allow lists the folders (absolute) and blob URL prefixes
+	// (s3://bucket/prefix?endpoint=...) under which the worker reads and
+	// writes; a job that names a path or URL outside them is refused. A
+	// URL is under an allowed one when scheme, bucket and query (endpoint,
+	// region, ...) are the same and its prefix is the allowed one or below
+	// it: the query must match, or a job could send the worker's
+	// credentials to a server of its choosing.
 	Allow []string
 	// Lock is the worker's own lock (nil: none). A job whose lock differs
 	// is refused; with none, the worker refuses jobs that carry a lock.
@@ -341,7 +347,7 @@ func (w *Worker) checkLock(j *Job) error {
 }
 
 // checkPaths refuses a job that reads or writes outside the worker's
-// allowed folders.
+// allowed folders and URL prefixes.
 func (w *Worker) checkPaths(p *plan.Plan) error {
 	if len(w.Allow) == 0 {
 		return nil
@@ -355,8 +361,26 @@ func (w *Worker) checkPaths(p *plan.Plan) error {
 }
 
 func under(path string, roots []string) bool {
+	if blobstore.IsBlob(path) {
+		loc, err := blobstore.Parse(path)
+		if err != nil {
+			return false
+		}
+		for _, r := range roots {
+			if !blobstore.IsBlob(r) {
+				continue
+			}
+			if root, err := blobstore.Parse(r); err == nil && loc.Under(root) {
+				return true
+			}
+		}
+		return false
+	}
 	path = filepath.Clean(path)
 	for _, r := range roots {
+		if blobstore.IsBlob(r) {
+			continue
+		}
 		r = filepath.Clean(r)
 		if path == r || strings.HasPrefix(path, r+string(filepath.Separator)) {
 			return true

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"image"
@@ -43,7 +44,17 @@ func DecodeFile(path string, maxPixels int) (image.Image, error) {
 	if st.IsDir() {
 		return nil, fmt.Errorf("%s: is a folder, not an image", path)
 	}
-	if st.Size() == 0 {
+	return decodeSeeker(path, f, st.Size(), maxPixels)
+}
+
+// DecodeBytes decodes an image read into memory (a blob object) as
+// [DecodeFile] decodes a file; name is how errors call it.
+func DecodeBytes(name string, data []byte, maxPixels int) (image.Image, error) {
+	return decodeSeeker(name, bytes.NewReader(data), int64(len(data)), maxPixels)
+}
+
+func decodeSeeker(path string, f io.ReadSeeker, size int64, maxPixels int) (image.Image, error) {
+	if size == 0 {
 		return nil, fmt.Errorf("%s: empty file (0 bytes)", path)
 	}
 	cfg, format, err := image.DecodeConfig(bufio.NewReader(f))

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/genpipe/genpipe/internal/typeset"
+	"github.com/genpipe/genpipe/pipeline/blobstore"
 	"github.com/genpipe/genpipe/pipeline/item"
 	"github.com/genpipe/genpipe/sdk"
 )
@@ -31,8 +32,9 @@ type Entry struct {
 	//   - typeset: the item number (start + position), padded the same way.
 	Name string
 	// Source is the file to read (the pipeline file's folder joined with the
-	// configured path); for idx records it is "file#N", for typeset
-	// digits "typeset:FACE#N".
+	// configured path), for a dir given as a blob URL the object's URL
+	// without the query ("s3://bucket/prefix/cats/tom.png"); for idx
+	// records it is "file#N", for typeset digits "typeset:FACE#N".
 	Source string
 	// Label is the class label, -1 for none.
 	Label int
@@ -60,6 +62,9 @@ type Loader struct {
 	cols      int
 	count     int
 	typeset   *typesetSource
+	// store holds the objects of a dir given as a blob URL (nil for a
+	// folder); root is then the URL without its query.
+	store *blobstore.Store
 }
 
 // CheckLoad checks the rules between fields that sdk.CheckParams cannot
@@ -112,9 +117,31 @@ func CheckLoad(params map[string]any) []*sdk.ParamError {
 			e.Hint = "set labels: idx"
 		}
 	}
+	errs = append(errs, checkLoadURLs(p)...)
 	if g, ok := params["glob"].(string); ok && p.String("dir") != "" {
 		if _, err := compileGlob(g); err != nil {
 			add("glob", "%v", err)
+		}
+	}
+	return errs
+}
+
+// checkLoadURLs checks the URLs among a load's sources: dir may be a blob
+// URL; list, idx and idx_labels may name a file by a file:// URL only
+// (reading them from a bucket is not supported).
+func checkLoadURLs(p Values) []*sdk.ParamError {
+	var errs []*sdk.ParamError
+	for _, k := range []string{"dir", "list", "idx", "idx_labels"} {
+		s := p.String(k)
+		if !blobstore.IsURL(s) {
+			continue
+		}
+		_, err := blobstore.Parse(s)
+		switch {
+		case err != nil:
+			errs = append(errs, &sdk.ParamError{Path: k, Msg: err.Error()})
+		case k != "dir" && blobstore.IsBlob(s):
+			errs = append(errs, &sdk.ParamError{Path: k, Msg: fmt.Sprintf("%s reads a local file; a blob URL (%s) is for dir only", k, s), Hint: "copy the file to a local folder, or load the images with dir: and glob:"})
 		}
 	}
 	return errs
@@ -161,10 +188,10 @@ func loadFiles(p Values, env ParseEnv) []*sdk.ParamError {
 	var errs []*sdk.ParamError
 	for _, k := range []string{"dir", "list", "idx", "idx_labels"} {
 		name := p.String(k)
-		if name == "" {
-			continue
+		if name == "" || blobstore.IsBlob(name) {
+			continue // a bucket is looked at when the run opens it
 		}
-		fi, err := os.Stat(env.abs(name))
+		fi, err := os.Stat(env.abs(blobstore.LocalPath(name)))
 		what := "file"
 		if k == "dir" {
 			what = "folder"
@@ -195,6 +222,10 @@ func (c *LoadConfig) Open(baseDir string) (*Loader, error) {
 	params := map[string]any(c.Values)
 	p := c.Values
 	resolve := func(s string) string {
+		if blobstore.IsBlob(s) {
+			return s
+		}
+		s = blobstore.LocalPath(s)
 		if s == "" || filepath.IsAbs(s) {
 			return s
 		}
@@ -215,6 +246,11 @@ func (c *LoadConfig) Open(baseDir string) (*Loader, error) {
 	switch {
 	case p.String("dir") != "":
 		l.mode, l.root = "dir", resolve(p.String("dir"))
+		if blobstore.IsBlob(l.root) {
+			if err := l.openStore(); err != nil {
+				return nil, err
+			}
+		}
 		g := p.String("glob")
 		if g == "" {
 			g = "**"
@@ -222,6 +258,14 @@ func (c *LoadConfig) Open(baseDir string) (*Loader, error) {
 		var err error
 		if l.glob, err = compileGlob(g); err != nil {
 			return nil, fmt.Errorf("load: glob: %w", err)
+		}
+		if l.store != nil {
+			if l.labels == "folders" {
+				if err := l.readClasses(); err != nil {
+					return nil, err
+				}
+			}
+			break
 		}
 		st, err := os.Stat(l.root)
 		if err != nil {
@@ -268,17 +312,44 @@ func joinParamErrors(errs []*sdk.ParamError) error {
 	return errors.Join(es...)
 }
 
+// openStore opens the bucket of a dir given as a blob URL: a missing
+// bucket or refused credentials fail here, before anything is read.
+func (l *Loader) openStore() error {
+	loc, err := blobstore.Parse(l.root)
+	if err != nil {
+		return fmt.Errorf("load: dir: %w", err)
+	}
+	if l.store, err = blobstore.Open(context.Background(), loc); err != nil {
+		return fmt.Errorf("load: dir: %w", err)
+	}
+	l.root = strings.TrimSuffix(l.store.URL(""), "/")
+	return nil
+}
+
 // readClasses numbers dir's sub-folders (sorted, hidden ones skipped) from 0.
 func (l *Loader) readClasses() error {
-	ents, err := os.ReadDir(l.root)
-	if err != nil {
-		return fmt.Errorf("load: dir %s: %w", l.root, unwrapPath(err))
+	var names []string
+	if l.store != nil {
+		var err error
+		if names, err = l.store.Dirs(context.Background()); err != nil {
+			return fmt.Errorf("load: dir: %w", err)
+		}
+	} else {
+		ents, err := os.ReadDir(l.root)
+		if err != nil {
+			return fmt.Errorf("load: dir %s: %w", l.root, unwrapPath(err))
+		}
+		for _, e := range ents {
+			if e.IsDir() {
+				names = append(names, e.Name())
+			}
+		}
 	}
 	l.classIdx = map[string]int{}
-	for _, e := range ents {
-		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
-			l.classIdx[e.Name()] = len(l.classes)
-			l.classes = append(l.classes, e.Name())
+	for _, name := range names {
+		if !strings.HasPrefix(name, ".") {
+			l.classIdx[name] = len(l.classes)
+			l.classes = append(l.classes, name)
 		}
 	}
 	if len(l.classes) == 0 {
@@ -333,11 +404,12 @@ func (l *Loader) Output() *sdk.ImageSpec {
 // errLimit stops a walk when limit entries were produced.
 var errLimit = errors.New("limit reached")
 
-// Enumerate calls fn for each image in load order (sorted walk of dir, list
-// file order, idx record order), stopping after limit entries, at the first
+// Enumerate calls fn for each image in load order (dir: a sorted walk, or
+// the key order of a blob URL's objects; list: file order; idx: record
+// order), stopping after limit entries, at the first
 // error fn returns (which Enumerate returns unchanged) or when ctx is done.
 // It never decodes an image, and it holds at most one folder listing, one
-// list line or one idx record at a time.
+// page of a bucket listing, one list line or one idx record at a time.
 func (l *Loader) Enumerate(ctx context.Context, fn func(Entry) error) error {
 	n := 0
 	emit := func(e Entry) error {
@@ -410,6 +482,9 @@ func (l *Loader) walkDir(ctx context.Context, emit func(Entry) error) error {
 // its path and its slash-separated path relative to dir. It stops when
 // ctx is done, also in folders of files it skips.
 func (l *Loader) walk(ctx context.Context, fn func(p, rel string) error) error {
+	if l.store != nil {
+		return l.walkStore(ctx, fn)
+	}
 	return filepath.WalkDir(l.root, func(p string, d fs.DirEntry, err error) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -449,6 +524,28 @@ func (l *Loader) walk(ctx context.Context, fn func(p, rel string) error) error {
 			return nil
 		}
 		return fn(p, rel)
+	})
+}
+
+// walkStore is walk for a dir given as a blob URL: the objects under its
+// prefix, as the store lists them, page by page (nothing is collected),
+// with the filters of a folder: hidden names (a key part starting with
+// ".") skipped, sub-folders only when recursive, image extensions, glob.
+// The order is the keys' byte order. It is the folder walk's order but
+// where a folder's name is the start of a sibling's followed by a
+// character below "/" (" !#$%&'()*+,-."): the walk reads "a/x.png"
+// before "a.png", the listing after it. Putting it right would mean
+// holding back a listing's worth of keys; names and labels are the same
+// either way, only the indexes (and with them the seeds) differ.
+func (l *Loader) walkStore(ctx context.Context, fn func(p, rel string) error) error {
+	return l.store.List(ctx, l.recursive, func(rel string, _ int64) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if strings.HasPrefix(rel, ".") || strings.Contains(rel, "/.") || !isImageFile(rel) || !l.glob.match(rel) {
+			return nil
+		}
+		return fn(l.store.URL(rel), rel)
 	})
 }
 
@@ -605,11 +702,30 @@ func (l *Loader) Decode(e Entry) (image.Image, error) {
 		}
 		return &image.Gray{Pix: e.Pixels, Stride: e.Width, Rect: image.Rect(0, 0, e.Width, e.Height)}, nil
 	}
-	img, err := DecodeFile(e.Source, l.maxPixels)
+	var img image.Image
+	var err error
+	if l.store != nil {
+		img, err = l.decodeObject(e.Source)
+	} else {
+		img, err = DecodeFile(e.Source, l.maxPixels)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
 	return img, nil
+}
+
+// decodeObject reads and decodes the object whose URL is src.
+func (l *Loader) decodeObject(src string) (image.Image, error) {
+	rel, ok := strings.CutPrefix(src, l.store.URL(""))
+	if !ok {
+		return nil, fmt.Errorf("%s: not an object under %s", src, l.root)
+	}
+	data, err := l.store.ReadAll(context.Background(), rel)
+	if err != nil {
+		return nil, err
+	}
+	return DecodeBytes(src, data, l.maxPixels)
 }
 
 // Item decodes the entry and returns it as an item (Seed and Prov are the

@@ -3,6 +3,7 @@ package stages
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -14,8 +15,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/genpipe/genpipe/internal/atomicfile"
+	"github.com/genpipe/genpipe/pipeline/blobstore"
 	"github.com/genpipe/genpipe/pipeline/item"
 )
 
@@ -48,6 +51,63 @@ type manifest struct {
 
 	mu sync.Mutex
 	f  *os.File
+
+	// store is set for a save into blob storage, where an object cannot
+	// be appended to: the journal is then a folder of objects, each
+	// holding the entries of a batch (flushed every journalBatch entries
+	// or journalEvery, whichever comes first, and at Close), file and
+	// journal being relative to the store. A kill loses at most the last
+	// batch's entries; their items' objects are there, so the resumed run
+	// skips them, and it lists them from what the skipped items carry
+	// (fallback), without the scores of stages after the load.
+	store    *blobstore.Store
+	runID    string
+	pending  []byte
+	npending int
+	seq      int
+	flushed  time.Time
+	fallback []ManifestEntry
+}
+
+const (
+	journalBatch = 256
+	journalEvery = 2 * time.Second
+)
+
+// newStoreManifest is newManifest for a save into blob storage.
+func newStoreManifest(st *blobstore.Store, runID, format, shard string, scores []string) *manifest {
+	base := "manifest." + format
+	journal := ".genpipe-manifest"
+	if shard != "" {
+		base = shardName(base, shard)
+		journal += ".shard-" + shard
+	}
+	return &manifest{format: format, file: base, journal: journal + "/", scores: scores, store: st, runID: runID, flushed: time.Now()}
+}
+
+// skipped notes the entry of an item skipped because an earlier run saved
+// it, for a blob manifest whose journal lost it (see manifest.store).
+func (m *manifest) skipped(e ManifestEntry) {
+	if m.store == nil {
+		return
+	}
+	m.mu.Lock()
+	m.fallback = append(m.fallback, e)
+	m.mu.Unlock()
+}
+
+// flush writes the pending journal entries as one object; m.mu is held.
+func (m *manifest) flush() error {
+	if m.npending == 0 {
+		return nil
+	}
+	name := fmt.Sprintf("%s%s-%06d.jsonl", m.journal, m.runID, m.seq)
+	if err := m.store.Write(context.Background(), name, m.pending, nil); err != nil {
+		return fmt.Errorf("manifest journal: %w", err)
+	}
+	m.seq++
+	m.pending, m.npending, m.flushed = m.pending[:0], 0, time.Now()
+	return nil
 }
 
 func newManifest(dir, format, shard string, scores []string) *manifest {
@@ -69,6 +129,14 @@ func (m *manifest) add(e ManifestEntry) error {
 	line = append(line, '\n')
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.store != nil {
+		m.pending = append(m.pending, line...)
+		m.npending++
+		if m.npending >= journalBatch || time.Since(m.flushed) >= journalEvery {
+			return m.flush()
+		}
+		return nil
+	}
 	if m.f == nil {
 		if m.f, err = os.OpenFile(m.journal, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644); err != nil {
 			return fmt.Errorf("manifest journal: %w", unwrapPath(err))
@@ -82,6 +150,9 @@ func (m *manifest) add(e ManifestEntry) error {
 
 // close writes the manifest from the journal (see manifest).
 func (m *manifest) close(dir string) error {
+	if m.store != nil {
+		return m.closeStore()
+	}
 	m.mu.Lock()
 	if m.f != nil {
 		m.f.Close()
@@ -103,28 +174,105 @@ func (m *manifest) close(dir string) error {
 			kept = append(kept, e)
 		}
 	}
+	out := m.encode(kept)
+	if err := atomicfile.Write(m.file, out, 0o644); err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	if err := os.Remove(m.journal); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("manifest journal: %w", unwrapPath(err))
+	}
+	return nil
+}
+
+// encode sorts the entries by index and name and returns the manifest.
+func (m *manifest) encode(kept []ManifestEntry) []byte {
 	sort.SliceStable(kept, func(i, j int) bool {
 		if kept[i].Index != kept[j].Index {
 			return kept[i].Index < kept[j].Index
 		}
 		return kept[i].Name < kept[j].Name
 	})
-	var out []byte
 	if m.format == "csv" {
-		out = manifestCSV(kept, m.scores)
-	} else {
-		var buf bytes.Buffer
-		for _, e := range kept {
-			line, _ := json.Marshal(e)
-			buf.Write(append(line, '\n'))
-		}
-		out = buf.Bytes()
+		return manifestCSV(kept, m.scores)
 	}
-	if err := atomicfile.Write(m.file, out, 0o644); err != nil {
+	var buf bytes.Buffer
+	for _, e := range kept {
+		line, _ := json.Marshal(e)
+		buf.Write(append(line, '\n'))
+	}
+	return buf.Bytes()
+}
+
+// closeStore is close for a blob manifest: the earlier manifest, the
+// skipped items' entries and the journal objects (this run's and those of
+// interrupted runs), the last entry of a name winning, less the entries
+// whose object is gone (found by one streamed listing of the output
+// prefix, not one request per entry); then the manifest is written whole
+// and the journal objects read are removed.
+func (m *manifest) closeStore() error {
+	ctx := context.Background()
+	m.mu.Lock()
+	err := m.flush()
+	fallback := m.fallback
+	m.fallback = nil
+	m.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	data, err := m.store.ReadAll(ctx, m.file)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("manifest: %w", err)
 	}
-	if err := os.Remove(m.journal); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("manifest journal: %w", unwrapPath(err))
+	old, err := m.parse(data)
+	if err != nil {
+		return err
+	}
+	entries := append(fallback, old...)
+	var parts []string
+	journal := m.store.Sub(m.journal)
+	err = journal.List(ctx, false, func(rel string, _ int64) error {
+		if !strings.HasSuffix(rel, ".jsonl") {
+			return nil
+		}
+		b, err := journal.ReadAll(ctx, rel)
+		if err != nil {
+			return err
+		}
+		parts = append(parts, rel)
+		entries = append(entries, parseJSONL(b)...)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("manifest journal: %w", err)
+	}
+	entries = lastPerName(entries)
+	at := make(map[string]int, len(entries))
+	for i, e := range entries {
+		at[e.Name] = i
+	}
+	present := make([]bool, len(entries))
+	err = m.store.List(ctx, true, func(rel string, _ int64) error {
+		if i, ok := at[rel]; ok {
+			present[i] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	kept := entries[:0]
+	for i, e := range entries {
+		if present[i] {
+			kept = append(kept, e)
+		}
+	}
+	if err := m.store.Write(ctx, m.file, m.encode(kept), nil); err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	for _, p := range parts {
+		if err := journal.Delete(ctx, p); err != nil {
+			return fmt.Errorf("manifest journal: %w", err)
+		}
 	}
 	return nil
 }
@@ -141,6 +289,17 @@ func (m *manifest) read() ([]ManifestEntry, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", unwrapPath(err))
+	}
+	return m.parse(data)
+}
+
+// parse returns the entries of a manifest's bytes (none for none).
+func (m *manifest) parse(data []byte) ([]ManifestEntry, error) {
+	if m.format == "jsonl" {
+		return parseJSONL(data), nil
+	}
+	if len(data) == 0 {
+		return nil, nil
 	}
 	rows, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
 	if err != nil || len(rows) == 0 || len(rows[0]) < 4 || rows[0][0] != "name" {
@@ -192,6 +351,17 @@ func readJournal(file string) ([]ManifestEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("manifest journal: %w", unwrapPath(err))
 	}
+	return scanJSONL(data)
+}
+
+// parseJSONL is readJournal for bytes in memory; a line too long for the
+// scanner ends the entries, as a torn line does.
+func parseJSONL(data []byte) []ManifestEntry {
+	out, _ := scanJSONL(data)
+	return out
+}
+
+func scanJSONL(data []byte) ([]ManifestEntry, error) {
 	var out []ManifestEntry
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(nil, 16<<20)

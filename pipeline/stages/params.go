@@ -26,7 +26,7 @@ func filter() sdk.Param {
 // LoadParam is the spec of a load stage's mapping. Exactly one of dir, list
 // and idx names the source (checked by [CheckLoad]).
 var LoadParam = sdk.Param{Name: "load", Type: sdk.Object, Doc: "read images from a folder, a list file or MNIST-format idx files, or render typeset digits", Fields: []sdk.Param{
-	{Name: "dir", Type: sdk.String, Doc: "folder to read images from (relative to the pipeline file)"},
+	{Name: "dir", Type: sdk.String, Doc: "folder to read images from (relative to the pipeline file), or a blob URL: s3://BUCKET/PREFIX?endpoint=...&region=..., gs://, azblob://, file:///abs/path"},
 	{Name: "glob", Type: sdk.String, Doc: "pattern matched against each file's path relative to dir; ** matches across folders; a pattern without / matches file names in any folder (only files with an image extension are read, hidden ones skipped)", Default: "**"},
 	{Name: "recursive", Type: sdk.Bool, Doc: "descend into sub-folders of dir", Default: true},
 	{Name: "list", Type: sdk.String, Doc: "file with one image path per line (relative to the list file); # starts a comment"},
@@ -40,7 +40,7 @@ var LoadParam = sdk.Param{Name: "load", Type: sdk.Object, Doc: "read images from
 
 // SaveParam is the spec of a save stage's mapping.
 var SaveParam = sdk.Param{Name: "save", Type: sdk.Object, Doc: "write images (and optionally a grid and an animation) to a folder", Fields: []sdk.Param{
-	{Name: "dir", Type: sdk.String, Doc: "output folder (relative to the pipeline file)", Required: true},
+	{Name: "dir", Type: sdk.String, Doc: "output folder (relative to the pipeline file), or a blob URL: s3://BUCKET/PREFIX?endpoint=...&region=..., gs://, azblob://, file:///abs/path", Required: true},
 	{Name: "format", Type: sdk.String, Doc: "image file format", Default: "png", Enum: []string{"png", "jpeg", "gif"}},
 	{Name: "name", Type: sdk.String, Doc: "file-name template without extension: {name}, {index}, {index:05} (zero-padded), {label} (none when unlabelled), {stage} (the stage that made the item; a save with several inputs needs it, or another field that tells them apart); may contain / for sub-folders; items with frames are saved as animated .gif", Default: "{name}"},
 	{Name: "quality", Type: sdk.Int, Doc: "JPEG quality", Default: 95, Min: sdk.Bound(1), Max: sdk.Bound(100)},

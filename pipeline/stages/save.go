@@ -2,6 +2,9 @@ package stages
 
 import (
 	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +27,7 @@ import (
 	"time"
 
 	"github.com/genpipe/genpipe/internal/atomicfile"
+	"github.com/genpipe/genpipe/pipeline/blobstore"
 	"github.com/genpipe/genpipe/pipeline/item"
 	"github.com/genpipe/genpipe/sdk"
 )
@@ -113,6 +117,14 @@ type Saver struct {
 	// run's own. The filesystem is thus the set of names written, and a
 	// collision costs no memory per item.
 	since time.Time
+
+	// store holds the objects of a dir given as a blob URL (nil for a
+	// folder; dir is then the URL without its query). A bucket has no
+	// shared clock to compare with, so this run's objects carry its id
+	// in their metadata instead (runKey): one with another id, or none,
+	// is an earlier run's.
+	store *blobstore.Store
+	runID string
 
 	mu      sync.Mutex
 	records []record
@@ -204,6 +216,10 @@ func parseSave(params map[string]any) (*Saver, []*sdk.ParamError) {
 	}
 	if p.String("dir") == "" {
 		add("dir", "dir is empty; name the output folder")
+	} else if d := p.String("dir"); blobstore.IsURL(d) {
+		if _, err := blobstore.Parse(d); err != nil {
+			add("dir", "%v", err)
+		}
 	}
 	if _, ok := formatExt[s.format]; !ok {
 		add("format", "unknown format %q, expected png, jpeg or gif", s.format)
@@ -310,8 +326,11 @@ func (s *Saver) open(dir, baseDir string, opt SaveOptions) (*Saver, error) {
 		n.anim = &a
 	}
 	s = n
+	if blobstore.IsBlob(dir) {
+		return s.openStore(dir, opt)
+	}
 	var err error
-	s.dir = filepath.FromSlash(dir)
+	s.dir = filepath.FromSlash(blobstore.LocalPath(dir))
 	if !filepath.IsAbs(s.dir) {
 		s.dir = filepath.Join(baseDir, s.dir)
 	}
@@ -335,6 +354,39 @@ func (s *Saver) open(dir, baseDir string, opt SaveOptions) (*Saver, error) {
 	return s, nil
 }
 
+// openStore is open for a dir given as a blob URL.
+func (s *Saver) openStore(dir string, opt SaveOptions) (*Saver, error) {
+	loc, err := blobstore.Parse(dir)
+	if err != nil {
+		return nil, fmt.Errorf("save: dir: %w", err)
+	}
+	if s.store, err = blobstore.Open(context.Background(), loc); err != nil {
+		return nil, fmt.Errorf("save: dir: %w", err)
+	}
+	s.dir = strings.TrimSuffix(s.store.URL(""), "/")
+	var id [12]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, fmt.Errorf("save: run id: %w", err)
+	}
+	s.runID = hex.EncodeToString(id[:])
+	if opt.Shard != "" {
+		if s.grid != nil {
+			s.grid.file = shardName(s.grid.file, opt.Shard)
+		}
+		if s.anim != nil {
+			s.anim.file = shardName(s.anim.file, opt.Shard)
+		}
+	}
+	if s.manifestFormat != "" {
+		s.manifest = newStoreManifest(s.store, s.runID, s.manifestFormat, opt.Shard, opt.Scores)
+	}
+	return s, nil
+}
+
+// runKey is the metadata key under which a blob object records the id of
+// the run that wrote it.
+const runKey = "genpipe-run"
+
 // shardName turns "grid.png" into "grid.shard-1-of-3.png".
 func shardName(file, shard string) string {
 	ext := path.Ext(file)
@@ -344,7 +396,24 @@ func shardName(file, shard string) string {
 // Dir is the resolved output folder.
 func (s *Saver) Dir() string { return s.dir }
 
-func (s *Saver) abs(rel string) string { return filepath.Join(s.dir, filepath.FromSlash(rel)) }
+func (s *Saver) abs(rel string) string {
+	if s.store != nil {
+		return s.dir + "/" + rel
+	}
+	return filepath.Join(s.dir, filepath.FromSlash(rel))
+}
+
+// relOf is the path relative to dir of a file abs returned.
+func (s *Saver) relOf(file string) string {
+	if s.store != nil {
+		return strings.TrimPrefix(file, s.dir+"/")
+	}
+	rel, err := filepath.Rel(s.dir, file)
+	if err != nil {
+		return file
+	}
+	return filepath.ToSlash(rel)
+}
 
 func (s *Saver) collects() bool { return s.grid != nil || s.anim != nil }
 
@@ -412,6 +481,9 @@ func (s *Saver) Done(it item.Item) bool {
 	if !s.earlier(file) || s.sidecar(file) && !s.earlier(sidecarPath(file)) {
 		return false
 	}
+	if s.manifest != nil {
+		s.manifest.skipped(manifestEntry(it, rel))
+	}
 	if s.collects() {
 		s.mu.Lock()
 		s.records = append(s.records, record{index: it.Index, input: s.inputOf(it), name: it.Name, file: file})
@@ -422,6 +494,10 @@ func (s *Saver) Done(it item.Item) bool {
 
 // earlier reports whether p is a file written before this run.
 func (s *Saver) earlier(p string) bool {
+	if s.store != nil {
+		meta, ok, err := s.store.Stat(context.Background(), s.relOf(p))
+		return err == nil && ok && meta[runKey] != s.runID
+	}
 	st, err := os.Stat(p)
 	return err == nil && st.Mode().IsRegular() && st.ModTime().Before(s.since)
 }
@@ -639,6 +715,9 @@ func toPaletted(img image.Image) *image.Paletted {
 // two writers of one name exactly one wins, whatever the timing. wrote is
 // false when an earlier run's file was kept.
 func (s *Saver) put(file string, data []byte, replace bool) (wrote bool, err error) {
+	if s.store != nil {
+		return s.putObject(file, data, replace)
+	}
 	dir := filepath.Dir(file)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return false, fmt.Errorf("create folder %s: %w", dir, unwrapPath(err))
@@ -695,12 +774,35 @@ func (s *Saver) put(file string, data []byte, replace bool) (wrote bool, err err
 	return false, s.collision(file)
 }
 
-func (s *Saver) collision(file string) error {
-	rel, err := filepath.Rel(s.dir, file)
+// putObject is put for a blob store. An object is written whole or not
+// at all (blobstore.Store.Write), but a store has no create-if-absent
+// that every S3-compatible server honours, so two writers of one name
+// that check at the same moment can both write: the later one wins. The
+// names of one run differ unless the template makes them collide, which
+// the check before the write reports in all but that race.
+func (s *Saver) putObject(file string, data []byte, replace bool) (bool, error) {
+	ctx := context.Background()
+	rel := s.relOf(file)
+	meta, ok, err := s.store.Stat(ctx, rel)
 	if err != nil {
-		rel = file
+		return false, err
 	}
-	return fmt.Errorf("file name %s was already written by this run (by another item, input or save stage: make the names unique, e.g. with {index} or {stage}; nothing was overwritten)", filepath.ToSlash(rel))
+	if ok {
+		if meta[runKey] == s.runID {
+			return false, s.collision(file)
+		}
+		if !replace {
+			return false, nil // an earlier run's output: keep it
+		}
+	}
+	if err := s.store.Write(ctx, rel, data, map[string]string{runKey: s.runID}); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+func (s *Saver) collision(file string) error {
+	return fmt.Errorf("file name %s was already written by this run (by another item, input or save stage: make the names unique, e.g. with {index} or {stage}; nothing was overwritten)", s.relOf(file))
 }
 
 // Close writes the grid and the animation of all items in index order, each
@@ -716,7 +818,9 @@ func (s *Saver) Close() error {
 	recs := s.records
 	s.records = nil
 	s.mu.Unlock()
-	defer atomicfile.SyncDir(s.dir)
+	if s.store == nil {
+		defer atomicfile.SyncDir(s.dir)
+	}
 	var errs []error
 	if s.manifest != nil {
 		if err := s.manifest.close(s.dir); err != nil {
@@ -742,7 +846,7 @@ func (s *Saver) Close() error {
 		if r.img != nil {
 			sizes[i] = r.img.Bounds().Size()
 		} else {
-			cfg, err := decodeConfigFile(r.file)
+			cfg, err := s.decodeConfig(r.file)
 			if err != nil {
 				return errors.Join(append(errs, fmt.Errorf("save: grid: %w", err))...)
 			}
@@ -762,7 +866,7 @@ func (s *Saver) Close() error {
 		img := r.img
 		if img == nil {
 			var err error
-			if img, err = readBack(r.file); err != nil {
+			if img, err = s.readBack(r.file); err != nil {
 				return errors.Join(append(errs, fmt.Errorf("save: grid: %w", err))...)
 			}
 		}
@@ -805,7 +909,7 @@ func (s *Saver) Close() error {
 // still rewrites it).
 func (s *Saver) putCollected(file string, data []byte) error {
 	if !s.opt.Overwrite && s.earlier(file) {
-		if old, err := os.ReadFile(file); err == nil && bytes.Equal(old, data) {
+		if old, err := s.readFile(file); err == nil && bytes.Equal(old, data) {
 			s.count(false)
 			return nil
 		}
@@ -832,6 +936,47 @@ func dedupe(recs []record) []record {
 		out = append(out, r)
 	}
 	return out
+}
+
+// readFile reads a file of the save's dir, or its object.
+func (s *Saver) readFile(file string) ([]byte, error) {
+	if s.store != nil {
+		return s.store.ReadAll(context.Background(), s.relOf(file))
+	}
+	return os.ReadFile(file)
+}
+
+func (s *Saver) decodeConfig(file string) (image.Config, error) {
+	if s.store == nil {
+		return decodeConfigFile(file)
+	}
+	data, err := s.readFile(file)
+	if err != nil {
+		return image.Config{}, err
+	}
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return image.Config{}, fmt.Errorf("%s: %w", file, err)
+	}
+	return cfg, nil
+}
+
+func (s *Saver) readBack(file string) (image.Image, error) {
+	if s.store == nil {
+		return readBack(file)
+	}
+	data, err := s.readFile(file)
+	if err != nil {
+		return nil, err
+	}
+	if strings.HasSuffix(file, ".gif") {
+		g, err := gif.DecodeAll(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		return g.Image[len(g.Image)-1], nil
+	}
+	return DecodeBytes(file, data, 0)
 }
 
 func decodeConfigFile(file string) (image.Config, error) {

@@ -36,7 +36,7 @@ func ParseSave(v any, env ParseEnv) (*SaveConfig, []*sdk.ParamError) {
 
 // singleFieldSaveChecks are the paths of CheckSave's errors that depend on
 // that field alone.
-var singleFieldSaveChecks = []string{"name", "grid.file", "grid.background", "animation.file"}
+var singleFieldSaveChecks = []string{"dir", "name", "grid.file", "grid.background", "animation.file"}
 
 // hasPath reports whether the dotted path exists in m.
 func hasPath(m map[string]any, path string) bool {
