@@ -72,10 +72,10 @@ func (b *builder) modelNode(ctx context.Context, pn *plan.Stage) (*run.Task, err
 	n := &run.Task{Map: mm, Batch: ms.Batch, Workers: b.opt.ModelWorkers}
 	if pn.Kind == spec.Generate && len(pn.Inputs) == 0 {
 		classes := 0
-		if ms.Each && ms.PresetSpec != nil {
+		if (ms.Each || ms.Random) && ms.PresetSpec != nil {
 			classes = ms.PresetSpec.Classes
 		}
-		n.Source = stages.CountSource{Count: ms.Count, Labels: ms.Labels, Classes: classes}
+		n.Source = stages.CountSource{Count: ms.Count, Labels: ms.Labels, Classes: classes, Random: ms.Random, Seed: b.plan.Seed, Stage: pn.ID}
 	}
 	return n, nil
 }

@@ -141,9 +141,10 @@ type ModelStage struct {
 	// Count is generate's number of images from noise (0: decode latents).
 	Count int
 	// Labels are generate's class labels (nil: none); Each means every
-	// class in turn.
+	// class in turn, Random a class drawn uniformly per item from its seed.
 	Labels []int
 	Each   bool
+	Random bool
 	// Conform is how the host brings the items an image-reading stage
 	// (encode, translate, denoise) reads to its preset's declared input:
 	// one of the stages.Conform* modes ("" for generate).

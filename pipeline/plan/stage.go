@@ -137,6 +137,8 @@ func (b *builder) modelStage(bn *bnode) {
 	if labels, ok := hv["labels"]; ok {
 		if s, ok := labels.(string); ok && s == "each" {
 			m.Each = true
+		} else if ok && s == "random" {
+			m.Random = true
 		} else {
 			m.Labels = hv.Ints("labels")
 		}
@@ -304,7 +306,7 @@ func (b *builder) pluginParams(bn *bnode, m *ModelStage, cs *sdk.CapabilitySpec,
 // labels checks generate's labels against the preset's classes.
 func (b *builder) labels(bn *bnode, m *ModelStage) {
 	st := bn.st
-	if m.Labels == nil && !m.Each {
+	if m.Labels == nil && !m.Each && !m.Random {
 		return
 	}
 	classes := 0

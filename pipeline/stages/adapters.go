@@ -155,11 +155,18 @@ var _ run.FileCounter = SaveSink{}
 
 // CountSource makes the items of a generate stage with count: names are
 // the zero-padded index, labels follow Labels (cycled) or, with Classes
-// above 0, every class in turn (index modulo Classes).
+// above 0, every class in turn (index modulo Classes) or, with Random,
+// a class drawn per item.
 type CountSource struct {
 	Count   int
 	Labels  []int
 	Classes int
+	// Random draws item i's label uniformly from Classes with a seed
+	// derived from (Seed, Stage, i), so a label does not depend on the
+	// batch, shard or worker that generates the item.
+	Random bool
+	Seed   uint64
+	Stage  string
 }
 
 // CountItems is the number of items: generate knows it from the start.
@@ -175,6 +182,8 @@ func (s CountSource) Items(ctx context.Context, emit func(item.Item) error) erro
 		switch {
 		case len(s.Labels) > 0:
 			label = s.Labels[i%len(s.Labels)]
+		case s.Random && s.Classes > 0:
+			label = int(run.DeriveSeed(s.Seed, s.Stage+"/label", i) % uint64(s.Classes))
 		case s.Classes > 0:
 			label = i % s.Classes
 		}

@@ -158,9 +158,9 @@ func modelHostFields(kind string) []sdk.Param {
 	if kind == "generate" {
 		ps = append(ps,
 			sdk.Param{Name: "count", Type: sdk.Int, Min: sdk.Bound(1), Doc: "number of images to generate from noise; required unless the input is latents"},
-			sdk.Param{Name: "labels", Type: sdk.List, Enum: []string{"each"},
+			sdk.Param{Name: "labels", Type: sdk.List, Enum: []string{"each", "random"},
 				Elem: &sdk.Param{Name: "label", Type: sdk.Int, Min: sdk.Bound(0)},
-				Doc:  "class labels for a conditional model: a list (item i gets labels[i mod len]), one label for all, or each (0, 1, ..., classes-1, repeating)"},
+				Doc:  "class labels for a conditional model: a list (item i gets labels[i mod len]), one label for all, each (0, 1, ..., classes-1, repeating) or random (each item's label drawn uniformly from the classes by its seed: samples of the model's distribution over all classes)"},
 		)
 	}
 	return ps
