@@ -26,6 +26,7 @@ var (
 	qualitySamples = flag.Int("samples", 0, "samples per setting (default 200, 1,000 with -full)")
 	qualityGuide   = flag.Float64("guidance", 1.4, "classifier-free guidance of the measured samples (the bars are for about 2; 1.4, the generate default, meets both guided bars)")
 	qualityCond    = flag.Bool("conditional-only", false, "measure the guided samples only (to sweep -guidance)")
+	qualityUncond  = flag.Bool("unconditional-only", false, "measure the unconditional (null-label) samples only; with -table, its rows too")
 	qualityTable   = flag.String("table", "", "measure only these rows of the steps table (sampler:steps, comma-separated, e.g. ddim:250,dpm-solver:10), with -samples each")
 )
 
@@ -197,16 +198,23 @@ func TestQuality(t *testing.T) {
 			if !ok || err != nil {
 				t.Fatalf("-table: %q is not sampler:steps", e)
 			}
-			measure("steps table", labels, Sampling{Sampler: Sampler(name), Steps: k, Guidance: *qualityGuide, Temperature: 1, Clip: 1, From: T - 1})
+			ls, row := labels, "steps table"
+			if *qualityUncond {
+				ls, row = nil, "unconditional steps table"
+			}
+			measure(row, ls, Sampling{Sampler: Sampler(name), Steps: k, Guidance: *qualityGuide, Temperature: 1, Clip: 1, From: T - 1})
 		}
 		return
 	}
-	agree, _, fd := measure("conditional", labels, base)
-	if agree < 0.98 {
+	var agree, fd float64
+	if !*qualityUncond {
+		agree, _, fd = measure("conditional", labels, base)
+	}
+	if !*qualityUncond && agree < 0.98 {
 		// 200 quick samples: a loose bar that still catches a broken model or sampler.
 		t.Errorf("guided samples classified as their label: %.1f %%, want at least 98 %%", 100*agree)
 	}
-	if *qualityFull {
+	if *qualityFull && !*qualityUncond {
 		if agree < 0.99 {
 			t.Errorf("guided samples classified as their label: %.1f %%, bar 99 %%", 100*agree)
 		}

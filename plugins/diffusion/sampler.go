@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/genpipe/genpipe/nn"
 	"github.com/genpipe/genpipe/nn/layers"
@@ -166,7 +167,7 @@ func (s *sampler) close() {
 // unconditional copies together.
 func (s *sampler) guidedEps(dst, x []float32, t int, labels []int, g float64) error {
 	n, per := len(labels), s.m.Arch.per()
-	guided := g != 1 && s.m.Arch.Classes > 0
+	guided := g != 1 && s.m.Arch.Classes > 0 && slices.ContainsFunc(labels, func(l int) bool { return l >= 0 })
 	rows := n
 	if guided {
 		rows = 2 * n

@@ -114,7 +114,7 @@ func randomModel(t testing.TB, params sdk.Params) *model {
 // TestGenerateDoesNotDependOnTheBatch: an item's sample depends on its
 // seed and label only, not on the items beside it, for every sampler
 // (with guidance, so the conditional and unconditional passes share one
-// graph run). The model's weights are random, so its samples are far
+// graph run; a null-label item alone skips that pass). The model's weights are random, so its samples are far
 // outside [0, 1]: the label's effect is checked before clipping.
 func TestGenerateDoesNotDependOnTheBatch(t *testing.T) {
 	for _, smp := range []string{"ddim", "ddpm", "dpm-solver"} {
@@ -132,6 +132,15 @@ func TestGenerateDoesNotDependOnTheBatch(t *testing.T) {
 			}
 			if !bytes.Equal(all.Slice(2, 3).Data, one.Data) {
 				t.Errorf("item (seed 13, label 7) differs between a batch of 5 and a batch of 1")
+			}
+			// Alone, a null-label item skips the guidance pass it needs
+			// nothing from; beside labelled items it shares theirs.
+			null, err := md.Generate(ctx, sdk.GenerateRequest{Seeds: []uint64{12}, Labels: []int{-1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(all.Slice(1, 2).Data, null.Data) {
+				t.Errorf("item (seed 12, no label) differs between a guided batch of 5 and a batch of 1")
 			}
 			raw := func(label int) []float32 {
 				per := md.m.Arch.per()

@@ -283,6 +283,13 @@ func (t *trainer) step(b *sdk.Batch) (map[string]float64, error) {
 	if w := t.params.Int("warmup"); step < w {
 		t.opt.LR = t.lr * float64(step+1) / float64(w)
 	}
+	if step == 0 {
+		// The average was copied from the model before train.init's
+		// weights replaced it: start it from what the run starts from.
+		for i, p := range t.m.Params.All() {
+			copy(t.avg.m.Params.All()[i].Data(), p.Data())
+		}
+	}
 	t.opt.Step(ps, grads)
 	d := float32(min(t.params.Float("ema"), float64(1+step)/float64(10+step)))
 	for i, p := range t.m.Params.All() {

@@ -212,7 +212,8 @@ func (s *sampler) run(z []float32, n int, sample bool, temp float64) (*sdk.Tenso
 	if err := c.prog.Run(); err != nil {
 		return nil, err
 	}
-	y := c.prog.Output(0)
+	y := append([]float32(nil), c.prog.Output(0)...)
+	a.flowOutput(y)
 	px := make([]uint8, len(y))
 	for i, v := range y {
 		// y = (x + ½)/256 − ½ at the bin's centre: x = 256·(y + ½) − ½.
@@ -362,20 +363,25 @@ func (m *Model) closeForward() {
 	}
 }
 
-// run computes log p(y) per item and the latents flattened per item,
+// run computes log p(y) per item (y the dequantised images, the logit
+// transform's log-det included) and the latents flattened per item,
 // levels in order. Callers serialise runs of one model.
 func (m *Model) run(y []float32, n int) ([]float64, []float32, error) {
 	fp, err := m.forwardProg(n)
 	if err != nil {
 		return nil, nil, err
 	}
-	copy(layers.Data(fp.y), y)
+	u, ld := m.Arch.flowInput(y, n)
+	copy(layers.Data(fp.y), u)
 	if err := fp.prog.Run(); err != nil {
 		return nil, nil, err
 	}
 	logp := make([]float64, n)
 	for i, v := range fp.prog.Output(0) {
 		logp[i] = float64(v)
+		if ld != nil {
+			logp[i] += ld[i]
+		}
 	}
 	a := m.Arch
 	per := a.Dims()

@@ -22,6 +22,16 @@ import (
 //	| Levels | scales; every level but the last squeezes first and factors half its channels out after its steps | 3 |
 //	| Steps  | flow steps per level (actnorm, invertible 1x1 conv, affine coupling) | 8  |
 //	| Hidden | channels of the coupling networks                            | 64         |
+//	| Logit  | α of the logit transform in front of the flow (0: none)      | 0          |
+//
+// With Logit α > 0 the flow sees u = logit(α + (1−2α)(y+½)) of the
+// dequantised image y ∈ (−½, ½) rather than y itself (RealNVP, Dinh et
+// al. 2017): MNIST's many pixels at the ends of the range become the tails
+// of a distribution over the reals, which affine couplings model far more
+// easily: the PyTorch twin of mnist-glow (testdata/torch_flow.py train
+// --logit 0.05) held out 2.48, 2.23 and 2.12 bits/dim after 400, 600 and
+// 800 steps against 3.13, 2.57 and 2.40 without it. log|du/dy| is counted
+// in every likelihood.
 //
 // Level l (Glow, Kingma and Dhariwal 2018): squeeze (2x2 space to depth)
 // unless it is the last; Steps × [actnorm (data-dependent init),
@@ -39,12 +49,18 @@ type Arch struct {
 	Levels int `json:"levels"`
 	Steps  int `json:"steps"`
 	Hidden int `json:"hidden"`
+	// Logit is omitted from the JSON at 0, so architectures recorded
+	// before it existed keep their identity.
+	Logit float64 `json:"logit,omitempty"`
 }
 
 // Validate checks the sizes.
 func (a Arch) Validate() error {
 	if a.Ch < 1 || a.Levels < 1 || a.Steps < 1 || a.Hidden < 1 || a.Size < 1 {
 		return fmt.Errorf("architecture %s: every size must be positive", a.JSON())
+	}
+	if a.Logit < 0 || a.Logit >= 0.5 {
+		return fmt.Errorf("architecture %s: logit must be in [0, 0.5)", a.JSON())
 	}
 	if a.Size%(1<<(a.Levels-1)) != 0 {
 		return fmt.Errorf("architecture %s: size must divide by 2^(levels-1) = %d", a.JSON(), 1<<(a.Levels-1))
@@ -60,6 +76,40 @@ func (a Arch) JSON() string {
 
 // Dims is the number of values of an image (and of its latent).
 func (a Arch) Dims() int { return a.Ch * a.Size * a.Size }
+
+// flowInput returns what the flow's first layer sees of n dequantised
+// images y (−½ < y < ½): y itself, or with Logit α > 0 a copy mapped to
+// u = logit(s), s = α + (1−2α)(y+½); and each item's log|du/dy| =
+// Σ log(1−2α) − log s − log(1−s), which a likelihood of y adds to the
+// flow's (nil without the transform).
+func (a Arch) flowInput(y []float32, n int) ([]float32, []float64) {
+	if a.Logit == 0 {
+		return y, nil
+	}
+	u := make([]float32, len(y))
+	ld := make([]float64, n)
+	per := len(y) / n
+	k := math.Log(1 - 2*a.Logit)
+	for i, v := range y {
+		s := a.Logit + (1-2*a.Logit)*(float64(v)+0.5)
+		ls, l1s := math.Log(s), math.Log1p(-s)
+		u[i] = float32(ls - l1s)
+		ld[i/per] += k - ls - l1s
+	}
+	return u, ld
+}
+
+// flowOutput undoes flowInput on the flow's output u, in place: y =
+// (sigmoid(u) − α)/(1−2α) − ½.
+func (a Arch) flowOutput(u []float32) {
+	if a.Logit == 0 {
+		return
+	}
+	for i, v := range u {
+		s := 1 / (1 + math.Exp(-float64(v)))
+		u[i] = float32((s-a.Logit)/(1-2*a.Logit) - 0.5)
+	}
+}
 
 // level is the shape a level's steps work on.
 type level struct {

@@ -14,7 +14,15 @@ import (
 // scores depend on its seed, not on its batch; bits/dim and the
 // log-likelihood agree with each other and with the model's log p.
 func TestTranslateRoundTripAndScores(t *testing.T) {
-	a := Arch{Ch: 1, Size: 8, Levels: 2, Steps: 2, Hidden: 8}
+	for _, a := range []Arch{
+		{Ch: 1, Size: 8, Levels: 2, Steps: 2, Hidden: 8},
+		{Ch: 1, Size: 8, Levels: 2, Steps: 2, Hidden: 8, Logit: 0.05},
+	} {
+		t.Run(a.JSON(), func(t *testing.T) { checkTranslate(t, a) })
+	}
+}
+
+func checkTranslate(t *testing.T, a Arch) {
 	m := randomModel(t, a, 7)
 	p := &preset{name: "test", arch: a}
 	md := &model{m: m, preset: p, s: newSampler(m)}

@@ -106,6 +106,22 @@ func (m *Model) buildStep(n int) (*step, error) {
 	return &step{y: y, prog: prog}, nil
 }
 
+// run runs the training graph on n dequantised images y and returns their
+// mean bits per dimension, the logit transform's log-det included (it
+// depends on the data only: it moves the figure, not the gradient).
+func (st *step) run(a Arch, y []float32, n int) (float64, error) {
+	u, ld := a.flowInput(y, n)
+	copy(layers.Data(st.y), u)
+	if err := st.prog.Run(); err != nil {
+		return 0, err
+	}
+	loss := st.prog.Scalar(0)
+	for _, v := range ld {
+		loss -= v / float64(n) / (float64(a.Dims()) * math.Ln2)
+	}
+	return loss, nil
+}
+
 // InitActNorm sets every actnorm layer, in order, so that its output on
 // y (n items) has zero mean and unit variance per channel (Glow's
 // data-dependent initialisation), and marks it initialised.
@@ -113,7 +129,8 @@ func (m *Model) InitActNorm(y []float32, n int) error {
 	a := m.Arch
 	b := layers.NewBuilder()
 	x := b.Input("y", n, a.Ch, a.Size, a.Size)
-	copy(layers.Data(x), y)
+	u, _ := a.flowInput(y, n)
+	copy(layers.Data(x), u)
 	f := m.forward(b, x)
 	if b.Err() != nil {
 		return b.Err()
@@ -214,11 +231,10 @@ func (t *trainer) step(b *sdk.Batch) (map[string]float64, error) {
 		}
 		t.steps[n] = st
 	}
-	copy(layers.Data(st.y), y)
-	if err := st.prog.Run(); err != nil {
+	loss, err := st.run(t.m.Arch, y, n)
+	if err != nil {
 		return nil, err
 	}
-	loss := st.prog.Scalar(0)
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return nil, fmt.Errorf("step %d: bits per dim is %v%s", t.state.Step, loss, t.m.diagnose(y, n))
 	}
@@ -260,7 +276,8 @@ func (m *Model) diagnose(y []float32, n int) string {
 	a := m.Arch
 	b := layers.NewBuilder()
 	x := b.Input("y", n, a.Ch, a.Size, a.Size)
-	copy(layers.Data(x), y)
+	u, _ := a.flowInput(y, n)
+	copy(layers.Data(x), u)
 	f := m.forward(b, x)
 	if b.Err() != nil {
 		return ""
