@@ -70,13 +70,13 @@ func (p *preset) weightsFile() string { return "weights/" + p.name + ".safetenso
 // capability that runs one.
 var samplingParams = []sdk.Param{
 	{Name: "sampler", Type: sdk.String, Default: string(DDIM), Enum: []string{string(DDIM), string(DDPM), string(DPMSolver)},
-		Doc: "reverse process: ddim (Song et al. 2021; eta 0 is deterministic), ddpm (ancestral; over all 1000 steps exactly Ho et al.'s) or dpm-solver (DPM-Solver++(2M), good at 10-20 steps)"},
+		Doc: "reverse process: ddim (Song et al. 2021; eta 0 is deterministic), ddpm (ancestral; over all 1000 steps exactly Ho et al.'s) or dpm-solver (DPM-Solver++(2M), good at 10-20 steps); unconditional items (no label) come out best from ddpm at about 100 steps, whose fresh noise at each step corrects the weaker null-label model (mnist-ddpm, 1,000 samples: Frechet distance 77.6 against DDIM 50's 125.8)"},
 	{Name: "steps", Type: sdk.Int, Default: 50, Min: sdk.Bound(1), Max: sdk.Bound(T),
 		Doc: "network evaluations of the reverse process (the full one has 1000); more is slower and closer to the model's distribution"},
 	{Name: "eta", Type: sdk.Float, Default: 0.0, Min: sdk.Bound(0), Max: sdk.Bound(1),
 		Doc: "ddim: scale of the noise added at each step (0 deterministic, 1 as DDPM)"},
 	{Name: "guidance", Type: sdk.Float, Default: 1.4, Min: sdk.Bound(0), Max: sdk.Bound(20),
-		Doc: "classifier-free guidance scale g, ε = ε_uncond + g·(ε_cond − ε_uncond): 1 is the conditional model alone, 0 ignores the label, above 1 follows it more closely at some cost in variety (mnist-ddpm, DDIM 50, 1,000 samples: g 1.25 keeps 98.8 % of labels at Frechet distance 33.5 to MNIST, 1.4 99.6 % at 41.6, 1.5 99.8 % at 48.6; the README has the table); items without a label are unconditional"},
+		Doc: "classifier-free guidance scale g, ε = ε_uncond + g·(ε_cond − ε_uncond): 1 is the conditional model alone, 0 ignores the label, above 1 follows it more closely at some cost in variety (mnist-ddpm, DDIM 50, 1,000 samples: 1.4 keeps 99.3 % of labels at Frechet distance 36.8 to MNIST; the README has the sweep); items without a label are unconditional"},
 	{Name: "temperature", Type: sdk.Float, Default: 1.0, Min: sdk.Bound(0), Max: sdk.Bound(2),
 		Doc: "scale of the starting noise and of the noise added on the way (below 1: cleaner, less varied)"},
 }
