@@ -76,7 +76,7 @@ var samplingParams = []sdk.Param{
 	{Name: "eta", Type: sdk.Float, Default: 0.0, Min: sdk.Bound(0), Max: sdk.Bound(1),
 		Doc: "ddim: scale of the noise added at each step (0 deterministic, 1 as DDPM)"},
 	{Name: "guidance", Type: sdk.Float, Default: 1.4, Min: sdk.Bound(0), Max: sdk.Bound(20),
-		Doc: "classifier-free guidance scale g, ε = ε_uncond + g·(ε_cond − ε_uncond): 1 is the conditional model alone, 0 ignores the label, above 1 follows it more closely at some cost in variety (mnist-ddpm, DDIM 50, 1,000 samples: 1.4 keeps 99.3 % of labels at Frechet distance 36.8 to MNIST; the README has the sweep); items without a label are unconditional"},
+		Doc: "classifier-free guidance scale g, ε = ε_uncond + g·(ε_cond − ε_uncond): 1 is the conditional model alone, 0 ignores the label, above 1 follows it more closely at some cost in variety (mnist-ddpm, DDIM 50, 1,000 samples: g 1.25 keeps 98.6 % of labels at Frechet distance 30.0 to MNIST, 1.4 99.3 % at 36.8, 1.5 99.6 % at 42.2; the README has the table); items without a label are unconditional"},
 	{Name: "temperature", Type: sdk.Float, Default: 1.0, Min: sdk.Bound(0), Max: sdk.Bound(2),
 		Doc: "scale of the starting noise and of the noise added on the way (below 1: cleaner, less varied)"},
 }
