@@ -114,8 +114,9 @@ func randomModel(t testing.TB, params sdk.Params) *model {
 // TestGenerateDoesNotDependOnTheBatch: an item's sample depends on its
 // seed and label only, not on the items beside it, for every sampler
 // (with guidance, so the conditional and unconditional passes share one
-// graph run; a null-label item alone skips that pass). The model's weights are random, so its samples are far
-// outside [0, 1]: the label's effect is checked before clipping.
+// graph run; a null-label item alone skips that pass). The model's
+// weights are random, so its samples are far outside [0, 1]: the label's
+// effect is checked before clipping.
 func TestGenerateDoesNotDependOnTheBatch(t *testing.T) {
 	for _, smp := range []string{"ddim", "ddpm", "dpm-solver"} {
 		t.Run(smp, func(t *testing.T) {
